@@ -1,0 +1,66 @@
+//! The record stored per node key: what the node produced and how.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::hash::ContentHash;
+
+/// Bumped when the record layout changes incompatibly.
+pub const RECORD_FORMAT: u32 = 1;
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct OutputRef {
+    pub blob: ContentHash,
+    pub size: u64,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct RecordInput {
+    pub slot: String,
+    pub node: String,
+    pub key: ContentHash,
+    /// The content digest of that node's outputs, which is what our key depends on.
+    pub content: ContentHash,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ExternalInput {
+    pub path: String,
+    pub content: ContentHash,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct Provenance {
+    pub tool_version: String,
+    pub backend: Option<String>,
+    pub host: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub duration_seconds: f64,
+    pub pipeline: String,
+    /// Every parameter, including those left out of the key (paths, backend).
+    pub all_params: Map<String, Value>,
+    /// Set when the record was fetched from a remote instead of built here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fetched_from: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Record {
+    pub format: u32,
+    pub key: ContentHash,
+    pub node: String,
+    pub kind: String,
+    pub kind_version: u32,
+    /// The parameters that went into the key, after defaults.
+    pub params: Map<String, Value>,
+    pub inputs: Vec<RecordInput>,
+    pub external: Vec<ExternalInput>,
+    pub outputs: BTreeMap<String, OutputRef>,
+    /// Digest of `outputs`; dependents' keys use it (early cutoff).
+    pub content: ContentHash,
+    pub metrics: Value,
+    pub provenance: Provenance,
+}

@@ -1,0 +1,287 @@
+//! The command line: parses arguments (clap), turns them into one validated configuration, calls
+//! the library, and is the only layer that prints.
+
+mod cache_commands;
+mod progress;
+mod table;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::cache::Cache;
+use crate::exec::{RunOptions, RunSummary};
+use crate::graph::PipelineGraph;
+use crate::kind::{BuildOptions, KindRegistry};
+use crate::plan::{plan, PlanStatus};
+use crate::session::{project_dir_of, Session};
+
+/// Exit codes, documented in the README.
+pub mod exit {
+    pub const SUCCESS: u8 = 0;
+    /// A node failed to build, or `cache verify` found damage.
+    pub const BUILD_FAILED: u8 = 1;
+    /// The pipeline file or the command line is invalid.
+    pub const USAGE: u8 = 2;
+    /// Interrupted with Ctrl-C; what finished is cached.
+    pub const INTERRUPTED: u8 = 130;
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tpipe",
+    version,
+    about = "Transfer-learning experiments as a content-addressed build graph",
+    long_about = "tpipe builds the nodes declared in a YAML pipeline (datasets, splits, trainings, \
+transfers, evaluations, reports), caches every result by the hash of what it depends on, and \
+rebuilds only what an edit invalidates.\n\nStart with `tpipe run pipelines/quick.yaml`, then edit \
+a parameter and run `tpipe plan pipelines/quick.yaml` to see what would rerun and why."
+)]
+pub struct Cli {
+    /// Cache directory (default: `cache/` in the pipeline's project folder, or `cache:` in the YAML).
+    #[arg(long, global = true, env = "TPIPE_CACHE", value_name = "DIR")]
+    cache: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Build every node that is not cached yet.
+    Run(RunArgs),
+    /// Show which nodes would run and why, without running anything.
+    Plan {
+        file: PathBuf,
+        /// Print one JSON object per node (name, kind, key, status, reasons) for scripts.
+        #[arg(long)]
+        json: bool,
+        /// Plan only these nodes and what they need (globs such as `A*B+` allowed).
+        #[arg(long = "target", value_name = "NODE")]
+        targets: Vec<String>,
+    },
+    /// Print the pipeline's graph.
+    Dag {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value_t = DagFormat::Text)]
+        format: DagFormat,
+    },
+    /// Show the cache record of a node: outputs, metrics and provenance.
+    Show { file: PathBuf, node: String },
+    /// Inspect and maintain the cache.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+    /// List the node kinds and their parameters.
+    Kinds,
+}
+
+#[derive(clap::Args, Debug)]
+struct RunArgs {
+    file: PathBuf,
+    /// Nodes built at the same time (default: number of CPUs).
+    #[arg(long, short = 'j')]
+    jobs: Option<usize>,
+    /// Training nodes that may share the compute device at once.
+    #[arg(long, default_value_t = 1)]
+    device_jobs: usize,
+    /// Build only these nodes and what they need (repeatable; globs allowed).
+    #[arg(long = "target", value_name = "NODE")]
+    targets: Vec<String>,
+    /// Rebuild these nodes even if cached (repeatable; globs allowed).
+    #[arg(long = "force", value_name = "NODE")]
+    force: Vec<String>,
+    /// Compute backend for training nodes, overriding the YAML.
+    #[arg(long, value_enum)]
+    backend: Option<BackendArg>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Cpu,
+    Wgpu,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum DagFormat {
+    Text,
+    Dot,
+    Mermaid,
+}
+
+#[derive(Subcommand, Debug)]
+enum CacheCommand {
+    /// List the records in the cache.
+    Ls,
+    /// Rehash every blob and check every record; reports damage, deletes nothing.
+    Verify,
+    /// Remove records and blobs that none of the given pipelines reaches.
+    Gc {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Only say what would be removed.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+/// Something went wrong that is the user's to fix; carries the exit code.
+pub struct Failure {
+    pub message: String,
+    pub code: u8,
+}
+
+impl Failure {
+    fn usage(message: impl std::fmt::Display) -> Failure {
+        Failure { message: message.to_string(), code: exit::USAGE }
+    }
+    fn failed(message: impl std::fmt::Display) -> Failure {
+        Failure { message: message.to_string(), code: exit::BUILD_FAILED }
+    }
+}
+
+impl From<std::io::Error> for Failure {
+    fn from(error: std::io::Error) -> Failure {
+        Failure::failed(format!("cannot write output: {error}"))
+    }
+}
+
+/// Entry point for `main`: runs the command and maps the result to an exit code.
+pub fn main(registry: KindRegistry) -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli, registry) {
+        Ok(code) => ExitCode::from(code),
+        Err(failure) if failure.message.contains("Broken pipe") => ExitCode::SUCCESS,
+        Err(failure) => {
+            let _ = writeln!(std::io::stderr(), "{}", failure.message);
+            ExitCode::from(failure.code)
+        }
+    }
+}
+
+fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
+    let mut stdout = std::io::stdout().lock();
+    match cli.command {
+        Command::Run(args) => {
+            let session = open_session(&args.file, cli.cache.as_deref(), registry)?;
+            run_command(&session, args, &mut stdout)
+        }
+        Command::Plan { file, json, targets } => {
+            let session = open_session(&file, cli.cache.as_deref(), registry)?;
+            let selection = session.selection(&targets).map_err(Failure::usage)?;
+            let planned = plan(&session, &selection, &[]);
+            if json {
+                serde_json::to_writer_pretty(&mut stdout, &planned.nodes).map_err(|error| Failure::failed(error.to_string()))?;
+                writeln!(stdout)?;
+            } else {
+                table::write_plan(&mut stdout, &planned)?;
+            }
+            Ok(if planned.count(PlanStatus::Error) > 0 { exit::BUILD_FAILED } else { exit::SUCCESS })
+        }
+        Command::Dag { file, format } => {
+            let (pipeline, graph) = load_pipeline(&file, &registry)?;
+            let text = match format {
+                DagFormat::Text => graph.render_text(&pipeline),
+                DagFormat::Dot => graph.render_dot(&pipeline),
+                DagFormat::Mermaid => graph.render_mermaid(&pipeline),
+            };
+            stdout.write_all(text.as_bytes())?;
+            Ok(exit::SUCCESS)
+        }
+        Command::Show { file, node } => {
+            let session = open_session(&file, cli.cache.as_deref(), registry)?;
+            cache_commands::show(&session, &node, &mut stdout)
+        }
+        Command::Cache(command) => {
+            let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
+            match command {
+                CacheCommand::Ls => cache_commands::list(&open_cache(&cache_dir)?, &mut stdout),
+                CacheCommand::Verify => cache_commands::verify(&open_cache(&cache_dir)?, &mut stdout),
+                CacheCommand::Gc { files, dry_run } => {
+                    let mut sessions = Vec::new();
+                    for file in &files {
+                        sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
+                    }
+                    cache_commands::gc(&sessions, dry_run, &mut stdout)
+                }
+            }
+        }
+        Command::Kinds => {
+            table::write_kinds(&mut stdout, &registry)?;
+            Ok(exit::SUCCESS)
+        }
+    }
+}
+
+fn load_pipeline(file: &Path, registry: &KindRegistry) -> Result<(crate::spec::Pipeline, PipelineGraph), Failure> {
+    let pipeline = crate::spec::load(file, registry).map_err(Failure::usage)?;
+    let graph = PipelineGraph::build(&pipeline).map_err(Failure::usage)?;
+    Ok((pipeline, graph))
+}
+
+fn open_cache(dir: &Path) -> Result<Cache, Failure> {
+    Cache::open(dir).map_err(|error| Failure::failed(format!("cannot open cache: {error}")))
+}
+
+/// Loads a pipeline and opens its cache: `--cache`/`TPIPE_CACHE`, else the YAML's `cache:`,
+/// else `cache/` in the project folder.
+pub fn open_session(file: &Path, cache_override: Option<&Path>, registry: KindRegistry) -> Result<Session, Failure> {
+    let (pipeline, graph) = load_pipeline(file, &registry)?;
+    let project_dir = project_dir_of(file);
+    let cache_dir = cache_override
+        .map(Path::to_path_buf)
+        .or_else(|| pipeline.cache.clone())
+        .unwrap_or_else(|| project_dir.join("cache"));
+    let cache = open_cache(&cache_dir)?;
+    Ok(Session::new(pipeline, graph, registry, cache, project_dir))
+}
+
+fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Result<u8, Failure> {
+    let cancel = Arc::new(AtomicBool::new(false));
+    install_interrupt_handler(cancel.clone());
+    let options = RunOptions {
+        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2)),
+        device_jobs: args.device_jobs,
+        targets: args.targets,
+        force: args.force,
+        build: BuildOptions {
+            backend: args.backend.map(|backend| format!("{backend:?}").to_lowercase()),
+        },
+        cancel: cancel.clone(),
+        remote: None,
+        push: false,
+    };
+    let observer = progress::TerminalObserver::new(session, &options);
+    let summary: RunSummary = crate::exec::run(session, &options, &observer).map_err(Failure::usage)?;
+    observer.finish();
+    if args.json {
+        serde_json::to_writer_pretty(&mut *stdout, &summary).map_err(|error| Failure::failed(error.to_string()))?;
+        writeln!(stdout)?;
+    } else {
+        table::write_summary(stdout, &summary)?;
+    }
+    Ok(if summary.cancelled || cancel.load(Ordering::Relaxed) {
+        exit::INTERRUPTED
+    } else if summary.all_succeeded() {
+        exit::SUCCESS
+    } else {
+        exit::BUILD_FAILED
+    })
+}
+
+/// First Ctrl-C: stop starting nodes and let running ones stop at their next check. Second:
+/// leave at once (the cache stays consistent either way: records are written last).
+fn install_interrupt_handler(cancel: Arc<AtomicBool>) {
+    let _ = ctrlc::set_handler(move || {
+        if cancel.swap(true, Ordering::SeqCst) {
+            std::process::exit(exit::INTERRUPTED as i32);
+        }
+        let _ = writeln!(std::io::stderr(), "\ninterrupted: finishing what is running; press Ctrl-C again to stop at once");
+    });
+}

@@ -1,0 +1,113 @@
+//! Plain-text tables for plans, run summaries and kinds.
+
+use std::io::Write;
+
+use crate::exec::{NodeStatus, RunSummary};
+use crate::kind::KindRegistry;
+use crate::plan::{Plan, PlanStatus};
+
+fn width(rows: &[Vec<String>], column: usize) -> usize {
+    rows.iter().map(|row| row.get(column).map_or(0, |cell| cell.chars().count())).max().unwrap_or(0)
+}
+
+/// Writes aligned columns; the last column is not padded.
+fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns).map(|column| width(rows, column)).collect();
+    for row in rows {
+        let mut line = String::new();
+        for (column, cell) in row.iter().enumerate() {
+            if column + 1 == row.len() {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<width$}  ", width = widths[column]));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())?;
+    }
+    Ok(())
+}
+
+pub fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
+    let mut rows = vec![vec!["node".to_string(), "kind".into(), "status".into(), "why".into()]];
+    for node in &plan.nodes {
+        let status = match node.status {
+            PlanStatus::Cached => "cached",
+            PlanStatus::WillRun => "will run",
+            PlanStatus::MayRun => "may run",
+            PlanStatus::Error => "error",
+        };
+        let why = if let Some(error) = &node.error {
+            error.clone()
+        } else {
+            node.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+        };
+        rows.push(vec![node.name.clone(), node.kind.clone(), status.into(), why]);
+    }
+    write_rows(out, &rows)?;
+    writeln!(
+        out,
+        "\n{} cached, {} will run, {} may run (after an upstream node), {} with errors",
+        plan.count(PlanStatus::Cached),
+        plan.count(PlanStatus::WillRun),
+        plan.count(PlanStatus::MayRun),
+        plan.count(PlanStatus::Error)
+    )
+}
+
+pub fn format_seconds(seconds: f64) -> String {
+    if seconds < 1.0 {
+        format!("{:.0}ms", seconds * 1000.0)
+    } else if seconds < 120.0 {
+        format!("{seconds:.1}s")
+    } else {
+        format!("{}m{:02}s", (seconds / 60.0) as u64, (seconds % 60.0) as u64)
+    }
+}
+
+pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Result<()> {
+    let mut rows = vec![vec!["node".to_string(), "kind".into(), "status".into(), "time".into(), "result".into()]];
+    for node in &summary.nodes {
+        let status = match &node.status {
+            NodeStatus::Fetched { remote } => format!("fetched from {remote}"),
+            other => other.word().to_string(),
+        };
+        let result = match &node.status {
+            NodeStatus::Failed { error } => error.lines().next().unwrap_or_default().to_string(),
+            NodeStatus::Skipped { after } => format!("needs `{after}`"),
+            _ => node.headline.clone().unwrap_or_default(),
+        };
+        rows.push(vec![node.name.clone(), node.kind.clone(), status, format_seconds(node.seconds), result]);
+    }
+    write_rows(out, &rows)?;
+    let words = ["built", "cached", "fetched", "failed", "skipped", "cancelled"];
+    let counts: Vec<String> = words
+        .iter()
+        .map(|word| (word, summary.count(word)))
+        .filter(|(_, count)| *count > 0)
+        .map(|(word, count)| format!("{count} {word}"))
+        .collect();
+    writeln!(out, "\n{}", if counts.is_empty() { "nothing to do".to_string() } else { counts.join(", ") })?;
+    for node in &summary.nodes {
+        if let NodeStatus::Failed { error } = &node.status {
+            writeln!(out, "\nnode `{}` failed:\n  {}", node.name, error.replace('\n', "\n  "))?;
+        }
+    }
+    Ok(())
+}
+
+pub fn write_kinds(out: &mut impl Write, registry: &KindRegistry) -> std::io::Result<()> {
+    for name in registry.names() {
+        let kind = registry.get(name).expect("listed");
+        writeln!(out, "{name} (version {}): {}", kind.version(), kind.about())?;
+        for slot in kind.inputs() {
+            writeln!(out, "  input  {:<22} {}", slot.name, slot.doc)?;
+        }
+        for param in kind.params() {
+            let default = param.default.as_ref().map(|value| format!(" [default: {value}]")).unwrap_or_else(|| " [required]".into());
+            writeln!(out, "  param  {:<22} {} — {}{default}", param.name, param.doc, param.ty.describe())?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,505 @@
+//! `tpipe run`: builds what is not cached, dependencies first, independent nodes side by side.
+//!
+//! Deciding *what* to build (keys, cache lookups, failure propagation) happens here; *how* a
+//! node is built sits behind [`NodeRunner`], so a cluster runner can replace the local one.
+
+use std::collections::BTreeMap;
+use std::panic::AssertUnwindSafe;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Instant, SystemTime};
+
+use serde::Serialize;
+
+use crate::cache::record::{OutputRef, Provenance, Record, RECORD_FORMAT};
+use crate::cache::{Cache, Lookup};
+use crate::hash::ContentHash;
+use crate::kind::{BuildContext, BuildError, BuildOptions, InputArtifact, Progress};
+use crate::remote::Remote;
+use crate::session::{ResolvedKey, Session};
+use crate::spec::NodeSpec;
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum NodeStatus {
+    Cached,
+    Built,
+    /// Downloaded from a remote and verified.
+    Fetched { remote: String },
+    Failed { error: String },
+    /// Not built because a node it needs failed or was skipped.
+    Skipped { after: String },
+    /// Not started because the run was interrupted.
+    Cancelled,
+}
+
+impl NodeStatus {
+    pub fn word(&self) -> &'static str {
+        match self {
+            NodeStatus::Cached => "cached",
+            NodeStatus::Built => "built",
+            NodeStatus::Fetched { .. } => "fetched",
+            NodeStatus::Failed { .. } => "failed",
+            NodeStatus::Skipped { .. } => "skipped",
+            NodeStatus::Cancelled => "cancelled",
+        }
+    }
+    pub fn is_success(&self) -> bool {
+        matches!(self, NodeStatus::Cached | NodeStatus::Built | NodeStatus::Fetched { .. })
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeOutcome {
+    pub name: String,
+    pub kind: String,
+    #[serde(flatten)]
+    pub status: NodeStatus,
+    pub seconds: f64,
+    pub headline: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct RunSummary {
+    /// In build order.
+    pub nodes: Vec<NodeOutcome>,
+    pub cancelled: bool,
+}
+
+impl RunSummary {
+    pub fn count(&self, word: &str) -> usize {
+        self.nodes.iter().filter(|node| node.status.word() == word).count()
+    }
+    pub fn all_succeeded(&self) -> bool {
+        !self.cancelled && self.nodes.iter().all(|node| node.status.is_success())
+    }
+}
+
+/// Receives what happens during a run; the CLI draws it.
+pub trait Observer: Sync {
+    fn node_started(&self, _name: &str, _kind: &str) {}
+    fn node_progress(&self, _name: &str, _progress: &Progress) {}
+    fn node_finished(&self, _outcome: &NodeOutcome) {}
+    fn warning(&self, _message: &str) {}
+}
+
+/// An observer that ignores everything (for tests and scripts).
+pub struct Quiet;
+impl Observer for Quiet {}
+
+pub struct RunOptions {
+    /// How many nodes build at the same time.
+    pub jobs: usize,
+    /// How many of those may use the compute device (training nodes) at once.
+    pub device_jobs: usize,
+    /// Build these (globs allowed) and what they need; empty means everything.
+    pub targets: Vec<String>,
+    /// Rebuild these even when cached.
+    pub force: Vec<String>,
+    pub build: BuildOptions,
+    /// Set from another thread (Ctrl-C) to stop starting nodes.
+    pub cancel: Arc<AtomicBool>,
+    pub remote: Option<Arc<dyn Remote>>,
+    /// Upload each node to the remote once it is built.
+    pub push: bool,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            jobs: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            device_jobs: 1,
+            targets: Vec::new(),
+            force: Vec::new(),
+            build: BuildOptions::default(),
+            cancel: Arc::new(AtomicBool::new(false)),
+            remote: None,
+            push: false,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("{0}")]
+    Selection(String),
+    #[error("cannot start worker threads: {0}")]
+    Threads(String),
+}
+
+/// One node to build, with everything resolved.
+pub struct NodeJob<'a> {
+    pub session: &'a Session,
+    pub node: &'a NodeSpec,
+    pub resolved: &'a ResolvedKey,
+    pub inputs: BTreeMap<String, Vec<InputArtifact>>,
+    pub options: &'a BuildOptions,
+    pub cancel: &'a AtomicBool,
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+}
+
+/// Where a node is built. The local runner calls the kind in this process; a cluster runner
+/// would submit a job that does the same on another machine over a shared cache.
+pub trait NodeRunner: Sync {
+    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, BuildError>;
+}
+
+pub struct LocalRunner;
+
+impl NodeRunner for LocalRunner {
+    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, BuildError> {
+        let session = job.session;
+        let kind = session.kind_of(job.node);
+        let context = BuildContext {
+            node: &job.node.name,
+            params: &job.node.params,
+            inputs: job.inputs,
+            external: job
+                .resolved
+                .external
+                .iter()
+                .map(|external| (external.path.clone().into(), external.content))
+                .collect(),
+            project_dir: &session.project_dir,
+            options: job.options,
+            cancel: job.cancel,
+            progress: job.progress,
+            cache: &session.cache,
+        };
+        let started_at = SystemTime::now();
+        let clock = Instant::now();
+        let output = std::panic::catch_unwind(AssertUnwindSafe(|| kind.build(&context)))
+            .map_err(|panic| {
+                let text = panic
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+                    .unwrap_or_else(|| "unknown panic".into());
+                BuildError::failed(format!("the `{}` kind panicked: {text}", kind.name()))
+            })??;
+        let duration = clock.elapsed();
+        // Blobs first, the record last: a crash in between leaves only unreferenced blobs.
+        let mut outputs = BTreeMap::new();
+        for (name, bytes) in &output.outputs {
+            let reference: OutputRef = session.cache.put_blob(bytes).map_err(|error| BuildError::failed(error.to_string()))?;
+            outputs.insert(name.clone(), reference);
+        }
+        let record = Record {
+            format: RECORD_FORMAT,
+            key: job.resolved.key,
+            node: job.node.name.clone(),
+            kind: kind.name().to_string(),
+            kind_version: kind.version(),
+            params: job.resolved.key_params.clone(),
+            inputs: job.resolved.inputs.clone(),
+            external: job.resolved.external.clone(),
+            content: crate::key::outputs_digest(&outputs),
+            outputs,
+            metrics: output.metrics,
+            provenance: Provenance {
+                tool_version: env!("CARGO_PKG_VERSION").to_string(),
+                backend: output.backend,
+                host: gethostname::gethostname().to_string_lossy().into_owned(),
+                started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
+                finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
+                duration_seconds: duration.as_secs_f64(),
+                pipeline: session.pipeline.file.to_string_lossy().into_owned(),
+                all_params: job.node.params.clone(),
+                fetched_from: None,
+            },
+        };
+        session.cache.write_record(&record).map_err(|error| BuildError::failed(error.to_string()))?;
+        Ok(record)
+    }
+}
+
+/// A counting semaphore for the device limit.
+struct Permits {
+    free: Mutex<usize>,
+    released: Condvar,
+}
+
+impl Permits {
+    fn acquire(&self) -> PermitGuard<'_> {
+        let mut free = self.free.lock().unwrap();
+        while *free == 0 {
+            free = self.released.wait(free).unwrap();
+        }
+        *free -= 1;
+        PermitGuard(self)
+    }
+}
+
+struct PermitGuard<'a>(&'a Permits);
+impl Drop for PermitGuard<'_> {
+    fn drop(&mut self) {
+        *self.0.free.lock().unwrap() += 1;
+        self.0.released.notify_one();
+    }
+}
+
+struct State {
+    /// Dependencies not finished yet, per selected position.
+    waiting_on: BTreeMap<usize, usize>,
+    records: BTreeMap<String, Arc<Record>>,
+    outcomes: BTreeMap<usize, NodeOutcome>,
+}
+
+struct Scheduler<'a> {
+    session: &'a Session,
+    options: &'a RunOptions,
+    observer: &'a dyn Observer,
+    runner: &'a dyn NodeRunner,
+    forced: Vec<usize>,
+    device: Permits,
+    state: Mutex<State>,
+}
+
+/// Builds the pipeline with the local runner.
+pub fn run(session: &Session, options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, RunError> {
+    run_with(session, options, observer, &LocalRunner)
+}
+
+pub fn run_with(session: &Session, options: &RunOptions, observer: &dyn Observer, runner: &dyn NodeRunner) -> Result<RunSummary, RunError> {
+    let selected = session.selection(&options.targets).map_err(RunError::Selection)?;
+    let mut forced = Vec::new();
+    for pattern in &options.force {
+        let matched: Vec<usize> = selected
+            .iter()
+            .copied()
+            .filter(|position| crate::spec::matrix::wildcard_matches(pattern, &session.pipeline.nodes[*position].name))
+            .collect();
+        if matched.is_empty() {
+            return Err(RunError::Selection(format!("--force `{pattern}` matches no node that this run builds")));
+        }
+        forced.extend(matched);
+    }
+    let waiting_on = selected
+        .iter()
+        .map(|&position| (position, session.graph.dependencies(&session.pipeline, position).len()))
+        .collect();
+    let scheduler = Scheduler {
+        session,
+        options,
+        observer,
+        runner,
+        forced,
+        device: Permits { free: Mutex::new(options.device_jobs.max(1)), released: Condvar::new() },
+        state: Mutex::new(State { waiting_on, records: BTreeMap::new(), outcomes: BTreeMap::new() }),
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .thread_name(|index| format!("tpipe-node-{index}"))
+        .build()
+        .map_err(|error| RunError::Threads(error.to_string()))?;
+    pool.scope(|scope| {
+        let ready: Vec<usize> = {
+            let state = scheduler.state.lock().unwrap();
+            selected.iter().copied().filter(|position| state.waiting_on[position] == 0).collect()
+        };
+        for position in ready {
+            let scheduler = &scheduler;
+            scope.spawn(move |scope| scheduler.process(scope, position));
+        }
+    });
+    let state = scheduler.state.into_inner().unwrap();
+    let index_updates: BTreeMap<String, ContentHash> = state.records.iter().map(|(name, record)| (name.clone(), record.key)).collect();
+    if let Err(error) = session.cache.update_index(&session.pipeline_id, &index_updates) {
+        observer.warning(&format!("could not update the cache index: {error}"));
+    }
+    if let Err(error) = session.cache.save_stat_cache() {
+        observer.warning(&format!("could not save the stat cache: {error}"));
+    }
+    let mut outcomes = state.outcomes;
+    let nodes = selected.iter().filter_map(|position| outcomes.remove(position)).collect();
+    Ok(RunSummary { nodes, cancelled: options.cancel.load(Ordering::Relaxed) })
+}
+
+impl<'a> Scheduler<'a> {
+    fn process<'s>(&'s self, scope: &rayon::Scope<'s>, position: usize) {
+        let node = &self.session.pipeline.nodes[position];
+        let clock = Instant::now();
+        let (status, record, key) = self.decide_and_build(node, position);
+        let kind = self.session.kind_of(node);
+        let outcome = NodeOutcome {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            headline: record.as_ref().and_then(|record| kind.headline(&record.metrics)),
+            status,
+            seconds: clock.elapsed().as_secs_f64(),
+            key: key.map(|key| key.to_hex()),
+        };
+        if let (Some(record), Some(publish)) = (&record, &node.publish) {
+            if let Err(error) = self.publish(record, &self.session.project_dir.join(publish)) {
+                self.observer.warning(&format!("node `{}`: could not publish outputs to `{}`: {error}", node.name, publish.display()));
+            }
+        }
+        self.observer.node_finished(&outcome);
+        let mut ready = Vec::new();
+        {
+            let mut state = self.state.lock().unwrap();
+            if let Some(record) = record {
+                state.records.insert(node.name.clone(), record);
+            }
+            state.outcomes.insert(position, outcome);
+            for dependent in self.session.graph.dependents(&self.session.pipeline, position) {
+                if let Some(waiting) = state.waiting_on.get_mut(&dependent) {
+                    *waiting -= 1;
+                    if *waiting == 0 {
+                        ready.push(dependent);
+                    }
+                }
+            }
+        }
+        for dependent in ready {
+            scope.spawn(move |scope| self.process(scope, dependent));
+        }
+    }
+
+    fn decide_and_build(&self, node: &NodeSpec, position: usize) -> (NodeStatus, Option<Arc<Record>>, Option<ContentHash>) {
+        // Inputs: all must have succeeded.
+        let upstream = {
+            let state = self.state.lock().unwrap();
+            for source in node.inputs.values().flatten() {
+                if !state.records.contains_key(source) {
+                    let source_position = self.session.position_of(source).expect("inputs exist");
+                    let after = match state.outcomes.get(&source_position).map(|outcome| &outcome.status) {
+                        Some(NodeStatus::Skipped { after }) => after.clone(),
+                        _ => source.clone(),
+                    };
+                    if self.options.cancel.load(Ordering::Relaxed) {
+                        return (NodeStatus::Cancelled, None, None);
+                    }
+                    return (NodeStatus::Skipped { after }, None, None);
+                }
+            }
+            state.records.clone()
+        };
+        if self.options.cancel.load(Ordering::Relaxed) {
+            return (NodeStatus::Cancelled, None, None);
+        }
+        let resolved = match self.session.resolve_key(node, &upstream) {
+            Ok(resolved) => resolved,
+            Err(error) => return (NodeStatus::Failed { error }, None, None),
+        };
+        let key = Some(resolved.key);
+        let forced = self.forced.contains(&position);
+        if !forced {
+            if let Some(record) = self.usable_record(node, &resolved) {
+                return (NodeStatus::Cached, Some(record), key);
+            }
+            if let Some((record, remote)) = self.fetch_from_remote(node, &resolved) {
+                return (NodeStatus::Fetched { remote }, Some(record), key);
+            }
+        }
+        let kind = self.session.kind_of(node);
+        let _device_permit = kind.uses_device().then(|| self.device.acquire());
+        if self.options.cancel.load(Ordering::Relaxed) {
+            return (NodeStatus::Cancelled, None, key);
+        }
+        // Another process may be building the same key: wait for it, then use its result.
+        let _lock = match self.session.cache.lock_node(&resolved.key) {
+            Ok(lock) => lock,
+            Err(error) => return (NodeStatus::Failed { error: error.to_string() }, None, key),
+        };
+        if !forced {
+            if let Some(record) = self.usable_record(node, &resolved) {
+                return (NodeStatus::Cached, Some(record), key);
+            }
+        }
+        self.observer.node_started(&node.name, &node.kind);
+        let inputs = self.input_artifacts(node, &upstream);
+        let progress = |progress: Progress| self.observer.node_progress(&node.name, &progress);
+        let job = NodeJob {
+            session: self.session,
+            node,
+            resolved: &resolved,
+            inputs,
+            options: &self.options.build,
+            cancel: &self.options.cancel,
+            progress: &progress,
+        };
+        match self.runner.run_node(job) {
+            Ok(record) => {
+                if self.options.push {
+                    if let Some(remote) = &self.options.remote {
+                        if let Err(error) = remote.push(&record, &self.session.cache) {
+                            self.observer.warning(&format!("node `{}`: push to {} failed: {error}", node.name, remote.describe()));
+                        }
+                    }
+                }
+                (NodeStatus::Built, Some(Arc::new(record)), key)
+            }
+            Err(BuildError::Cancelled) => (NodeStatus::Cancelled, None, key),
+            Err(error) => (NodeStatus::Failed { error: error.to_string() }, None, key),
+        }
+    }
+
+    fn usable_record(&self, node: &NodeSpec, resolved: &ResolvedKey) -> Option<Arc<Record>> {
+        match self.session.cache.lookup(&resolved.key) {
+            Lookup::Hit(record) => Some(Arc::from(record)),
+            Lookup::Miss => None,
+            Lookup::Damaged(damage) => {
+                self.observer.warning(&format!("node `{}`: cache entry {} is damaged ({damage}); rebuilding it", node.name, resolved.key.short()));
+                None
+            }
+        }
+    }
+
+    fn fetch_from_remote(&self, node: &NodeSpec, resolved: &ResolvedKey) -> Option<(Arc<Record>, String)> {
+        let remote = self.options.remote.as_ref()?;
+        match remote.fetch(&resolved.key, &self.session.cache) {
+            Ok(true) => match self.session.cache.lookup(&resolved.key) {
+                Lookup::Hit(record) => Some((Arc::from(record), remote.describe())),
+                _ => None,
+            },
+            Ok(false) => None,
+            Err(error) => {
+                self.observer.warning(&format!("node `{}`: remote {} unavailable ({error}); building locally", node.name, remote.describe()));
+                None
+            }
+        }
+    }
+
+    fn input_artifacts(&self, node: &NodeSpec, upstream: &BTreeMap<String, Arc<Record>>) -> BTreeMap<String, Vec<InputArtifact>> {
+        node.inputs
+            .iter()
+            .map(|(slot, sources)| {
+                let artifacts = sources
+                    .iter()
+                    .map(|source| {
+                        let record = &upstream[source];
+                        InputArtifact {
+                            node: source.clone(),
+                            kind: record.kind.clone(),
+                            key: record.key,
+                            params: record.provenance.all_params.clone(),
+                            metrics: record.metrics.clone(),
+                            outputs: record.outputs.clone(),
+                        }
+                    })
+                    .collect();
+                (slot.clone(), artifacts)
+            })
+            .collect()
+    }
+
+    /// Copies a node's outputs into a folder the user reads, skipping files already identical.
+    fn publish(&self, record: &Record, folder: &Path) -> Result<(), String> {
+        std::fs::create_dir_all(folder).map_err(|error| error.to_string())?;
+        let cache: &Cache = &self.session.cache;
+        for (name, output) in &record.outputs {
+            let destination = folder.join(name);
+            let same = std::fs::metadata(&destination).is_ok_and(|metadata| metadata.len() == output.size)
+                && cache.stat_cache().hash_file(&destination).is_ok_and(|hash| hash == output.blob);
+            if same {
+                continue;
+            }
+            let bytes = cache.read_blob(&output.blob).map_err(|error| error.to_string())?;
+            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes).map_err(|error| error.to_string())?;
+        }
+        Ok(())
+    }
+}

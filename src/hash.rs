@@ -1,0 +1,138 @@
+//! Content hashing. This is the only module that names the hash algorithm (blake3): everything
+//! else talks about [`ContentHash`] and [`KeyHasher`], so changing the algorithm is a one-file
+//! change plus a bump of [`KEY_SCHEME_VERSION`].
+
+use std::fmt;
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+
+/// Bumped whenever the way keys are derived changes, so old cache records are simply misses.
+pub const KEY_SCHEME_VERSION: u32 = 1;
+
+/// A 256-bit content hash, shown as 64 lowercase hex digits.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ContentHash([u8; 32]);
+
+impl ContentHash {
+    pub fn of_bytes(bytes: &[u8]) -> ContentHash {
+        ContentHash(*blake3::hash(bytes).as_bytes())
+    }
+
+    /// Hashes a file by streaming it; memory use does not grow with the file.
+    pub fn of_file(path: &Path) -> std::io::Result<ContentHash> {
+        let mut file = std::fs::File::open(path)?;
+        let mut hasher = blake3::Hasher::new();
+        let mut buffer = vec![0u8; 1 << 16];
+        loop {
+            let read = file.read(&mut buffer)?;
+            if read == 0 {
+                break;
+            }
+            hasher.update(&buffer[..read]);
+        }
+        Ok(ContentHash(*hasher.finalize().as_bytes()))
+    }
+
+    pub fn to_hex(&self) -> String {
+        let mut text = String::with_capacity(64);
+        for byte in self.0 {
+            text.push_str(&format!("{byte:02x}"));
+        }
+        text
+    }
+
+    /// The first 12 hex digits: enough to tell keys apart on screen.
+    pub fn short(&self) -> String {
+        self.to_hex()[..12].to_string()
+    }
+}
+
+impl fmt::Display for ContentHash {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        formatter.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for ContentHash {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(formatter, "ContentHash({})", self.short())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("`{0}` is not a content hash (expected 64 hex digits)")]
+pub struct ParseHashError(String);
+
+impl FromStr for ContentHash {
+    type Err = ParseHashError;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
+            return Err(ParseHashError(text.to_string()));
+        }
+        let mut bytes = [0u8; 32];
+        for (index, chunk) in text.as_bytes().chunks(2).enumerate() {
+            let pair = std::str::from_utf8(chunk).map_err(|_| ParseHashError(text.to_string()))?;
+            bytes[index] =
+                u8::from_str_radix(pair, 16).map_err(|_| ParseHashError(text.to_string()))?;
+        }
+        Ok(ContentHash(bytes))
+    }
+}
+
+impl serde::Serialize for ContentHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ContentHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Builds a hash from labelled parts. Every part is length-prefixed, so two different sequences
+/// of parts can never produce the same byte stream.
+pub struct KeyHasher(blake3::Hasher);
+
+impl KeyHasher {
+    pub fn new(domain: &str) -> KeyHasher {
+        let mut hasher = KeyHasher(blake3::Hasher::new());
+        hasher.part("domain", domain.as_bytes());
+        hasher.part("scheme", &KEY_SCHEME_VERSION.to_le_bytes());
+        hasher
+    }
+
+    pub fn part(&mut self, label: &str, bytes: &[u8]) -> &mut Self {
+        self.0.update(&(label.len() as u64).to_le_bytes());
+        self.0.update(label.as_bytes());
+        self.0.update(&(bytes.len() as u64).to_le_bytes());
+        self.0.update(bytes);
+        self
+    }
+
+    pub fn finish(&self) -> ContentHash {
+        ContentHash(*self.0.finalize().as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hex_round_trips() {
+        let hash = ContentHash::of_bytes(b"tpipe");
+        assert_eq!(hash.to_hex().parse::<ContentHash>().unwrap(), hash);
+        assert!("xyz".parse::<ContentHash>().is_err());
+    }
+
+    #[test]
+    fn parts_are_length_prefixed() {
+        let joined = KeyHasher::new("t").part("a", b"bc").finish();
+        let split = KeyHasher::new("t").part("ab", b"c").finish();
+        assert_ne!(joined, split);
+    }
+}

@@ -1,0 +1,218 @@
+//! Node kinds: what a kind accepts (its schema) and how it builds. The engine knows kinds only
+//! through this trait, so tests can define their own and the ML kinds can be compiled out.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::cache::record::OutputRef;
+use crate::cache::{Cache, CacheError};
+use crate::hash::ContentHash;
+use crate::schema::{InputSlot, ParamSpec};
+
+/// A problem a kind finds in a node's parameters beyond their types.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ParamProblem {
+    /// The parameter at fault, so the diagnostic can point at it.
+    pub param: Option<String>,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl ParamProblem {
+    pub fn new(param: &str, message: impl Into<String>) -> ParamProblem {
+        ParamProblem { param: Some(param.to_string()), message: message.into(), hint: None }
+    }
+    pub fn with_hint(mut self, hint: impl Into<String>) -> ParamProblem {
+        self.hint = Some(hint.into());
+        self
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    #[error("{0}")]
+    Failed(String),
+    #[error("cancelled")]
+    Cancelled,
+    #[error("input `{node}`: {source}")]
+    Input { node: String, source: CacheError },
+}
+
+impl BuildError {
+    pub fn failed(message: impl std::fmt::Display) -> BuildError {
+        BuildError::Failed(message.to_string())
+    }
+}
+
+/// What a kind hands back after building.
+#[derive(Default)]
+pub struct BuildOutput {
+    /// Named artifacts; the engine stores each as a blob.
+    pub outputs: Vec<(String, Vec<u8>)>,
+    /// Small JSON results shown by `show` and the summary (accuracy, losses, …).
+    pub metrics: Value,
+    /// The compute backend used, for provenance (not part of the key).
+    pub backend: Option<String>,
+}
+
+/// A built upstream node, as seen by a node that reads it.
+#[derive(Clone, Debug)]
+pub struct InputArtifact {
+    pub node: String,
+    pub kind: String,
+    pub key: ContentHash,
+    pub params: Map<String, Value>,
+    pub metrics: Value,
+    pub outputs: BTreeMap<String, OutputRef>,
+}
+
+/// Progress of a running node, as a fraction of its work and a short message.
+#[derive(Clone, Debug)]
+pub struct Progress {
+    pub fraction: f64,
+    pub message: String,
+}
+
+/// Options that reach every build but are not part of any key.
+#[derive(Clone, Debug, Default)]
+pub struct BuildOptions {
+    /// `--backend`: overrides each node's `backend` parameter.
+    pub backend: Option<String>,
+}
+
+pub struct BuildContext<'a> {
+    pub node: &'a str,
+    /// Every parameter after defaults, including those not in the key.
+    pub params: &'a Map<String, Value>,
+    pub inputs: BTreeMap<String, Vec<InputArtifact>>,
+    /// Resolved external files and their content hashes.
+    pub external: Vec<(PathBuf, ContentHash)>,
+    pub project_dir: &'a Path,
+    pub options: &'a BuildOptions,
+    pub(crate) cancel: &'a AtomicBool,
+    pub(crate) progress: &'a (dyn Fn(Progress) + Sync),
+    pub(crate) cache: &'a Cache,
+}
+
+impl BuildContext<'_> {
+    /// Reads one output of an input node, verified against its hash.
+    pub fn read(&self, input: &InputArtifact, output: &str) -> Result<Vec<u8>, BuildError> {
+        let reference = input.outputs.get(output).ok_or_else(|| {
+            BuildError::failed(format!("input `{}` has no output `{output}`", input.node))
+        })?;
+        self.cache
+            .read_blob(&reference.blob)
+            .map_err(|source| BuildError::Input { node: input.node.clone(), source })
+    }
+
+    /// The single node in a slot declared with arity `One`.
+    pub fn input(&self, slot: &str) -> Result<&InputArtifact, BuildError> {
+        self.inputs
+            .get(slot)
+            .and_then(|artifacts| artifacts.first())
+            .ok_or_else(|| BuildError::failed(format!("input `{slot}` is not connected")))
+    }
+
+    pub fn optional_input(&self, slot: &str) -> Option<&InputArtifact> {
+        self.inputs.get(slot).and_then(|artifacts| artifacts.first())
+    }
+
+    pub fn is_cancelled(&self) -> bool {
+        self.cancel.load(Ordering::Relaxed)
+    }
+
+    pub fn cancel_flag(&self) -> &AtomicBool {
+        self.cancel
+    }
+
+    pub fn report_progress(&self, fraction: f64, message: impl Into<String>) {
+        (self.progress)(Progress { fraction, message: message.into() });
+    }
+
+    pub fn param(&self, name: &str) -> Result<&Value, BuildError> {
+        self.params
+            .get(name)
+            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is missing")))
+    }
+    pub fn param_u64(&self, name: &str) -> Result<u64, BuildError> {
+        self.param(name)?
+            .as_u64()
+            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not a whole number")))
+    }
+    pub fn param_f64(&self, name: &str) -> Result<f64, BuildError> {
+        self.param(name)?
+            .as_f64()
+            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not a number")))
+    }
+    pub fn param_bool(&self, name: &str) -> Result<bool, BuildError> {
+        self.param(name)?
+            .as_bool()
+            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not true or false")))
+    }
+    pub fn param_str(&self, name: &str) -> Result<&str, BuildError> {
+        self.param(name)?
+            .as_str()
+            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not a string")))
+    }
+}
+
+/// A kind of node. Implementations must be deterministic in what they put in `outputs` for the
+/// same parameters and inputs where they can (the CPU training backend is), and must bump
+/// `version` whenever a code change alters what they produce.
+pub trait NodeKind: Send + Sync {
+    fn name(&self) -> &'static str;
+    /// Part of every key of this kind: bump it to rebuild all such nodes.
+    fn version(&self) -> u32;
+    /// One line for `--help` and diagnostics.
+    fn about(&self) -> &'static str;
+    fn params(&self) -> Vec<ParamSpec>;
+    fn inputs(&self) -> Vec<InputSlot>;
+    /// Whether building uses the shared compute device (limited by `--device-jobs`).
+    fn uses_device(&self) -> bool {
+        false
+    }
+    /// Checks that go beyond parameter types; every problem is reported.
+    fn check(&self, _params: &Map<String, Value>) -> Vec<ParamProblem> {
+        Vec::new()
+    }
+    /// Parameters present but not read with these settings, left out of the key so that editing
+    /// them reruns nothing.
+    fn unused_params(&self, _params: &Map<String, Value>) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// Files or directories whose content the node reads (resolved against `project_dir`).
+    fn external_inputs(&self, _params: &Map<String, Value>, _project_dir: &Path) -> Result<Vec<PathBuf>, String> {
+        Ok(Vec::new())
+    }
+    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError>;
+    /// The one figure the summary table shows for this node.
+    fn headline(&self, _metrics: &Value) -> Option<String> {
+        None
+    }
+}
+
+/// The kinds a pipeline may use, by name.
+#[derive(Clone, Default)]
+pub struct KindRegistry {
+    kinds: BTreeMap<&'static str, Arc<dyn NodeKind>>,
+}
+
+impl KindRegistry {
+    pub fn new() -> KindRegistry {
+        KindRegistry::default()
+    }
+    pub fn register(&mut self, kind: impl NodeKind + 'static) -> &mut Self {
+        self.kinds.insert(kind.name(), Arc::new(kind));
+        self
+    }
+    pub fn get(&self, name: &str) -> Option<&Arc<dyn NodeKind>> {
+        self.kinds.get(name)
+    }
+    pub fn names(&self) -> impl Iterator<Item = &'static str> + '_ {
+        self.kinds.keys().copied()
+    }
+}

@@ -1,0 +1,202 @@
+//! What a node kind accepts: its parameters (with types and defaults) and its input slots.
+//! The spec layer validates YAML against these; the key layer hashes the normalised values.
+
+use serde_json::Value;
+
+/// The type of one parameter. Values are normalised to a canonical JSON form, so `lr: 1` and
+/// `lr: 1.0` give the same key for a float parameter.
+#[derive(Clone, Debug)]
+pub enum ParamType {
+    Int { min: Option<i64>, max: Option<i64> },
+    Float { min: Option<f64>, max: Option<f64> },
+    Bool,
+    Text,
+    /// One of a fixed set of words.
+    Choice(&'static [&'static str]),
+    List(Box<ParamType>),
+    /// Any YAML value, checked by the kind itself (see `NodeKind::check`).
+    Any,
+}
+
+impl ParamType {
+    pub fn int() -> ParamType {
+        ParamType::Int { min: None, max: None }
+    }
+    pub fn int_range(min: i64, max: i64) -> ParamType {
+        ParamType::Int { min: Some(min), max: Some(max) }
+    }
+    pub fn int_at_least(min: i64) -> ParamType {
+        ParamType::Int { min: Some(min), max: None }
+    }
+    pub fn float() -> ParamType {
+        ParamType::Float { min: None, max: None }
+    }
+    pub fn float_at_least(min: f64) -> ParamType {
+        ParamType::Float { min: Some(min), max: None }
+    }
+    pub fn list_of(item: ParamType) -> ParamType {
+        ParamType::List(Box::new(item))
+    }
+
+    /// A short description for diagnostics: "an integer from 1 to 7".
+    pub fn describe(&self) -> String {
+        match self {
+            ParamType::Int { min: Some(min), max: Some(max) } => {
+                format!("an integer from {min} to {max}")
+            }
+            ParamType::Int { min: Some(min), max: None } => format!("an integer ≥ {min}"),
+            ParamType::Int { min: None, max: Some(max) } => format!("an integer ≤ {max}"),
+            ParamType::Int { .. } => "an integer".to_string(),
+            ParamType::Float { min: Some(min), .. } => format!("a number ≥ {min}"),
+            ParamType::Float { .. } => "a number".to_string(),
+            ParamType::Bool => "true or false".to_string(),
+            ParamType::Text => "a string".to_string(),
+            ParamType::Choice(words) => format!(
+                "one of {}",
+                words.iter().map(|word| format!("`{word}`")).collect::<Vec<_>>().join(", ")
+            ),
+            ParamType::List(item) => format!("a list of {}", item.describe_plural()),
+            ParamType::Any => "any value".to_string(),
+        }
+    }
+
+    fn describe_plural(&self) -> String {
+        match self {
+            ParamType::Int { .. } => "integers".to_string(),
+            ParamType::Float { .. } => "numbers".to_string(),
+            ParamType::Text => "strings".to_string(),
+            other => format!("({})", other.describe()),
+        }
+    }
+
+    /// Checks a value and returns its canonical form, or a description of what was expected.
+    pub fn normalise(&self, value: &Value) -> Result<Value, String> {
+        let wrong = || Err(format!("expected {}, found {}", self.describe(), show_value(value)));
+        match self {
+            ParamType::Int { min, max } => {
+                let Some(number) = value.as_i64().or_else(|| {
+                    value.as_f64().filter(|float| float.fract() == 0.0).map(|float| float as i64)
+                }) else {
+                    return wrong();
+                };
+                if min.is_some_and(|min| number < min) || max.is_some_and(|max| number > max) {
+                    return wrong();
+                }
+                Ok(Value::from(number))
+            }
+            ParamType::Float { min, max } => {
+                let Some(number) = value.as_f64() else { return wrong() };
+                if !number.is_finite()
+                    || min.is_some_and(|min| number < min)
+                    || max.is_some_and(|max| number > max)
+                {
+                    return wrong();
+                }
+                Ok(Value::from(number))
+            }
+            ParamType::Bool => match value {
+                Value::Bool(_) => Ok(value.clone()),
+                _ => wrong(),
+            },
+            ParamType::Text => match value {
+                Value::String(_) => Ok(value.clone()),
+                // Numbers are accepted as text: `classes: [0, 1]` and `name: 7` read naturally.
+                Value::Number(number) => Ok(Value::String(number.to_string())),
+                _ => wrong(),
+            },
+            ParamType::Choice(words) => match value {
+                Value::String(text) if words.contains(&text.as_str()) => Ok(value.clone()),
+                Value::String(text) => {
+                    let mut message =
+                        format!("expected {}, found `{text}`", self.describe());
+                    if let Some(nearest) = nearest_name(text, words.iter().copied()) {
+                        message.push_str(&format!(" (hint: did you mean `{nearest}`?)"));
+                    }
+                    Err(message)
+                }
+                _ => wrong(),
+            },
+            ParamType::List(item) => match value {
+                Value::Array(items) => items
+                    .iter()
+                    .enumerate()
+                    .map(|(index, element)| {
+                        item.normalise(element).map_err(|problem| format!("item {index}: {problem}"))
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+                    .map(Value::Array),
+                _ => wrong(),
+            },
+            ParamType::Any => Ok(value.clone()),
+        }
+    }
+}
+
+/// A value as a user would recognise it in their YAML.
+pub fn show_value(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("`{text}`"),
+        Value::Null => "nothing".to_string(),
+        Value::Array(_) => "a list".to_string(),
+        Value::Object(_) => "a mapping".to_string(),
+        other => format!("`{other}`"),
+    }
+}
+
+/// The closest candidate by edit distance, if it is close enough to be a plausible typo.
+pub fn nearest_name<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    candidates
+        .into_iter()
+        .map(|candidate| (strsim::damerau_levenshtein(wanted, candidate), candidate))
+        .filter(|(distance, candidate)| {
+            *distance <= 2.max(wanted.len().min(candidate.len()) / 3)
+        })
+        .min_by_key(|(distance, _)| *distance)
+        .map(|(_, candidate)| candidate)
+}
+
+/// One parameter of a kind.
+#[derive(Clone, Debug)]
+pub struct ParamSpec {
+    pub name: &'static str,
+    pub ty: ParamType,
+    /// `None` means the parameter is required.
+    pub default: Option<Value>,
+    pub doc: &'static str,
+    /// Whether the value is part of the node's key. Paths to data are not (their *content* is,
+    /// through external inputs), nor is the backend (a GPU-trained net serves CPU users).
+    pub in_key: bool,
+}
+
+impl ParamSpec {
+    pub fn required(name: &'static str, ty: ParamType, doc: &'static str) -> ParamSpec {
+        ParamSpec { name, ty, default: None, doc, in_key: true }
+    }
+    pub fn optional(name: &'static str, ty: ParamType, default: impl Into<Value>, doc: &'static str) -> ParamSpec {
+        ParamSpec { name, ty, default: Some(default.into()), doc, in_key: true }
+    }
+    /// Marks the parameter as not part of the key.
+    pub fn not_in_key(mut self) -> ParamSpec {
+        self.in_key = false;
+        self
+    }
+}
+
+/// How many nodes an input slot takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arity {
+    One,
+    Optional,
+    /// A list of references; each may be a glob such as `eval_*`.
+    Many,
+}
+
+/// One named input of a kind (`data`, `base`, `model`, …).
+#[derive(Clone, Debug)]
+pub struct InputSlot {
+    pub name: &'static str,
+    pub arity: Arity,
+    /// Kinds accepted here; empty means any.
+    pub accepts: &'static [&'static str],
+    pub doc: &'static str,
+}

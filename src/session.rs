@@ -1,0 +1,147 @@
+//! What `plan` and `run` share: a loaded pipeline, its graph, its cache, and the way a node's
+//! key is derived from its parameters, its inputs' content and its external files.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::cache::record::{ExternalInput, Record, RecordInput};
+use crate::cache::Cache;
+use crate::graph::PipelineGraph;
+use crate::hash::ContentHash;
+use crate::key::{node_key, pipeline_id, KeyMaterial};
+use crate::kind::{KindRegistry, NodeKind};
+use crate::spec::{NodeSpec, Pipeline};
+
+pub struct Session {
+    pub pipeline: Pipeline,
+    pub graph: PipelineGraph,
+    pub registry: KindRegistry,
+    pub cache: Cache,
+    /// Relative paths in parameters and `publish` are resolved against this folder.
+    pub project_dir: PathBuf,
+    /// Identifies the pipeline file in the cache's index of last keys.
+    pub pipeline_id: ContentHash,
+}
+
+/// A node's key and everything that went into it.
+#[derive(Clone, Debug)]
+pub struct ResolvedKey {
+    pub key: ContentHash,
+    pub key_params: Map<String, Value>,
+    pub inputs: Vec<RecordInput>,
+    pub external: Vec<ExternalInput>,
+}
+
+/// The project folder of a pipeline file: the nearest folder above it holding `.git` or
+/// `tpipe.toml`, else the file's own folder. `cache/` lives there by default.
+pub fn project_dir_of(pipeline_file: &Path) -> PathBuf {
+    let absolute = std::path::absolute(pipeline_file).unwrap_or_else(|_| pipeline_file.to_path_buf());
+    let file_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let mut candidate = Some(file_dir.as_path());
+    while let Some(dir) = candidate {
+        if dir.join(".git").exists() || dir.join("tpipe.toml").exists() {
+            return dir.to_path_buf();
+        }
+        candidate = dir.parent();
+    }
+    file_dir
+}
+
+impl Session {
+    pub fn new(pipeline: Pipeline, graph: PipelineGraph, registry: KindRegistry, cache: Cache, project_dir: PathBuf) -> Session {
+        let canonical = std::fs::canonicalize(&pipeline.file).unwrap_or_else(|_| pipeline.file.clone());
+        let pipeline_id = pipeline_id(&canonical.to_string_lossy());
+        Session { pipeline, graph, registry, cache, project_dir, pipeline_id }
+    }
+
+    pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn NodeKind> {
+        self.registry.get(&node.kind).expect("the spec layer only admits registered kinds")
+    }
+
+    pub fn position_of(&self, name: &str) -> Option<usize> {
+        self.pipeline.nodes.iter().position(|node| node.name == name)
+    }
+
+    /// The parameters that go into the key: declared `in_key`, and read with these settings.
+    pub fn key_params(&self, node: &NodeSpec) -> Map<String, Value> {
+        let kind = self.kind_of(node);
+        let unused = kind.unused_params(&node.params);
+        let in_key: Vec<&'static str> = kind.params().into_iter().filter(|spec| spec.in_key).map(|spec| spec.name).collect();
+        node.params
+            .iter()
+            .filter(|(name, _)| in_key.contains(&name.as_str()) && !unused.contains(&name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect()
+    }
+
+    /// Hashes the files a node reads from outside the cache (stat-cached).
+    pub fn external_inputs(&self, node: &NodeSpec) -> Result<Vec<ExternalInput>, String> {
+        let kind = self.kind_of(node);
+        let paths = kind.external_inputs(&node.params, &self.project_dir)?;
+        paths
+            .iter()
+            .map(|path| {
+                let content = self
+                    .cache
+                    .stat_cache()
+                    .hash_path(path)
+                    .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+                Ok(ExternalInput { path: path.to_string_lossy().into_owned(), content })
+            })
+            .collect()
+    }
+
+    /// The key of `node`, given the records of the nodes it reads.
+    pub fn resolve_key(&self, node: &NodeSpec, upstream: &BTreeMap<String, Arc<Record>>) -> Result<ResolvedKey, String> {
+        let kind = self.kind_of(node);
+        let key_params = self.key_params(node);
+        let mut inputs = Vec::new();
+        let mut contents: BTreeMap<String, Vec<ContentHash>> = BTreeMap::new();
+        for (slot, sources) in &node.inputs {
+            for source in sources {
+                let record = upstream.get(source).ok_or_else(|| format!("input `{source}` is not built"))?;
+                inputs.push(RecordInput { slot: slot.clone(), node: source.clone(), key: record.key, content: record.content });
+                contents.entry(slot.clone()).or_default().push(record.content);
+            }
+        }
+        let external = self.external_inputs(node)?;
+        let key = node_key(&KeyMaterial {
+            kind: kind.name(),
+            kind_version: kind.version(),
+            params: &key_params,
+            inputs: &contents,
+            external: &external,
+        });
+        Ok(ResolvedKey { key, key_params, inputs, external })
+    }
+
+    /// Positions to consider: the targets and what they need, or every node.
+    pub fn selection(&self, targets: &[String]) -> Result<Vec<usize>, String> {
+        if targets.is_empty() {
+            return Ok(self.graph.order().to_vec());
+        }
+        let mut positions = Vec::new();
+        for target in targets {
+            let matched: Vec<usize> = self
+                .pipeline
+                .nodes
+                .iter()
+                .enumerate()
+                .filter(|(_, node)| crate::spec::matrix::wildcard_matches(target, &node.name))
+                .map(|(position, _)| position)
+                .collect();
+            if matched.is_empty() {
+                let hint = crate::schema::nearest_name(target, self.pipeline.nodes.iter().map(|node| node.name.as_str()))
+                    .map(|nearest| format!(" (hint: did you mean `{nearest}`?)"))
+                    .unwrap_or_default();
+                return Err(format!("no node named `{target}` in `{}`{hint}", self.pipeline.file.display()));
+            }
+            positions.extend(matched);
+        }
+        let needed = self.graph.closure(&self.pipeline, &positions);
+        Ok(self.graph.order().iter().copied().filter(|position| needed.contains(position)).collect())
+    }
+}
