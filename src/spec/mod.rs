@@ -451,17 +451,24 @@ impl Validator {
         }
         let variables: Vec<&str> = block.variables.iter().map(|variable| variable.name.as_str()).collect();
         let in_name = matrix::placeholders(template);
+        let mut name_is_valid = true;
         for placeholder in &in_name {
             if !variables.contains(&placeholder.as_str()) {
+                name_is_valid = false;
                 let hint = if variables.is_empty() { "add a `matrix:` that defines it".to_string() } else { format!("matrix variables are {}", variables.join(", ")) };
                 self.at_key(&block_path, node, format!("`{{{placeholder}}}` in the node name is not a matrix variable"), Some(hint));
             }
         }
         for variable in &variables {
             if !in_name.iter().any(|placeholder| placeholder == variable) {
+                name_is_valid = false;
                 let message = format!("matrix variable `{variable}` does not appear in the node name `{template}`, so its nodes would share one name");
                 self.at_key(&block_path, node, message, Some(format!("add `{{{variable}}}` to the name")));
             }
+        }
+        // Expanding a block whose name template is wrong would only repeat the same mistake.
+        if !name_is_valid {
+            return None;
         }
         Some(block)
     }
@@ -538,11 +545,18 @@ impl Validator {
                 Ok(value) => {
                     params.insert(param.clone(), value);
                 }
-                Err(problem) => self.at_value(&value_path, node, format!("parameter `{param}`: {problem}"), None),
+                Err(problem) => {
+                    // One report per written value, not one per matrix combination.
+                    let location = self.source_map.value(&value_path);
+                    if !self.diagnostics.iter().any(|existing| existing.location == location) {
+                        self.at_value(&value_path, node, format!("parameter `{param}`: {problem}"), None);
+                    }
+                }
             }
         }
         for spec in &specs {
-            if !params.contains_key(spec.name) {
+            let written = block.params.iter().any(|(param, _)| param == spec.name);
+            if !params.contains_key(spec.name) && !written {
                 let message = format!("missing parameter `{}` ({}; expected {})", spec.name, spec.doc, spec.ty.describe());
                 self.at_key(&block.path, node, message, Some(format!("add `{}: …` to the node or to `defaults: {{ {}: … }}`", spec.name, kind.name())));
             }

@@ -54,9 +54,14 @@ impl SourceMap {
 
     /// Where the value at `path` starts (falls back to the nearest ancestor that is known).
     pub fn value(&self, path: &[PathSegment]) -> Location {
+        if let Some(location) = self.values.get(path) {
+            return *location;
+        }
+        // For an ancestor, its key is the better anchor: block collections are marked where
+        // the parser noticed them, which can be past their first key.
         let mut prefix = path;
         loop {
-            if let Some(location) = self.values.get(prefix).or_else(|| self.keys.get(prefix)) {
+            if let Some(location) = self.keys.get(prefix).or_else(|| self.values.get(prefix)) {
                 return *location;
             }
             match prefix.split_last() {
@@ -174,6 +179,6 @@ mod tests {
     #[test]
     fn unknown_paths_fall_back_to_the_nearest_ancestor() {
         let map = SourceMap::index("nodes:\n  a:\n    kind: x\n");
-        assert_eq!(map.value(&path(&["nodes", "a", "missing"])), Location { line: 3, column: 5 });
+        assert_eq!(map.value(&path(&["nodes", "a", "missing"])), Location { line: 2, column: 3 });
     }
 }

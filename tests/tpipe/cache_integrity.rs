@@ -1,0 +1,93 @@
+//! Damaged cache entries are detected by hash, reported, and rebuilt; nothing damaged is used.
+
+use std::process::Command;
+
+use tpipe::exec::NodeStatus;
+
+use crate::support::{named, status_of, tpipe_binary, Project};
+
+const PIPELINE: &str = "nodes:\n  one: { kind: number, value: 41 }\n  two: { kind: sum, inputs: { items: one }, offset: 1 }\n";
+
+fn blob_of(project: &Project, node: &str) -> std::path::PathBuf {
+    let session = project.session();
+    let planned = project.plan();
+    let key = planned.nodes.iter().find(|planned| planned.name == node).unwrap().key.clone().unwrap();
+    let record = session.cache.read_record(&key.parse().unwrap()).unwrap().unwrap();
+    session.cache.blob_path(&record.outputs["value"].blob)
+}
+
+#[test]
+fn a_corrupted_blob_is_rebuilt_not_used() {
+    let project = Project::new(PIPELINE);
+    project.run();
+    let blob = blob_of(&project, "one");
+    std::fs::write(&blob, b"99").unwrap(); // same length, different content
+    assert!(project.plan_text().contains("one: will-run (cache entry damaged: output `value`"), "{}", project.plan_text());
+    let summary = project.run();
+    assert_eq!(named(&summary, "built"), vec!["one".to_string()]);
+    assert_eq!(std::fs::read(&blob).unwrap(), b"41", "the blob is restored by the rebuild");
+    assert_eq!(status_of(&summary, "two"), &NodeStatus::Cached);
+}
+
+#[test]
+fn a_missing_blob_or_torn_record_is_rebuilt() {
+    let project = Project::new(PIPELINE);
+    project.run();
+    std::fs::remove_file(blob_of(&project, "two")).unwrap();
+    assert_eq!(named(&project.run(), "built"), vec!["two".to_string()]);
+    let session = project.session();
+    let key = project.plan().nodes[0].key.clone().unwrap();
+    let record_path = session.cache.record_path(&key.parse().unwrap());
+    let text = std::fs::read(&record_path).unwrap();
+    std::fs::write(&record_path, &text[..text.len() / 2]).unwrap();
+    assert!(project.plan_text().contains("one: will-run (cache entry damaged: record unreadable"));
+    assert_eq!(named(&project.run(), "built"), vec!["one".to_string()]);
+}
+
+#[test]
+fn reading_a_blob_verifies_its_hash() {
+    let project = Project::new(PIPELINE);
+    project.run();
+    let session = project.session();
+    let blob = blob_of(&project, "one");
+    std::fs::write(&blob, b"xx").unwrap();
+    let hash = blob.file_name().unwrap().to_str().unwrap().parse().unwrap();
+    let error = session.cache.read_blob(&hash).unwrap_err().to_string();
+    assert!(error.contains("is corrupt"), "{error}");
+}
+
+#[test]
+fn cache_verify_reports_damage_and_deletes_nothing() {
+    let project = Project::new(PIPELINE);
+    project.run();
+    let blob = blob_of(&project, "one");
+    std::fs::write(&blob, b"00").unwrap();
+    let output = Command::new(tpipe_binary()).args(["cache", "verify"]).env("TPIPE_CACHE", project.cache_dir()).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("corrupt blob"), "{stdout}");
+    assert!(stdout.contains("1 problem"), "{stdout}");
+    assert!(blob.exists());
+}
+
+#[test]
+fn gc_removes_only_what_no_pipeline_reaches() {
+    let project = Project::new(PIPELINE);
+    project.run();
+    project.edit("offset: 1", "offset: 2");
+    project.run();
+    let session = project.session();
+    assert_eq!(session.cache.record_keys().unwrap().len(), 3);
+    let gc = |extra: &[&str]| {
+        let mut command = Command::new(tpipe_binary());
+        command.args(["cache", "gc"]).arg(project.pipeline_file()).args(extra).env("TPIPE_TEST_KINDS", "1").env("TPIPE_CACHE", project.cache_dir());
+        let output = command.output().unwrap();
+        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8_lossy(&output.stdout).to_string()
+    };
+    assert!(gc(&["--dry-run"]).contains("would remove 1 records and 1 blobs"));
+    assert_eq!(session.cache.record_keys().unwrap().len(), 3, "dry run removes nothing");
+    assert!(gc(&[]).contains("removed 1 records and 1 blobs"));
+    assert_eq!(session.cache.record_keys().unwrap().len(), 2);
+    assert_eq!(named(&project.run(), "cached").len(), 2);
+}

@@ -1,0 +1,229 @@
+//! Bad pipeline files: every problem reported at once, each pointing at its text.
+
+use std::path::Path;
+
+use expect_test::{expect, Expect};
+use tpipe::graph::PipelineGraph;
+
+fn check(yaml: &str, expected: Expect) {
+    let registry = tpipe::kinds::testing::registry();
+    let rendered = match tpipe::spec::parse(Path::new("pipeline.yaml"), yaml, &registry) {
+        Err(errors) => errors.to_string(),
+        Ok(pipeline) => match PipelineGraph::build(&pipeline) {
+            Err(errors) => errors.to_string(),
+            Ok(_) => "no errors".to_string(),
+        },
+    };
+    expected.assert_eq(&rendered);
+}
+
+#[test]
+fn misspelt_parameter_kind_and_reference_are_all_reported_with_hints() {
+    check(
+        r#"nodes:
+  a:
+    kind: number
+    valeu: 1
+  b:
+    kind: summ
+  c:
+    kind: sum
+    inputs: { items: aa }
+"#,
+        expect![[r#"
+            error: unknown parameter `valeu` for kind `number` (in node `a`)
+             --> pipeline.yaml:4:5
+              |
+            4 |     valeu: 1
+              |     ^^^^^
+              = hint: did you mean `value`?
+
+            error: missing parameter `value` (the number; expected an integer) (in node `a`)
+             --> pipeline.yaml:2:3
+              |
+            2 |   a:
+              |   ^
+              = hint: add `value: …` to the node or to `defaults: { number: … }`
+
+            error: unknown kind `summ` (in node `b`)
+             --> pipeline.yaml:6:11
+              |
+            6 |     kind: summ
+              |           ^^^^
+              = hint: did you mean `sum`?
+
+            error: input `items` refers to unknown node `aa` (in node `c`)
+             --> pipeline.yaml:9:22
+              |
+            9 |     inputs: { items: aa }
+              |                      ^^
+              = hint: did you mean `a`?
+
+            4 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn a_cycle_prints_its_whole_path() {
+    check(
+        "nodes:\n  a: { kind: sum, inputs: { items: c } }\n  b: { kind: sum, inputs: { items: a } }\n  c: { kind: sum, inputs: { items: b } }\n",
+        expect![[r#"
+            error: node `a` has a circular dependency `a -> b -> c -> a` (in node `a`)
+             --> pipeline.yaml:2:3
+              |
+            2 |   a: { kind: sum, inputs: { items: c } }
+              |   ^
+              = hint: a node cannot read its own output, directly or through others
+
+            1 error in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn wrong_types_are_reported_once_per_place_even_in_a_matrix() {
+    check(
+        r#"nodes:
+  "n{i}":
+    kind: number
+    matrix: { i: [1, 2, 3] }
+    value: "x{i}"
+    fail: maybe
+"#,
+        expect![[r#"
+            error: parameter `fail`: expected true or false, found `maybe` (in node `n1`)
+             --> pipeline.yaml:6:11
+              |
+            6 |     fail: maybe
+              |           ^^^^^
+
+            error: parameter `value`: expected an integer, found `x1` (in node `n1`)
+             --> pipeline.yaml:5:12
+              |
+            5 |     value: "x{i}"
+              |            ^^^^^^
+
+            2 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn unsafe_names_and_matrix_mistakes() {
+    check(
+        r#"nodes:
+  "bad/name":
+    kind: number
+    value: 1
+  "n{j}":
+    kind: number
+    matrix: { i: 1..7 }
+    value: 1
+  "m{i}":
+    kind: number
+    matrix: { i: [1, 2], k: [a, b] }
+    value: 13
+"#,
+        expect![[r#"
+            error: node name `bad/name` contains a path separator (in node `bad/name`)
+             --> pipeline.yaml:2:3
+              |
+            2 |   "bad/name":
+              |   ^^^^^^^^^^
+              = hint: use letters, digits and `_ - + . =`
+
+            error: `1..7` is ambiguous: write `1..=7` (inclusive) or a list (in node `n{j}`)
+             --> pipeline.yaml:7:18
+              |
+            7 |     matrix: { i: 1..7 }
+              |                  ^^^^
+
+            error: `{j}` in the node name is not a matrix variable (in node `n{j}`)
+             --> pipeline.yaml:5:3
+              |
+            5 |   "n{j}":
+              |   ^^^^^^
+              = hint: add a `matrix:` that defines it
+
+            error: matrix variable `k` does not appear in the node name `m{i}`, so its nodes would share one name (in node `m{i}`)
+             --> pipeline.yaml:9:3
+              |
+            9 |   "m{i}":
+              |   ^^^^^^
+              = hint: add `{k}` to the name
+
+            4 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn unknown_top_level_keys_inputs_and_duplicate_names() {
+    check(
+        r#"node:
+  a: { kind: number, value: 1 }
+nodes:
+  a: { kind: number, value: 1 }
+  b: { kind: sum, inputs: { itemz: a } }
+  c: { kind: sum, inputs: { items: "zz*" } }
+"#,
+        expect![[r#"
+            error: unknown top-level key `node`
+             --> pipeline.yaml:1:1
+              |
+            1 | node:
+              | ^^^^
+              = hint: did you mean `nodes`?
+
+            error: kind `sum` has no input `itemz` (in node `b`)
+             --> pipeline.yaml:5:29
+              |
+            5 |   b: { kind: sum, inputs: { itemz: a } }
+              |                             ^^^^^
+              = hint: did you mean `items`?
+
+            error: node `b` needs input `items` (numbers to add) (in node `b`)
+             --> pipeline.yaml:5:3
+              |
+            5 |   b: { kind: sum, inputs: { itemz: a } }
+              |   ^
+              = hint: add `inputs: { items: <node> }`
+
+            error: pattern `zz*` in input `items` matches no node (in node `c`)
+             --> pipeline.yaml:6:36
+              |
+            6 |   c: { kind: sum, inputs: { items: "zz*" } }
+              |                                    ^^^^^
+
+            4 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn invalid_yaml_points_at_the_syntax_error() {
+    check("nodes:\n  a: { kind: number, value: 1\n  b: 2\n", expect![[r#"
+        error: invalid YAML: did not find expected ',' or '}'
+         --> pipeline.yaml:3:4
+          |
+        3 |   b: 2
+          |    ^
+
+        1 error in the pipeline file"#]]);
+}
+
+#[test]
+fn a_valid_grid_has_no_errors() {
+    check(
+        r#"defaults:
+  sum: { offset: 1 }
+nodes:
+  "src{s}":
+    kind: number
+    matrix: { s: [A, B] }
+    value: 1
+  "{s}{n}B{plus}":
+    kind: sum
+    matrix: { s: [A, B], n: 1..=7, plus: { false: "", true: "+" } }
+    inputs: { items: "src{s}" }
+    fail: "{plus}"
+"#,
+        expect!["no errors"],
+    );
+}

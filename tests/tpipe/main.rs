@@ -1,0 +1,12 @@
+//! The engine's integration tests: one binary, data-driven cases. Node kinds come from
+//! `tpipe::kinds::testing`, so nothing here trains a network.
+//!
+//! Snapshots (`expect![[...]]`) update with `UPDATE_EXPECT=1 cargo nextest run`.
+
+mod support;
+
+mod cache_integrity;
+mod diagnostics;
+mod keys;
+mod processes;
+mod reruns;

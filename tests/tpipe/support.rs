@@ -1,0 +1,97 @@
+//! A throwaway project folder with a pipeline, a cache and helpers to run and plan it.
+
+use std::path::{Path, PathBuf};
+
+use tpipe::exec::{NodeStatus, Quiet, RunOptions, RunSummary};
+use tpipe::graph::PipelineGraph;
+use tpipe::plan::{plan, Plan};
+use tpipe::session::Session;
+
+pub struct Project {
+    pub dir: tempfile::TempDir,
+}
+
+impl Project {
+    pub fn new(yaml: &str) -> Project {
+        let project = Project { dir: tempfile::tempdir().expect("temporary folder") };
+        std::fs::write(project.dir.path().join("tpipe.toml"), "").unwrap();
+        project.set_pipeline(yaml);
+        project
+    }
+
+    pub fn path(&self, relative: &str) -> PathBuf {
+        self.dir.path().join(relative)
+    }
+
+    pub fn pipeline_file(&self) -> PathBuf {
+        self.path("pipeline.yaml")
+    }
+
+    pub fn set_pipeline(&self, yaml: &str) {
+        std::fs::write(self.pipeline_file(), yaml).unwrap();
+    }
+
+    /// Replaces `from` with `to` in the pipeline file (must occur).
+    pub fn edit(&self, from: &str, to: &str) {
+        let text = std::fs::read_to_string(self.pipeline_file()).unwrap();
+        assert!(text.contains(from), "`{from}` not in pipeline:\n{text}");
+        self.set_pipeline(&text.replacen(from, to, 1));
+    }
+
+    pub fn session(&self) -> Session {
+        let registry = tpipe::kinds::testing::registry();
+        let pipeline = tpipe::spec::load(&self.pipeline_file(), &registry).unwrap_or_else(|error| panic!("{error}"));
+        let graph = PipelineGraph::build(&pipeline).unwrap_or_else(|error| panic!("{error}"));
+        let cache = tpipe::cache::Cache::open(&self.path("cache")).unwrap();
+        Session::new(pipeline, graph, registry, cache, self.dir.path().to_path_buf())
+    }
+
+    pub fn run_with(&self, options: RunOptions) -> RunSummary {
+        tpipe::exec::run(&self.session(), &options, &Quiet).expect("run starts")
+    }
+
+    pub fn run(&self) -> RunSummary {
+        self.run_with(RunOptions::default())
+    }
+
+    pub fn plan(&self) -> Plan {
+        let session = self.session();
+        let everything = session.selection(&[]).unwrap();
+        plan(&session, &everything, &[])
+    }
+
+    /// `name: status (reasons)` per node, one per line, for snapshots.
+    pub fn plan_text(&self) -> String {
+        let mut text = String::new();
+        for node in self.plan().nodes {
+            let status = serde_json::to_value(&node.status).unwrap();
+            let reasons: Vec<String> = node.reasons.iter().map(ToString::to_string).collect();
+            text.push_str(&format!("{}: {}", node.name, status.as_str().unwrap()));
+            if !reasons.is_empty() {
+                text.push_str(&format!(" ({})", reasons.join("; ")));
+            }
+            if let Some(error) = node.error {
+                text.push_str(&format!(" [{error}]"));
+            }
+            text.push('\n');
+        }
+        text
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.path("cache")
+    }
+}
+
+/// The names of the nodes with a given status word (`built`, `cached`, …), in build order.
+pub fn named(summary: &RunSummary, word: &str) -> Vec<String> {
+    summary.nodes.iter().filter(|node| node.status.word() == word).map(|node| node.name.clone()).collect()
+}
+
+pub fn status_of<'a>(summary: &'a RunSummary, name: &str) -> &'a NodeStatus {
+    &summary.nodes.iter().find(|node| node.name == name).unwrap_or_else(|| panic!("no node `{name}`")).status
+}
+
+pub fn tpipe_binary() -> &'static Path {
+    Path::new(env!("CARGO_BIN_EXE_tpipe"))
+}
