@@ -1,0 +1,485 @@
+//! `split`: divides a dataset's classes into tasks A and B and writes each task's training and
+//! held-out images (`a_train`, `a_test`, `b_train`, `b_test`), relabelled 0..k-1.
+//!
+//! ```yaml
+//! similar:    { kind: split, inputs: { data: fashion }, method: random, seed: 0 }
+//! dissimilar:
+//!   kind: split
+//!   inputs: { data: fashion }
+//!   method: classes
+//!   classes_a: [T-shirt/top, Pullover, Dress, Coat, Shirt]      # tops and dresses
+//!   classes_b: [Trouser, Sandal, Sneaker, Bag, Ankle boot]      # trousers, footwear, bags
+//! ```
+
+use serde_json::{json, Map, Value};
+
+use crate::data::split::{split, SplitMethod, SplitOptions, Task};
+use crate::data::Dataset;
+use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
+use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
+
+pub struct SplitKind;
+
+pub const METHODS: &[&str] = &["random", "classes", "groups"];
+
+/// The Fashion-MNIST split recommended as "dissimilar": garments worn on the upper body (and
+/// dresses) against trousers, footwear and bags.
+pub const FASHION_MNIST_DISSIMILAR_A: [&str; 5] =
+    ["T-shirt/top", "Pullover", "Dress", "Coat", "Shirt"];
+pub const FASHION_MNIST_DISSIMILAR_B: [&str; 5] =
+    ["Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot"];
+
+fn text_list(params: &Map<String, Value>, name: &str) -> Vec<String> {
+    params
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn whole(params: &Map<String, Value>, name: &str) -> usize {
+    params.get(name).and_then(Value::as_u64).unwrap_or_default() as usize
+}
+
+fn method_name(params: &Map<String, Value>) -> &str {
+    params
+        .get("method")
+        .and_then(Value::as_str)
+        .unwrap_or("random")
+}
+
+/// The parameters only one method reads, with that method.
+const METHOD_PARAMS: &[(&str, &str)] = &[
+    ("size_a", "random"),
+    ("size_b", "random"),
+    ("classes_a", "classes"),
+    ("classes_b", "classes"),
+    ("groups_a", "groups"),
+    ("groups_b", "groups"),
+];
+
+fn options_of(params: &Map<String, Value>) -> SplitOptions {
+    let method = match method_name(params) {
+        "classes" => SplitMethod::Classes {
+            a: text_list(params, "classes_a"),
+            b: text_list(params, "classes_b"),
+        },
+        "groups" => SplitMethod::Groups {
+            a: text_list(params, "groups_a"),
+            b: text_list(params, "groups_b"),
+        },
+        _ => SplitMethod::Random {
+            size_a: whole(params, "size_a"),
+            size_b: whole(params, "size_b"),
+        },
+    };
+    SplitOptions {
+        method,
+        seed: whole(params, "seed") as u64,
+        images_per_class: whole(params, "images_per_class"),
+        test_images_per_class: whole(params, "test_images_per_class"),
+    }
+}
+
+fn task_metrics(task: &Task) -> Value {
+    json!({
+        "classes": task.train.class_names,
+        "original_labels": task.classes,
+        "train_images": task.train.count,
+        "test_images": task.test.count,
+    })
+}
+
+impl NodeKind for SplitKind {
+    fn name(&self) -> &'static str {
+        "split"
+    }
+
+    fn version(&self) -> u32 {
+        1
+    }
+
+    fn about(&self) -> &'static str {
+        "divide a dataset's classes into tasks A and B (random halves, named classes, or coarse groups)"
+    }
+
+    fn params(&self) -> Vec<ParamSpec> {
+        let names = || ParamType::list_of(ParamType::Text);
+        vec![
+            ParamSpec::optional(
+                "method",
+                ParamType::Choice(METHODS),
+                "random",
+                "`random`: a seeded shuffle of the classes; `classes`: the classes named in `classes_a`/`classes_b`; \
+                 `groups`: the coarse groups named in `groups_a`/`groups_b`",
+            ),
+            ParamSpec::optional("seed", ParamType::int_at_least(0), 0, "the random division of classes, and which images are kept under the caps"),
+            ParamSpec::optional("size_a", ParamType::int_at_least(0), 0, "random: classes in task A (0: half, rounded down)"),
+            ParamSpec::optional("size_b", ParamType::int_at_least(0), 0, "random: classes in task B (0: all the others)"),
+            ParamSpec::optional("classes_a", names(), json!([]), "classes: task A's classes, by name or number, in label order"),
+            ParamSpec::optional("classes_b", names(), json!([]), "classes: task B's classes (empty: every class not in A)"),
+            ParamSpec::optional(
+                "groups_a",
+                names(),
+                json!([]),
+                "groups: coarse groups (CIFAR-100 super-classes, synthetic families) whose classes form task A",
+            ),
+            ParamSpec::optional("groups_b", names(), json!([]), "groups: task B's groups (empty: every class outside A's groups)"),
+            ParamSpec::optional("images_per_class", ParamType::int_at_least(0), 0, "at most this many training images per class (0: all)"),
+            ParamSpec::optional("test_images_per_class", ParamType::int_at_least(0), 0, "at most this many held-out images per class (0: all)"),
+            ParamSpec::optional(
+                "label",
+                ParamType::Text,
+                "",
+                "what to call this split in reports, e.g. `similar` or `dissimilar` (empty: `similar` for random splits, \
+                 `dissimilar` otherwise)",
+            ),
+        ]
+    }
+
+    fn inputs(&self) -> Vec<InputSlot> {
+        vec![InputSlot {
+            name: "data",
+            arity: Arity::One,
+            accepts: &["dataset"],
+            doc: "the dataset whose classes are divided",
+        }]
+    }
+
+    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
+        let mut problems = Vec::new();
+        let method = method_name(params);
+        for &(param, reader) in METHOD_PARAMS {
+            let set = match params.get(param) {
+                Some(Value::Array(items)) => !items.is_empty(),
+                Some(value) => value.as_u64().is_some_and(|number| number > 0),
+                None => false,
+            };
+            if set && method != reader {
+                problems.push(
+                    ParamProblem::new(param, format!("`{param}` is only read with `method: {reader}`, but this split uses `{method}`"))
+                        .with_hint(format!("set `method: {reader}` or remove `{param}`")),
+                );
+            }
+        }
+        let (a_param, b_param, what) = match method {
+            "classes" => ("classes_a", "classes_b", "classes"),
+            "groups" => ("groups_a", "groups_b", "groups"),
+            _ => return problems,
+        };
+        let (a, b) = (text_list(params, a_param), text_list(params, b_param));
+        if a.is_empty() {
+            let example = if what == "classes" {
+                "[T-shirt/top, Pullover, Dress, Coat, Shirt]"
+            } else {
+                "[vehicles_1, vehicles_2]"
+            };
+            problems.push(
+                ParamProblem::new(
+                    a_param,
+                    format!("`method: {method}` needs the {what} of task A"),
+                )
+                .with_hint(format!("add `{a_param}: {example}`")),
+            );
+        }
+        for (param, list) in [(a_param, &a), (b_param, &b)] {
+            if let Some((_, twice)) = list
+                .iter()
+                .enumerate()
+                .find(|(position, name)| list[..*position].contains(name))
+            {
+                problems.push(ParamProblem::new(
+                    param,
+                    format!("`{twice}` is listed twice in `{param}`"),
+                ));
+            }
+        }
+        if let Some(shared) = a.iter().find(|name| b.contains(name)) {
+            problems.push(
+                ParamProblem::new(
+                    b_param,
+                    format!("`{shared}` is in both `{a_param}` and `{b_param}`"),
+                )
+                .with_hint("each class belongs to one task"),
+            );
+        }
+        problems
+    }
+
+    fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
+        let method = method_name(params);
+        let mut unused: Vec<&'static str> = METHOD_PARAMS
+            .iter()
+            .filter(|(_, reader)| *reader != method)
+            .map(|(param, _)| *param)
+            .collect();
+        // Without random division or caps nothing is drawn at random.
+        if method != "random"
+            && whole(params, "images_per_class") == 0
+            && whole(params, "test_images_per_class") == 0
+        {
+            unused.push("seed");
+        }
+        unused
+    }
+
+    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
+        let data = context.input("data")?;
+        let read = |part: &str| -> Result<Dataset, BuildError> {
+            let bytes = context.read(data, part)?;
+            Dataset::from_bytes(&bytes).map_err(|error| {
+                BuildError::failed(format!("input `{}`, output `{part}`: {error}", data.node))
+            })
+        };
+        let (train, test) = (read("train")?, read("test")?);
+        let options = options_of(context.params);
+        let tasks = split(&train, &test, &options).map_err(|error| {
+            BuildError::failed(format!("cannot split `{}`: {error}", data.node))
+        })?;
+        let metrics = json!({
+            "method": method_name(context.params),
+            "a": task_metrics(&tasks.a),
+            "b": task_metrics(&tasks.b),
+        });
+        Ok(BuildOutput {
+            outputs: vec![
+                ("a_train".into(), tasks.a.train.to_bytes()),
+                ("a_test".into(), tasks.a.test.to_bytes()),
+                ("b_train".into(), tasks.b.train.to_bytes()),
+                ("b_test".into(), tasks.b.test.to_bytes()),
+            ],
+            metrics,
+            backend: None,
+        })
+    }
+
+    fn headline(&self, metrics: &Value) -> Option<String> {
+        let task = |name: &str| -> Option<String> {
+            let task = metrics.get(name)?;
+            let classes = task.get("classes")?.as_array()?.len();
+            Some(format!(
+                "{} {classes} classes ({}+{})",
+                name.to_uppercase(),
+                task.get("train_images")?,
+                task.get("test_images")?
+            ))
+        };
+        Some(format!("{}, {}", task("a")?, task("b")?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::path::Path;
+
+    use super::*;
+    use crate::cache::Cache;
+    use crate::data::synthetic::{generate, SyntheticOptions};
+    use crate::hash::ContentHash;
+    use crate::kind::{InputArtifact, KindRegistry};
+    use crate::kinds::dataset::tests::{build_with, params_with};
+    use crate::kinds::dataset::DatasetKind;
+
+    /// A cache holding a small synthetic dataset, and the input artifact that points at it.
+    fn dataset_input(cache: &Cache) -> BTreeMap<String, Vec<InputArtifact>> {
+        let sets = generate(&SyntheticOptions {
+            images_per_class: 10,
+            test_images_per_class: 4,
+            size: 8,
+            ..SyntheticOptions::default()
+        })
+        .unwrap();
+        let outputs = [("train", &sets.train), ("test", &sets.test)]
+            .into_iter()
+            .map(|(name, set)| (name.to_string(), cache.put_blob(&set.to_bytes()).unwrap()))
+            .collect();
+        let artifact = InputArtifact {
+            node: "toy".into(),
+            kind: "dataset".into(),
+            key: ContentHash::of_bytes(b"toy"),
+            params: Map::new(),
+            metrics: Value::Null,
+            outputs,
+        };
+        BTreeMap::from([("data".to_string(), vec![artifact])])
+    }
+
+    fn build(overrides: Value) -> Result<BuildOutput, BuildError> {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = Cache::open(dir.path()).unwrap();
+        build_with(
+            &SplitKind,
+            &params_with(&SplitKind, overrides),
+            dataset_input(&cache),
+            &cache,
+            dir.path(),
+        )
+    }
+
+    fn blob(output: &BuildOutput, name: &str) -> Dataset {
+        Dataset::from_bytes(
+            &output
+                .outputs
+                .iter()
+                .find(|(output, _)| output == name)
+                .unwrap()
+                .1,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_split_writes_four_relabelled_sets_and_names_the_classes() {
+        let output =
+            build(json!({ "method": "groups", "groups_a": ["family0"], "images_per_class": 6 }))
+                .unwrap();
+        let names: Vec<&str> = output
+            .outputs
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(names, vec!["a_train", "a_test", "b_train", "b_test"]);
+        let a_train = blob(&output, "a_train");
+        assert_eq!(
+            a_train.class_names,
+            vec!["f0c0", "f0c1", "f0c2", "f0c3", "f0c4"]
+        );
+        assert_eq!(a_train.class_counts(), vec![6; 5]);
+        assert_eq!(blob(&output, "b_test").class_counts(), vec![4; 5]);
+        assert_eq!(
+            output.metrics["a"]["original_labels"],
+            json!([0, 1, 2, 3, 4])
+        );
+        assert_eq!(
+            output.metrics["b"]["classes"],
+            json!(["f1c0", "f1c1", "f1c2", "f1c3", "f1c4"])
+        );
+        assert_eq!(
+            SplitKind.headline(&output.metrics).unwrap(),
+            "A 5 classes (30+20), B 5 classes (30+20)"
+        );
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_blobs() {
+        let first = build(json!({ "seed": 7, "images_per_class": 3 })).unwrap();
+        let second = build(json!({ "seed": 7, "images_per_class": 3 })).unwrap();
+        assert_eq!(first.outputs, second.outputs);
+        assert_ne!(
+            build(json!({ "seed": 8, "images_per_class": 3 }))
+                .unwrap()
+                .outputs,
+            first.outputs
+        );
+    }
+
+    #[test]
+    fn an_unknown_class_fails_the_build_naming_it_and_the_valid_ones() {
+        let Err(BuildError::Failed(message)) =
+            build(json!({ "method": "classes", "classes_a": ["f0c0", "f3c1"] }))
+        else {
+            panic!("the build should fail");
+        };
+        assert!(
+            message.starts_with(
+                "cannot split `toy`: classes_a names class `f3c1`, which the dataset does not have"
+            ),
+            "{message}"
+        );
+        assert!(message.contains("(its classes: f0c0, f0c1,"), "{message}");
+    }
+
+    #[test]
+    fn check_catches_what_the_parameters_alone_show() {
+        let check = |overrides: Value| SplitKind.check(&params_with(&SplitKind, overrides));
+        let problems = check(json!({ "method": "classes" }));
+        assert_eq!(problems.len(), 1);
+        assert_eq!(
+            problems[0].message,
+            "`method: classes` needs the classes of task A"
+        );
+        assert_eq!(
+            problems[0].hint.as_deref(),
+            Some("add `classes_a: [T-shirt/top, Pullover, Dress, Coat, Shirt]`")
+        );
+
+        let problems = check(
+            json!({ "method": "classes", "classes_a": ["Bag", "Coat"], "classes_b": ["Coat"] }),
+        );
+        assert_eq!(
+            problems[0].message,
+            "`Coat` is in both `classes_a` and `classes_b`"
+        );
+
+        let problems = check(json!({ "method": "groups", "groups_a": ["x", "x"] }));
+        assert_eq!(problems[0].message, "`x` is listed twice in `groups_a`");
+
+        let problems = check(json!({ "classes_a": ["Bag"] }));
+        assert_eq!(
+            problems[0].message,
+            "`classes_a` is only read with `method: classes`, but this split uses `random`"
+        );
+        assert_eq!(
+            problems[0].hint.as_deref(),
+            Some("set `method: classes` or remove `classes_a`")
+        );
+
+        assert!(check(json!({})).is_empty());
+    }
+
+    #[test]
+    fn the_key_leaves_out_what_the_method_does_not_read() {
+        let unused =
+            |overrides: Value| SplitKind.unused_params(&params_with(&SplitKind, overrides));
+        assert_eq!(
+            unused(json!({})),
+            vec!["classes_a", "classes_b", "groups_a", "groups_b"]
+        );
+        assert_eq!(
+            unused(json!({ "method": "classes" })),
+            vec!["size_a", "size_b", "groups_a", "groups_b", "seed"]
+        );
+        assert!(!unused(json!({ "method": "classes", "images_per_class": 100 })).contains(&"seed"));
+    }
+
+    /// The documented Fashion-MNIST split resolves against the real class names.
+    #[test]
+    fn the_recommended_fashion_mnist_split_names_real_classes() {
+        let mut all: Vec<&str> = FASHION_MNIST_DISSIMILAR_A
+            .iter()
+            .chain(&FASHION_MNIST_DISSIMILAR_B)
+            .copied()
+            .collect();
+        all.sort_unstable();
+        let mut names = crate::data::fashion_mnist::CLASS_NAMES.to_vec();
+        names.sort_unstable();
+        assert_eq!(all, names);
+    }
+
+    /// Both kinds through the spec layer: numbers in class lists become names, defaults apply,
+    /// and check problems come back as diagnostics.
+    #[test]
+    fn pipelines_using_both_kinds_validate() {
+        let mut registry = KindRegistry::new();
+        registry.register(DatasetKind).register(SplitKind);
+        let text = "nodes:\n  data: { kind: dataset, source: synthetic }\n  halves: { kind: split, inputs: { data: data }, method: classes, classes_a: [0, 1] }\n";
+        let pipeline = crate::spec::parse(Path::new("pipeline.yaml"), text, &registry).unwrap();
+        let halves = pipeline.node("halves").unwrap();
+        assert_eq!(halves.params["classes_a"], json!(["0", "1"]));
+        assert_eq!(halves.params["images_per_class"], json!(0));
+
+        let text = "nodes:\n  data: { kind: dataset, source: cifar10 }\n";
+        let errors = crate::spec::parse(Path::new("pipeline.yaml"), text, &registry).unwrap_err();
+        let rendered = errors.to_string();
+        assert!(
+            rendered.contains("source `cifar10` needs `path`"),
+            "{rendered}"
+        );
+    }
+}
