@@ -1,5 +1,7 @@
 //! The built-in node kinds.
 
+pub mod paper_reference;
+pub mod report;
 pub mod testing;
 
 use crate::kind::KindRegistry;

@@ -1,0 +1,518 @@
+//! `report`: reads many `evaluate` nodes and writes what the experiment found.
+//!
+//! Outputs: `results.csv` (one row per run), `results.md` (means and 95% intervals per split
+//! and pooled per split kind), `summary.md` (each of the paper's five findings judged on these
+//! numbers, chance-level runs listed, the paper's ImageNet numbers beside ours), and `figure.svg`
+//! / `figure.png` (the paper's Figures 2 and 3 redrawn from these runs). Every output is a pure
+//! function of the inputs' metrics and the parameters, sorted and with fixed number formats, so
+//! its blob hash is stable.
+//!
+//! The contract with `evaluate` nodes is their metrics object: `top1`, `top5`, `count`,
+//! `num_classes`, `variant` (`baseA`, `baseB`, `AnB`, `BnB`, `AnB+`, `BnB+`, `random`,
+//! `random+`), `layers_copied`, `seed`, `split`, `split_kind` and `target_task`. Only `top1` and
+//! `variant` are required; see [`runs`] for what happens when others are missing.
+
+mod analysis;
+mod figure;
+mod findings;
+mod runs;
+mod statistics;
+mod summary;
+mod tables;
+
+use serde_json::{json, Map, Value};
+
+use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind};
+use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
+use analysis::Analysis;
+use runs::RunSet;
+
+pub use figure::{FONT_PATHS, FONT_VARIABLE};
+
+/// The `report` kind.
+pub struct Report;
+
+/// What a report is asked for, after parameter defaults.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ReportOptions {
+    pub title: String,
+    /// Show the paper's ImageNet numbers beside ours.
+    pub paper_reference: bool,
+    /// A run whose top-1 is at most 1/classes + this margin never left chance.
+    pub chance_margin: f64,
+}
+
+impl Default for ReportOptions {
+    fn default() -> ReportOptions {
+        ReportOptions {
+            title: DEFAULT_TITLE.to_string(),
+            paper_reference: true,
+            chance_margin: 0.05,
+        }
+    }
+}
+
+const DEFAULT_TITLE: &str = "Transferability of features";
+
+impl NodeKind for Report {
+    fn name(&self) -> &'static str {
+        "report"
+    }
+    fn version(&self) -> u32 {
+        1
+    }
+    fn about(&self) -> &'static str {
+        "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
+    }
+    fn params(&self) -> Vec<ParamSpec> {
+        vec![
+            ParamSpec::optional("title", ParamType::Text, DEFAULT_TITLE, "heading of the figure and the Markdown files"),
+            ParamSpec::optional(
+                "paper_reference",
+                ParamType::Bool,
+                true,
+                "show Yosinski et al.'s ImageNet numbers beside ours (labelled as such)",
+            ),
+            ParamSpec::optional(
+                "chance_margin",
+                ParamType::Float { min: Some(0.0), max: Some(1.0) },
+                0.05,
+                "runs with top-1 ≤ 1/classes + this margin are flagged as chance level and left out of means",
+            ),
+        ]
+    }
+    fn inputs(&self) -> Vec<InputSlot> {
+        vec![InputSlot {
+            name: "results",
+            arity: Arity::Many,
+            accepts: &["evaluate"],
+            doc: "the evaluate nodes to report on",
+        }]
+    }
+    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
+        let options = ReportOptions {
+            title: context.param_str("title")?.to_string(),
+            paper_reference: context.param_bool("paper_reference")?,
+            chance_margin: context.param_f64("chance_margin")?,
+        };
+        let inputs = context
+            .inputs
+            .get("results")
+            .map(Vec::as_slice)
+            .unwrap_or_default();
+        context.report_progress(0.1, format!("reading {} results", inputs.len()));
+        build_report(
+            inputs
+                .iter()
+                .map(|input| (input.node.as_str(), &input.metrics)),
+            &options,
+        )
+    }
+    fn headline(&self, metrics: &Value) -> Option<String> {
+        metrics
+            .get("headline")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+/// The report for `(node, metrics)` pairs: what `build` does once parameters are read.
+pub fn build_report<'a>(
+    inputs: impl IntoIterator<Item = (&'a str, &'a Value)>,
+    options: &ReportOptions,
+) -> Result<BuildOutput, BuildError> {
+    let set = RunSet::from_metrics(inputs, options.chance_margin);
+    let analysis = Analysis::new(&set);
+    let found = findings::findings(&analysis);
+    let headline = headline(&analysis);
+
+    let summary_options = summary::SummaryOptions {
+        title: &options.title,
+        headline: &headline,
+        chance_margin: options.chance_margin,
+        paper_reference: options.paper_reference,
+    };
+    let figure = figure::Figure::from_analysis(&analysis, &options.title, options.paper_reference);
+    let svg = figure::render_svg(&figure).map_err(BuildError::failed)?;
+    let png = figure::render_png(&figure).map_err(BuildError::failed)?;
+
+    let outputs = vec![
+        (
+            "results.csv".to_string(),
+            tables::results_csv(&analysis).into_bytes(),
+        ),
+        (
+            "results.md".to_string(),
+            tables::results_markdown(&analysis, &options.title).into_bytes(),
+        ),
+        (
+            "summary.md".to_string(),
+            summary::summary_markdown(&analysis, &found, &summary_options).into_bytes(),
+        ),
+        ("figure.svg".to_string(), svg.into_bytes()),
+        ("figure.png".to_string(), png),
+    ];
+    Ok(BuildOutput {
+        outputs,
+        metrics: metrics(&analysis, &found, headline),
+        backend: None,
+    })
+}
+
+/// "12 variants, 84 runs"
+fn headline(analysis: &Analysis) -> String {
+    let variants = analysis.variant_count();
+    let runs = analysis.set.runs.len();
+    let variant_word = if variants == 1 { "variant" } else { "variants" };
+    let run_word = if runs == 1 { "run" } else { "runs" };
+    let mut headline = format!("{variants} {variant_word}, {runs} {run_word}");
+    let chance_level = analysis.set.chance_level().count();
+    if chance_level > 0 {
+        headline.push_str(&format!(", {chance_level} at chance"));
+    }
+    headline
+}
+
+/// Six decimals are plenty for accuracies and points, and keep `tpipe show` readable.
+fn rounded(value: f64) -> Value {
+    json!((value * 1e6).round() / 1e6)
+}
+
+fn interval_json(interval: Option<statistics::Interval>) -> (Value, Value) {
+    match interval {
+        Some(interval) => (rounded(interval.low), rounded(interval.high)),
+        None => (Value::Null, Value::Null),
+    }
+}
+
+fn relative_json(entry: &mut Map<String, Value>, relative: Option<&analysis::Relative>) {
+    if let Some(relative) = relative {
+        let (low, high) = interval_json(relative.estimate.interval());
+        entry.insert("delta_points".into(), rounded(relative.estimate.value));
+        entry.insert("delta_low".into(), low);
+        entry.insert("delta_high".into(), high);
+    }
+}
+
+fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -> Value {
+    let mut means = Map::new();
+    for cell in &analysis.split_cells {
+        let mut entry = Map::new();
+        entry.insert("runs".into(), json!(cell.runs.len()));
+        if let Some(top1) = cell.top1 {
+            let (low, high) = interval_json(top1.interval());
+            entry.insert("top1".into(), rounded(top1.mean));
+            entry.insert("top1_low".into(), low);
+            entry.insert("top1_high".into(), high);
+        }
+        if let Some(top5) = cell.top5 {
+            entry.insert("top5".into(), rounded(top5.mean));
+        }
+        relative_json(&mut entry, cell.relative.as_ref());
+        let key = format!(
+            "{} {} {} n={}",
+            cell.split, cell.target_task, cell.variant, cell.layers_copied
+        );
+        means.insert(key, Value::Object(entry));
+    }
+    let mut pooled = Map::new();
+    for cell in &analysis.kind_cells {
+        let mut entry = Map::new();
+        entry.insert("runs".into(), json!(cell.runs.len()));
+        entry.insert("splits".into(), json!(cell.splits));
+        if let Some(top1) = cell.top1 {
+            entry.insert("top1".into(), rounded(top1.mean));
+        }
+        relative_json(&mut entry, cell.relative.as_ref());
+        pooled.insert(
+            format!(
+                "{} {} n={}",
+                cell.split_kind, cell.paper_variant, cell.layers_copied
+            ),
+            Value::Object(entry),
+        );
+    }
+    let findings: Map<String, Value> = found
+        .iter()
+        .map(|finding| {
+            let verdicts: Map<String, Value> = finding
+                .judgements
+                .iter()
+                .map(|judgement| (judgement.scope.clone(), json!(judgement.verdict.key())))
+                .collect();
+            (finding.key.to_string(), Value::Object(verdicts))
+        })
+        .collect();
+    json!({
+        "headline": headline,
+        "runs": analysis.set.runs.len(),
+        "variants": analysis.variant_count(),
+        "chance_level_runs": analysis.set.chance_level().map(|run| run.node.clone()).collect::<Vec<_>>(),
+        "skipped_inputs": analysis.set.skipped.iter().map(|skipped| skipped.node.clone()).collect::<Vec<_>>(),
+        "means": means,
+        "pooled": pooled,
+        "findings": findings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::analysis::tests::metrics as evaluate_metrics;
+    use super::*;
+
+    /// A full synthetic grid like the paper's: two splits, three seeds, every variant, with the
+    /// paper's effects built in (and one failed run).
+    pub(crate) fn paper_like_grid() -> Vec<(String, Value)> {
+        let mut inputs = Vec::new();
+        let wobble = |seed: i64, n: u32| {
+            [-0.004, 0.001, 0.003][seed as usize] + 0.001 * ((n as i64 * 7 + seed) % 3) as f64
+        };
+        for (split, base, high_n_drop) in [
+            ("split_similar_s0", 0.86, 0.006),
+            ("split_dissimilar", 0.83, 0.02),
+        ] {
+            for seed in 0..3i64 {
+                let node = |variant: &str, n: u32| {
+                    format!("eval_{split}_{variant}_n{n}_s{seed}").replace('+', "plus")
+                };
+                inputs.push((
+                    node("baseB", 0),
+                    evaluate_metrics(split, "baseB", 0, seed, base + wobble(seed, 0)),
+                ));
+                for n in 1..=7u32 {
+                    let dip = match n {
+                        4 => 0.015,
+                        5 => 0.025,
+                        3 => 0.006,
+                        _ => 0.0,
+                    };
+                    let specific = high_n_drop * n.saturating_sub(3) as f64;
+                    let cells = [
+                        ("BnB", base - dip),
+                        ("AnB", base - dip - specific),
+                        ("BnB+", base + 0.001),
+                        ("AnB+", base + 0.012),
+                        ("random", if n <= 2 { base - 0.12 * n as f64 } else { 0.11 }),
+                    ];
+                    for (variant, top1) in cells {
+                        if split.contains("dissimilar") && variant != "AnB" {
+                            continue;
+                        }
+                        let top1 = if variant == "random" && n > 2 {
+                            top1
+                        } else {
+                            top1 + wobble(seed, n)
+                        };
+                        inputs.push((
+                            node(variant, n),
+                            evaluate_metrics(split, variant, n, seed, top1),
+                        ));
+                    }
+                }
+            }
+        }
+        inputs
+    }
+
+    fn build(inputs: &[(String, Value)], options: &ReportOptions) -> BuildOutput {
+        build_report(
+            inputs
+                .iter()
+                .map(|(node, metrics)| (node.as_str(), metrics)),
+            options,
+        )
+        .expect("the report builds")
+    }
+
+    fn output<'a>(built: &'a BuildOutput, name: &str) -> &'a [u8] {
+        &built
+            .outputs
+            .iter()
+            .find(|(output, _)| output == name)
+            .unwrap_or_else(|| panic!("no output `{name}`"))
+            .1
+    }
+
+    #[test]
+    fn writes_every_output_with_a_headline() {
+        let built = build(&paper_like_grid(), &ReportOptions::default());
+        let names: Vec<&str> = built
+            .outputs
+            .iter()
+            .map(|(name, _)| name.as_str())
+            .collect();
+        assert_eq!(
+            names,
+            [
+                "results.csv",
+                "results.md",
+                "summary.md",
+                "figure.svg",
+                "figure.png"
+            ]
+        );
+        // 3 seeds × (1 + 7 × 5) on the similar split, 3 × (1 + 7) on the dissimilar one.
+        assert_eq!(built.metrics["runs"], 132);
+        assert_eq!(
+            built.metrics["headline"],
+            "44 variants, 132 runs, 15 at chance"
+        );
+        assert_eq!(
+            Report.headline(&built.metrics).as_deref(),
+            Some("44 variants, 132 runs, 15 at chance")
+        );
+        assert_eq!(
+            built.metrics["chance_level_runs"].as_array().unwrap().len(),
+            15
+        );
+        let pooled = &built.metrics["pooled"]["similar AnB n=7"];
+        assert_eq!(pooled["runs"], 3);
+        assert_eq!(pooled["delta_points"], -2.4);
+        assert_eq!(
+            built.metrics["means"]["split_similar_s0 B baseB n=0"]["runs"],
+            3
+        );
+        assert_eq!(
+            built.metrics["findings"]["fragile_co_adaptation"]["similar"],
+            "seen"
+        );
+    }
+
+    #[test]
+    fn the_summary_reports_each_built_in_effect() {
+        let built = build(&paper_like_grid(), &ReportOptions::default());
+        let summary = String::from_utf8(output(&built, "summary.md").to_vec()).unwrap();
+        for expected in [
+            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **dissimilar: not measured.** no BnB nodes.\n- **similar: seen.** BnB is 2.50 points below baseB at n = 5",
+            "### 2. Specificity: AnB falls at high n\n\n- **dissimilar: seen.**",
+            "- **dissimilar vs similar: seen.** At n = 7,",
+            "### 4. Random weights: frozen random lower layers collapse accuracy\n\n- **dissimilar: not measured.** no random-weight (`random`) nodes.\n- **similar: seen.** From n = 3 on",
+            "### 5. Lingering boost: AnB+ beats baseB\n\n- **dissimilar: not measured.** no AnB+ nodes.\n- **similar: seen.** Averaged over n = 1–7, AnB+ is 1.20 points above baseB",
+            "- `eval_split_similar_s0_random_n3_s0` (random, n = 3): top-1 0.1100 ≤ 0.1500 (1/10 + 0.05)",
+        ] {
+            assert!(summary.contains(expected), "missing `{expected}` in\n{summary}");
+        }
+    }
+
+    #[test]
+    fn same_inputs_give_the_same_bytes_in_any_order() {
+        let inputs = paper_like_grid();
+        let first = build(&inputs, &ReportOptions::default());
+        let mut reversed = inputs.clone();
+        reversed.reverse();
+        let second = build(&reversed, &ReportOptions::default());
+        for ((name, bytes), (other_name, other_bytes)) in first.outputs.iter().zip(&second.outputs)
+        {
+            assert_eq!(name, other_name);
+            assert!(
+                bytes == other_bytes,
+                "`{name}` differs between two builds of the same inputs"
+            );
+        }
+        assert_eq!(first.metrics, second.metrics);
+    }
+
+    #[test]
+    fn svg_is_well_formed_and_names_every_series() {
+        let built = build(&paper_like_grid(), &ReportOptions::default());
+        let svg = std::str::from_utf8(output(&built, "figure.svg")).unwrap();
+        assert!(
+            svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
+            "{}",
+            &svg[..80]
+        );
+        assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
+        for label in [
+            "BnB (line: mean, dots: seeds)",
+            "BnB+ (line: mean, dots: seeds)",
+            "AnB (line: mean, dots: seeds)",
+            "AnB+ (line: mean, dots: seeds)",
+            "baseB (circles: seeds, thin line: mean)",
+            "AnB, similar (bars: 95% CI)",
+            "AnB, dissimilar (bars: 95% CI)",
+            "random weights, similar (incl. chance-level runs) (bars: 95% CI)",
+            "paper (ImageNet), right axis, same colours",
+            "paper (ImageNet) AnB, random split",
+            "paper (ImageNet) AnB, dissimilar",
+            "paper (ImageNet) random weights, n = 1–2",
+            "paper top-1 (ImageNet, CaffeNet), dashed",
+            "Transferability of features",
+        ] {
+            assert!(svg.contains(label), "the SVG lacks `{label}`");
+        }
+        let plain = build(
+            &paper_like_grid(),
+            &ReportOptions {
+                paper_reference: false,
+                ..ReportOptions::default()
+            },
+        );
+        let plain_svg = std::str::from_utf8(output(&plain, "figure.svg")).unwrap();
+        assert!(!plain_svg.contains("ImageNet"));
+    }
+
+    #[test]
+    fn png_decodes_at_the_figure_size() {
+        let built = build(&paper_like_grid(), &ReportOptions::default());
+        let png = output(&built, "figure.png");
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+        let decoded =
+            image::load_from_memory_with_format(png, image::ImageFormat::Png).expect("a valid PNG");
+        assert_eq!(
+            (decoded.width(), decoded.height()),
+            (figure::WIDTH, figure::HEIGHT)
+        );
+        // Not a blank canvas: some pixels are dark (text, lines).
+        let dark = decoded
+            .to_luma8()
+            .pixels()
+            .filter(|pixel| pixel.0[0] < 100)
+            .count();
+        assert!(dark > 5_000, "only {dark} dark pixels");
+    }
+
+    #[test]
+    fn a_report_with_no_usable_inputs_still_builds() {
+        let broken = json!({ "top5": 0.3 });
+        let built = build_report([("broken", &broken)], &ReportOptions::default()).unwrap();
+        assert_eq!(built.metrics["headline"], "0 variants, 0 runs");
+        assert_eq!(built.metrics["skipped_inputs"], json!(["broken"]));
+        let summary = String::from_utf8(output(&built, "summary.md").to_vec()).unwrap();
+        assert!(
+            summary.contains("- **all: not measured.** no runs."),
+            "{summary}"
+        );
+        assert_eq!(
+            String::from_utf8(output(&built, "results.csv").to_vec())
+                .unwrap()
+                .lines()
+                .count(),
+            1
+        );
+    }
+
+    #[test]
+    fn the_kind_declares_its_params_and_input() {
+        let names: Vec<&str> = Report.params().iter().map(|param| param.name).collect();
+        assert_eq!(names, ["title", "paper_reference", "chance_margin"]);
+        let inputs = Report.inputs();
+        assert_eq!(
+            (inputs[0].name, inputs[0].arity, inputs[0].accepts),
+            ("results", Arity::Many, &["evaluate"][..])
+        );
+    }
+
+    /// Writes a sample report from the synthetic grid to `TPIPE_REPORT_SAMPLE_DIR`, for looking
+    /// at the figure by eye; does nothing when the variable is unset.
+    #[test]
+    fn write_sample_report_when_asked() {
+        let Some(folder) = std::env::var_os("TPIPE_REPORT_SAMPLE_DIR") else {
+            return;
+        };
+        let built = build(&paper_like_grid(), &ReportOptions::default());
+        std::fs::create_dir_all(&folder).unwrap();
+        for (name, bytes) in &built.outputs {
+            std::fs::write(std::path::Path::new(&folder).join(name), bytes).unwrap();
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! `summary.md`: what the run shows about each of the paper's findings, which runs were left out
+//! and why, and the paper's ImageNet figures beside ours.
+
+use std::fmt::Write;
+
+use super::analysis::{Analysis, KindCell};
+use super::findings::{Finding, HIGH_LAYERS, MIDDLE_LAYERS};
+use super::runs::quoted_list;
+use super::tables::{fraction, signed_points};
+use crate::kinds::paper_reference as paper;
+
+pub struct SummaryOptions<'a> {
+    pub title: &'a str,
+    pub headline: &'a str,
+    pub chance_margin: f64,
+    pub paper_reference: bool,
+}
+
+pub fn summary_markdown(
+    analysis: &Analysis,
+    findings: &[Finding],
+    options: &SummaryOptions,
+) -> String {
+    let set = analysis.set;
+    let mut md = String::new();
+    let _ = writeln!(md, "# {}: summary\n", options.title);
+    let kinds: Vec<String> = analysis
+        .kinds
+        .iter()
+        .map(|kind| {
+            let runs: Vec<_> = set
+                .runs
+                .iter()
+                .filter(|run| run.split_kind == *kind)
+                .collect();
+            let splits: std::collections::BTreeSet<&str> =
+                runs.iter().map(|run| run.split.as_str()).collect();
+            let split_word = if splits.len() == 1 { "split" } else { "splits" };
+            format!(
+                "{kind} ({} {split_word}, {} runs)",
+                splits.len(),
+                runs.len()
+            )
+        })
+        .collect();
+    let _ =
+        writeln!(
+        md,
+        "{}: {} chance-level runs left out of every mean, {} inputs skipped. Split kinds: {}.\n",
+        options.headline,
+        set.chance_level().count(),
+        set.skipped.len(),
+        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+    );
+    let _ = writeln!(
+        md,
+        "How to read it: means are over seeds, with 95% Student t-intervals. Each variant is compared with the base net \
+         on its own split and target task, in accuracy points (1 point = 0.01 top-1), with a Welch interval that counts \
+         the spread of both. Both transfer directions are pooled under the paper's names (BnA counts as AnB, baseA on A \
+         as baseB). An effect is *seen* when its 95% interval excludes zero in the paper's direction, *inconclusive* when \
+         the mean points that way but the interval does not exclude zero, and *not seen at this scale* otherwise. \
+         Middle n is {}–{} and high n {}–{}, as in the paper's eight-layer net.\n",
+        MIDDLE_LAYERS.start(),
+        MIDDLE_LAYERS.end(),
+        HIGH_LAYERS.start(),
+        HIGH_LAYERS.end(),
+    );
+
+    md.push_str("## Findings\n\n");
+    for finding in findings {
+        let _ = writeln!(
+            md,
+            "### {}. {}: {}\n",
+            finding.number, finding.title, finding.claim
+        );
+        for judgement in &finding.judgements {
+            let _ = writeln!(
+                md,
+                "- **{}: {}.** {}",
+                judgement.scope,
+                judgement.verdict.words(),
+                judgement.detail
+            );
+        }
+        if options.paper_reference {
+            let _ = writeln!(md, "- Paper (ImageNet, CaffeNet): {}.", finding.paper);
+        }
+        md.push('\n');
+    }
+
+    md.push_str("## Chance-level runs (left out of every mean)\n\n");
+    let chance_level: Vec<_> = set.chance_level().collect();
+    if chance_level.is_empty() {
+        md.push_str("None: every run whose class count is known rose above chance.\n");
+    } else {
+        for run in chance_level {
+            let classes = run.num_classes.unwrap_or_default();
+            let _ = writeln!(
+                md,
+                "- `{}` ({}, n = {}): top-1 {} ≤ {} (1/{classes} + {})",
+                run.node,
+                run.variant,
+                run.layers_copied,
+                fraction(run.top1),
+                fraction(
+                    run.chance_threshold(options.chance_margin)
+                        .unwrap_or_default()
+                ),
+                options.chance_margin,
+            );
+        }
+    }
+    md.push('\n');
+
+    if !set.skipped.is_empty() || !set.notes.is_empty() {
+        md.push_str("## Skipped inputs and missing fields\n\n");
+        for skipped in &set.skipped {
+            let _ = writeln!(md, "- `{}` skipped: {}.", skipped.node, skipped.reason);
+        }
+        for note in &set.notes {
+            let _ = writeln!(md, "- {note}.");
+        }
+        let unknown: Vec<String> = set
+            .runs
+            .iter()
+            .filter(|run| run.role == super::runs::Role::Other)
+            .map(|run| run.node.clone())
+            .collect();
+        if !unknown.is_empty() {
+            let _ = writeln!(md, "- Variant labels the report does not know (in the tables, not in the findings): {}.", quoted_list(&unknown));
+        }
+        md.push('\n');
+    }
+
+    if options.paper_reference {
+        paper_tables(&mut md, analysis);
+    }
+    md
+}
+
+fn cell_fraction(cell: Option<&KindCell>) -> String {
+    cell.and_then(|cell| cell.top1)
+        .map(|sample| fraction(sample.mean))
+        .unwrap_or_else(|| "—".into())
+}
+
+fn cell_points(cell: Option<&KindCell>) -> String {
+    cell.and_then(|cell| cell.relative.as_ref())
+        .map(|relative| signed_points(relative.estimate.value))
+        .unwrap_or_else(|| "—".into())
+}
+
+fn cell_runs(cell: Option<&KindCell>) -> String {
+    cell.map(|cell| cell.runs.len().to_string())
+        .unwrap_or_else(|| "0".into())
+}
+
+/// The paper's numbers next to ours: Figure 2's curves, then Figure 3's drops.
+fn paper_tables(md: &mut String, analysis: &Analysis) {
+    let primary = analysis.primary_kind().unwrap_or("similar");
+    let _ = writeln!(md, "## Paper (ImageNet, CaffeNet) beside this run\n");
+    let _ = writeln!(
+        md,
+        "The paper's columns are ImageNet figures ({}; 500/500-class random splits, mean of the 10 best evaluations), \
+         not targets for this data set. Ours are the `{primary}` split kind. Δ is in points against each side's own baseB.\n",
+        paper::SOURCE
+    );
+    md.push_str("| variant | n | paper top-1 (ImageNet) | paper Δ (points) | our top-1 | our Δ (points) | our runs |\n");
+    md.push_str("|---|---|---|---|---|---|---|\n");
+    let base = analysis.kind_cell(primary, "baseB", 0);
+    let _ = writeln!(
+        md,
+        "| baseB | 0 | {} | — | {} | — | {} |",
+        fraction(paper::BASE_B),
+        cell_fraction(base),
+        cell_runs(base)
+    );
+    for variant in ["BnB", "AnB", "BnB+", "AnB+"] {
+        for n in 1..=7 {
+            let ours = analysis.kind_cell(primary, variant, n);
+            let _ = writeln!(
+                md,
+                "| {variant} | {n} | {} | {} | {} | {} | {} |",
+                paper::random_split_accuracy(variant, n)
+                    .map(fraction)
+                    .unwrap_or_else(|| "—".into()),
+                paper::random_split_drop_points(variant, n)
+                    .map(signed_points)
+                    .unwrap_or_else(|| "—".into()),
+                cell_fraction(ours),
+                cell_points(ours),
+                cell_runs(ours),
+            );
+        }
+    }
+    md.push('\n');
+
+    let other = if analysis.kinds.contains(&"similar") {
+        "similar"
+    } else {
+        primary
+    };
+    let _ = writeln!(
+        md,
+        "Figure 3's drops in points. Paper dissimilar: natural ↔ man-made, both directions averaged. Paper random weights: \
+         against the 1000-class net ({}); beyond n = 2 the paper gives only a range, {}–{} top-1. Our random-weights \
+         column includes chance-level runs, since collapsing to chance is the effect.\n",
+        fraction(paper::WHOLE_NET),
+        fraction(paper::RANDOM_WEIGHTS_HIGH_RANGE.0),
+        fraction(paper::RANDOM_WEIGHTS_HIGH_RANGE.1),
+    );
+    let _ = writeln!(
+        md,
+        "| n | paper AnB, random split | our AnB, {other} | paper AnB, dissimilar | our AnB, dissimilar | paper random weights | our random weights, {primary} |"
+    );
+    md.push_str("|---|---|---|---|---|---|---|\n");
+    for n in 1..=7 {
+        let random_ours = analysis
+            .kind_cell(primary, "random", n)
+            .and_then(|cell| analysis.relative_points(&cell.all_runs()))
+            .map(|relative| signed_points(relative.estimate.value))
+            .unwrap_or_else(|| "—".into());
+        let random_paper = paper::random_weights_drop_points(n)
+            .map(signed_points)
+            .unwrap_or_else(|| "near chance".into());
+        let _ = writeln!(
+            md,
+            "| {n} | {} | {} | {} | {} | {random_paper} | {random_ours} |",
+            paper::random_split_drop_points("AnB", n)
+                .map(signed_points)
+                .unwrap_or_else(|| "—".into()),
+            cell_points(analysis.kind_cell(other, "AnB", n)),
+            paper::dissimilar_drop_points(n)
+                .map(signed_points)
+                .unwrap_or_else(|| "—".into()),
+            cell_points(analysis.kind_cell("dissimilar", "AnB", n)),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::analysis::tests::{metrics, set_of};
+    use super::super::findings::findings;
+    use super::*;
+
+    fn render(inputs: &[(String, serde_json::Value)], paper_reference: bool) -> String {
+        let set = set_of(inputs);
+        let analysis = Analysis::new(&set);
+        let found = findings(&analysis);
+        let options = SummaryOptions {
+            title: "T",
+            headline: "2 variants, 4 runs",
+            chance_margin: 0.05,
+            paper_reference,
+        };
+        summary_markdown(&analysis, &found, &options)
+    }
+
+    fn inputs() -> Vec<(String, serde_json::Value)> {
+        vec![
+            ("b0".into(), metrics("s", "baseB", 0, 0, 0.80)),
+            ("b1".into(), metrics("s", "baseB", 0, 1, 0.82)),
+            ("r0".into(), metrics("s", "random", 4, 0, 0.12)),
+            ("r1".into(), metrics("s", "random", 4, 1, 0.13)),
+            ("broken".into(), serde_json::json!({ "variant": "AnB" })),
+        ]
+    }
+
+    #[test]
+    fn summary_lists_chance_level_runs_and_skipped_inputs() {
+        let md = render(&inputs(), true);
+        assert!(
+            md.contains("- `r0` (random, n = 4): top-1 0.1200 ≤ 0.1500 (1/10 + 0.05)"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- `broken` skipped: no numeric `top1` in its metrics."),
+            "{md}"
+        );
+        assert!(
+            md.contains(
+                "2 variants, 4 runs: 2 chance-level runs left out of every mean, 1 inputs skipped."
+            ),
+            "{md}"
+        );
+        assert!(
+            md.contains("- **similar: seen.** From n = 4 on, random-weight nets stay at chance"),
+            "{md}"
+        );
+        assert!(md.contains("### 1. Fragile co-adaptation: BnB dips at middle n vs baseB"));
+        assert!(
+            md.contains("- **similar: not measured.** no BnB nodes."),
+            "{md}"
+        );
+    }
+
+    #[test]
+    fn paper_figures_are_labelled_imagenet_and_can_be_left_out() {
+        let with_paper = render(&inputs(), true);
+        assert!(with_paper.contains("## Paper (ImageNet, CaffeNet) beside this run"));
+        assert!(
+            with_paper.contains("| baseB | 0 | 0.6251 | — | 0.8100 | — | 2 |"),
+            "{with_paper}"
+        );
+        assert!(
+            with_paper.contains("| AnB | 7 | 0.5425 | -8.26 | — | — | 0 |"),
+            "{with_paper}"
+        );
+        assert!(
+            with_paper.contains("| 4 | -2.53 | — | -7.30 | — | near chance | -68.50 |"),
+            "{with_paper}"
+        );
+        assert!(with_paper.contains("- Paper (ImageNet, CaffeNet): BnB dips"));
+        let without = render(&inputs(), false);
+        assert!(!without.contains("ImageNet"), "{without}");
+    }
+}

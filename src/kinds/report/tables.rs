@@ -1,0 +1,367 @@
+//! `results.csv` (one row per run) and `results.md` (means per split, then pooled per split kind,
+//! then every run). Fixed number formats and sorted rows, so the bytes depend only on the inputs.
+
+use std::fmt::Write;
+
+use super::analysis::{describe_runs, Analysis, Relative};
+use super::runs::Role;
+use super::statistics::{Interval, Sample};
+
+pub const CSV_HEADER: &str = "node,split_kind,split,target_task,variant,paper_variant,layers_copied,seed,top1,top5,images,num_classes,chance_level,delta_vs_base_points";
+
+/// Quotes a CSV field when it holds a comma, quote or line break.
+fn csv_field(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// Top-1 and other fractions.
+pub fn fraction(value: f64) -> String {
+    format!("{value:.4}")
+}
+
+/// A signed difference in points, never "-0.00".
+pub fn signed_points(value: f64) -> String {
+    let rounded = (value * 100.0).round() / 100.0;
+    let rounded = if rounded == 0.0 { 0.0 } else { rounded };
+    format!("{rounded:+.2}")
+}
+
+pub fn points_interval(interval: Option<Interval>) -> String {
+    match interval {
+        Some(interval) => format!(
+            "[{}, {}]",
+            signed_points(interval.low),
+            signed_points(interval.high)
+        ),
+        None => "—".to_string(),
+    }
+}
+
+fn fraction_interval(sample: Option<&Sample>) -> String {
+    match sample.and_then(Sample::interval) {
+        Some(interval) => format!("[{}, {}]", fraction(interval.low), fraction(interval.high)),
+        None => "—".to_string(),
+    }
+}
+
+fn optional<T: ToString>(value: Option<T>) -> String {
+    value.map(|value| value.to_string()).unwrap_or_default()
+}
+
+/// One row per run (chance-level runs included and flagged), in the report's run order.
+pub fn results_csv(analysis: &Analysis) -> String {
+    let mut csv = String::from(CSV_HEADER);
+    csv.push('\n');
+    for run in &analysis.set.runs {
+        let delta = if run.role == Role::Base || run.at_chance {
+            String::new()
+        } else {
+            analysis
+                .relative_points(&[run])
+                .map(|relative| format!("{:.4}", relative.estimate.value))
+                .unwrap_or_default()
+        };
+        let fields = [
+            csv_field(&run.node),
+            csv_field(&run.split_kind),
+            csv_field(&run.split),
+            csv_field(&run.target_task),
+            csv_field(&run.variant),
+            csv_field(&run.paper_variant()),
+            run.layers_copied.to_string(),
+            optional(run.seed),
+            format!("{:.6}", run.top1),
+            run.top5
+                .map(|top5| format!("{top5:.6}"))
+                .unwrap_or_default(),
+            optional(run.images),
+            optional(run.num_classes),
+            run.at_chance.to_string(),
+            delta,
+        ];
+        csv.push_str(&fields.join(","));
+        csv.push('\n');
+    }
+    csv
+}
+
+fn escape_cell(text: &str) -> String {
+    text.replace('|', "\\|")
+}
+
+fn relative_columns(relative: Option<&Relative>) -> (String, String) {
+    match relative {
+        Some(relative) => {
+            let mut difference = signed_points(relative.estimate.value);
+            if relative.estimate.spread_borrowed {
+                difference.push('*');
+            }
+            (difference, points_interval(relative.estimate.interval()))
+        }
+        None => ("—".to_string(), "—".to_string()),
+    }
+}
+
+/// `results.md`: methods in one paragraph, means per split, pooled means, every run.
+pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
+    let set = analysis.set;
+    let mut md = String::new();
+    let _ = writeln!(md, "# {title}: results\n");
+    let _ = writeln!(
+        md,
+        "{} runs from {} evaluate nodes ({} skipped), {} variants; {} chance-level runs left out of every mean.\n",
+        set.runs.len(),
+        set.runs.len() + set.skipped.len(),
+        set.skipped.len(),
+        analysis.variant_count(),
+        set.chance_level().count(),
+    );
+    md.push_str(
+        "Intervals are 95% Student t-intervals over seeds (mean ± t(0.975, n−1)·sd/√n). Δ is the difference from \
+         the base net on the same split and target task, in accuracy points (1 point = 0.01 top-1), with a Welch \
+         interval that counts the spread of both. `—`: a single run, no interval. `*`: one side had a single run and \
+         borrowed the other side's spread.\n\n",
+    );
+
+    let mut current_split: Option<(&str, &str)> = None;
+    for (index, cell) in analysis.split_cells.iter().enumerate() {
+        if current_split != Some((cell.split_kind, cell.split)) {
+            current_split = Some((cell.split_kind, cell.split));
+            let _ = writeln!(md, "## Split `{}` ({})\n", cell.split, cell.split_kind);
+            md.push_str("| target | variant | n | runs | top-1 mean | 95% interval | top-5 mean | Δ vs base (points) | 95% interval |\n");
+            md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+        }
+        let (difference, difference_interval) = relative_columns(cell.relative.as_ref());
+        let mut runs = cell.runs.len().to_string();
+        if cell.chance_level_runs > 0 {
+            let _ = write!(runs, " (+{} at chance)", cell.chance_level_runs);
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            escape_cell(cell.target_task),
+            escape_cell(cell.variant),
+            cell.layers_copied,
+            runs,
+            cell.top1
+                .map(|sample| fraction(sample.mean))
+                .unwrap_or_else(|| "—".into()),
+            fraction_interval(cell.top1.as_ref()),
+            cell.top5
+                .map(|sample| fraction(sample.mean))
+                .unwrap_or_else(|| "—".into()),
+            difference,
+            difference_interval,
+        );
+        let next = analysis.split_cells.get(index + 1);
+        if next.is_none_or(|next| (next.split_kind, next.split) != (cell.split_kind, cell.split)) {
+            md.push('\n');
+        }
+    }
+
+    md.push_str("## Pooled by split kind\n\n");
+    md.push_str(
+        "Every split of a kind and both target tasks together, under the paper's names (BnA counts as AnB, \
+         baseA on A as baseB); each run is compared with its own split's base before pooling.\n\n",
+    );
+    md.push_str("| split kind | variant | n | runs | splits | top-1 mean | 95% interval | Δ vs base (points) | 95% interval |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    for cell in &analysis.kind_cells {
+        let (difference, difference_interval) = relative_columns(cell.relative.as_ref());
+        let seeds = super::analysis::distinct_seeds(cell.runs.iter().copied());
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            escape_cell(cell.split_kind),
+            escape_cell(&cell.paper_variant),
+            cell.layers_copied,
+            describe_runs(cell.runs.len(), seeds),
+            cell.splits,
+            cell.top1
+                .map(|sample| fraction(sample.mean))
+                .unwrap_or_else(|| "—".into()),
+            fraction_interval(cell.top1.as_ref()),
+            difference,
+            difference_interval,
+        );
+    }
+
+    md.push_str("\n## Every run\n\n");
+    md.push_str("| node | split | target | variant | n | seed | top-1 | top-5 | images | note |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
+    for run in &set.runs {
+        let _ = writeln!(
+            md,
+            "| `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            escape_cell(&run.node),
+            escape_cell(&run.split),
+            escape_cell(&run.target_task),
+            escape_cell(&run.variant),
+            run.layers_copied,
+            run.seed
+                .map(|seed| seed.to_string())
+                .unwrap_or_else(|| "—".into()),
+            fraction(run.top1),
+            run.top5.map(fraction).unwrap_or_else(|| "—".into()),
+            run.images
+                .map(|images| images.to_string())
+                .unwrap_or_else(|| "—".into()),
+            if run.at_chance {
+                "chance level, not in means"
+            } else {
+                ""
+            },
+        );
+    }
+    if !set.skipped.is_empty() {
+        md.push_str("\n## Skipped inputs\n\n");
+        for skipped in &set.skipped {
+            let _ = writeln!(md, "- `{}`: {}", skipped.node, skipped.reason);
+        }
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::analysis::tests::{metrics, set_of};
+    use super::*;
+
+    fn sample_inputs() -> Vec<(String, serde_json::Value)> {
+        let mut inputs = Vec::new();
+        for seed in 0..3 {
+            let wobble = seed as f64 * 0.01;
+            inputs.push((
+                format!("eval_baseB_s{seed}"),
+                metrics("split_similar_s0", "baseB", 0, seed, 0.80 + wobble),
+            ));
+            inputs.push((
+                format!("eval_AnB_n3_s{seed}"),
+                metrics("split_similar_s0", "AnB", 3, seed, 0.75 + wobble),
+            ));
+            inputs.push((
+                format!("eval_random_n5_s{seed}"),
+                metrics("split_similar_s0", "random", 5, seed, 0.10),
+            ));
+            inputs.push((
+                format!("eval_dis_AnB_n3_s{seed}"),
+                metrics("split_dissimilar", "AnB", 3, seed, 0.5 + wobble),
+            ));
+        }
+        inputs.push((
+            "weird,name".to_string(),
+            metrics("split_similar_s0", "BnB", 1, 0, 0.79),
+        ));
+        inputs
+    }
+
+    /// A minimal CSV reader that honours quoted fields.
+    fn parse_csv(text: &str) -> Vec<Vec<String>> {
+        text.lines()
+            .map(|line| {
+                let mut fields = vec![String::new()];
+                let mut quoted = false;
+                let mut characters = line.chars().peekable();
+                while let Some(character) = characters.next() {
+                    match (character, quoted) {
+                        ('"', true) if characters.peek() == Some(&'"') => {
+                            characters.next();
+                            fields.last_mut().unwrap().push('"');
+                        }
+                        ('"', _) => quoted = !quoted,
+                        (',', false) => fields.push(String::new()),
+                        (other, _) => fields.last_mut().unwrap().push(other),
+                    }
+                }
+                fields
+            })
+            .collect()
+    }
+
+    #[test]
+    fn csv_has_one_row_per_run_and_parses_back() {
+        let inputs = sample_inputs();
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        let rows = parse_csv(&results_csv(&analysis));
+        assert_eq!(rows.len() - 1, set.runs.len());
+        assert_eq!(rows.len() - 1, 13);
+        let width = CSV_HEADER.split(',').count();
+        assert!(
+            rows.iter().all(|row| row.len() == width),
+            "every row has {width} fields"
+        );
+        let header = &rows[0];
+        let column = |name: &str| header.iter().position(|field| field == name).unwrap();
+        let weird = rows
+            .iter()
+            .find(|row| row[column("node")] == "weird,name")
+            .expect("quoted node name");
+        assert_eq!(weird[column("variant")], "BnB");
+        assert_eq!(weird[column("delta_vs_base_points")], "-2.0000");
+        let random: Vec<&Vec<String>> = rows
+            .iter()
+            .filter(|row| row[column("variant")] == "random")
+            .collect();
+        assert!(random
+            .iter()
+            .all(|row| row[column("chance_level")] == "true"
+                && row[column("delta_vs_base_points")].is_empty()));
+        let top1: f64 = rows[1][column("top1")].parse().unwrap();
+        assert!((0.0..=1.0).contains(&top1));
+    }
+
+    #[test]
+    fn markdown_tables_are_well_formed_and_list_every_run() {
+        let inputs = sample_inputs();
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        let md = results_markdown(&analysis, "Test");
+        // Every table row has as many cells as its header.
+        let mut expected_cells = None;
+        for line in md.lines() {
+            if !line.starts_with('|') {
+                expected_cells = None;
+                continue;
+            }
+            let cells = line.replace("\\|", "").matches('|').count() - 1;
+            match expected_cells {
+                None => expected_cells = Some(cells),
+                Some(expected) => assert_eq!(cells, expected, "row `{line}`"),
+            }
+        }
+        let run_rows = md
+            .split("## Every run")
+            .nth(1)
+            .unwrap()
+            .lines()
+            .filter(|line| line.starts_with("| `"))
+            .count();
+        assert_eq!(run_rows, set.runs.len());
+        assert!(md.contains("## Split `split_similar_s0` (similar)"));
+        assert!(md.contains("## Split `split_dissimilar` (dissimilar)"));
+        assert!(md.contains("| B | AnB | 3 | 3 | 0.7600 |"), "{md}");
+        assert!(
+            md.contains("| B | random | 5 | 0 (+3 at chance) | — |"),
+            "{md}"
+        );
+        assert!(
+            md.contains("| similar | AnB | 3 | 3 seeds | 1 | 0.7600 |"),
+            "{md}"
+        );
+        assert!(md.contains("`weird,name`"));
+        assert!(md.contains("Student t-intervals"));
+    }
+
+    #[test]
+    fn points_never_print_negative_zero() {
+        assert_eq!(signed_points(-0.001), "+0.00");
+        assert_eq!(signed_points(-2.104), "-2.10");
+        assert_eq!(signed_points(1.5), "+1.50");
+        assert_eq!(points_interval(None), "—");
+    }
+}
