@@ -388,6 +388,8 @@ impl<'a> Scheduler<'a> {
         let forced = self.forced.contains(&position);
         if !forced {
             if let Some(record) = self.usable_record(node, &resolved) {
+                // `--push` shares what was built before too; the remote skips what it has.
+                self.push_to_remote(node, &record);
                 return (NodeStatus::Cached, Some(record), key);
             }
             if let Some((record, remote)) = self.fetch_from_remote(node, &resolved) {
@@ -423,13 +425,7 @@ impl<'a> Scheduler<'a> {
         };
         match self.runner.run_node(job) {
             Ok(record) => {
-                if self.options.push {
-                    if let Some(remote) = &self.options.remote {
-                        if let Err(error) = remote.push(&record, &self.session.cache) {
-                            self.observer.warning(&format!("node `{}`: push to {} failed: {error}", node.name, remote.describe()));
-                        }
-                    }
-                }
+                self.push_to_remote(node, &record);
                 (NodeStatus::Built, Some(Arc::new(record)), key)
             }
             Err(BuildError::Cancelled) => (NodeStatus::Cancelled, None, key),
@@ -457,9 +453,17 @@ impl<'a> Scheduler<'a> {
             },
             Ok(false) => None,
             Err(error) => {
-                self.observer.warning(&format!("node `{}`: remote {} unavailable ({error}); building locally", node.name, remote.describe()));
+                self.observer.warning(&format!("node `{}`: {error}; building it locally", node.name));
                 None
             }
+        }
+    }
+
+    /// With `--push`, uploads a node's entry; a failure is a warning, never a failed node.
+    fn push_to_remote(&self, node: &NodeSpec, record: &Record) {
+        let Some(remote) = self.options.remote.as_ref().filter(|_| self.options.push) else { return };
+        if let Err(error) = remote.push(record, &self.session.cache) {
+            self.observer.warning(&format!("node `{}`: not pushed: {error}", node.name));
         }
     }
 

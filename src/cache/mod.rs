@@ -105,6 +105,20 @@ pub(crate) fn write_atomically(temporary_dir: &Path, destination: &Path, bytes: 
     result
 }
 
+/// Parses a record's bytes and checks that they describe `key` in this format and that the
+/// content digest matches the outputs. Shared by the cache and by remotes, which run it on every
+/// record they download.
+pub fn parse_record(key: &ContentHash, bytes: &[u8]) -> Result<Record, String> {
+    let record: Record = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
+    if record.key != *key || record.format != RECORD_FORMAT {
+        return Err(format!("it describes key {} in format {}", record.key.short(), record.format));
+    }
+    if crate::key::outputs_digest(&record.outputs) != record.content {
+        return Err("its content digest does not match its outputs".into());
+    }
+    Ok(record)
+}
+
 impl Cache {
     /// Opens (creating if needed) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
@@ -190,18 +204,7 @@ impl Cache {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => return Err(CacheError::Io { action: "read", path, source }),
         };
-        let record: Record = serde_json::from_slice(&bytes)
-            .map_err(|error| CacheError::CorruptRecord { path: path.clone(), reason: error.to_string() })?;
-        if record.key != *key || record.format != RECORD_FORMAT {
-            return Err(CacheError::CorruptRecord {
-                path,
-                reason: format!("it describes key {} in format {}", record.key.short(), record.format),
-            });
-        }
-        if crate::key::outputs_digest(&record.outputs) != record.content {
-            return Err(CacheError::CorruptRecord { path, reason: "its content digest does not match its outputs".into() });
-        }
-        Ok(Some(record))
+        parse_record(key, &bytes).map(Some).map_err(|reason| CacheError::CorruptRecord { path, reason })
     }
 
     /// A record whose blobs are all present and intact.

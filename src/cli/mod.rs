@@ -3,6 +3,7 @@
 
 mod cache_commands;
 mod progress;
+mod remote_commands;
 mod table;
 
 use std::io::Write;
@@ -99,6 +100,14 @@ struct RunArgs {
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    remote: remote_commands::RemoteArgs,
+    /// Use no remote in this run, whatever the configuration says.
+    #[arg(long, conflicts_with_all = ["remote", "push"])]
+    no_remote: bool,
+    /// Upload each node to the remote as it finishes.
+    #[arg(long)]
+    push: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -128,6 +137,31 @@ enum CacheCommand {
         /// Only say what would be removed.
         #[arg(long)]
         dry_run: bool,
+        /// Collect this remote instead of the local cache. Only this flag names it: gc never
+        /// takes a remote from TPIPE_REMOTE or a config file.
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+        /// With `--remote`: delete what the dry run listed; `--dry-run` prints the token.
+        #[arg(long, value_name = "TOKEN", requires = "remote")]
+        confirm: Option<String>,
+        /// With `--remote`: keep unreached objects written less than this long ago (a push may
+        /// be under way).
+        #[arg(long, value_name = "DURATION", default_value = "1h", value_parser = humantime::parse_duration, requires = "remote")]
+        grace: std::time::Duration,
+    },
+    /// Upload the cached nodes of the given pipelines (or, with no file, the whole cache) to the
+    /// remote, skipping what it already has.
+    Push {
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        remote: remote_commands::RemoteArgs,
+    },
+    /// Download from the remote what the given pipelines need, verifying every blob.
+    Pull {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        #[command(flatten)]
+        remote: remote_commands::RemoteArgs,
     },
 }
 
@@ -203,12 +237,32 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             match command {
                 CacheCommand::Ls => cache_commands::list(&open_cache(&cache_dir)?, &mut stdout),
                 CacheCommand::Verify => cache_commands::verify(&open_cache(&cache_dir)?, &mut stdout),
-                CacheCommand::Gc { files, dry_run } => {
+                CacheCommand::Gc { files, dry_run, remote, confirm, grace } => {
                     let mut sessions = Vec::new();
                     for file in &files {
                         sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
                     }
-                    cache_commands::gc(&sessions, dry_run, &mut stdout)
+                    match remote {
+                        Some(remote) => {
+                            let request = remote_commands::RemoteGcRequest { files: &files, remote: &remote, dry_run, confirm: confirm.as_deref(), grace };
+                            remote_commands::gc(&sessions, &request, &mut stdout)
+                        }
+                        None => cache_commands::gc(&sessions, dry_run, &mut stdout),
+                    }
+                }
+                CacheCommand::Push { files, remote } => {
+                    let mut sessions = Vec::new();
+                    for file in &files {
+                        sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
+                    }
+                    remote_commands::push(&sessions, &cache_dir, &remote, &mut stdout)
+                }
+                CacheCommand::Pull { files, remote } => {
+                    let mut sessions = Vec::new();
+                    for file in &files {
+                        sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
+                    }
+                    remote_commands::pull(&sessions, &remote, &mut stdout)
                 }
             }
         }
@@ -225,7 +279,7 @@ fn load_pipeline(file: &Path, registry: &KindRegistry) -> Result<(crate::spec::P
     Ok((pipeline, graph))
 }
 
-fn open_cache(dir: &Path) -> Result<Cache, Failure> {
+pub(crate) fn open_cache(dir: &Path) -> Result<Cache, Failure> {
     Cache::open(dir).map_err(|error| Failure::failed(format!("cannot open cache: {error}")))
 }
 
@@ -243,6 +297,16 @@ pub fn open_session(file: &Path, cache_override: Option<&Path>, registry: KindRe
 }
 
 fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Result<u8, Failure> {
+    let remote = if args.no_remote { None } else { remote_commands::choose_remote(&args.remote, &session.project_dir, Some(session))? };
+    if args.push {
+        match &remote {
+            None => return Err(Failure::usage("`--push` needs a remote (hint: pass `--remote URL`, set TPIPE_REMOTE, or write `remote:` in the pipeline file)")),
+            Some(remote) if remote.is_read_only() => {
+                return Err(Failure::usage(format!("cannot `--push`: {}", crate::remote::RemoteError::ReadOnly { remote: remote.name().to_string() })));
+            }
+            Some(_) => {}
+        }
+    }
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(cancel.clone());
     let options = RunOptions {
@@ -254,8 +318,8 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
             backend: args.backend.map(|backend| format!("{backend:?}").to_lowercase()),
         },
         cancel: cancel.clone(),
-        remote: None,
-        push: false,
+        remote: remote.map(|remote| remote as Arc<dyn crate::remote::Remote>),
+        push: args.push,
     };
     let observer = progress::TerminalObserver::new(session, &options);
     let summary: RunSummary = crate::exec::run(session, &options, &observer).map_err(Failure::usage)?;

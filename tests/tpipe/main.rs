@@ -9,4 +9,5 @@ mod cache_integrity;
 mod diagnostics;
 mod keys;
 mod processes;
+mod remotes;
 mod reruns;

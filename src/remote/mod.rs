@@ -1,0 +1,86 @@
+//! Remotes: shared stores of cache entries (a directory, WebDAV, S3) that teammates point at.
+//!
+//! The executor only sees the [`Remote`] trait. Its one implementation, [`StoreRemote`], lays
+//! entries out like the cache (`blobs/ab/<hash>`, `records/<key>.json`) on a [`RemoteStore`]:
+//! a directory written with std, or object_store's WebDAV and S3 clients (the `remote` feature).
+//!
+//! Contract:
+//! - A fetched entry is admitted into the cache only after its record parses, names the key asked
+//!   for and has a content digest that matches its outputs, its output names are plain file
+//!   names, and every blob has the size the record says and hashes to its name. Blobs go into
+//!   the cache first, the record last.
+//! - An upload writes blobs first and the record last, each one atomically, so nobody sees a
+//!   record whose blobs are missing or half-written. Two teammates pushing the same node leave
+//!   one whole entry (the last rename or PUT wins).
+//! - During a run a remote failure is a warning and the node builds locally; after the first
+//!   failure to reach a remote, the run stops asking it.
+//! - A read-only remote is never written; nothing is ever deleted from a remote except by
+//!   `tpipe cache gc --remote` after a dry run.
+
+pub mod config;
+mod directory;
+mod entry;
+pub mod gc;
+pub mod location;
+#[cfg(feature = "remote")]
+mod object;
+mod store;
+mod store_remote;
+pub mod transfer;
+
+use crate::cache::record::Record;
+use crate::cache::{Cache, CacheError};
+use crate::hash::ContentHash;
+
+pub use config::{RemoteChoice, RemoteSettings, RemoteSpec};
+pub use location::RemoteLocation;
+pub use store::{Listed, RemoteStore, StoreError};
+pub use store_remote::{FetchOutcome, PushOutcome, StoreRemote};
+
+/// Why a remote could not be used. Every message names the remote.
+#[derive(Debug, thiserror::Error)]
+pub enum RemoteError {
+    #[error("remote `{remote}` cannot be used: {reason}")]
+    Config { remote: String, reason: String },
+    #[error("cannot reach remote `{remote}`: {cause}")]
+    Unreachable { remote: String, cause: String },
+    #[error("remote `{remote}`: cannot {action} `{path}`: {cause}")]
+    Transfer {
+        remote: String,
+        action: &'static str,
+        path: String,
+        cause: String,
+    },
+    #[error("remote `{remote}`: entry {key} is invalid: {reason}")]
+    Invalid {
+        remote: String,
+        key: String,
+        reason: String,
+    },
+    #[error("remote `{remote}` is read-only (hint: drop `remote_read_only` / `--remote-read-only` to write to it)")]
+    ReadOnly { remote: String },
+    #[error("remote `{remote}`: local cache: {source}")]
+    Cache { remote: String, source: CacheError },
+    #[error("remote `{remote}` was unreachable earlier in this run; not asking it again")]
+    GaveUp { remote: String },
+}
+
+impl RemoteError {
+    /// Whether the remote itself is out of reach (as opposed to one entry being bad).
+    pub fn is_unreachable(&self) -> bool {
+        matches!(
+            self,
+            RemoteError::Unreachable { .. } | RemoteError::GaveUp { .. }
+        )
+    }
+}
+
+pub trait Remote: Send + Sync {
+    /// How the remote is named in messages (its URL).
+    fn describe(&self) -> String;
+    /// Downloads the entry for `key` into `cache` after verifying it. `Ok(false)` if the remote
+    /// does not have it.
+    fn fetch(&self, key: &ContentHash, cache: &Cache) -> Result<bool, RemoteError>;
+    /// Uploads a record and its blobs, blobs first.
+    fn push(&self, record: &Record, cache: &Cache) -> Result<(), RemoteError>;
+}

@@ -1,0 +1,36 @@
+//! The bytes-level interface a remote is stored on. Paths are `/`-separated and relative to
+//! the remote's root (`records/<key>.json`, `blobs/ab/<hash>`).
+
+use std::time::SystemTime;
+
+/// One object found by [`RemoteStore::list`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Listed {
+    pub path: String,
+    pub size: u64,
+    pub modified: Option<SystemTime>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The remote cannot be reached at all (refused, timed out, a folder that is not there).
+    #[error("{0}")]
+    Unreachable(String),
+    /// This request failed (forbidden, a server error, a disk error).
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// A place that holds named objects. Implementations make [`put`](RemoteStore::put) atomic:
+/// a reader sees the old object, no object, or the whole new one.
+pub trait RemoteStore: Send + Sync {
+    /// The object's bytes; `None` when there is no such object.
+    fn get(&self, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// The object's size; `None` when there is no such object.
+    fn size(&self, path: &str) -> Result<Option<u64>, StoreError>;
+    fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError>;
+    /// Every object under `folder`, at any depth.
+    fn list(&self, folder: &str) -> Result<Vec<Listed>, StoreError>;
+    /// Removes an object; removing one that is not there is not an error.
+    fn delete(&self, path: &str) -> Result<(), StoreError>;
+}

@@ -1,0 +1,315 @@
+//! `tpipe cache push` and `tpipe cache pull`: many entries at once, side by side.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use super::{PushOutcome, RemoteError, StoreRemote};
+use crate::cache::record::Record;
+use crate::cache::{Cache, Lookup};
+use crate::hash::ContentHash;
+use crate::plan::{plan, PlanStatus};
+use crate::session::Session;
+
+/// Transfers are network-bound, not CPU-bound: more of them than cores.
+const TRANSFER_THREADS: usize = 8;
+
+/// Receives progress; the CLI draws it.
+pub trait TransferObserver: Sync {
+    fn start(&self, _label: &str, _total: usize) {}
+    fn advance(&self, _item: &str) {}
+    fn finish(&self) {}
+}
+
+/// Draws nothing (tests, scripts).
+pub struct Silent;
+impl TransferObserver for Silent {}
+
+fn pool() -> rayon::ThreadPool {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(TRANSFER_THREADS)
+        .thread_name(|index| format!("tpipe-transfer-{index}"))
+        .build()
+        .expect("transfer threads start")
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PushReport {
+    pub records_uploaded: usize,
+    pub blobs_uploaded: usize,
+    pub bytes_uploaded: u64,
+    pub already_there: usize,
+    /// `(what, why)` for each entry that could not be pushed.
+    pub failures: Vec<(String, String)>,
+}
+
+/// The keys of the nodes of `session` that are in the local cache now.
+pub fn cached_keys(session: &Session) -> Result<Vec<ContentHash>, String> {
+    let everything = session.selection(&[])?;
+    Ok(plan(session, &everything, &[])
+        .nodes
+        .into_iter()
+        .filter(|node| node.status == PlanStatus::Cached)
+        .filter_map(|node| node.key.and_then(|key| key.parse().ok()))
+        .collect())
+}
+
+/// Pushes the entries of `keys` from `cache`. Stops at the first failure to reach the remote;
+/// other failures are collected per entry.
+pub fn push(
+    remote: &StoreRemote,
+    cache: &Cache,
+    keys: &[ContentHash],
+    observer: &dyn TransferObserver,
+) -> Result<PushReport, RemoteError> {
+    if remote.is_read_only() {
+        return Err(RemoteError::ReadOnly {
+            remote: remote.name().to_string(),
+        });
+    }
+    observer.start("push", keys.len());
+    let results: Vec<(ContentHash, Result<PushOutcome, PushFailure>)> = pool().install(|| {
+        keys.par_iter()
+            .map(|key| {
+                let result = match cache.lookup(key) {
+                    Lookup::Hit(record) => remote.push_entry(&record, cache).map_err(PushFailure::Remote),
+                    Lookup::Miss => Err(PushFailure::Local("not in the local cache".into())),
+                    Lookup::Damaged(damage) => {
+                        Err(PushFailure::Local(format!("the local entry is damaged ({damage}); not pushed (hint: `tpipe run` rebuilds it)")))
+                    }
+                };
+                observer.advance(&key.short());
+                (*key, result)
+            })
+            .collect()
+    });
+    observer.finish();
+    let mut report = PushReport::default();
+    let mut unreachable = None;
+    for (key, result) in results {
+        match result {
+            Ok(PushOutcome::AlreadyThere) => report.already_there += 1,
+            Ok(PushOutcome::Uploaded {
+                record,
+                blobs,
+                bytes,
+            }) => {
+                report.records_uploaded += usize::from(record);
+                report.already_there += usize::from(!record);
+                report.blobs_uploaded += blobs;
+                report.bytes_uploaded += bytes;
+            }
+            // One unreachable remote explains every other failure: it is the command's error.
+            Err(PushFailure::Remote(error)) if error.is_unreachable() => {
+                keep_first_cause(&mut unreachable, error)
+            }
+            Err(PushFailure::Remote(error)) => report
+                .failures
+                .push((format!("entry {}", key.short()), error.to_string())),
+            Err(PushFailure::Local(reason)) => report
+                .failures
+                .push((format!("entry {}", key.short()), reason)),
+        }
+    }
+    match unreachable {
+        Some(error) => Err(error),
+        None => Ok(report),
+    }
+}
+
+/// Among failures to reach the remote, the one that says why (not "gave up after an earlier one").
+fn keep_first_cause(kept: &mut Option<RemoteError>, error: RemoteError) {
+    if kept
+        .as_ref()
+        .is_none_or(|kept| matches!(kept, RemoteError::GaveUp { .. }))
+    {
+        *kept = Some(error);
+    }
+}
+
+enum PushFailure {
+    Remote(RemoteError),
+    Local(String),
+}
+
+/// How one node fared in a pull.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(tag = "status", rename_all = "kebab-case")]
+pub enum PullStatus {
+    Cached,
+    Fetched {
+        bytes: u64,
+    },
+    /// The remote does not have it; it must be built.
+    NotOnRemote,
+    /// Its key depends on a node that is neither cached nor on the remote.
+    AfterMissing {
+        node: String,
+    },
+    Failed {
+        error: String,
+    },
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct PullReport {
+    /// In build order.
+    pub nodes: Vec<(String, PullStatus)>,
+}
+
+impl PullReport {
+    pub fn count(&self, matches: impl Fn(&PullStatus) -> bool) -> usize {
+        self.nodes
+            .iter()
+            .filter(|(_, status)| matches(status))
+            .count()
+    }
+}
+
+/// What a lookup found for one node while walking a pipeline's keys.
+pub(crate) enum Found {
+    Record(Arc<Record>, PullStatus),
+    Missing(PullStatus),
+}
+
+/// Derives a pipeline's keys level by level: every node whose inputs are known is looked up
+/// (side by side), and what it finds makes the next level's keys known. `lookup` gets the node's
+/// name and key. Stops at the first failure to reach the remote.
+pub(crate) fn walk_keys(
+    session: &Session,
+    observer: &dyn TransferObserver,
+    lookup: &(dyn Fn(&str, &ContentHash) -> Result<Found, RemoteError> + Sync),
+) -> Result<Vec<(String, Option<ContentHash>, PullStatus)>, RemoteError> {
+    let order = session
+        .selection(&[])
+        .expect("selecting every node cannot fail");
+    observer.start("pull", order.len());
+    let mut records: BTreeMap<String, Arc<Record>> = BTreeMap::new();
+    let mut outcome: BTreeMap<usize, (Option<ContentHash>, PullStatus)> = BTreeMap::new();
+    let mut remaining = order.clone();
+    let pool = pool();
+    loop {
+        let mut ready = Vec::new();
+        let mut waiting = Vec::new();
+        for position in remaining {
+            let node = &session.pipeline.nodes[position];
+            let blocked = node.inputs.values().flatten().find_map(|source| {
+                let source_position = session.position_of(source).expect("inputs exist");
+                match outcome.get(&source_position) {
+                    Some((_, PullStatus::AfterMissing { node })) => Some(node.clone()),
+                    Some(_) if !records.contains_key(source) => Some(source.clone()),
+                    _ => None,
+                }
+            });
+            if let Some(missing) = blocked {
+                outcome.insert(position, (None, PullStatus::AfterMissing { node: missing }));
+                observer.advance(&node.name);
+            } else if node
+                .inputs
+                .values()
+                .flatten()
+                .all(|source| records.contains_key(source))
+            {
+                ready.push(position);
+            } else {
+                waiting.push(position);
+            }
+        }
+        if ready.is_empty() {
+            break;
+        }
+        let results: Vec<(usize, Option<ContentHash>, Result<Found, RemoteError>)> =
+            pool.install(|| {
+                ready
+                    .par_iter()
+                    .map(|&position| {
+                        let node = &session.pipeline.nodes[position];
+                        let result = match session.resolve_key(node, &records) {
+                            Ok(resolved) => (Some(resolved.key), lookup(&node.name, &resolved.key)),
+                            Err(error) => (None, Ok(Found::Missing(PullStatus::Failed { error }))),
+                        };
+                        observer.advance(&node.name);
+                        (position, result.0, result.1)
+                    })
+                    .collect()
+            });
+        let mut unreachable = None;
+        for (position, key, result) in results {
+            let name = session.pipeline.nodes[position].name.clone();
+            let found = match result {
+                Ok(found) => found,
+                Err(error) => {
+                    keep_first_cause(&mut unreachable, error);
+                    continue;
+                }
+            };
+            match found {
+                Found::Record(record, status) => {
+                    records.insert(name, record);
+                    outcome.insert(position, (key, status));
+                }
+                Found::Missing(status) => {
+                    outcome.insert(position, (key, status));
+                }
+            }
+        }
+        if let Some(error) = unreachable {
+            observer.finish();
+            return Err(error);
+        }
+        remaining = waiting;
+    }
+    observer.finish();
+    Ok(order
+        .iter()
+        .map(|position| {
+            let (key, status) = outcome.remove(position).expect("every node is decided");
+            (session.pipeline.nodes[*position].name.clone(), key, status)
+        })
+        .collect())
+}
+
+/// Fetches what `session`'s pipeline needs and the local cache lacks. Entries that fail
+/// verification are reported per node; an unreachable remote stops the pull.
+pub fn pull(
+    remote: &StoreRemote,
+    session: &Session,
+    observer: &dyn TransferObserver,
+) -> Result<PullReport, RemoteError> {
+    let cache = &session.cache;
+    let lookup = |_name: &str, key: &ContentHash| -> Result<Found, RemoteError> {
+        if let Lookup::Hit(record) = cache.lookup(key) {
+            return Ok(Found::Record(Arc::from(record), PullStatus::Cached));
+        }
+        match remote.fetch_entry(key, cache) {
+            Ok(Some(fetched)) => Ok(Found::Record(
+                Arc::new(fetched.record),
+                PullStatus::Fetched {
+                    bytes: fetched.bytes_downloaded,
+                },
+            )),
+            Ok(None) => Ok(Found::Missing(PullStatus::NotOnRemote)),
+            Err(error) if error.is_unreachable() => Err(error),
+            Err(error) => Ok(Found::Missing(PullStatus::Failed {
+                error: error.to_string(),
+            })),
+        }
+    };
+    let walked = walk_keys(session, observer, &lookup)?;
+    let updates: BTreeMap<String, ContentHash> = walked
+        .iter()
+        .filter(|(_, _, status)| matches!(status, PullStatus::Cached | PullStatus::Fetched { .. }))
+        .filter_map(|(name, key, _)| key.map(|key| (name.clone(), key)))
+        .collect();
+    // Like a run, a pull records the keys it reached so `plan` can explain later changes.
+    let _ = cache.update_index(&session.pipeline_id, &updates);
+    let _ = cache.save_stat_cache();
+    Ok(PullReport {
+        nodes: walked
+            .into_iter()
+            .map(|(name, _, status)| (name, status))
+            .collect(),
+    })
+}
