@@ -3,6 +3,7 @@
 //! See ARCHITECTURE.md for the layers and their invariants.
 
 pub mod cache;
+pub mod data;
 pub mod hash;
 pub mod key;
 pub mod kind;
