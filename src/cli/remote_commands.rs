@@ -2,7 +2,7 @@
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -78,48 +78,44 @@ fn working_project_dir() -> PathBuf {
 
 /// A progress bar on a terminal; nothing otherwise.
 struct TransferBar {
-    bar: Option<ProgressBar>,
+    terminal: bool,
+    bar: Mutex<Option<ProgressBar>>,
 }
 
 impl TransferBar {
     fn new() -> TransferBar {
-        TransferBar { bar: None }
+        TransferBar {
+            terminal: std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+        }
     }
 }
 
 impl TransferObserver for TransferBar {
     fn start(&self, label: &str, total: usize) {
-        if let (Some(bar), true) = (&self.bar, std::io::stderr().is_terminal()) {
-            bar.set_length(total as u64);
-            bar.set_position(0);
+        if self.terminal {
+            let bar =
+                ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
             bar.set_prefix(label.to_string());
+            *self.bar.lock().unwrap() = Some(bar);
         }
     }
     fn advance(&self, item: &str) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = &*self.bar.lock().unwrap() {
             bar.set_message(item.to_string());
             bar.inc(1);
         }
     }
     fn finish(&self) {
-        if let Some(bar) = &self.bar {
+        if let Some(bar) = self.bar.lock().unwrap().take() {
             bar.finish_and_clear();
         }
     }
-}
-
-fn transfer_bar() -> TransferBar {
-    let mut observer = TransferBar::new();
-    if std::io::stderr().is_terminal() {
-        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} {msg}")
-                .unwrap()
-                .progress_chars("=> "),
-        );
-        observer.bar = Some(bar);
-    }
-    observer
 }
 
 /// `tpipe cache push [FILE…]`: the cached nodes of the pipelines, or the whole cache.
@@ -153,7 +149,8 @@ pub fn push(
         keys.dedup();
         (&sessions[0].cache, keys)
     };
-    let report = transfer::push(&remote, cache, &keys, &transfer_bar()).map_err(remote_failure)?;
+    let report =
+        transfer::push(&remote, cache, &keys, &TransferBar::new()).map_err(remote_failure)?;
     for (what, why) in &report.failures {
         writeln!(out, "not pushed: {what}: {why}")?;
     }
@@ -179,7 +176,8 @@ pub fn pull(sessions: &[Session], args: &RemoteArgs, out: &mut impl Write) -> Re
     let remote = require_remote(choose_remote(args, &first.project_dir, Some(first))?)?;
     let mut failed = 0;
     for session in sessions {
-        let report = transfer::pull(&remote, session, &transfer_bar()).map_err(remote_failure)?;
+        let report =
+            transfer::pull(&remote, session, &TransferBar::new()).map_err(remote_failure)?;
         let mut bytes = 0;
         for (name, status) in &report.nodes {
             match status {
@@ -260,7 +258,7 @@ pub fn gc(
         }));
     }
     let plan =
-        plan_remote_gc(&remote, sessions, request.grace, &transfer_bar()).map_err(|error| {
+        plan_remote_gc(&remote, sessions, request.grace, &TransferBar::new()).map_err(|error| {
             match error {
                 RemoteGcError::Remote(error) => remote_failure(error),
                 other => Failure::failed(other),
@@ -319,7 +317,7 @@ pub fn gc(
             plan.token
         )));
     }
-    let removed = execute_remote_gc(&remote, &plan, &transfer_bar()).map_err(remote_failure)?;
+    let removed = execute_remote_gc(&remote, &plan, &TransferBar::new()).map_err(remote_failure)?;
     writeln!(
         out,
         "removed {} records and {} blobs ({}) from `{}`; {kept}",

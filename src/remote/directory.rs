@@ -62,10 +62,25 @@ impl RemoteStore for DirectoryStore {
         }
     }
 
-    fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
-        if !self.root.is_dir() && !self.root.parent().is_some_and(Path::is_dir) {
-            self.check_root()?;
+    /// The first push creates the remote's folder, but only inside a folder that exists: a
+    /// share that is not mounted must not be replaced by a local folder of the same name.
+    fn prepare_for_upload(&self) -> Result<(), StoreError> {
+        if !self.root.is_dir() && self.root.parent().is_some_and(Path::is_dir) {
+            std::fs::create_dir(&self.root)
+                .or_else(|error| {
+                    if self.root.is_dir() {
+                        Ok(())
+                    } else {
+                        Err(error)
+                    }
+                })
+                .map_err(|error| self.failed("create", &self.root, error))?;
         }
+        self.check_root()
+    }
+
+    fn put(&self, path: &str, bytes: Vec<u8>) -> Result<(), StoreError> {
+        self.check_root()?;
         let destination = self.path_of(path);
         let temporary_dir = self.root.join("tmp");
         for dir in [

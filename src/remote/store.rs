@@ -33,4 +33,8 @@ pub trait RemoteStore: Send + Sync {
     fn list(&self, folder: &str) -> Result<Vec<Listed>, StoreError>;
     /// Removes an object; removing one that is not there is not an error.
     fn delete(&self, path: &str) -> Result<(), StoreError>;
+    /// Called before uploading: a store that can be created on first use (a new folder) is.
+    fn prepare_for_upload(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }

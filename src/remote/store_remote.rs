@@ -212,6 +212,9 @@ impl StoreRemote {
             });
         }
         self.check_reachable()?;
+        self.store
+            .prepare_for_upload()
+            .map_err(|error| self.store_error("create", "", error))?;
         let record_path = record_path(&record.key);
         let has_record = self
             .store

@@ -6,6 +6,7 @@ pub mod servers;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
+#[cfg(feature = "remote")]
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -200,13 +201,38 @@ fn round_trip(remote: &str, environment: &[(String, String)]) {
 #[test]
 fn a_shared_folder_round_trip_fetches_everything_and_builds_nothing() {
     let shared = tempfile::tempdir().unwrap();
-    round_trip(&format!("file://{}", shared.path().display()), &[]);
+    // The first push creates the folder.
+    let remote = shared.path().join("team-cache");
+    round_trip(&format!("file://{}", remote.display()), &[]);
     assert!(
-        std::fs::read_dir(shared.path().join("tmp"))
+        std::fs::read_dir(remote.join("tmp"))
             .unwrap()
             .next()
             .is_none(),
         "no upload is left half-done"
+    );
+}
+
+#[test]
+fn a_shared_folder_that_is_not_there_is_a_warning_for_run_and_an_error_for_push() {
+    let unmounted = tempfile::tempdir().unwrap().path().join("share/tpipe");
+    let remote = unmounted.to_str().unwrap();
+    let alice = Project::new(PIPELINE);
+    let (statuses, warnings) = run(&alice, &["--remote", remote], &[]);
+    assert!(all(&statuses, "built"), "{statuses:?}");
+    assert_eq!(warnings.len(), 1, "asked once: {warnings:?}");
+    assert!(
+        warnings[0].contains("does not exist (hint: is the share mounted?)"),
+        "{warnings:?}"
+    );
+    let (_, stderr) = fails(&alice, &["cache", "push", "--remote", remote], 1);
+    assert!(
+        stderr.contains(&format!("cannot reach remote `{remote}`")),
+        "{stderr}"
+    );
+    assert!(
+        !unmounted.exists(),
+        "no local folder stands in for the share"
     );
 }
 
