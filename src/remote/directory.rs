@@ -39,7 +39,12 @@ impl DirectoryStore {
     }
 
     fn failed(&self, action: &str, path: &Path, error: std::io::Error) -> StoreError {
-        StoreError::Failed(format!("cannot {action} `{}`: {error}", path.display()))
+        let message = format!("cannot {action} `{}`: {error}", path.display());
+        if error.kind() == ErrorKind::PermissionDenied {
+            StoreError::Refused(message)
+        } else {
+            StoreError::Failed(message)
+        }
     }
 }
 

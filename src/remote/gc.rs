@@ -67,7 +67,7 @@ pub fn plan_remote_gc(
         let lookup = |_name: &str, key: &ContentHash| -> Result<Found, RemoteError> {
             let on_remote = match remote.fetch_record(key) {
                 Ok(found) => found,
-                Err(error) if error.is_unreachable() => return Err(error),
+                Err(error) if error.is_remote_wide() => return Err(error),
                 // A damaged entry the pipelines reach is kept: this is not the place to judge it.
                 Err(_) => {
                     return Ok(match session.cache.lookup(key) {

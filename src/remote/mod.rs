@@ -44,6 +44,8 @@ pub enum RemoteError {
     Config { remote: String, reason: String },
     #[error("cannot reach remote `{remote}`: {cause}")]
     Unreachable { remote: String, cause: String },
+    #[error("remote `{remote}` refused access: {cause} (hint: check the credentials and the server's permissions)")]
+    Refused { remote: String, cause: String },
     #[error("remote `{remote}`: cannot {action} `{path}`: {cause}")]
     Transfer {
         remote: String,
@@ -61,16 +63,19 @@ pub enum RemoteError {
     ReadOnly { remote: String },
     #[error("remote `{remote}`: local cache: {source}")]
     Cache { remote: String, source: CacheError },
-    #[error("remote `{remote}` was unreachable earlier in this run; not asking it again")]
+    #[error("remote `{remote}` failed earlier in this run; not asking it again")]
     GaveUp { remote: String },
 }
 
 impl RemoteError {
-    /// Whether the remote itself is out of reach (as opposed to one entry being bad).
-    pub fn is_unreachable(&self) -> bool {
+    /// Whether the whole remote is out of use (down, or refusing us), as opposed to one entry
+    /// being bad: the rest of a run stops asking it, and a push or pull stops.
+    pub fn is_remote_wide(&self) -> bool {
         matches!(
             self,
-            RemoteError::Unreachable { .. } | RemoteError::GaveUp { .. }
+            RemoteError::Unreachable { .. }
+                | RemoteError::Refused { .. }
+                | RemoteError::GaveUp { .. }
         )
     }
 }

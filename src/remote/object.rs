@@ -158,9 +158,18 @@ impl ObjectStoreRemote {
     }
 }
 
-/// Connection failures and timeouts mean the remote is out of reach; anything else (403, 500)
-/// is a failure of this one request.
+/// Connection failures and timeouts mean the remote is out of reach, 401 and 403 that it will
+/// not have us; anything else (404 aside, a 500) is a failure of this one request.
 fn classify(error: object_store::Error) -> StoreError {
+    match &error {
+        object_store::Error::PermissionDenied { path, .. } => {
+            return StoreError::Refused(format!("permission denied (HTTP 403) for `{path}`"));
+        }
+        object_store::Error::Unauthenticated { path, .. } => {
+            return StoreError::Refused(format!("not authenticated (HTTP 401) for `{path}`"));
+        }
+        _ => {}
+    }
     use object_store::client::{HttpError, HttpErrorKind};
     let mut unreachable = false;
     let mut deepest = String::new();

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// The remote cannot be reached at all (refused, timed out, a folder that is not there).
     #[error("{0}")]
     Unreachable(String),
+    /// The remote answers but will not let us in (401, 403).
+    #[error("{0}")]
+    Refused(String),
     /// This request failed (forbidden, a server error, a disk error).
     #[error("{0}")]
     Failed(String),

@@ -102,6 +102,13 @@ impl StoreRemote {
                     cause,
                 }
             }
+            StoreError::Refused(cause) => {
+                self.gave_up.store(true, Ordering::Relaxed);
+                RemoteError::Refused {
+                    remote: self.name.clone(),
+                    cause,
+                }
+            }
             StoreError::Failed(cause) => RemoteError::Transfer {
                 remote: self.name.clone(),
                 action,
@@ -319,7 +326,8 @@ impl Remote for StoreRemote {
         self.name.clone()
     }
 
-    /// During a run: after the first failure to reach the remote, later lookups are quiet misses.
+    /// During a run: after the first failure to reach the remote (or its first refusal), later
+    /// lookups are quiet misses.
     fn fetch(&self, key: &ContentHash, cache: &Cache) -> Result<bool, RemoteError> {
         if self.gave_up.load(Ordering::Relaxed) {
             return Ok(false);
@@ -329,6 +337,10 @@ impl Remote for StoreRemote {
             Err(RemoteError::Unreachable { remote, cause }) => Err(RemoteError::Unreachable {
                 remote,
                 cause: format!("{cause} (not asking it again during this run)"),
+            }),
+            Err(RemoteError::Refused { remote, cause }) => Err(RemoteError::Refused {
+                remote,
+                cause: format!("{cause}; not asking it again during this run"),
             }),
             Err(RemoteError::GaveUp { .. }) => Ok(false),
             Err(error) => Err(error),

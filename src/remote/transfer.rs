@@ -102,7 +102,7 @@ pub fn push(
                 report.bytes_uploaded += bytes;
             }
             // One unreachable remote explains every other failure: it is the command's error.
-            Err(PushFailure::Remote(error)) if error.is_unreachable() => {
+            Err(PushFailure::Remote(error)) if error.is_remote_wide() => {
                 keep_first_cause(&mut unreachable, error)
             }
             Err(PushFailure::Remote(error)) => report
@@ -291,7 +291,7 @@ pub fn pull(
                 },
             )),
             Ok(None) => Ok(Found::Missing(PullStatus::NotOnRemote)),
-            Err(error) if error.is_unreachable() => Err(error),
+            Err(error) if error.is_remote_wide() => Err(error),
             Err(error) => Ok(Found::Missing(PullStatus::Failed {
                 error: error.to_string(),
             })),

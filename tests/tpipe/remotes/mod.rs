@@ -507,6 +507,72 @@ fn a_webdav_server_stopped_mid_run_is_a_warning_and_the_rest_builds_locally() {
 
 #[cfg(feature = "remote")]
 #[test]
+fn a_remote_that_refuses_access_is_one_warning_for_run_and_an_error_for_push() {
+    let server = servers::WebDavServer::start();
+    let remote = server.url("forbidden/cache");
+    let alice = Project::new(PIPELINE);
+    let (statuses, warnings) = run(&alice, &["--remote", &remote], &[]);
+    assert!(all(&statuses, "built"), "{statuses:?}");
+    let refused = warnings
+        .iter()
+        .filter(|warning| warning.contains("refused access: permission denied (HTTP 403)"))
+        .count();
+    assert!(
+        (1..=3).contains(&refused) && refused == warnings.len(),
+        "only the lookups already under way may fail: {warnings:?}"
+    );
+    let (_, stderr) = fails(
+        &alice,
+        &["cache", "push", "pipeline.yaml", "--remote", &remote],
+        1,
+    );
+    assert!(
+        stderr.contains(&format!("remote `{remote}` refused access"))
+            && stderr.contains("HTTP 403"),
+        "{stderr}"
+    );
+}
+
+#[cfg(feature = "remote")]
+#[test]
+fn a_server_that_only_serves_reads_is_fetched_from_and_refuses_uploads() {
+    let server = servers::WebDavServer::start();
+    // Filled behind the server's back, as its admin would: a remote is laid out like a folder.
+    std::fs::create_dir_all(server.disk_path("read-only")).unwrap();
+    let (_alice, bob) = alice_pushes(server.disk_path("read-only/cache").to_str().unwrap(), &[]);
+    let remote = server.url("read-only/cache");
+    let (statuses, warnings) = run(&bob, &["--remote", &remote], &[]);
+    assert!(
+        all(&statuses, "fetched") && warnings.is_empty(),
+        "{statuses:?} {warnings:?}"
+    );
+
+    bob.edit("offset: 10", "offset: 11");
+    let (statuses, warnings) = run(&bob, &["--remote", &remote, "--push"], &[]);
+    assert_eq!(status(&statuses, "total"), "built", "{statuses:?}");
+    assert_eq!(
+        warnings.len(),
+        1,
+        "the cached nodes are already there; only `total` needs an upload: {warnings:?}"
+    );
+    assert!(
+        warnings[0].contains("node `total`: not pushed: remote")
+            && warnings[0].contains("HTTP 403"),
+        "{warnings:?}"
+    );
+    let (_, stderr) = fails(
+        &bob,
+        &["cache", "push", "pipeline.yaml", "--remote", &remote],
+        1,
+    );
+    assert!(
+        stderr.contains("refused access") && stderr.contains("HTTP 403"),
+        "{stderr}"
+    );
+}
+
+#[cfg(feature = "remote")]
+#[test]
 fn a_server_that_never_answers_times_out_and_is_asked_once() {
     let silent = servers::SilentServer::start();
     let bob = Project::new(PIPELINE);

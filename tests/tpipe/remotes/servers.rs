@@ -107,6 +107,16 @@ http {{
       create_full_put_path on;
       dav_access user:rw group:rw all:r;
     }}
+    # Serves reads, refuses writes (403), like a mirror teammates may only pull from.
+    location /read-only/ {{
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
+      limit_except GET PROPFIND OPTIONS {{ deny all; }}
+    }}
+    # Refuses everything (403), like a server whose credentials were revoked.
+    location /forbidden/ {{
+      deny all;
+    }}
   }}
 }}
 "#,
