@@ -813,25 +813,27 @@ fn record_of_key_line(stdout: &str) -> String {
         .to_string()
 }
 
-#[test]
-fn two_teammates_pushing_the_same_nodes_at_once_leave_one_valid_entry_each() {
-    let shared = tempfile::tempdir().unwrap();
-    let remote = shared.path().to_str().unwrap().to_string();
+/// Three teammates push the same nodes at once (one with `cache push` of its whole cache);
+/// `on_disk` is where the remote keeps its files.
+fn pushing_at_once_leaves_one_whole_entry_per_node(remote: &str, on_disk: &Path) {
     let teammates: Vec<Project> = (0..3).map(|_| Project::new(PIPELINE)).collect();
     for teammate in &teammates {
         run(teammate, &["--no-remote"], &[]);
     }
     let pushes: Vec<_> = teammates
         .iter()
-        .map(|teammate| {
-            tpipe(
-                teammate,
-                &["cache", "push", "pipeline.yaml", "--remote", &remote],
-            )
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+        .enumerate()
+        .map(|(index, teammate)| {
+            let args: &[&str] = if index == 0 {
+                &["cache", "push", "--remote", remote]
+            } else {
+                &["cache", "push", "pipeline.yaml", "--remote", remote]
+            };
+            tpipe(teammate, args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
         })
         .collect();
     for push in pushes {
@@ -842,17 +844,37 @@ fn two_teammates_pushing_the_same_nodes_at_once_leave_one_valid_entry_each() {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    assert_eq!(
-        files_under(shared.path()).len(),
-        8,
-        "4 records and 4 blobs, no leftovers: {:?}",
-        files_under(shared.path())
+    let files: Vec<String> = files_under(on_disk)
+        .into_iter()
+        .filter(|file| !file.starts_with("tmp/"))
+        .collect();
+    assert_eq!(files.len(), 8, "4 records and 4 blobs: {files:?}");
+    assert!(
+        files_under(&on_disk.join("tmp")).is_empty(),
+        "no upload left half-done"
     );
     let bob = Project::new(PIPELINE);
-    let (statuses, warnings) = run(&bob, &["--remote", &remote], &[]);
+    let (statuses, warnings) = run(&bob, &["--remote", remote], &[]);
     assert!(
         all(&statuses, "fetched") && warnings.is_empty(),
         "{statuses:?} {warnings:?}"
+    );
+    assert_cache_verifies(&bob);
+}
+
+#[test]
+fn teammates_pushing_the_same_nodes_at_once_to_a_folder_leave_one_whole_entry_each() {
+    let shared = tempfile::tempdir().unwrap();
+    pushing_at_once_leaves_one_whole_entry_per_node(shared.path().to_str().unwrap(), shared.path());
+}
+
+#[cfg(feature = "remote")]
+#[test]
+fn teammates_pushing_the_same_nodes_at_once_to_webdav_leave_one_whole_entry_each() {
+    let server = servers::WebDavServer::start();
+    pushing_at_once_leaves_one_whole_entry_per_node(
+        &server.url("cache"),
+        &server.disk_path("cache"),
     );
 }
 
