@@ -81,10 +81,14 @@ impl PipelineGraph {
         for &position in &self.order {
             let node = &pipeline.nodes[position];
             let _ = write!(text, "{} ({})", node.name, node.kind);
+            // Long lists (a report reading every evaluation) are shortened to stay readable.
             let inputs: Vec<String> = node
                 .inputs
                 .iter()
-                .flat_map(|(slot, sources)| sources.iter().map(move |source| format!("{slot}={source}")))
+                .map(|(slot, sources)| match sources.len() {
+                    0..=3 => sources.iter().map(|source| format!("{slot}={source}")).collect::<Vec<_>>().join(", "),
+                    count => format!("{slot}=[{}, {}, … {} more]", sources[0], sources[1], count - 2),
+                })
                 .collect();
             if !inputs.is_empty() {
                 let _ = write!(text, " <- {}", inputs.join(", "));
