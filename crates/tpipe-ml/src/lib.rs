@@ -1,1 +1,41 @@
-pub fn placeholder() {}
+//! Training, transfer and evaluation of the 8-layer net of Yosinski et al. (2014) with burn.
+//!
+//! This crate is tpipe's only contact with burn. It takes typed configurations and images in
+//! memory and returns weights as canonical safetensors bytes plus metrics; it knows nothing of
+//! specs, caches or the build graph.
+//!
+//! - [`train`] trains a net from scratch or from another net's lower layers ([`Transfer`]),
+//!   frozen or fine-tuned, with the paper's SGD.
+//! - [`evaluate`] scores weights on an image set.
+//! - [`initial_weights`] gives an untrained net, for random-weight controls.
+//! - [`bench_throughput`] measures training-step speed for the bench binary.
+//!
+//! Invariants the engine may rely on:
+//! - Weights are byte-stable: the same inputs on flex give the same bytes (tensors sorted by
+//!   name, PyTorch layouts, metadata sorted, no random ids).
+//! - All randomness comes from `TrainConfig::seed` through the crate's own generator, never from
+//!   burn's, so concurrent runs in one process do not disturb each other.
+//! - Input normalisation (per-channel mean/std of the first training set in a transfer chain) is
+//!   stored in the weights and reused by transfers and by `evaluate`.
+
+mod backend;
+mod bench;
+mod config;
+mod data;
+mod error;
+mod evaluate;
+mod network;
+mod rng;
+mod train;
+mod weights;
+
+pub use backend::{wgpu_compiled, BackendChoice};
+pub use bench::{bench_throughput, BenchOptions, ThroughputFigure};
+pub use config::{ConvLayerConfig, InitScheme, NetConfig, TrainConfig, LAYER_COUNT, LAYER_NAMES};
+pub use data::ImageSet;
+pub use error::MlError;
+pub use evaluate::{evaluate, Evaluation};
+pub use train::{
+    initial_weights, train, PhaseTimes, RunOptions, TrainOutcome, TrainProgress, Transfer,
+    TransferMode,
+};

@@ -1,0 +1,128 @@
+//! Choosing the burn device a run executes on.
+
+use burn::tensor::Device;
+
+use crate::error::MlError;
+
+/// Which burn backend runs the work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum BackendChoice {
+    /// wgpu if this crate was built with the `wgpu` feature and a real GPU adapter (not a
+    /// software rasteriser such as lavapipe) exists; flex otherwise.
+    #[default]
+    Auto,
+    /// flex, burn's pure-Rust CPU backend (threads from rayon's global pool; `RAYON_NUM_THREADS`
+    /// caps them).
+    Cpu,
+    /// wgpu on its default adapter: the most capable GPU, unless `CUBECL_WGPU_DEFAULT_DEVICE`
+    /// names another (`Cpu` selects lavapipe/llvmpipe). An error without the `wgpu` feature.
+    Wgpu,
+}
+
+/// A device ready for work and the name reports show for it.
+#[derive(Clone, Debug)]
+pub(crate) struct ResolvedBackend {
+    /// The device without autodiff.
+    pub device: Device,
+    /// `flex`, or `wgpu (<adapter name>)`.
+    pub name: String,
+}
+
+/// Whether this build contains the wgpu backend.
+pub fn wgpu_compiled() -> bool {
+    cfg!(feature = "wgpu")
+}
+
+pub(crate) fn resolve(choice: BackendChoice) -> Result<ResolvedBackend, MlError> {
+    match choice {
+        BackendChoice::Cpu => Ok(flex()),
+        BackendChoice::Wgpu => wgpu(),
+        BackendChoice::Auto => {
+            if wgpu_compiled() && gpu_adapter_present() {
+                wgpu()
+            } else {
+                Ok(flex())
+            }
+        }
+    }
+}
+
+fn flex() -> ResolvedBackend {
+    ResolvedBackend {
+        device: Device::flex(),
+        name: "flex".to_string(),
+    }
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn wgpu() -> Result<ResolvedBackend, MlError> {
+    Err(MlError::BackendUnavailable {
+        backend: "wgpu",
+        reason: "this build lacks it (hint: build tpipe-ml with `--features wgpu`)".to_string(),
+    })
+}
+
+#[cfg(not(feature = "wgpu"))]
+fn gpu_adapter_present() -> bool {
+    false
+}
+
+/// The wgpu device, initialised once per process: burn refuses to initialise a wgpu runtime
+/// twice, and its first use costs shader compilation anyway.
+#[cfg(feature = "wgpu")]
+fn wgpu() -> Result<ResolvedBackend, MlError> {
+    use std::sync::OnceLock;
+    static DEVICE: OnceLock<Result<ResolvedBackend, String>> = OnceLock::new();
+    DEVICE
+        .get_or_init(|| {
+            let attempt = std::panic::catch_unwind(|| {
+                let device = Device::wgpu_options()
+                    .init()
+                    .map_err(|error| format!("{error}"))?;
+                let adapter = device
+                    .identity()
+                    .map(|identity| identity.name)
+                    .unwrap_or_else(|| "unknown adapter".to_string());
+                Ok(ResolvedBackend {
+                    device,
+                    name: format!("wgpu ({adapter})"),
+                })
+            });
+            attempt.unwrap_or_else(|panic| Err(panic_message(&panic)))
+        })
+        .clone()
+        .map_err(|reason| MlError::BackendUnavailable {
+            backend: "wgpu",
+            reason: format!(
+                "{reason} (hint: install a Vulkan driver; `mesa-vulkan-drivers` gives lavapipe \
+                 on the CPU, selected with CUBECL_WGPU_DEFAULT_DEVICE=Cpu)"
+            ),
+        })
+}
+
+/// Whether wgpu sees an adapter other than a software rasteriser. Enumerating does not open
+/// the devices, so this is cheap after the first call's adapter probe.
+#[cfg(feature = "wgpu")]
+fn gpu_adapter_present() -> bool {
+    use burn::tensor::{DeviceKind, DeviceType};
+    use std::sync::OnceLock;
+    static PRESENT: OnceLock<bool> = OnceLock::new();
+    *PRESENT.get_or_init(|| {
+        std::panic::catch_unwind(|| {
+            let software = Device::wgpu(DeviceKind::Cpu);
+            Device::enumerate(DeviceType::Wgpu)
+                .into_iter()
+                .any(|device| device != software)
+        })
+        .unwrap_or(false)
+    })
+}
+
+#[cfg(feature = "wgpu")]
+fn panic_message(panic: &Box<dyn std::any::Any + Send>) -> String {
+    panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
+        .unwrap_or_else(|| "the backend panicked".to_string())
+}

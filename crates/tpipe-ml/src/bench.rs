@@ -1,0 +1,120 @@
+//! Training-step throughput of the reference net, for `benches/throughput.rs`.
+
+use std::time::Instant;
+
+use crate::backend::{self, BackendChoice};
+use crate::config::{NetConfig, TrainConfig};
+use crate::data::{Augmentation, ImageSet, Normalization};
+use crate::error::MlError;
+use crate::rng::{Purpose, Rng};
+use crate::train::{PhaseTimes, Trainer};
+use crate::weights::init_weights;
+
+/// What `bench_throughput` measures.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// Backends to measure, in order.
+    pub backends: Vec<BackendChoice>,
+    /// Numbers of frozen layers to measure; 0 is a full training step.
+    pub frozen_layers: Vec<usize>,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Untimed steps first (allocation, shader compilation, autotuning).
+    pub warmup_steps: usize,
+    /// Timed steps.
+    pub timed_steps: usize,
+}
+
+impl Default for BenchOptions {
+    /// flex (and wgpu when compiled in); full and n = 1, 3, 5, 7 frozen; batch 128;
+    /// 3 warm-up and 20 timed steps.
+    fn default() -> Self {
+        let mut backends = vec![BackendChoice::Cpu];
+        if backend::wgpu_compiled() {
+            backends.push(BackendChoice::Wgpu);
+        }
+        BenchOptions {
+            backends,
+            frozen_layers: vec![0, 1, 3, 5, 7],
+            batch_size: 128,
+            warmup_steps: 3,
+            timed_steps: 20,
+        }
+    }
+}
+
+/// One measured configuration.
+#[derive(Clone, Debug)]
+pub struct ThroughputFigure {
+    /// `flex` or `wgpu (<adapter>)`.
+    pub backend: String,
+    /// Frozen layers (0 = full training step).
+    pub frozen_layers: usize,
+    /// Training images per second over the timed steps.
+    pub images_per_second: f64,
+    /// Where the timed steps spent their time (see `PhaseTimes` for wgpu's caveat).
+    pub phases: PhaseTimes,
+}
+
+/// Measures training steps of the reference net (`NetConfig::default_for(1, 28, 28, 10)`, SGD
+/// with momentum and weight decay, dropout on, no augmentation) on random images, through the
+/// same step as `train`.
+pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>, MlError> {
+    let net = NetConfig::default_for(1, 28, 28, 10);
+    let config = TrainConfig::default();
+    let geometry = net.geometry()?;
+    let images = options.batch_size * 4;
+    let mut rng = Rng::stream(1, Purpose::Augment, 0);
+    let data = ImageSet {
+        pixels: (0..images * 28 * 28)
+            .map(|_| rng.below(256) as u8)
+            .collect(),
+        labels: (0..images).map(|i| (i % 10) as u32).collect(),
+        count: images,
+        channels: 1,
+        height: 28,
+        width: 28,
+        num_classes: 10,
+    };
+    let tables = Normalization::from_images(&data).lookup_tables();
+    let weights = init_weights(&net, &geometry, 0);
+    let no_augmentation = Augmentation {
+        crop_padding: 0,
+        flip: false,
+    };
+
+    let mut figures = Vec::new();
+    for &choice in &options.backends {
+        let backend = backend::resolve(choice)?;
+        for &frozen_layers in &options.frozen_layers {
+            let mut trainer = Trainer::new(&net, &config, &weights, frozen_layers, &backend)?;
+            let mut started = Instant::now();
+            for step in 0..options.warmup_steps + options.timed_steps {
+                if step == options.warmup_steps {
+                    trainer.times = PhaseTimes::default();
+                    started = Instant::now();
+                }
+                let first = (step * options.batch_size) % images;
+                let indices: Vec<usize> = (first..first + options.batch_size)
+                    .map(|i| i % images)
+                    .collect();
+                trainer.step(
+                    &data,
+                    &indices,
+                    &tables,
+                    Some((no_augmentation, &mut rng)),
+                    Rng::stream(0, Purpose::Dropout, step as u64),
+                    config.learning_rate,
+                )?;
+            }
+            let seconds = started.elapsed().as_secs_f64();
+            figures.push(ThroughputFigure {
+                backend: backend.name.clone(),
+                frozen_layers,
+                images_per_second: (options.timed_steps * options.batch_size) as f64 / seconds,
+                phases: trainer.times,
+            });
+        }
+    }
+    Ok(figures)
+}

@@ -1,0 +1,197 @@
+//! The net on a burn device: its parameters as plain tensors and its forward pass.
+//!
+//! The net is written with burn's functional ops (`conv2d`, `max_pool2d`, `linear`) instead of
+//! `burn::nn` modules because training needs control that the module/optimizer stack does not
+//! give cheaply: frozen layers must run outside autodiff entirely (no graph, no backward), and
+//! the optimizer must treat weights and biases differently (decay, learning-rate multiplier).
+//! Parameters are kept without autodiff; each training step wraps the trainable ones as fresh
+//! autodiff leaves (see `train.rs`).
+
+use burn::tensor::activation::{log_softmax, relu};
+use burn::tensor::module::{conv2d, linear, max_pool2d};
+use burn::tensor::ops::{ConvOptions, MaxPoolOptions};
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::config::{Geometry, LAYER_COUNT};
+use crate::error::MlError;
+use crate::weights::HostLayer;
+
+/// A conv layer's parameters; the weight is `[out, in, k, k]` as in PyTorch.
+#[derive(Clone, Debug)]
+pub(crate) struct ConvParams {
+    pub weight: Tensor<4>,
+    pub bias: Tensor<1>,
+}
+
+/// A linear layer's parameters; the weight is `[in, out]`, burn's layout (PyTorch's transposed).
+#[derive(Clone, Debug)]
+pub(crate) struct LinearParams {
+    pub weight: Tensor<2>,
+    pub bias: Tensor<1>,
+}
+
+/// All eight layers on one device.
+#[derive(Clone, Debug)]
+pub(crate) struct Network {
+    pub conv: Vec<ConvParams>,
+    pub linear: Vec<LinearParams>,
+    pub geometry: Geometry,
+}
+
+/// Where the forward pass switches from plain tensors to autodiff.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Tracking {
+    /// Inference: nothing is tracked.
+    Off,
+    /// Training: the activation entering layer `first_trainable` (0-based) becomes an autodiff
+    /// tensor, so the frozen layers below it record no graph and get no backward pass.
+    From { first_trainable: usize },
+}
+
+pub(crate) fn transpose(values: &[f32], rows: usize, columns: usize) -> Vec<f32> {
+    let mut out = vec![0f32; values.len()];
+    for row in 0..rows {
+        for column in 0..columns {
+            out[column * rows + row] = values[row * columns + column];
+        }
+    }
+    out
+}
+
+/// Reads a tensor back to the host as f32.
+pub(crate) fn read_back<const D: usize>(
+    tensor: Tensor<D>,
+    backend: &str,
+) -> Result<Vec<f32>, MlError> {
+    let failed = |reason: String| MlError::Backend {
+        backend: backend.to_string(),
+        reason,
+    };
+    tensor
+        .without_autodiff()
+        .try_into_data()
+        .map_err(|error| failed(format!("{error:?}")))?
+        .try_into_vec::<f32>()
+        .map_err(|error| failed(format!("{error:?}")))
+}
+
+impl Network {
+    /// Uploads host weights (PyTorch layout) to `device`.
+    pub(crate) fn upload(layers: &[HostLayer], geometry: &Geometry, device: &Device) -> Self {
+        let bias = |layer: &HostLayer| {
+            Tensor::<1>::from_data(
+                TensorData::new(layer.bias.clone(), [layer.bias.len()]),
+                device,
+            )
+        };
+        let conv = layers[..5]
+            .iter()
+            .map(|layer| {
+                let shape: [usize; 4] = layer.weight_shape.clone().try_into().expect("rank 4");
+                ConvParams {
+                    weight: Tensor::from_data(TensorData::new(layer.weight.clone(), shape), device),
+                    bias: bias(layer),
+                }
+            })
+            .collect();
+        let linear = layers[5..]
+            .iter()
+            .map(|layer| {
+                let (out_features, in_features) = (layer.weight_shape[0], layer.weight_shape[1]);
+                let weight = transpose(&layer.weight, out_features, in_features);
+                LinearParams {
+                    weight: Tensor::from_data(
+                        TensorData::new(weight, [in_features, out_features]),
+                        device,
+                    ),
+                    bias: bias(layer),
+                }
+            })
+            .collect();
+        Network {
+            conv,
+            linear,
+            geometry: geometry.clone(),
+        }
+    }
+
+    /// Reads every layer back in PyTorch layout.
+    pub(crate) fn download(&self, backend: &str) -> Result<Vec<HostLayer>, MlError> {
+        let mut layers = Vec::with_capacity(LAYER_COUNT);
+        for (index, params) in self.conv.iter().enumerate() {
+            layers.push(HostLayer {
+                weight: read_back(params.weight.clone(), backend)?,
+                weight_shape: self.geometry.weight_shape(index).0,
+                bias: read_back(params.bias.clone(), backend)?,
+            });
+        }
+        for (offset, params) in self.linear.iter().enumerate() {
+            let (weight_shape, _) = self.geometry.weight_shape(5 + offset);
+            let weight = read_back(params.weight.clone(), backend)?;
+            layers.push(HostLayer {
+                weight: transpose(&weight, weight_shape[1], weight_shape[0]),
+                weight_shape,
+                bias: read_back(params.bias.clone(), backend)?,
+            });
+        }
+        Ok(layers)
+    }
+
+    /// Logits `[batch, classes]` for a normalised NCHW batch (a tensor without autodiff).
+    ///
+    /// `dropout_masks`, in training only, holds one mask per fc6/fc7 output with entries 0 or
+    /// 1/(1-p); they apply whether or not the layer is frozen.
+    pub(crate) fn forward(
+        &self,
+        input: Tensor<4>,
+        tracking: Tracking,
+        dropout_masks: Option<&[Tensor<2>; 2]>,
+    ) -> Tensor<2> {
+        let enters_autodiff = |layer: usize| matches!(tracking, Tracking::From { first_trainable } if first_trainable == layer);
+        let mut x = input;
+        for (index, (params, shape)) in self.conv.iter().zip(&self.geometry.conv).enumerate() {
+            if enters_autodiff(index) {
+                x = x.autodiff();
+            }
+            let options = ConvOptions::new(
+                [shape.stride, shape.stride],
+                [shape.padding, shape.padding],
+                [1, 1],
+                1,
+            );
+            x = relu(conv2d(
+                x,
+                params.weight.clone(),
+                Some(params.bias.clone()),
+                options,
+            ));
+            if shape.max_pool {
+                x = max_pool2d(x, MaxPoolOptions::new([2, 2]));
+            }
+        }
+        let [batch, channels, height, width] = x.dims();
+        let mut h: Tensor<2> = x.reshape([batch, channels * height * width]);
+        for (offset, params) in self.linear.iter().enumerate() {
+            if enters_autodiff(5 + offset) {
+                h = h.autodiff();
+            }
+            h = linear(h, params.weight.clone(), Some(params.bias.clone()));
+            if offset < 2 {
+                h = relu(h);
+                if let Some(masks) = dropout_masks {
+                    h = h.mul(masks[offset].clone());
+                }
+            }
+        }
+        h
+    }
+}
+
+/// Mean cross-entropy of `logits` against one-hot `targets` (a constant tensor).
+pub(crate) fn cross_entropy(logits: Tensor<2>, one_hot_targets: Tensor<2>) -> Tensor<1> {
+    let [batch, _] = logits.dims();
+    log_softmax(logits, 1)
+        .mul(one_hot_targets)
+        .sum()
+        .mul_scalar(-1.0 / batch as f64)
+}

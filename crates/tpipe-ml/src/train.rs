@@ -1,0 +1,523 @@
+//! Training from scratch or from copied layers, with the paper's SGD.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Tensor, TensorData};
+
+use crate::backend::{self, BackendChoice, ResolvedBackend};
+use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
+use crate::data::{fill_batch, Augmentation, ImageSet, Normalization};
+use crate::error::MlError;
+use crate::network::{cross_entropy, read_back, ConvParams, LinearParams, Network, Tracking};
+use crate::rng::{Purpose, Rng};
+use crate::weights::{init_weights, HostWeights};
+
+/// What happens to the copied layers of a transfer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum TransferMode {
+    /// The paper's AnB/BnB: copied layers keep their values exactly; they get no gradient, no
+    /// momentum and no weight decay, and no backward pass runs through or below them.
+    Frozen,
+    /// The paper's AnB+/BnB+: copied layers train at the full learning rate from the start.
+    FineTune,
+}
+
+/// Start a training from another net's lower layers.
+///
+/// Layers 1..=layers_copied come from `source_weights` (canonical safetensors bytes of a net with
+/// the same `NetConfig`), layers above are freshly initialised from `TrainConfig::seed` (exactly
+/// as `initial_weights` with that seed would draw them). If the source carries an input
+/// normalisation (any trained net does), the new net uses it too.
+#[derive(Clone, Copy, Debug)]
+pub struct Transfer<'a> {
+    /// The source net's weights as `train` or `initial_weights` returned them.
+    pub source_weights: &'a [u8],
+    /// n in the paper, 1..=7; fc8 is always fresh.
+    pub layers_copied: usize,
+    /// Frozen or fine-tuned copies.
+    pub mode: TransferMode,
+}
+
+/// How to run: backend, cancellation and progress reports.
+#[derive(Clone, Copy, Default)]
+pub struct RunOptions<'a> {
+    /// Which backend executes the run.
+    pub backend: BackendChoice,
+    /// Checked between batches; when set the run stops with `MlError::Cancelled`.
+    pub cancel: Option<&'a AtomicBool>,
+    /// Called after every training batch, on the training thread.
+    pub progress: Option<&'a (dyn Fn(TrainProgress) + Sync)>,
+}
+
+impl std::fmt::Debug for RunOptions<'_> {
+    fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        formatter
+            .debug_struct("RunOptions")
+            .field("backend", &self.backend)
+            .field("cancel", &self.cancel)
+            .field("progress", &self.progress.map(|_| "Fn"))
+            .finish()
+    }
+}
+
+/// Where a training stands, reported after each batch.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TrainProgress {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// Total epochs.
+    pub epochs: usize,
+    /// 1-based batch within the epoch.
+    pub batch: usize,
+    /// Batches per epoch.
+    pub batches: usize,
+    /// Mean cross-entropy of this batch.
+    pub loss: f64,
+}
+
+/// The result of a training.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainOutcome {
+    /// Canonical safetensors bytes of the trained net, with its input normalisation.
+    pub weights: Vec<u8>,
+    /// Mean training cross-entropy of each epoch (over its images, in training mode).
+    pub epoch_losses: Vec<f64>,
+    /// Share of training images classified right during the last epoch, in training mode
+    /// (dropout and augmentation on), as the batches went by.
+    pub train_accuracy: f64,
+    /// Training images per second of wall time over the whole loop (data preparation included,
+    /// set-up and the final read-back excluded).
+    pub images_per_second: f64,
+    /// The backend that ran: `flex` or `wgpu (<adapter>)`.
+    pub backend: String,
+}
+
+/// The untrained net for `seed`, as canonical safetensors (for random-weight controls).
+///
+/// The values are drawn on the host by the crate's own generator, so they are the same whatever
+/// backend later uses them. They carry no input normalisation: a net trained on top of them (a
+/// transfer) computes its own from its training set. `evaluate` refuses them.
+pub fn initial_weights(net: &NetConfig, seed: u64) -> Result<Vec<u8>, MlError> {
+    let geometry = net.geometry()?;
+    Ok(init_weights(net, &geometry, seed).to_safetensors(net))
+}
+
+/// Trains `net` on `data` and returns its weights and metrics.
+///
+/// Deterministic on flex for a given seed, data and configuration: the same inputs give the same
+/// bytes. Fails with `MlError::NonFiniteLoss` (and no weights) if the loss becomes NaN or
+/// infinite.
+pub fn train(
+    net: &NetConfig,
+    config: &TrainConfig,
+    data: &ImageSet,
+    transfer: Option<Transfer<'_>>,
+    options: &RunOptions<'_>,
+) -> Result<TrainOutcome, MlError> {
+    let geometry = net.geometry()?;
+    config.validate()?;
+    data.check_for(&geometry, net.num_classes)?;
+
+    let mut weights = init_weights(net, &geometry, config.seed);
+    let mut frozen_layers = 0;
+    if let Some(transfer) = transfer {
+        if !(1..LAYER_COUNT).contains(&transfer.layers_copied) {
+            return Err(MlError::InvalidConfig(format!(
+                "`layers_copied` is {}, expected 1..=7 (fc8 is always fresh)",
+                transfer.layers_copied
+            )));
+        }
+        let source = HostWeights::from_safetensors(transfer.source_weights, net, &geometry)?;
+        weights.layers[..transfer.layers_copied]
+            .clone_from_slice(&source.layers[..transfer.layers_copied]);
+        weights.normalization = source.normalization;
+        if transfer.mode == TransferMode::Frozen {
+            frozen_layers = transfer.layers_copied;
+        }
+    }
+    let normalization = weights
+        .normalization
+        .take()
+        .unwrap_or_else(|| Normalization::from_images(data));
+
+    let backend = backend::resolve(options.backend)?;
+    let mut trainer = Trainer::new(net, config, &weights, frozen_layers, &backend)?;
+    let tables = normalization.lookup_tables();
+    let augmentation = Augmentation {
+        crop_padding: config.augment_crop_padding,
+        flip: config.augment_flip,
+    };
+
+    let batches = data.count.div_ceil(config.batch_size);
+    let mut order: Vec<usize> = (0..data.count).collect();
+    let mut epoch_losses = Vec::with_capacity(config.epochs);
+    let mut last_epoch_correct = 0usize;
+    let started = Instant::now();
+    for epoch in 0..config.epochs {
+        // Each epoch's order is a shuffle of the identity, so it does not depend on earlier ones.
+        order.iter_mut().enumerate().for_each(|(i, slot)| *slot = i);
+        Rng::stream(config.seed, Purpose::Shuffle, epoch as u64).shuffle(&mut order);
+        let learning_rate = config.learning_rate_at(epoch);
+        let (mut loss_sum, mut correct) = (0.0, 0usize);
+        for (batch, indices) in order.chunks(config.batch_size).enumerate() {
+            if options
+                .cancel
+                .is_some_and(|flag| flag.load(Ordering::Relaxed))
+            {
+                return Err(MlError::Cancelled);
+            }
+            let step = (epoch * batches + batch) as u64;
+            let mut augment_rng = Rng::stream(config.seed, Purpose::Augment, step);
+            let result = trainer.step(
+                data,
+                indices,
+                &tables,
+                Some((augmentation, &mut augment_rng)),
+                Rng::stream(config.seed, Purpose::Dropout, step),
+                learning_rate,
+            )?;
+            if !result.loss.is_finite() {
+                return Err(MlError::NonFiniteLoss {
+                    epoch: epoch + 1,
+                    batch: batch + 1,
+                    loss: result.loss,
+                });
+            }
+            loss_sum += result.loss * indices.len() as f64;
+            correct += result.correct;
+            if let Some(progress) = options.progress {
+                progress(TrainProgress {
+                    epoch: epoch + 1,
+                    epochs: config.epochs,
+                    batch: batch + 1,
+                    batches,
+                    loss: result.loss,
+                });
+            }
+        }
+        epoch_losses.push(loss_sum / data.count as f64);
+        last_epoch_correct = correct;
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let trained = HostWeights {
+        layers: trainer.network.download(&backend.name)?,
+        normalization: Some(normalization),
+    };
+    if !trained.all_finite() {
+        // The last update can overflow even when the last loss was finite.
+        return Err(MlError::NonFiniteLoss {
+            epoch: config.epochs,
+            batch: batches,
+            loss: f64::NAN,
+        });
+    }
+    Ok(TrainOutcome {
+        weights: trained.to_safetensors(net),
+        epoch_losses,
+        train_accuracy: last_epoch_correct as f64 / data.count as f64,
+        images_per_second: (config.epochs * data.count) as f64 / elapsed.max(1e-9),
+        backend: backend.name,
+    })
+}
+
+/// What one step reports back.
+pub(crate) struct StepResult {
+    /// Mean cross-entropy of the batch, from the logits in f64; NaN or inf if they were.
+    pub loss: f64,
+    /// Images of the batch whose top logit is their label.
+    pub correct: usize,
+}
+
+/// Wall time spent in each phase of the steps so far. Exact on flex, which runs each op as it
+/// is called; on wgpu the work queues up and lands mostly in `read_back`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct PhaseTimes {
+    /// Normalising, augmenting and uploading the batch, drawing dropout masks.
+    pub prepare: Duration,
+    /// Forward pass and loss.
+    pub forward: Duration,
+    /// `backward()`.
+    pub backward: Duration,
+    /// The SGD update.
+    pub update: Duration,
+    /// Reading the logits back to the host.
+    pub read_back: Duration,
+}
+
+/// A net being trained: parameters, optimizer state and the step.
+pub(crate) struct Trainer {
+    pub network: Network,
+    /// 0-based index of the lowest trainable layer; layers below it are frozen.
+    first_trainable: usize,
+    conv_velocity: Vec<(Option<Tensor<4>>, Option<Tensor<1>>)>,
+    linear_velocity: Vec<(Option<Tensor<2>>, Option<Tensor<1>>)>,
+    device: Device,
+    backend_name: String,
+    dropout: f64,
+    num_classes: usize,
+    momentum: f64,
+    weight_decay: f64,
+    bias_lr_multiplier: f64,
+    pub times: PhaseTimes,
+}
+
+impl Trainer {
+    pub(crate) fn new(
+        net: &NetConfig,
+        config: &TrainConfig,
+        weights: &HostWeights,
+        frozen_layers: usize,
+        backend: &ResolvedBackend,
+    ) -> Result<Self, MlError> {
+        let geometry = net.geometry()?;
+        let network = Network::upload(&weights.layers, &geometry, &backend.device);
+        Ok(Trainer {
+            network,
+            first_trainable: frozen_layers,
+            conv_velocity: vec![(None, None); 5],
+            linear_velocity: vec![(None, None); 3],
+            device: backend.device.clone(),
+            backend_name: backend.name.clone(),
+            dropout: net.dropout,
+            num_classes: net.num_classes,
+            momentum: config.momentum,
+            weight_decay: config.weight_decay,
+            bias_lr_multiplier: config.bias_lr_multiplier,
+            times: PhaseTimes::default(),
+        })
+    }
+
+    /// One SGD step on the images `indices` of `data`.
+    pub(crate) fn step(
+        &mut self,
+        data: &ImageSet,
+        indices: &[usize],
+        tables: &[[f32; 256]],
+        augmentation: Option<(Augmentation, &mut Rng)>,
+        mut dropout_rng: Rng,
+        learning_rate: f64,
+    ) -> Result<StepResult, MlError> {
+        let clock = Instant::now();
+        let batch = indices.len();
+        let geometry = &self.network.geometry;
+        let mut pixels = Vec::new();
+        fill_batch(data, indices, tables, augmentation, &mut pixels);
+        let input = Tensor::<4>::from_data(
+            TensorData::new(
+                pixels,
+                [batch, geometry.channels, geometry.height, geometry.width],
+            ),
+            &self.device,
+        );
+        let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i] as usize).collect();
+        let mut one_hot = vec![0f32; batch * self.num_classes];
+        for (row, &label) in labels.iter().enumerate() {
+            one_hot[row * self.num_classes + label] = 1.0;
+        }
+        let targets = Tensor::<2>::from_data(
+            TensorData::new(one_hot, [batch, self.num_classes]),
+            &self.device,
+        );
+        let masks = (self.dropout > 0.0).then(|| {
+            let widths = [geometry.fc[0].1, geometry.fc[1].1];
+            widths.map(|width| {
+                dropout_mask(&mut dropout_rng, batch, width, self.dropout, &self.device)
+            })
+        });
+        let after_prepare = Instant::now();
+
+        // Trainable parameters become fresh autodiff leaves for this step; frozen ones stay
+        // plain tensors, and the forward pass enters autodiff only at the first trainable layer.
+        let first_trainable = self.first_trainable;
+        let tracked = Network {
+            conv: std::mem::take(&mut self.network.conv)
+                .into_iter()
+                .enumerate()
+                .map(|(index, params)| {
+                    if index < first_trainable {
+                        params
+                    } else {
+                        ConvParams {
+                            weight: params.weight.autodiff().require_grad(),
+                            bias: params.bias.autodiff().require_grad(),
+                        }
+                    }
+                })
+                .collect(),
+            linear: std::mem::take(&mut self.network.linear)
+                .into_iter()
+                .enumerate()
+                .map(|(offset, params)| {
+                    if 5 + offset < first_trainable {
+                        params
+                    } else {
+                        LinearParams {
+                            weight: params.weight.autodiff().require_grad(),
+                            bias: params.bias.autodiff().require_grad(),
+                        }
+                    }
+                })
+                .collect(),
+            geometry: self.network.geometry.clone(),
+        };
+        let logits = tracked.forward(input, Tracking::From { first_trainable }, masks.as_ref());
+        let loss = cross_entropy(logits.clone(), targets);
+        let logits = logits.without_autodiff();
+        let after_forward = Instant::now();
+
+        let mut grads = loss.backward();
+        let after_backward = Instant::now();
+
+        let missing = |name: &str| MlError::Backend {
+            backend: self.backend_name.clone(),
+            reason: format!("no gradient for trainable parameter `{name}`"),
+        };
+        let weight_rate = learning_rate;
+        let bias_rate = learning_rate * self.bias_lr_multiplier;
+        let (momentum, decay) = (self.momentum, self.weight_decay);
+        for (index, params) in tracked.conv.into_iter().enumerate() {
+            if index < first_trainable {
+                self.network.conv.push(params);
+                continue;
+            }
+            let weight_grad = params
+                .weight
+                .grad_remove(&mut grads)
+                .ok_or_else(|| missing("weight"))?;
+            let bias_grad = params
+                .bias
+                .grad_remove(&mut grads)
+                .ok_or_else(|| missing("bias"))?;
+            let velocity = &mut self.conv_velocity[index];
+            self.network.conv.push(ConvParams {
+                weight: sgd(
+                    params.weight.without_autodiff(),
+                    weight_grad,
+                    &mut velocity.0,
+                    weight_rate,
+                    momentum,
+                    decay,
+                ),
+                bias: sgd(
+                    params.bias.without_autodiff(),
+                    bias_grad,
+                    &mut velocity.1,
+                    bias_rate,
+                    momentum,
+                    0.0,
+                ),
+            });
+        }
+        for (offset, params) in tracked.linear.into_iter().enumerate() {
+            if 5 + offset < first_trainable {
+                self.network.linear.push(params);
+                continue;
+            }
+            let weight_grad = params
+                .weight
+                .grad_remove(&mut grads)
+                .ok_or_else(|| missing("weight"))?;
+            let bias_grad = params
+                .bias
+                .grad_remove(&mut grads)
+                .ok_or_else(|| missing("bias"))?;
+            let velocity = &mut self.linear_velocity[offset];
+            self.network.linear.push(LinearParams {
+                weight: sgd(
+                    params.weight.without_autodiff(),
+                    weight_grad,
+                    &mut velocity.0,
+                    weight_rate,
+                    momentum,
+                    decay,
+                ),
+                bias: sgd(
+                    params.bias.without_autodiff(),
+                    bias_grad,
+                    &mut velocity.1,
+                    bias_rate,
+                    momentum,
+                    0.0,
+                ),
+            });
+        }
+        drop(grads);
+        let after_update = Instant::now();
+
+        let logits = read_back(logits, &self.backend_name)?;
+        let result = score_batch(&logits, &labels, self.num_classes);
+        let after_read_back = Instant::now();
+
+        self.times.prepare += after_prepare - clock;
+        self.times.forward += after_forward - after_prepare;
+        self.times.backward += after_backward - after_forward;
+        self.times.update += after_update - after_backward;
+        self.times.read_back += after_read_back - after_update;
+        Ok(result)
+    }
+}
+
+/// One PyTorch-style SGD update: `g += decay·w; v = m·v + g; w -= lr·v`.
+fn sgd<const D: usize>(
+    param: Tensor<D>,
+    grad: Tensor<D>,
+    velocity: &mut Option<Tensor<D>>,
+    learning_rate: f64,
+    momentum: f64,
+    decay: f64,
+) -> Tensor<D> {
+    let grad = if decay > 0.0 {
+        grad.add(param.clone().mul_scalar(decay))
+    } else {
+        grad
+    };
+    let step = if momentum > 0.0 {
+        let updated = match velocity.take() {
+            // PyTorch starts the buffer at the first gradient, which is `m·0 + g`.
+            None => grad,
+            Some(previous) => previous.mul_scalar(momentum).add(grad),
+        };
+        *velocity = Some(updated.clone());
+        updated
+    } else {
+        grad
+    };
+    param.sub(step.mul_scalar(learning_rate))
+}
+
+/// A `[batch, width]` dropout mask with entries 0 (probability p) or 1/(1-p).
+fn dropout_mask(rng: &mut Rng, batch: usize, width: usize, p: f64, device: &Device) -> Tensor<2> {
+    let keep = 1.0 - p;
+    let scale = (1.0 / keep) as f32;
+    let values: Vec<f32> = (0..batch * width)
+        .map(|_| if rng.next_f64() < keep { scale } else { 0.0 })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [batch, width]), device)
+}
+
+/// Loss (in f64) and hits of a batch from its logits.
+fn score_batch(logits: &[f32], labels: &[usize], num_classes: usize) -> StepResult {
+    let (mut loss, mut correct) = (0.0f64, 0usize);
+    for (row, &label) in logits.chunks_exact(num_classes).zip(labels) {
+        let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+        let log_sum = row
+            .iter()
+            .map(|&v| (v as f64 - max).exp())
+            .sum::<f64>()
+            .ln()
+            + max;
+        loss += log_sum - row[label] as f64;
+        if row.iter().any(|v| !v.is_finite()) {
+            loss = f64::NAN;
+        }
+        if crate::evaluate::rank_of(row, label) == 0 {
+            correct += 1;
+        }
+    }
+    StepResult {
+        loss: loss / labels.len() as f64,
+        correct,
+    }
+}
