@@ -159,15 +159,16 @@ impl Network {
                 [1, 1],
                 1,
             );
-            x = relu(conv2d(
-                x,
-                params.weight.clone(),
-                Some(params.bias.clone()),
-                options,
-            ));
+            // Pooling before the bias and the ReLU gives the same values (both commute with a
+            // per-channel max) on a quarter of the elements, and a bias added by broadcasting
+            // gets its gradient from one reduction instead of flex's transposed copy of the
+            // whole output gradient.
+            x = conv2d(x, params.weight.clone(), None, options);
             if shape.max_pool {
                 x = max_pool2d(x, MaxPoolOptions::new([2, 2]));
             }
+            let channels = params.bias.dims()[0];
+            x = relu(x + params.bias.clone().reshape([1, channels, 1, 1]));
         }
         let [batch, channels, height, width] = x.dims();
         let mut h: Tensor<2> = x.reshape([batch, channels * height * width]);
