@@ -1,0 +1,199 @@
+//! Training from scratch: learning, determinism, divergence, cancellation, progress.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use tpipe_ml::{evaluate, train, MlError, RunOptions, TrainConfig, TrainProgress};
+
+use crate::support::{cpu, metadata, quadrant_images, quick_config, tiny_net, CLASSES};
+
+#[test]
+fn a_tiny_net_learns_a_synthetic_task_well_above_chance() {
+    let net = tiny_net(1);
+    let config = TrainConfig {
+        epochs: 8,
+        ..quick_config(3)
+    };
+    let outcome = train(
+        &net,
+        &config,
+        &quadrant_images(256, 1, 1, 250),
+        None,
+        &cpu(),
+    )
+    .unwrap();
+    assert_eq!(outcome.epoch_losses.len(), 8);
+    assert!(
+        outcome.epoch_losses[7] < outcome.epoch_losses[0] * 0.5,
+        "loss should fall: {:?}",
+        outcome.epoch_losses
+    );
+    assert_eq!(outcome.backend, "flex");
+    assert!(outcome.images_per_second > 0.0);
+
+    let held_out = quadrant_images(200, 1, 99, 250);
+    let evaluation = evaluate(&net, &outcome.weights, &held_out, &cpu()).unwrap();
+    let chance = 1.0 / CLASSES as f64;
+    assert!(
+        evaluation.top1 > 0.9,
+        "held-out top-1 {} (chance {chance})",
+        evaluation.top1
+    );
+    assert!(
+        outcome.train_accuracy > 0.8,
+        "train accuracy {}",
+        outcome.train_accuracy
+    );
+}
+
+#[test]
+fn the_same_seed_gives_the_same_bytes() {
+    let net = tiny_net(1);
+    let data = quadrant_images(64, 1, 2, 250);
+    let config = TrainConfig {
+        augment_crop_padding: 2,
+        augment_flip: true,
+        ..quick_config(11)
+    };
+    let first = train(&net, &config, &data, None, &cpu()).unwrap();
+    let second = train(&net, &config, &data, None, &cpu()).unwrap();
+    assert_eq!(first.weights, second.weights);
+    assert_eq!(first.epoch_losses, second.epoch_losses);
+
+    let other_seed = train(
+        &net,
+        &TrainConfig { seed: 12, ..config },
+        &data,
+        None,
+        &cpu(),
+    )
+    .unwrap();
+    assert_ne!(first.weights, other_seed.weights);
+}
+
+#[test]
+fn trained_weights_carry_the_training_set_normalisation() {
+    let net = tiny_net(1);
+    let data = quadrant_images(64, 1, 2, 250);
+    let outcome = train(&net, &quick_config(0), &data, None, &cpu()).unwrap();
+    let meta = metadata(&outcome.weights);
+    let mean: f64 =
+        data.pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / data.pixels.len() as f64;
+    let stored: f64 = meta["tpipe.input_mean"]
+        .trim_matches(|c| c == '[' || c == ']')
+        .parse()
+        .unwrap();
+    assert!(
+        (stored - mean).abs() < 1e-6,
+        "stored {stored}, actual {mean}"
+    );
+}
+
+#[test]
+fn an_absurd_learning_rate_fails_with_a_non_finite_loss() {
+    let net = tiny_net(1);
+    let config = TrainConfig {
+        learning_rate: 1e9,
+        ..quick_config(0)
+    };
+    let error = train(&net, &config, &quadrant_images(64, 1, 2, 250), None, &cpu()).unwrap_err();
+    match error {
+        MlError::NonFiniteLoss { epoch, batch, loss } => {
+            assert!(!loss.is_finite());
+            assert!(epoch >= 1 && batch >= 1);
+            assert!(
+                epoch < 3 || batch <= 4,
+                "diverged late: epoch {epoch} batch {batch}"
+            );
+        }
+        other => panic!("expected a non-finite loss, got {other}"),
+    }
+}
+
+#[test]
+fn a_set_cancel_flag_stops_training_between_batches() {
+    let cancel = AtomicBool::new(false);
+    let batches_seen = AtomicUsize::new(0);
+    let progress = |_: TrainProgress| {
+        if batches_seen.fetch_add(1, Ordering::SeqCst) == 1 {
+            cancel.store(true, Ordering::SeqCst);
+        }
+    };
+    let options = RunOptions {
+        cancel: Some(&cancel),
+        progress: Some(&progress),
+        ..cpu()
+    };
+    let error = train(
+        &tiny_net(1),
+        &quick_config(0),
+        &quadrant_images(64, 1, 2, 250),
+        None,
+        &options,
+    )
+    .unwrap_err();
+    assert!(matches!(error, MlError::Cancelled), "{error}");
+    assert_eq!(batches_seen.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn progress_is_reported_after_every_batch() {
+    let reports = Mutex::new(Vec::new());
+    let progress = |report: TrainProgress| reports.lock().unwrap().push(report);
+    let options = RunOptions {
+        progress: Some(&progress),
+        ..cpu()
+    };
+    // 40 images in batches of 16: 16, 16, 8.
+    let config = TrainConfig {
+        epochs: 2,
+        ..quick_config(0)
+    };
+    train(
+        &tiny_net(1),
+        &config,
+        &quadrant_images(40, 1, 2, 250),
+        None,
+        &options,
+    )
+    .unwrap();
+    let reports = reports.into_inner().unwrap();
+    let positions: Vec<(usize, usize, usize, usize)> = reports
+        .iter()
+        .map(|r| (r.epoch, r.epochs, r.batch, r.batches))
+        .collect();
+    assert_eq!(
+        positions,
+        vec![
+            (1, 2, 1, 3),
+            (1, 2, 2, 3),
+            (1, 2, 3, 3),
+            (2, 2, 1, 3),
+            (2, 2, 2, 3),
+            (2, 2, 3, 3)
+        ]
+    );
+    assert!(reports.iter().all(|r| r.loss.is_finite() && r.loss > 0.0));
+}
+
+#[test]
+fn invalid_settings_are_reported_before_training() {
+    let net = tiny_net(1);
+    let data = quadrant_images(16, 1, 2, 250);
+    let zero_batch = TrainConfig {
+        batch_size: 0,
+        ..quick_config(0)
+    };
+    let error = train(&net, &zero_batch, &data, None, &cpu()).unwrap_err();
+    assert!(matches!(error, MlError::InvalidConfig(_)), "{error}");
+
+    let mut collapsing = tiny_net(1);
+    collapsing.conv[3].max_pool = true;
+    collapsing.conv[4].max_pool = true;
+    let error = train(&collapsing, &quick_config(0), &data, None, &cpu()).unwrap_err();
+    assert!(error.to_string().contains("`conv5` shrinks"), "{error}");
+
+    let colour = quadrant_images(16, 3, 2, 250);
+    let error = train(&net, &quick_config(0), &colour, None, &cpu()).unwrap_err();
+    assert!(matches!(error, MlError::InvalidData(_)), "{error}");
+}

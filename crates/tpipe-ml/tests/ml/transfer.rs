@@ -1,0 +1,184 @@
+//! Copying layers 1..n from a source net, frozen or fine-tuned.
+
+use tpipe_ml::{initial_weights, train, MlError, TrainConfig, Transfer, TransferMode};
+
+use crate::support::{
+    cpu, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
+};
+
+/// A trained source net (seed 1) on bright squares.
+fn source_weights() -> Vec<u8> {
+    train(
+        &tiny_net(1),
+        &quick_config(1),
+        &quadrant_images(64, 1, 5, 250),
+        None,
+        &cpu(),
+    )
+    .unwrap()
+    .weights
+}
+
+fn transfer(
+    source: &[u8],
+    layers_copied: usize,
+    mode: TransferMode,
+    config: &TrainConfig,
+) -> Vec<u8> {
+    let data = quadrant_images(64, 1, 6, 180);
+    let transfer = Transfer {
+        source_weights: source,
+        layers_copied,
+        mode,
+    };
+    train(&tiny_net(1), config, &data, Some(transfer), &cpu())
+        .unwrap()
+        .weights
+}
+
+#[test]
+fn copied_layers_are_exact_and_the_rest_is_freshly_initialised() {
+    let source = source_weights();
+    // A learning rate of 0 leaves every parameter at its starting value, exposing the net as
+    // the transfer assembled it.
+    let still = TrainConfig {
+        learning_rate: 0.0,
+        ..quick_config(7)
+    };
+    let assembled = tensors(&transfer(&source, 3, TransferMode::FineTune, &still));
+    let source = tensors(&source);
+    let fresh = tensors(&initial_weights(&tiny_net(1), 7).unwrap());
+    for layer in 1..=8 {
+        for name in layer_tensor_names(layer) {
+            if layer <= 3 {
+                assert_eq!(assembled[&name], source[&name], "{name} should be copied");
+            } else {
+                assert_eq!(
+                    assembled[&name], fresh[&name],
+                    "{name} should be fresh from seed 7"
+                );
+                assert_ne!(
+                    assembled[&name], source[&name],
+                    "{name} should not be the source's"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn frozen_layers_stay_bit_identical_through_training() {
+    let source = source_weights();
+    for layers_copied in [1, 5, 7] {
+        let trained = tensors(&transfer(
+            &source,
+            layers_copied,
+            TransferMode::Frozen,
+            &quick_config(2),
+        ));
+        let source = tensors(&source);
+        for layer in 1..=8 {
+            for name in layer_tensor_names(layer) {
+                if layer <= layers_copied {
+                    assert_eq!(
+                        trained[&name], source[&name],
+                        "n={layers_copied}: {name} moved"
+                    );
+                } else {
+                    assert_ne!(
+                        trained[&name], source[&name],
+                        "n={layers_copied}: {name} is the source's"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fine_tuned_layers_change() {
+    let source = source_weights();
+    let trained = tensors(&transfer(
+        &source,
+        4,
+        TransferMode::FineTune,
+        &quick_config(2),
+    ));
+    let source = tensors(&source);
+    for layer in 1..=4 {
+        for name in layer_tensor_names(layer) {
+            assert_ne!(trained[&name], source[&name], "{name} should have trained");
+        }
+    }
+}
+
+#[test]
+fn frozen_layers_still_train_the_layers_above() {
+    // Same seed and data, frozen vs not: the layers above must differ from their fresh values.
+    let source = source_weights();
+    let trained = tensors(&transfer(
+        &source,
+        5,
+        TransferMode::Frozen,
+        &quick_config(3),
+    ));
+    let fresh = tensors(&initial_weights(&tiny_net(1), 3).unwrap());
+    for layer in 6..=8 {
+        for name in layer_tensor_names(layer) {
+            assert_ne!(trained[&name], fresh[&name], "{name} did not train");
+        }
+    }
+}
+
+#[test]
+fn a_transfer_keeps_the_source_normalisation() {
+    let source = source_weights();
+    // The target images are dimmer (180 vs 250), so their own statistics differ.
+    let trained = transfer(&source, 2, TransferMode::Frozen, &quick_config(2));
+    assert_eq!(
+        metadata(&trained)["tpipe.input_mean"],
+        metadata(&source)["tpipe.input_mean"]
+    );
+    assert_eq!(
+        metadata(&trained)["tpipe.input_std"],
+        metadata(&source)["tpipe.input_std"]
+    );
+}
+
+#[test]
+fn a_transfer_from_random_weights_computes_its_own_normalisation() {
+    let random = initial_weights(&tiny_net(1), 9).unwrap();
+    let trained = transfer(&random, 2, TransferMode::Frozen, &quick_config(2));
+    assert!(metadata(&trained).contains_key("tpipe.input_mean"));
+    let random = tensors(&random);
+    let trained = tensors(&trained);
+    for name in layer_tensor_names(1)
+        .into_iter()
+        .chain(layer_tensor_names(2))
+    {
+        assert_eq!(trained[&name], random[&name], "{name} should stay random");
+    }
+}
+
+#[test]
+fn layers_copied_must_be_between_1_and_7() {
+    let source = initial_weights(&tiny_net(1), 0).unwrap();
+    let data = quadrant_images(16, 1, 6, 180);
+    for layers_copied in [0, 8] {
+        let transfer = Transfer {
+            source_weights: &source,
+            layers_copied,
+            mode: TransferMode::Frozen,
+        };
+        let error = train(
+            &tiny_net(1),
+            &quick_config(0),
+            &data,
+            Some(transfer),
+            &cpu(),
+        )
+        .unwrap_err();
+        assert!(matches!(error, MlError::InvalidConfig(_)), "{error}");
+        assert!(error.to_string().contains("`layers_copied`"), "{error}");
+    }
+}
