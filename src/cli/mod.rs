@@ -85,9 +85,9 @@ struct RunArgs {
     /// Nodes built at the same time (default: number of CPUs).
     #[arg(long, short = 'j')]
     jobs: Option<usize>,
-    /// Training nodes that may share the compute device at once.
-    #[arg(long, default_value_t = 1)]
-    device_jobs: usize,
+    /// Training nodes that may run at once (default: as many as `--jobs`; on one GPU, 1 or 2).
+    #[arg(long)]
+    device_jobs: Option<usize>,
     /// Build only these nodes and what they need (repeatable; globs allowed).
     #[arg(long = "target", value_name = "NODE")]
     targets: Vec<String>,
@@ -309,9 +309,11 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     }
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(cancel.clone());
+    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2));
     let options = RunOptions {
-        jobs: args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2)),
-        device_jobs: args.device_jobs,
+        jobs,
+        // On a CPU, a training uses about one core: run as many as there are jobs.
+        device_jobs: args.device_jobs.unwrap_or(jobs),
         targets: args.targets,
         force: args.force,
         build: BuildOptions {

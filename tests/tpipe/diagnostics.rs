@@ -227,3 +227,21 @@ nodes:
         expect!["no errors"],
     );
 }
+
+#[test]
+fn shipped_pipelines_and_examples_are_valid() {
+    let registry = tpipe::kinds::builtin_registry();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for folder in ["pipelines", "examples"] {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|extension| extension == "yaml") {
+                let pipeline = tpipe::spec::load(&path, &registry).unwrap_or_else(|error| panic!("{}:\n{error}", path.display()));
+                PipelineGraph::build(&pipeline).unwrap_or_else(|error| panic!("{}:\n{error}", path.display()));
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 4, "found only {checked} pipeline files");
+}

@@ -7,6 +7,8 @@ mod support;
 
 mod cache_integrity;
 mod diagnostics;
+#[cfg(feature = "ml")]
+mod end_to_end;
 mod keys;
 mod processes;
 mod remotes;
