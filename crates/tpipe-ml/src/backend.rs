@@ -33,7 +33,10 @@ pub fn wgpu_compiled() -> bool {
     cfg!(feature = "wgpu")
 }
 
+/// The device for `choice`. Every run starts here, so this is also where the process-wide
+/// allocator tuning happens.
 pub(crate) fn resolve(choice: BackendChoice) -> Result<ResolvedBackend, MlError> {
+    crate::allocator::tune_for_training();
     match choice {
         BackendChoice::Cpu => Ok(flex()),
         BackendChoice::Wgpu => wgpu(),
