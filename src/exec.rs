@@ -423,7 +423,19 @@ impl<'a> Scheduler<'a> {
             cancel: &self.options.cancel,
             progress: &progress,
         };
-        match self.runner.run_node(job) {
+        // The build runs on a plain thread, not on this rayon worker: a kind that uses rayon
+        // itself (burn's CPU backend does) would otherwise let this worker steal and run a
+        // whole other node while waiting inside its own parallel loop, nesting the builds and
+        // serialising them.
+        let runner = self.runner;
+        let result = std::thread::scope(|threads| {
+            std::thread::Builder::new()
+                .name(format!("tpipe-build-{}", node.name))
+                .spawn_scoped(threads, move || runner.run_node(job))
+                .map(|handle| handle.join().unwrap_or_else(|_| Err(BuildError::failed("the build thread panicked"))))
+                .unwrap_or_else(|error| Err(BuildError::failed(format!("cannot start a build thread: {error}"))))
+        });
+        match result {
             Ok(record) => {
                 self.push_to_remote(node, &record);
                 (NodeStatus::Built, Some(Arc::new(record)), key)
