@@ -21,9 +21,18 @@ fn time_command(binary: &Path, project: &Path, args: &[&str]) -> Vec<Duration> {
     (0..ROUNDS)
         .map(|_| {
             let started = Instant::now();
-            let output = Command::new(binary).args(args).current_dir(project).env("TPIPE_TEST_KINDS", "1").output().expect("tpipe runs");
+            let output = Command::new(binary)
+                .args(args)
+                .current_dir(project)
+                .env("TPIPE_TEST_KINDS", "1")
+                .output()
+                .expect("tpipe runs");
             let elapsed = started.elapsed();
-            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            assert!(
+                output.status.success(),
+                "{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
             elapsed
         })
         .collect()
@@ -32,7 +41,12 @@ fn time_command(binary: &Path, project: &Path, args: &[&str]) -> Vec<Duration> {
 fn describe(label: &str, mut times: Vec<Duration>) {
     times.sort();
     let median = times[times.len() / 2];
-    println!("{label:<44} median {:>7.2} ms   min {:>7.2} ms   ({} runs)", median.as_secs_f64() * 1e3, times[0].as_secs_f64() * 1e3, times.len());
+    println!(
+        "{label:<44} median {:>7.2} ms   min {:>7.2} ms   ({} runs)",
+        median.as_secs_f64() * 1e3,
+        times[0].as_secs_f64() * 1e3,
+        times.len()
+    );
 }
 
 fn main() {
@@ -40,12 +54,23 @@ fn main() {
     let project = tempfile::tempdir().expect("temporary folder");
     std::fs::write(project.path().join("tpipe.toml"), "").unwrap();
     std::fs::write(project.path().join("pipeline.yaml"), pipeline()).unwrap();
-    let first = Command::new(binary).args(["run", "pipeline.yaml"]).current_dir(project.path()).env("TPIPE_TEST_KINDS", "1").output().unwrap();
+    let first = Command::new(binary)
+        .args(["run", "pipeline.yaml"])
+        .current_dir(project.path())
+        .env("TPIPE_TEST_KINDS", "1")
+        .output()
+        .unwrap();
     assert!(first.status.success());
     // Leaves with equal values share one key, so fewer than 100 builds happen: content addressing.
 
-    describe("no-op `tpipe run` (100 cached nodes, process)", time_command(binary, project.path(), &["run", "pipeline.yaml"]));
-    describe("`tpipe plan` (100 cached nodes, process)", time_command(binary, project.path(), &["plan", "pipeline.yaml"]));
+    describe(
+        "no-op `tpipe run` (100 cached nodes, process)",
+        time_command(binary, project.path(), &["run", "pipeline.yaml"]),
+    );
+    describe(
+        "`tpipe plan` (100 cached nodes, process)",
+        time_command(binary, project.path(), &["plan", "pipeline.yaml"]),
+    );
 
     let registry = tpipe::kinds::testing::registry();
     let in_process: Vec<Duration> = (0..ROUNDS)
@@ -55,8 +80,19 @@ fn main() {
             let pipeline = tpipe::spec::load(&file, &registry).unwrap();
             let graph = tpipe::graph::PipelineGraph::build(&pipeline).unwrap();
             let cache = tpipe::cache::Cache::open(&project.path().join("cache")).unwrap();
-            let session = tpipe::session::Session::new(pipeline, graph, registry.clone(), cache, project.path().to_path_buf());
-            let summary = tpipe::exec::run(&session, &tpipe::exec::RunOptions::default(), &tpipe::exec::Quiet).unwrap();
+            let session = tpipe::session::Session::new(
+                pipeline,
+                graph,
+                registry.clone(),
+                cache,
+                project.path().to_path_buf(),
+            );
+            let summary = tpipe::exec::run(
+                &session,
+                &tpipe::exec::RunOptions::default(),
+                &tpipe::exec::Quiet,
+            )
+            .unwrap();
             assert_eq!(summary.count("cached"), 100);
             started.elapsed()
         })

@@ -26,10 +26,16 @@ pub enum NodeStatus {
     Cached,
     Built,
     /// Downloaded from a remote and verified.
-    Fetched { remote: String },
-    Failed { error: String },
+    Fetched {
+        remote: String,
+    },
+    Failed {
+        error: String,
+    },
     /// Not built because a node it needs failed or was skipped.
-    Skipped { after: String },
+    Skipped {
+        after: String,
+    },
     /// Not started because the run was interrupted.
     Cancelled,
 }
@@ -46,7 +52,10 @@ impl NodeStatus {
         }
     }
     pub fn is_success(&self) -> bool {
-        matches!(self, NodeStatus::Cached | NodeStatus::Built | NodeStatus::Fetched { .. })
+        matches!(
+            self,
+            NodeStatus::Cached | NodeStatus::Built | NodeStatus::Fetched { .. }
+        )
     }
 }
 
@@ -70,7 +79,10 @@ pub struct RunSummary {
 
 impl RunSummary {
     pub fn count(&self, word: &str) -> usize {
-        self.nodes.iter().filter(|node| node.status.word() == word).count()
+        self.nodes
+            .iter()
+            .filter(|node| node.status.word() == word)
+            .count()
     }
     pub fn all_succeeded(&self) -> bool {
         !self.cancelled && self.nodes.iter().all(|node| node.status.is_success())
@@ -109,7 +121,9 @@ pub struct RunOptions {
 impl Default for RunOptions {
     fn default() -> Self {
         RunOptions {
-            jobs: std::thread::available_parallelism().map(usize::from).unwrap_or(2),
+            jobs: std::thread::available_parallelism()
+                .map(usize::from)
+                .unwrap_or(2),
             device_jobs: 1,
             targets: Vec::new(),
             force: Vec::new(),
@@ -170,20 +184,24 @@ impl NodeRunner for LocalRunner {
         };
         let started_at = SystemTime::now();
         let clock = Instant::now();
-        let output = std::panic::catch_unwind(AssertUnwindSafe(|| kind.build(&context)))
-            .map_err(|panic| {
+        let output = std::panic::catch_unwind(AssertUnwindSafe(|| kind.build(&context))).map_err(
+            |panic| {
                 let text = panic
                     .downcast_ref::<String>()
                     .cloned()
                     .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
                     .unwrap_or_else(|| "unknown panic".into());
                 BuildError::failed(format!("the `{}` kind panicked: {text}", kind.name()))
-            })??;
+            },
+        )??;
         let duration = clock.elapsed();
         // Blobs first, the record last: a crash in between leaves only unreferenced blobs.
         let mut outputs = BTreeMap::new();
         for (name, bytes) in &output.outputs {
-            let reference: OutputRef = session.cache.put_blob(bytes).map_err(|error| BuildError::failed(error.to_string()))?;
+            let reference: OutputRef = session
+                .cache
+                .put_blob(bytes)
+                .map_err(|error| BuildError::failed(error.to_string()))?;
             outputs.insert(name.clone(), reference);
         }
         let record = Record {
@@ -210,7 +228,10 @@ impl NodeRunner for LocalRunner {
                 fetched_from: None,
             },
         };
-        session.cache.write_record(&record).map_err(|error| BuildError::failed(error.to_string()))?;
+        session
+            .cache
+            .write_record(&record)
+            .map_err(|error| BuildError::failed(error.to_string()))?;
         Ok(record)
     }
 }
@@ -258,27 +279,53 @@ struct Scheduler<'a> {
 }
 
 /// Builds the pipeline with the local runner.
-pub fn run(session: &Session, options: &RunOptions, observer: &dyn Observer) -> Result<RunSummary, RunError> {
+pub fn run(
+    session: &Session,
+    options: &RunOptions,
+    observer: &dyn Observer,
+) -> Result<RunSummary, RunError> {
     run_with(session, options, observer, &LocalRunner)
 }
 
-pub fn run_with(session: &Session, options: &RunOptions, observer: &dyn Observer, runner: &dyn NodeRunner) -> Result<RunSummary, RunError> {
-    let selected = session.selection(&options.targets).map_err(RunError::Selection)?;
+pub fn run_with(
+    session: &Session,
+    options: &RunOptions,
+    observer: &dyn Observer,
+    runner: &dyn NodeRunner,
+) -> Result<RunSummary, RunError> {
+    let selected = session
+        .selection(&options.targets)
+        .map_err(RunError::Selection)?;
     let mut forced = Vec::new();
     for pattern in &options.force {
         let matched: Vec<usize> = selected
             .iter()
             .copied()
-            .filter(|position| crate::spec::matrix::wildcard_matches(pattern, &session.pipeline.nodes[*position].name))
+            .filter(|position| {
+                crate::spec::matrix::wildcard_matches(
+                    pattern,
+                    &session.pipeline.nodes[*position].name,
+                )
+            })
             .collect();
         if matched.is_empty() {
-            return Err(RunError::Selection(format!("--force `{pattern}` matches no node that this run builds")));
+            return Err(RunError::Selection(format!(
+                "--force `{pattern}` matches no node that this run builds"
+            )));
         }
         forced.extend(matched);
     }
     let waiting_on = selected
         .iter()
-        .map(|&position| (position, session.graph.dependencies(&session.pipeline, position).len()))
+        .map(|&position| {
+            (
+                position,
+                session
+                    .graph
+                    .dependencies(&session.pipeline, position)
+                    .len(),
+            )
+        })
         .collect();
     let scheduler = Scheduler {
         session,
@@ -286,8 +333,15 @@ pub fn run_with(session: &Session, options: &RunOptions, observer: &dyn Observer
         observer,
         runner,
         forced,
-        device: Permits { free: Mutex::new(options.device_jobs.max(1)), released: Condvar::new() },
-        state: Mutex::new(State { waiting_on, records: BTreeMap::new(), outcomes: BTreeMap::new() }),
+        device: Permits {
+            free: Mutex::new(options.device_jobs.max(1)),
+            released: Condvar::new(),
+        },
+        state: Mutex::new(State {
+            waiting_on,
+            records: BTreeMap::new(),
+            outcomes: BTreeMap::new(),
+        }),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
@@ -297,7 +351,11 @@ pub fn run_with(session: &Session, options: &RunOptions, observer: &dyn Observer
     pool.scope(|scope| {
         let ready: Vec<usize> = {
             let state = scheduler.state.lock().unwrap();
-            selected.iter().copied().filter(|position| state.waiting_on[position] == 0).collect()
+            selected
+                .iter()
+                .copied()
+                .filter(|position| state.waiting_on[position] == 0)
+                .collect()
         };
         for position in ready {
             let scheduler = &scheduler;
@@ -305,16 +363,29 @@ pub fn run_with(session: &Session, options: &RunOptions, observer: &dyn Observer
         }
     });
     let state = scheduler.state.into_inner().unwrap();
-    let index_updates: BTreeMap<String, ContentHash> = state.records.iter().map(|(name, record)| (name.clone(), record.key)).collect();
-    if let Err(error) = session.cache.update_index(&session.pipeline_id, &index_updates) {
+    let index_updates: BTreeMap<String, ContentHash> = state
+        .records
+        .iter()
+        .map(|(name, record)| (name.clone(), record.key))
+        .collect();
+    if let Err(error) = session
+        .cache
+        .update_index(&session.pipeline_id, &index_updates)
+    {
         observer.warning(&format!("could not update the cache index: {error}"));
     }
     if let Err(error) = session.cache.save_stat_cache() {
         observer.warning(&format!("could not save the stat cache: {error}"));
     }
     let mut outcomes = state.outcomes;
-    let nodes = selected.iter().filter_map(|position| outcomes.remove(position)).collect();
-    Ok(RunSummary { nodes, cancelled: options.cancel.load(Ordering::Relaxed) })
+    let nodes = selected
+        .iter()
+        .filter_map(|position| outcomes.remove(position))
+        .collect();
+    Ok(RunSummary {
+        nodes,
+        cancelled: options.cancel.load(Ordering::Relaxed),
+    })
 }
 
 impl<'a> Scheduler<'a> {
@@ -326,14 +397,20 @@ impl<'a> Scheduler<'a> {
         let outcome = NodeOutcome {
             name: node.name.clone(),
             kind: node.kind.clone(),
-            headline: record.as_ref().and_then(|record| kind.headline(&record.metrics)),
+            headline: record
+                .as_ref()
+                .and_then(|record| kind.headline(&record.metrics)),
             status,
             seconds: clock.elapsed().as_secs_f64(),
             key: key.map(|key| key.to_hex()),
         };
         if let (Some(record), Some(publish)) = (&record, &node.publish) {
             if let Err(error) = self.publish(record, &self.session.project_dir.join(publish)) {
-                self.observer.warning(&format!("node `{}`: could not publish outputs to `{}`: {error}", node.name, publish.display()));
+                self.observer.warning(&format!(
+                    "node `{}`: could not publish outputs to `{}`: {error}",
+                    node.name,
+                    publish.display()
+                ));
             }
         }
         self.observer.node_finished(&outcome);
@@ -344,7 +421,11 @@ impl<'a> Scheduler<'a> {
                 state.records.insert(node.name.clone(), record);
             }
             state.outcomes.insert(position, outcome);
-            for dependent in self.session.graph.dependents(&self.session.pipeline, position) {
+            for dependent in self
+                .session
+                .graph
+                .dependents(&self.session.pipeline, position)
+            {
                 if let Some(waiting) = state.waiting_on.get_mut(&dependent) {
                     *waiting -= 1;
                     if *waiting == 0 {
@@ -358,14 +439,22 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn decide_and_build(&self, node: &NodeSpec, position: usize) -> (NodeStatus, Option<Arc<Record>>, Option<ContentHash>) {
+    fn decide_and_build(
+        &self,
+        node: &NodeSpec,
+        position: usize,
+    ) -> (NodeStatus, Option<Arc<Record>>, Option<ContentHash>) {
         // Inputs: all must have succeeded.
         let upstream = {
             let state = self.state.lock().unwrap();
             for source in node.inputs.values().flatten() {
                 if !state.records.contains_key(source) {
                     let source_position = self.session.position_of(source).expect("inputs exist");
-                    let after = match state.outcomes.get(&source_position).map(|outcome| &outcome.status) {
+                    let after = match state
+                        .outcomes
+                        .get(&source_position)
+                        .map(|outcome| &outcome.status)
+                    {
                         Some(NodeStatus::Skipped { after }) => after.clone(),
                         _ => source.clone(),
                     };
@@ -404,7 +493,15 @@ impl<'a> Scheduler<'a> {
         // Another process may be building the same key: wait for it, then use its result.
         let _lock = match self.session.cache.lock_node(&resolved.key) {
             Ok(lock) => lock,
-            Err(error) => return (NodeStatus::Failed { error: error.to_string() }, None, key),
+            Err(error) => {
+                return (
+                    NodeStatus::Failed {
+                        error: error.to_string(),
+                    },
+                    None,
+                    key,
+                )
+            }
         };
         if !forced {
             if let Some(record) = self.usable_record(node, &resolved) {
@@ -432,8 +529,16 @@ impl<'a> Scheduler<'a> {
             std::thread::Builder::new()
                 .name(format!("tpipe-build-{}", node.name))
                 .spawn_scoped(threads, move || runner.run_node(job))
-                .map(|handle| handle.join().unwrap_or_else(|_| Err(BuildError::failed("the build thread panicked"))))
-                .unwrap_or_else(|error| Err(BuildError::failed(format!("cannot start a build thread: {error}"))))
+                .map(|handle| {
+                    handle
+                        .join()
+                        .unwrap_or_else(|_| Err(BuildError::failed("the build thread panicked")))
+                })
+                .unwrap_or_else(|error| {
+                    Err(BuildError::failed(format!(
+                        "cannot start a build thread: {error}"
+                    )))
+                })
         });
         match result {
             Ok(record) => {
@@ -441,7 +546,13 @@ impl<'a> Scheduler<'a> {
                 (NodeStatus::Built, Some(Arc::new(record)), key)
             }
             Err(BuildError::Cancelled) => (NodeStatus::Cancelled, None, key),
-            Err(error) => (NodeStatus::Failed { error: error.to_string() }, None, key),
+            Err(error) => (
+                NodeStatus::Failed {
+                    error: error.to_string(),
+                },
+                None,
+                key,
+            ),
         }
     }
 
@@ -450,13 +561,21 @@ impl<'a> Scheduler<'a> {
             Lookup::Hit(record) => Some(Arc::from(record)),
             Lookup::Miss => None,
             Lookup::Damaged(damage) => {
-                self.observer.warning(&format!("node `{}`: cache entry {} is damaged ({damage}); rebuilding it", node.name, resolved.key.short()));
+                self.observer.warning(&format!(
+                    "node `{}`: cache entry {} is damaged ({damage}); rebuilding it",
+                    node.name,
+                    resolved.key.short()
+                ));
                 None
             }
         }
     }
 
-    fn fetch_from_remote(&self, node: &NodeSpec, resolved: &ResolvedKey) -> Option<(Arc<Record>, String)> {
+    fn fetch_from_remote(
+        &self,
+        node: &NodeSpec,
+        resolved: &ResolvedKey,
+    ) -> Option<(Arc<Record>, String)> {
         let remote = self.options.remote.as_ref()?;
         match remote.fetch(&resolved.key, &self.session.cache) {
             Ok(true) => match self.session.cache.lookup(&resolved.key) {
@@ -465,7 +584,10 @@ impl<'a> Scheduler<'a> {
             },
             Ok(false) => None,
             Err(error) => {
-                self.observer.warning(&format!("node `{}`: {error}; building it locally", node.name));
+                self.observer.warning(&format!(
+                    "node `{}`: {error}; building it locally",
+                    node.name
+                ));
                 None
             }
         }
@@ -473,13 +595,20 @@ impl<'a> Scheduler<'a> {
 
     /// With `--push`, uploads a node's entry; a failure is a warning, never a failed node.
     fn push_to_remote(&self, node: &NodeSpec, record: &Record) {
-        let Some(remote) = self.options.remote.as_ref().filter(|_| self.options.push) else { return };
+        let Some(remote) = self.options.remote.as_ref().filter(|_| self.options.push) else {
+            return;
+        };
         if let Err(error) = remote.push(record, &self.session.cache) {
-            self.observer.warning(&format!("node `{}`: not pushed: {error}", node.name));
+            self.observer
+                .warning(&format!("node `{}`: not pushed: {error}", node.name));
         }
     }
 
-    fn input_artifacts(&self, node: &NodeSpec, upstream: &BTreeMap<String, Arc<Record>>) -> BTreeMap<String, Vec<InputArtifact>> {
+    fn input_artifacts(
+        &self,
+        node: &NodeSpec,
+        upstream: &BTreeMap<String, Arc<Record>>,
+    ) -> BTreeMap<String, Vec<InputArtifact>> {
         node.inputs
             .iter()
             .map(|(slot, sources)| {
@@ -508,13 +637,20 @@ impl<'a> Scheduler<'a> {
         let cache: &Cache = &self.session.cache;
         for (name, output) in &record.outputs {
             let destination = folder.join(name);
-            let same = std::fs::metadata(&destination).is_ok_and(|metadata| metadata.len() == output.size)
-                && cache.stat_cache().hash_file(&destination).is_ok_and(|hash| hash == output.blob);
+            let same = std::fs::metadata(&destination)
+                .is_ok_and(|metadata| metadata.len() == output.size)
+                && cache
+                    .stat_cache()
+                    .hash_file(&destination)
+                    .is_ok_and(|hash| hash == output.blob);
             if same {
                 continue;
             }
-            let bytes = cache.read_blob(&output.blob).map_err(|error| error.to_string())?;
-            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes).map_err(|error| error.to_string())?;
+            let bytes = cache
+                .read_blob(&output.blob)
+                .map_err(|error| error.to_string())?;
+            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes)
+                .map_err(|error| error.to_string())?;
         }
         Ok(())
     }

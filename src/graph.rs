@@ -35,10 +35,16 @@ impl PipelineGraph {
             }
         }
         if toposort(&graph, None).is_err() {
-            return Err(SpecErrors { diagnostics: cycle_diagnostics(pipeline, &graph) });
+            return Err(SpecErrors {
+                diagnostics: cycle_diagnostics(pipeline, &graph),
+            });
         }
         let order = declaration_order(&graph);
-        Ok(PipelineGraph { order, graph, index_of })
+        Ok(PipelineGraph {
+            order,
+            graph,
+            index_of,
+        })
     }
 
     /// Node positions (into `Pipeline::nodes`), each after everything it reads.
@@ -49,7 +55,11 @@ impl PipelineGraph {
     /// Positions of the nodes that `position` reads directly.
     pub fn dependencies(&self, pipeline: &Pipeline, position: usize) -> Vec<usize> {
         let index = self.index_of[&pipeline.nodes[position].name];
-        let mut found: Vec<usize> = self.graph.neighbors_directed(index, Direction::Incoming).map(|other| self.graph[other]).collect();
+        let mut found: Vec<usize> = self
+            .graph
+            .neighbors_directed(index, Direction::Incoming)
+            .map(|other| self.graph[other])
+            .collect();
         found.sort_unstable();
         found.dedup();
         found
@@ -58,7 +68,11 @@ impl PipelineGraph {
     /// Positions of the nodes that read `position` directly.
     pub fn dependents(&self, pipeline: &Pipeline, position: usize) -> Vec<usize> {
         let index = self.index_of[&pipeline.nodes[position].name];
-        let mut found: Vec<usize> = self.graph.neighbors_directed(index, Direction::Outgoing).map(|other| self.graph[other]).collect();
+        let mut found: Vec<usize> = self
+            .graph
+            .neighbors_directed(index, Direction::Outgoing)
+            .map(|other| self.graph[other])
+            .collect();
         found.sort_unstable();
         found.dedup();
         found
@@ -86,8 +100,17 @@ impl PipelineGraph {
                 .inputs
                 .iter()
                 .map(|(slot, sources)| match sources.len() {
-                    0..=3 => sources.iter().map(|source| format!("{slot}={source}")).collect::<Vec<_>>().join(", "),
-                    count => format!("{slot}=[{}, {}, … {} more]", sources[0], sources[1], count - 2),
+                    0..=3 => sources
+                        .iter()
+                        .map(|source| format!("{slot}={source}"))
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    count => format!(
+                        "{slot}=[{}, {}, … {} more]",
+                        sources[0],
+                        sources[1],
+                        count - 2
+                    ),
                 })
                 .collect();
             if !inputs.is_empty() {
@@ -103,15 +126,25 @@ impl PipelineGraph {
     }
 
     pub fn render_dot(&self, pipeline: &Pipeline) -> String {
-        let mut text = String::from("digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n");
+        let mut text = String::from(
+            "digraph pipeline {\n  rankdir=LR;\n  node [shape=box, fontname=\"monospace\"];\n",
+        );
         for &position in &self.order {
             let node = &pipeline.nodes[position];
-            let _ = writeln!(text, "  \"{}\" [label=\"{}\\n({})\"];", node.name, node.name, node.kind);
+            let _ = writeln!(
+                text,
+                "  \"{}\" [label=\"{}\\n({})\"];",
+                node.name, node.name, node.kind
+            );
         }
         for edge in self.graph.raw_edges() {
             let source = &pipeline.nodes[self.graph[edge.source()]].name;
             let target = &pipeline.nodes[self.graph[edge.target()]].name;
-            let _ = writeln!(text, "  \"{source}\" -> \"{target}\" [label=\"{}\"];", edge.weight);
+            let _ = writeln!(
+                text,
+                "  \"{source}\" -> \"{target}\" [label=\"{}\"];",
+                edge.weight
+            );
         }
         text.push_str("}\n");
         text
@@ -125,7 +158,13 @@ impl PipelineGraph {
             let _ = writeln!(text, "  n{position}[\"{} ({})\"]", node.name, node.kind);
         }
         for edge in self.graph.raw_edges() {
-            let _ = writeln!(text, "  n{} -->|{}| n{}", self.graph[edge.source()], edge.weight, self.graph[edge.target()]);
+            let _ = writeln!(
+                text,
+                "  n{} -->|{}| n{}",
+                self.graph[edge.source()],
+                edge.weight,
+                self.graph[edge.target()]
+            );
         }
         text
     }
@@ -136,7 +175,12 @@ impl PipelineGraph {
 fn declaration_order(graph: &DiGraph<usize, String>) -> Vec<usize> {
     let mut waiting: HashMap<NodeIndex, usize> = graph
         .node_indices()
-        .map(|index| (index, graph.neighbors_directed(index, Direction::Incoming).count()))
+        .map(|index| {
+            (
+                index,
+                graph.neighbors_directed(index, Direction::Incoming).count(),
+            )
+        })
         .collect();
     let mut ready: BinaryHeap<Reverse<(usize, NodeIndex)>> = waiting
         .iter()
@@ -172,7 +216,15 @@ fn cycle_diagnostics(pipeline: &Pipeline, graph: &DiGraph<usize, String>) -> Vec
             let next = graph
                 .neighbors_directed(current, Direction::Outgoing)
                 .filter(|next| component.contains(next))
-                .min_by_key(|next| if *next == start { 0 } else if path.contains(next) { usize::MAX } else { graph[*next] + 1 })
+                .min_by_key(|next| {
+                    if *next == start {
+                        0
+                    } else if path.contains(next) {
+                        usize::MAX
+                    } else {
+                        graph[*next] + 1
+                    }
+                })
                 .expect("every node of a cycle has a successor in it");
             path.push(next);
             if next == start || path.len() > component.len() + 1 {
@@ -180,13 +232,20 @@ fn cycle_diagnostics(pipeline: &Pipeline, graph: &DiGraph<usize, String>) -> Vec
             }
             current = next;
         }
-        let names: Vec<&str> = path.iter().map(|index| pipeline.nodes[graph[*index]].name.as_str()).collect();
+        let names: Vec<&str> = path
+            .iter()
+            .map(|index| pipeline.nodes[graph[*index]].name.as_str())
+            .collect();
         let first = &pipeline.nodes[graph[start]];
         diagnostics.push(Diagnostic {
             file: pipeline.file.clone(),
             location: first.location,
             node: Some(first.name.clone()),
-            message: format!("node `{}` has a circular dependency `{}`", first.name, names.join(" -> ")),
+            message: format!(
+                "node `{}` has a circular dependency `{}`",
+                first.name,
+                names.join(" -> ")
+            ),
             hint: Some("a node cannot read its own output, directly or through others".into()),
             source_line: pipeline.source_line(first.location.line),
         });

@@ -51,5 +51,7 @@ pub fn outputs_digest(outputs: &BTreeMap<String, OutputRef>) -> ContentHash {
 
 /// Identifies a pipeline file (by its absolute path) for the per-pipeline index of last keys.
 pub fn pipeline_id(canonical_path: &str) -> ContentHash {
-    KeyHasher::new("tpipe pipeline").part("path", canonical_path.as_bytes()).finish()
+    KeyHasher::new("tpipe pipeline")
+        .part("path", canonical_path.as_bytes())
+        .finish()
 }

@@ -24,7 +24,11 @@ pub struct ParamProblem {
 
 impl ParamProblem {
     pub fn new(param: &str, message: impl Into<String>) -> ParamProblem {
-        ParamProblem { param: Some(param.to_string()), message: message.into(), hint: None }
+        ParamProblem {
+            param: Some(param.to_string()),
+            message: message.into(),
+            hint: None,
+        }
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> ParamProblem {
         self.hint = Some(hint.into());
@@ -106,7 +110,10 @@ impl BuildContext<'_> {
         })?;
         self.cache
             .read_blob(&reference.blob)
-            .map_err(|source| BuildError::Input { node: input.node.clone(), source })
+            .map_err(|source| BuildError::Input {
+                node: input.node.clone(),
+                source,
+            })
     }
 
     /// The single node in a slot declared with arity `One`.
@@ -118,7 +125,9 @@ impl BuildContext<'_> {
     }
 
     pub fn optional_input(&self, slot: &str) -> Option<&InputArtifact> {
-        self.inputs.get(slot).and_then(|artifacts| artifacts.first())
+        self.inputs
+            .get(slot)
+            .and_then(|artifacts| artifacts.first())
     }
 
     pub fn is_cancelled(&self) -> bool {
@@ -130,7 +139,10 @@ impl BuildContext<'_> {
     }
 
     pub fn report_progress(&self, fraction: f64, message: impl Into<String>) {
-        (self.progress)(Progress { fraction, message: message.into() });
+        (self.progress)(Progress {
+            fraction,
+            message: message.into(),
+        });
     }
 
     pub fn param(&self, name: &str) -> Result<&Value, BuildError> {
@@ -185,7 +197,11 @@ pub trait NodeKind: Send + Sync {
         Vec::new()
     }
     /// Files or directories whose content the node reads (resolved against `project_dir`).
-    fn external_inputs(&self, _params: &Map<String, Value>, _project_dir: &Path) -> Result<Vec<PathBuf>, String> {
+    fn external_inputs(
+        &self,
+        _params: &Map<String, Value>,
+        _project_dir: &Path,
+    ) -> Result<Vec<PathBuf>, String> {
         Ok(Vec::new())
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError>;

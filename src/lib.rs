@@ -3,16 +3,16 @@
 //! See ARCHITECTURE.md for the layers and their invariants.
 
 pub mod cache;
+pub mod cli;
 pub mod data;
+pub mod exec;
+pub mod graph;
 pub mod hash;
 pub mod key;
 pub mod kind;
-pub mod schema;
-pub mod spec;
-pub mod exec;
-pub mod graph;
+pub mod kinds;
 pub mod plan;
 pub mod remote;
+pub mod schema;
 pub mod session;
-pub mod cli;
-pub mod kinds;
+pub mod spec;

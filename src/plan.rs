@@ -18,32 +18,70 @@ pub enum Reason {
     NewNode,
     /// Asked for with `--force`.
     Forced,
-    ParamChanged { param: String, from: Option<Value>, to: Option<Value> },
-    InputChanged { slot: String, node: String },
+    ParamChanged {
+        param: String,
+        from: Option<Value>,
+        to: Option<Value>,
+    },
+    InputChanged {
+        slot: String,
+        node: String,
+    },
     /// The inputs in a slot are different nodes than before.
-    InputsRewired { slot: String },
-    DataChanged { path: String },
-    CodeVersionChanged { kind: String, from: u32, to: u32 },
+    InputsRewired {
+        slot: String,
+    },
+    DataChanged {
+        path: String,
+    },
+    CodeVersionChanged {
+        kind: String,
+        from: u32,
+        to: u32,
+    },
     /// The last result for this node is gone from the cache (removed, or a run was interrupted).
     NotInCache,
-    CacheEntryDamaged { detail: String },
+    CacheEntryDamaged {
+        detail: String,
+    },
     /// An upstream node will run first; this one reruns only if that changes its output.
-    AfterUpstream { node: String },
+    AfterUpstream {
+        node: String,
+    },
 }
 
 impl std::fmt::Display for Reason {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let show = |value: &Option<Value>| value.as_ref().map(|value| value.to_string()).unwrap_or_else(|| "(unset)".into());
+        let show = |value: &Option<Value>| {
+            value
+                .as_ref()
+                .map(|value| value.to_string())
+                .unwrap_or_else(|| "(unset)".into())
+        };
         match self {
             Reason::NewNode => write!(formatter, "new node"),
             Reason::Forced => write!(formatter, "forced with --force"),
-            Reason::ParamChanged { param, from, to } => write!(formatter, "parameter `{param}` changed from {} to {}", show(from), show(to)),
-            Reason::InputChanged { slot, node } => write!(formatter, "input `{slot}` ({node}) changed"),
-            Reason::InputsRewired { slot } => write!(formatter, "input `{slot}` now reads different nodes"),
+            Reason::ParamChanged { param, from, to } => write!(
+                formatter,
+                "parameter `{param}` changed from {} to {}",
+                show(from),
+                show(to)
+            ),
+            Reason::InputChanged { slot, node } => {
+                write!(formatter, "input `{slot}` ({node}) changed")
+            }
+            Reason::InputsRewired { slot } => {
+                write!(formatter, "input `{slot}` now reads different nodes")
+            }
             Reason::DataChanged { path } => write!(formatter, "data `{path}` changed"),
-            Reason::CodeVersionChanged { kind, from, to } => write!(formatter, "code of kind `{kind}` changed (version {from} → {to})"),
+            Reason::CodeVersionChanged { kind, from, to } => write!(
+                formatter,
+                "code of kind `{kind}` changed (version {from} → {to})"
+            ),
             Reason::NotInCache => write!(formatter, "result no longer in the cache"),
-            Reason::CacheEntryDamaged { detail } => write!(formatter, "cache entry damaged: {detail}"),
+            Reason::CacheEntryDamaged { detail } => {
+                write!(formatter, "cache entry damaged: {detail}")
+            }
             Reason::AfterUpstream { node } => write!(formatter, "after `{node}`"),
         }
     }
@@ -78,50 +116,100 @@ pub struct Plan {
 
 impl Plan {
     pub fn count(&self, status: PlanStatus) -> usize {
-        self.nodes.iter().filter(|node| node.status == status).count()
+        self.nodes
+            .iter()
+            .filter(|node| node.status == status)
+            .count()
     }
 }
 
 /// Compares a node's new key material with the record of its previous key.
-pub fn explain_change(session: &Session, kind_version: u32, kind: &str, resolved: &ResolvedKey, previous: &Record) -> Vec<Reason> {
+pub fn explain_change(
+    session: &Session,
+    kind_version: u32,
+    kind: &str,
+    resolved: &ResolvedKey,
+    previous: &Record,
+) -> Vec<Reason> {
     let mut reasons = Vec::new();
     if previous.kind_version != kind_version {
-        reasons.push(Reason::CodeVersionChanged { kind: kind.to_string(), from: previous.kind_version, to: kind_version });
+        reasons.push(Reason::CodeVersionChanged {
+            kind: kind.to_string(),
+            from: previous.kind_version,
+            to: kind_version,
+        });
     }
-    let mut names: Vec<&String> = resolved.key_params.keys().chain(previous.params.keys()).collect();
+    let mut names: Vec<&String> = resolved
+        .key_params
+        .keys()
+        .chain(previous.params.keys())
+        .collect();
     names.sort();
     names.dedup();
     for name in names {
         let (from, to) = (previous.params.get(name), resolved.key_params.get(name));
         if from != to {
-            reasons.push(Reason::ParamChanged { param: name.clone(), from: from.cloned(), to: to.cloned() });
+            reasons.push(Reason::ParamChanged {
+                param: name.clone(),
+                from: from.cloned(),
+                to: to.cloned(),
+            });
         }
     }
-    let slots: std::collections::BTreeSet<&String> = resolved.inputs.iter().chain(&previous.inputs).map(|input| &input.slot).collect();
+    let slots: std::collections::BTreeSet<&String> = resolved
+        .inputs
+        .iter()
+        .chain(&previous.inputs)
+        .map(|input| &input.slot)
+        .collect();
     for slot in slots {
-        let now: Vec<_> = resolved.inputs.iter().filter(|input| &input.slot == slot).collect();
-        let before: Vec<_> = previous.inputs.iter().filter(|input| &input.slot == slot).collect();
-        let same_nodes = now.len() == before.len() && now.iter().zip(&before).all(|(a, b)| a.node == b.node);
+        let now: Vec<_> = resolved
+            .inputs
+            .iter()
+            .filter(|input| &input.slot == slot)
+            .collect();
+        let before: Vec<_> = previous
+            .inputs
+            .iter()
+            .filter(|input| &input.slot == slot)
+            .collect();
+        let same_nodes =
+            now.len() == before.len() && now.iter().zip(&before).all(|(a, b)| a.node == b.node);
         if !same_nodes {
             reasons.push(Reason::InputsRewired { slot: slot.clone() });
             continue;
         }
         for (a, b) in now.iter().zip(&before) {
             if a.content != b.content {
-                reasons.push(Reason::InputChanged { slot: slot.clone(), node: a.node.clone() });
+                reasons.push(Reason::InputChanged {
+                    slot: slot.clone(),
+                    node: a.node.clone(),
+                });
             }
         }
     }
     let same_external = resolved.external.len() == previous.external.len()
-        && resolved.external.iter().zip(&previous.external).all(|(a, b)| a.content == b.content);
+        && resolved
+            .external
+            .iter()
+            .zip(&previous.external)
+            .all(|(a, b)| a.content == b.content);
     if !same_external {
         for external in &resolved.external {
-            if !previous.external.iter().any(|before| before.content == external.content) {
-                reasons.push(Reason::DataChanged { path: external.path.clone() });
+            if !previous
+                .external
+                .iter()
+                .any(|before| before.content == external.content)
+            {
+                reasons.push(Reason::DataChanged {
+                    path: external.path.clone(),
+                });
             }
         }
         if reasons.is_empty() {
-            reasons.push(Reason::DataChanged { path: "(data set)".into() });
+            reasons.push(Reason::DataChanged {
+                path: "(data set)".into(),
+            });
         }
     }
     let _ = session;
@@ -132,14 +220,21 @@ pub fn explain_change(session: &Session, kind_version: u32, kind: &str, resolved
 }
 
 /// Why a node whose key is not in the cache must run.
-pub fn reasons_for_miss(session: &Session, name: &str, resolved: &ResolvedKey, index: &BTreeMap<String, crate::hash::ContentHash>) -> Vec<Reason> {
+pub fn reasons_for_miss(
+    session: &Session,
+    name: &str,
+    resolved: &ResolvedKey,
+    index: &BTreeMap<String, crate::hash::ContentHash>,
+) -> Vec<Reason> {
     let node = session.pipeline.node(name).expect("planned nodes exist");
     let kind = session.kind_of(node);
     match index.get(name) {
         None => vec![Reason::NewNode],
         Some(previous_key) if *previous_key == resolved.key => vec![Reason::NotInCache],
         Some(previous_key) => match session.cache.read_record(previous_key) {
-            Ok(Some(previous)) => explain_change(session, kind.version(), kind.name(), resolved, &previous),
+            Ok(Some(previous)) => {
+                explain_change(session, kind.version(), kind.name(), resolved, &previous)
+            }
             _ => vec![Reason::NotInCache],
         },
     }
@@ -157,12 +252,26 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
             if records.contains_key(source) {
                 None
             } else {
-                Some(blocked_by.get(source).cloned().unwrap_or_else(|| source.clone()))
+                Some(
+                    blocked_by
+                        .get(source)
+                        .cloned()
+                        .unwrap_or_else(|| source.clone()),
+                )
             }
         });
-        let mut planned = PlannedNode { name: node.name.clone(), kind: node.kind.clone(), key: None, status: PlanStatus::MayRun, reasons: Vec::new(), error: None };
+        let mut planned = PlannedNode {
+            name: node.name.clone(),
+            kind: node.kind.clone(),
+            key: None,
+            status: PlanStatus::MayRun,
+            reasons: Vec::new(),
+            error: None,
+        };
         if let Some(upstream) = upstream_pending {
-            planned.reasons.push(Reason::AfterUpstream { node: upstream.clone() });
+            planned.reasons.push(Reason::AfterUpstream {
+                node: upstream.clone(),
+            });
             blocked_by.insert(node.name.clone(), upstream);
             nodes.push(planned);
             continue;
@@ -190,7 +299,9 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
             }
             Lookup::Damaged(damage) => {
                 planned.status = PlanStatus::WillRun;
-                planned.reasons.push(Reason::CacheEntryDamaged { detail: damage.to_string() });
+                planned.reasons.push(Reason::CacheEntryDamaged {
+                    detail: damage.to_string(),
+                });
                 blocked_by.insert(node.name.clone(), node.name.clone());
             }
             Lookup::Miss => {

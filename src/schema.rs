@@ -7,8 +7,14 @@ use serde_json::Value;
 /// `lr: 1.0` give the same key for a float parameter.
 #[derive(Clone, Debug)]
 pub enum ParamType {
-    Int { min: Option<i64>, max: Option<i64> },
-    Float { min: Option<f64>, max: Option<f64> },
+    Int {
+        min: Option<i64>,
+        max: Option<i64>,
+    },
+    Float {
+        min: Option<f64>,
+        max: Option<f64>,
+    },
     Bool,
     Text,
     /// One of a fixed set of words.
@@ -20,19 +26,34 @@ pub enum ParamType {
 
 impl ParamType {
     pub fn int() -> ParamType {
-        ParamType::Int { min: None, max: None }
+        ParamType::Int {
+            min: None,
+            max: None,
+        }
     }
     pub fn int_range(min: i64, max: i64) -> ParamType {
-        ParamType::Int { min: Some(min), max: Some(max) }
+        ParamType::Int {
+            min: Some(min),
+            max: Some(max),
+        }
     }
     pub fn int_at_least(min: i64) -> ParamType {
-        ParamType::Int { min: Some(min), max: None }
+        ParamType::Int {
+            min: Some(min),
+            max: None,
+        }
     }
     pub fn float() -> ParamType {
-        ParamType::Float { min: None, max: None }
+        ParamType::Float {
+            min: None,
+            max: None,
+        }
     }
     pub fn float_at_least(min: f64) -> ParamType {
-        ParamType::Float { min: Some(min), max: None }
+        ParamType::Float {
+            min: Some(min),
+            max: None,
+        }
     }
     pub fn list_of(item: ParamType) -> ParamType {
         ParamType::List(Box::new(item))
@@ -41,11 +62,20 @@ impl ParamType {
     /// A short description for diagnostics: "an integer from 1 to 7".
     pub fn describe(&self) -> String {
         match self {
-            ParamType::Int { min: Some(min), max: Some(max) } => {
+            ParamType::Int {
+                min: Some(min),
+                max: Some(max),
+            } => {
                 format!("an integer from {min} to {max}")
             }
-            ParamType::Int { min: Some(min), max: None } => format!("an integer ≥ {min}"),
-            ParamType::Int { min: None, max: Some(max) } => format!("an integer ≤ {max}"),
+            ParamType::Int {
+                min: Some(min),
+                max: None,
+            } => format!("an integer ≥ {min}"),
+            ParamType::Int {
+                min: None,
+                max: Some(max),
+            } => format!("an integer ≤ {max}"),
             ParamType::Int { .. } => "an integer".to_string(),
             ParamType::Float { min: Some(min), .. } => format!("a number ≥ {min}"),
             ParamType::Float { .. } => "a number".to_string(),
@@ -53,7 +83,11 @@ impl ParamType {
             ParamType::Text => "a string".to_string(),
             ParamType::Choice(words) => format!(
                 "one of {}",
-                words.iter().map(|word| format!("`{word}`")).collect::<Vec<_>>().join(", ")
+                words
+                    .iter()
+                    .map(|word| format!("`{word}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             ParamType::List(item) => format!("a list of {}", item.describe_plural()),
             ParamType::Any => "any value".to_string(),
@@ -71,11 +105,20 @@ impl ParamType {
 
     /// Checks a value and returns its canonical form, or a description of what was expected.
     pub fn normalise(&self, value: &Value) -> Result<Value, String> {
-        let wrong = || Err(format!("expected {}, found {}", self.describe(), show_value(value)));
+        let wrong = || {
+            Err(format!(
+                "expected {}, found {}",
+                self.describe(),
+                show_value(value)
+            ))
+        };
         match self {
             ParamType::Int { min, max } => {
                 let Some(number) = value.as_i64().or_else(|| {
-                    value.as_f64().filter(|float| float.fract() == 0.0).map(|float| float as i64)
+                    value
+                        .as_f64()
+                        .filter(|float| float.fract() == 0.0)
+                        .map(|float| float as i64)
                 }) else {
                     return wrong();
                 };
@@ -85,7 +128,9 @@ impl ParamType {
                 Ok(Value::from(number))
             }
             ParamType::Float { min, max } => {
-                let Some(number) = value.as_f64() else { return wrong() };
+                let Some(number) = value.as_f64() else {
+                    return wrong();
+                };
                 if !number.is_finite()
                     || min.is_some_and(|min| number < min)
                     || max.is_some_and(|max| number > max)
@@ -107,8 +152,7 @@ impl ParamType {
             ParamType::Choice(words) => match value {
                 Value::String(text) if words.contains(&text.as_str()) => Ok(value.clone()),
                 Value::String(text) => {
-                    let mut message =
-                        format!("expected {}, found `{text}`", self.describe());
+                    let mut message = format!("expected {}, found `{text}`", self.describe());
                     if let Some(nearest) = nearest_name(text, words.iter().copied()) {
                         message.push_str(&format!(" (hint: did you mean `{nearest}`?)"));
                     }
@@ -121,7 +165,8 @@ impl ParamType {
                     .iter()
                     .enumerate()
                     .map(|(index, element)| {
-                        item.normalise(element).map_err(|problem| format!("item {index}: {problem}"))
+                        item.normalise(element)
+                            .map_err(|problem| format!("item {index}: {problem}"))
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Value::Array),
@@ -144,13 +189,14 @@ pub fn show_value(value: &Value) -> String {
 }
 
 /// The closest candidate by edit distance, if it is close enough to be a plausible typo.
-pub fn nearest_name<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn nearest_name<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|candidate| (strsim::damerau_levenshtein(wanted, candidate), candidate))
-        .filter(|(distance, candidate)| {
-            *distance <= 2.max(wanted.len().min(candidate.len()) / 3)
-        })
+        .filter(|(distance, candidate)| *distance <= 2.max(wanted.len().min(candidate.len()) / 3))
         .min_by_key(|(distance, _)| *distance)
         .map(|(_, candidate)| candidate)
 }
@@ -170,10 +216,27 @@ pub struct ParamSpec {
 
 impl ParamSpec {
     pub fn required(name: &'static str, ty: ParamType, doc: &'static str) -> ParamSpec {
-        ParamSpec { name, ty, default: None, doc, in_key: true }
+        ParamSpec {
+            name,
+            ty,
+            default: None,
+            doc,
+            in_key: true,
+        }
     }
-    pub fn optional(name: &'static str, ty: ParamType, default: impl Into<Value>, doc: &'static str) -> ParamSpec {
-        ParamSpec { name, ty, default: Some(default.into()), doc, in_key: true }
+    pub fn optional(
+        name: &'static str,
+        ty: ParamType,
+        default: impl Into<Value>,
+        doc: &'static str,
+    ) -> ParamSpec {
+        ParamSpec {
+            name,
+            ty,
+            default: Some(default.into()),
+            doc,
+            in_key: true,
+        }
     }
     /// Marks the parameter as not part of the key.
     pub fn not_in_key(mut self) -> ParamSpec {

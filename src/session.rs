@@ -38,8 +38,12 @@ pub struct ResolvedKey {
 /// The project folder of a pipeline file: the nearest folder above it holding `.git` or
 /// `tpipe.toml`, else the file's own folder. `cache/` lives there by default.
 pub fn project_dir_of(pipeline_file: &Path) -> PathBuf {
-    let absolute = std::path::absolute(pipeline_file).unwrap_or_else(|_| pipeline_file.to_path_buf());
-    let file_dir = absolute.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("."));
+    let absolute =
+        std::path::absolute(pipeline_file).unwrap_or_else(|_| pipeline_file.to_path_buf());
+    let file_dir = absolute
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
     let mut candidate = Some(file_dir.as_path());
     while let Some(dir) = candidate {
         if dir.join(".git").exists() || dir.join("tpipe.toml").exists() {
@@ -51,25 +55,49 @@ pub fn project_dir_of(pipeline_file: &Path) -> PathBuf {
 }
 
 impl Session {
-    pub fn new(pipeline: Pipeline, graph: PipelineGraph, registry: KindRegistry, cache: Cache, project_dir: PathBuf) -> Session {
-        let canonical = std::fs::canonicalize(&pipeline.file).unwrap_or_else(|_| pipeline.file.clone());
+    pub fn new(
+        pipeline: Pipeline,
+        graph: PipelineGraph,
+        registry: KindRegistry,
+        cache: Cache,
+        project_dir: PathBuf,
+    ) -> Session {
+        let canonical =
+            std::fs::canonicalize(&pipeline.file).unwrap_or_else(|_| pipeline.file.clone());
         let pipeline_id = pipeline_id(&canonical.to_string_lossy());
-        Session { pipeline, graph, registry, cache, project_dir, pipeline_id }
+        Session {
+            pipeline,
+            graph,
+            registry,
+            cache,
+            project_dir,
+            pipeline_id,
+        }
     }
 
     pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn NodeKind> {
-        self.registry.get(&node.kind).expect("the spec layer only admits registered kinds")
+        self.registry
+            .get(&node.kind)
+            .expect("the spec layer only admits registered kinds")
     }
 
     pub fn position_of(&self, name: &str) -> Option<usize> {
-        self.pipeline.nodes.iter().position(|node| node.name == name)
+        self.pipeline
+            .nodes
+            .iter()
+            .position(|node| node.name == name)
     }
 
     /// The parameters that go into the key: declared `in_key`, and read with these settings.
     pub fn key_params(&self, node: &NodeSpec) -> Map<String, Value> {
         let kind = self.kind_of(node);
         let unused = kind.unused_params(&node.params);
-        let in_key: Vec<&'static str> = kind.params().into_iter().filter(|spec| spec.in_key).map(|spec| spec.name).collect();
+        let in_key: Vec<&'static str> = kind
+            .params()
+            .into_iter()
+            .filter(|spec| spec.in_key)
+            .map(|spec| spec.name)
+            .collect();
         node.params
             .iter()
             .filter(|(name, _)| in_key.contains(&name.as_str()) && !unused.contains(&name.as_str()))
@@ -89,22 +117,39 @@ impl Session {
                     .stat_cache()
                     .hash_path(path)
                     .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
-                Ok(ExternalInput { path: path.to_string_lossy().into_owned(), content })
+                Ok(ExternalInput {
+                    path: path.to_string_lossy().into_owned(),
+                    content,
+                })
             })
             .collect()
     }
 
     /// The key of `node`, given the records of the nodes it reads.
-    pub fn resolve_key(&self, node: &NodeSpec, upstream: &BTreeMap<String, Arc<Record>>) -> Result<ResolvedKey, String> {
+    pub fn resolve_key(
+        &self,
+        node: &NodeSpec,
+        upstream: &BTreeMap<String, Arc<Record>>,
+    ) -> Result<ResolvedKey, String> {
         let kind = self.kind_of(node);
         let key_params = self.key_params(node);
         let mut inputs = Vec::new();
         let mut contents: BTreeMap<String, Vec<ContentHash>> = BTreeMap::new();
         for (slot, sources) in &node.inputs {
             for source in sources {
-                let record = upstream.get(source).ok_or_else(|| format!("input `{source}` is not built"))?;
-                inputs.push(RecordInput { slot: slot.clone(), node: source.clone(), key: record.key, content: record.content });
-                contents.entry(slot.clone()).or_default().push(record.content);
+                let record = upstream
+                    .get(source)
+                    .ok_or_else(|| format!("input `{source}` is not built"))?;
+                inputs.push(RecordInput {
+                    slot: slot.clone(),
+                    node: source.clone(),
+                    key: record.key,
+                    content: record.content,
+                });
+                contents
+                    .entry(slot.clone())
+                    .or_default()
+                    .push(record.content);
             }
         }
         let external = self.external_inputs(node)?;
@@ -115,7 +160,12 @@ impl Session {
             inputs: &contents,
             external: &external,
         });
-        Ok(ResolvedKey { key, key_params, inputs, external })
+        Ok(ResolvedKey {
+            key,
+            key_params,
+            inputs,
+            external,
+        })
     }
 
     /// Positions to consider: the targets and what they need, or every node.
@@ -134,14 +184,26 @@ impl Session {
                 .map(|(position, _)| position)
                 .collect();
             if matched.is_empty() {
-                let hint = crate::schema::nearest_name(target, self.pipeline.nodes.iter().map(|node| node.name.as_str()))
-                    .map(|nearest| format!(" (hint: did you mean `{nearest}`?)"))
-                    .unwrap_or_default();
-                return Err(format!("no node named `{target}` in `{}`{hint}", self.pipeline.file.display()));
+                let hint = crate::schema::nearest_name(
+                    target,
+                    self.pipeline.nodes.iter().map(|node| node.name.as_str()),
+                )
+                .map(|nearest| format!(" (hint: did you mean `{nearest}`?)"))
+                .unwrap_or_default();
+                return Err(format!(
+                    "no node named `{target}` in `{}`{hint}",
+                    self.pipeline.file.display()
+                ));
             }
             positions.extend(matched);
         }
         let needed = self.graph.closure(&self.pipeline, &positions);
-        Ok(self.graph.order().iter().copied().filter(|position| needed.contains(position)).collect())
+        Ok(self
+            .graph
+            .order()
+            .iter()
+            .copied()
+            .filter(|position| needed.contains(position))
+            .collect())
     }
 }

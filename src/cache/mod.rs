@@ -33,18 +33,33 @@ use stat_cache::StatCache;
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
     #[error("cannot {action} `{path}`: {source}")]
-    Io { action: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        action: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("blob {hash} is missing from the cache (`{path}`)")]
     MissingBlob { hash: ContentHash, path: PathBuf },
     #[error("blob `{path}` is corrupt: its content hashes to {actual}, not {expected}")]
-    CorruptBlob { path: PathBuf, expected: ContentHash, actual: ContentHash },
+    CorruptBlob {
+        path: PathBuf,
+        expected: ContentHash,
+        actual: ContentHash,
+    },
     #[error("record `{path}` is corrupt: {reason}")]
     CorruptRecord { path: PathBuf, reason: String },
 }
 
 impl CacheError {
-    fn io<'p>(action: &'static str, path: &'p Path) -> impl FnOnce(std::io::Error) -> CacheError + 'p {
-        move |source| CacheError::Io { action, path: path.to_path_buf(), source }
+    fn io<'p>(
+        action: &'static str,
+        path: &'p Path,
+    ) -> impl FnOnce(std::io::Error) -> CacheError + 'p {
+        move |source| CacheError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 
@@ -59,12 +74,22 @@ pub enum EntryDamage {
 impl std::fmt::Display for EntryDamage {
     fn fmt(&self, formatter: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            EntryDamage::UnreadableRecord(reason) => write!(formatter, "record unreadable: {reason}"),
+            EntryDamage::UnreadableRecord(reason) => {
+                write!(formatter, "record unreadable: {reason}")
+            }
             EntryDamage::MissingBlob { output, blob } => {
-                write!(formatter, "output `{output}` (blob {}) is missing", blob.short())
+                write!(
+                    formatter,
+                    "output `{output}` (blob {}) is missing",
+                    blob.short()
+                )
             }
             EntryDamage::CorruptBlob { output, blob } => {
-                write!(formatter, "output `{output}` (blob {}) is corrupt", blob.short())
+                write!(
+                    formatter,
+                    "output `{output}` (blob {}) is corrupt",
+                    blob.short()
+                )
             }
         }
     }
@@ -85,12 +110,19 @@ pub struct Cache {
 static TEMPORARY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `destination` so that readers see either the old file or the whole new one.
-pub(crate) fn write_atomically(temporary_dir: &Path, destination: &Path, bytes: &[u8]) -> std::io::Result<()> {
+pub(crate) fn write_atomically(
+    temporary_dir: &Path,
+    destination: &Path,
+    bytes: &[u8],
+) -> std::io::Result<()> {
     let unique = format!(
         "{}-{}-{}",
         std::process::id(),
         TEMPORARY_COUNTER.fetch_add(1, Ordering::Relaxed),
-        destination.file_name().and_then(|name| name.to_str()).unwrap_or("file")
+        destination
+            .file_name()
+            .and_then(|name| name.to_str())
+            .unwrap_or("file")
     );
     let temporary = temporary_dir.join(unique);
     let result = (|| {
@@ -111,7 +143,11 @@ pub(crate) fn write_atomically(temporary_dir: &Path, destination: &Path, bytes: 
 pub fn parse_record(key: &ContentHash, bytes: &[u8]) -> Result<Record, String> {
     let record: Record = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
     if record.key != *key || record.format != RECORD_FORMAT {
-        return Err(format!("it describes key {} in format {}", record.key.short(), record.format));
+        return Err(format!(
+            "it describes key {} in format {}",
+            record.key.short(),
+            record.format
+        ));
     }
     if crate::key::outputs_digest(&record.outputs) != record.content {
         return Err("its content digest does not match its outputs".into());
@@ -127,7 +163,10 @@ impl Cache {
             std::fs::create_dir_all(&dir).map_err(CacheError::io("create", &dir))?;
         }
         let stat_cache = StatCache::load(root.join("stat-cache.json"));
-        Ok(Cache { root: root.to_path_buf(), stat_cache })
+        Ok(Cache {
+            root: root.to_path_buf(),
+            stat_cache,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -155,14 +194,22 @@ impl Cache {
     pub fn put_blob(&self, bytes: &[u8]) -> Result<OutputRef, CacheError> {
         let hash = ContentHash::of_bytes(bytes);
         let path = self.blob_path(&hash);
-        let intact = std::fs::metadata(&path).is_ok_and(|metadata| metadata.len() == bytes.len() as u64)
-            && self.stat_cache.hash_file(&path).is_ok_and(|actual| actual == hash);
+        let intact = std::fs::metadata(&path)
+            .is_ok_and(|metadata| metadata.len() == bytes.len() as u64)
+            && self
+                .stat_cache
+                .hash_file(&path)
+                .is_ok_and(|actual| actual == hash);
         if !intact {
             let parent = path.parent().expect("blob paths have a parent");
             std::fs::create_dir_all(parent).map_err(CacheError::io("create", parent))?;
-            write_atomically(&self.temporary_dir(), &path, bytes).map_err(CacheError::io("write", &path))?;
+            write_atomically(&self.temporary_dir(), &path, bytes)
+                .map_err(CacheError::io("write", &path))?;
         }
-        Ok(OutputRef { blob: hash, size: bytes.len() as u64 })
+        Ok(OutputRef {
+            blob: hash,
+            size: bytes.len() as u64,
+        })
     }
 
     /// Reads a blob and checks that its content matches its name.
@@ -173,11 +220,21 @@ impl Cache {
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
                 return Err(CacheError::MissingBlob { hash: *hash, path });
             }
-            Err(source) => return Err(CacheError::Io { action: "read", path, source }),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
         };
         let actual = ContentHash::of_bytes(&bytes);
         if actual != *hash {
-            return Err(CacheError::CorruptBlob { path, expected: *hash, actual });
+            return Err(CacheError::CorruptBlob {
+                path,
+                expected: *hash,
+                actual,
+            });
         }
         Ok(bytes)
     }
@@ -202,9 +259,17 @@ impl Cache {
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => return Err(CacheError::Io { action: "read", path, source }),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
         };
-        parse_record(key, &bytes).map(Some).map_err(|reason| CacheError::CorruptRecord { path, reason })
+        parse_record(key, &bytes)
+            .map(Some)
+            .map_err(|reason| CacheError::CorruptRecord { path, reason })
     }
 
     /// A record whose blobs are all present and intact.
@@ -218,10 +283,16 @@ impl Cache {
             match self.blob_is_intact(reference) {
                 Ok(_) => {}
                 Err(EntryDamageKind::Missing) => {
-                    return Lookup::Damaged(EntryDamage::MissingBlob { output: output.clone(), blob: reference.blob });
+                    return Lookup::Damaged(EntryDamage::MissingBlob {
+                        output: output.clone(),
+                        blob: reference.blob,
+                    });
                 }
                 Err(EntryDamageKind::Corrupt) => {
-                    return Lookup::Damaged(EntryDamage::CorruptBlob { output: output.clone(), blob: reference.blob });
+                    return Lookup::Damaged(EntryDamage::CorruptBlob {
+                        output: output.clone(),
+                        blob: reference.blob,
+                    });
                 }
             }
         }
@@ -232,7 +303,8 @@ impl Cache {
     pub fn write_record(&self, record: &Record) -> Result<(), CacheError> {
         let path = self.record_path(&record.key);
         let bytes = serde_json::to_vec_pretty(record).expect("records always serialise");
-        write_atomically(&self.temporary_dir(), &path, &bytes).map_err(CacheError::io("write", &path))
+        write_atomically(&self.temporary_dir(), &path, &bytes)
+            .map_err(CacheError::io("write", &path))
     }
 
     /// Takes the per-node build lock for `key`, waiting for another process that holds it.
@@ -251,7 +323,9 @@ impl Cache {
         for entry in std::fs::read_dir(&dir).map_err(CacheError::io("list", &dir))? {
             let entry = entry.map_err(CacheError::io("list", &dir))?;
             let name = entry.file_name();
-            let Some(stem) = name.to_str().and_then(|name| name.strip_suffix(".json")) else { continue };
+            let Some(stem) = name.to_str().and_then(|name| name.strip_suffix(".json")) else {
+                continue;
+            };
             if let Ok(key) = stem.parse() {
                 keys.push(key);
             }
@@ -272,7 +346,11 @@ impl Cache {
             if !entry.file_type().is_file() {
                 continue;
             }
-            if let Some(hash) = entry.file_name().to_str().and_then(|name| name.parse().ok()) {
+            if let Some(hash) = entry
+                .file_name()
+                .to_str()
+                .and_then(|name| name.parse().ok())
+            {
                 blobs.push((hash, entry.path().to_path_buf()));
             }
         }
@@ -282,9 +360,11 @@ impl Cache {
     pub fn remove_record(&self, key: &ContentHash) -> Result<(), CacheError> {
         let path = self.record_path(key);
         match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
-                Err(CacheError::Io { action: "remove", path, source: error })
-            }
+            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(CacheError::Io {
+                action: "remove",
+                path,
+                source: error,
+            }),
             _ => Ok(()),
         }
     }
@@ -297,7 +377,11 @@ impl Cache {
             .unwrap_or_default()
     }
 
-    pub fn update_index(&self, pipeline: &ContentHash, updates: &BTreeMap<String, ContentHash>) -> Result<(), CacheError> {
+    pub fn update_index(
+        &self,
+        pipeline: &ContentHash,
+        updates: &BTreeMap<String, ContentHash>,
+    ) -> Result<(), CacheError> {
         let mut index = self.read_index(pipeline);
         let before = index.clone();
         index.extend(updates.iter().map(|(name, key)| (name.clone(), *key)));
@@ -306,7 +390,8 @@ impl Cache {
         }
         let path = self.index_path(pipeline);
         let bytes = serde_json::to_vec_pretty(&index).expect("index always serialises");
-        write_atomically(&self.temporary_dir(), &path, &bytes).map_err(CacheError::io("write", &path))
+        write_atomically(&self.temporary_dir(), &path, &bytes)
+            .map_err(CacheError::io("write", &path))
     }
 
     fn index_path(&self, pipeline: &ContentHash) -> PathBuf {
@@ -316,7 +401,9 @@ impl Cache {
     /// Persists the stat cache; a failure only costs rehashing next time.
     pub fn save_stat_cache(&self) -> Result<(), CacheError> {
         let path = self.root.join("stat-cache.json");
-        self.stat_cache.save(&self.temporary_dir()).map_err(CacheError::io("write", &path))
+        self.stat_cache
+            .save(&self.temporary_dir())
+            .map_err(CacheError::io("write", &path))
     }
 }
 

@@ -52,7 +52,11 @@ impl StatCache {
             .ok()
             .and_then(|bytes| serde_json::from_slice(&bytes).ok())
             .unwrap_or_default();
-        StatCache { file, entries: Mutex::new(entries), dirty: Mutex::new(false) }
+        StatCache {
+            file,
+            entries: Mutex::new(entries),
+            dirty: Mutex::new(false),
+        }
     }
 
     /// The content hash of `path`, rehashing only when its stamp changed.
@@ -67,7 +71,11 @@ impl StatCache {
         let hash = ContentHash::of_file(path)?;
         // Only remember the hash if the file did not change while we read it.
         if FileStamp::of(&std::fs::metadata(path)?) == stamp {
-            self.entries.lock().unwrap().files.insert(path.to_path_buf(), Entry { stamp, hash });
+            self.entries
+                .lock()
+                .unwrap()
+                .files
+                .insert(path.to_path_buf(), Entry { stamp, hash });
             *self.dirty.lock().unwrap() = true;
         }
         Ok(hash)

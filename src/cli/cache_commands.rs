@@ -11,19 +11,44 @@ use crate::session::Session;
 
 pub fn show(session: &Session, name: &str, out: &mut impl Write) -> Result<u8, Failure> {
     let position = session.position_of(name).ok_or_else(|| {
-        let hint = crate::schema::nearest_name(name, session.pipeline.nodes.iter().map(|node| node.name.as_str()))
-            .map(|nearest| format!(" (hint: did you mean `{nearest}`?)"))
-            .unwrap_or_default();
-        Failure::usage(format!("no node named `{name}` in `{}`{hint}", session.pipeline.file.display()))
+        let hint = crate::schema::nearest_name(
+            name,
+            session.pipeline.nodes.iter().map(|node| node.name.as_str()),
+        )
+        .map(|nearest| format!(" (hint: did you mean `{nearest}`?)"))
+        .unwrap_or_default();
+        Failure::usage(format!(
+            "no node named `{name}` in `{}`{hint}",
+            session.pipeline.file.display()
+        ))
     })?;
-    let selection = session.selection(&[name.to_string()]).map_err(Failure::usage)?;
+    let selection = session
+        .selection(&[name.to_string()])
+        .map_err(Failure::usage)?;
     let planned = plan(session, &selection, &[]);
-    let node_plan = planned.nodes.iter().find(|node| node.name == name).expect("the target is planned");
+    let node_plan = planned
+        .nodes
+        .iter()
+        .find(|node| node.name == name)
+        .expect("the target is planned");
     let key = match (&node_plan.status, &node_plan.key) {
-        (PlanStatus::Cached, Some(key)) => key.parse::<ContentHash>().expect("plans hold valid keys"),
+        (PlanStatus::Cached, Some(key)) => {
+            key.parse::<ContentHash>().expect("plans hold valid keys")
+        }
         _ => {
-            let why = node_plan.error.clone().unwrap_or_else(|| node_plan.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "));
-            writeln!(out, "node `{name}` ({}) is not built: {why}", session.pipeline.nodes[position].kind)?;
+            let why = node_plan.error.clone().unwrap_or_else(|| {
+                node_plan
+                    .reasons
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            });
+            writeln!(
+                out,
+                "node `{name}` ({}) is not built: {why}",
+                session.pipeline.nodes[position].kind
+            )?;
             return Ok(exit::BUILD_FAILED);
         }
     };
@@ -32,27 +57,55 @@ pub fn show(session: &Session, name: &str, out: &mut impl Write) -> Result<u8, F
         .read_record(&key)
         .map_err(Failure::failed)?
         .ok_or_else(|| Failure::failed(format!("record {key} vanished")))?;
-    serde_json::to_writer_pretty(&mut *out, &record).map_err(|error| Failure::failed(error.to_string()))?;
+    serde_json::to_writer_pretty(&mut *out, &record)
+        .map_err(|error| Failure::failed(error.to_string()))?;
     writeln!(out)?;
     Ok(exit::SUCCESS)
 }
 
 pub fn list(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
-    let mut rows = vec![vec!["key".to_string(), "node".into(), "kind".into(), "size".into(), "finished".into()]];
+    let mut rows = vec![vec![
+        "key".to_string(),
+        "node".into(),
+        "kind".into(),
+        "size".into(),
+        "finished".into(),
+    ]];
     for key in cache.record_keys().map_err(Failure::failed)? {
         match cache.read_record(&key) {
             Ok(Some(record)) => {
                 let bytes: u64 = record.outputs.values().map(|output| output.size).sum();
-                rows.push(vec![key.short(), record.node, record.kind, human_bytes(bytes), record.provenance.finished_at]);
+                rows.push(vec![
+                    key.short(),
+                    record.node,
+                    record.kind,
+                    human_bytes(bytes),
+                    record.provenance.finished_at,
+                ]);
             }
             Ok(None) => {}
-            Err(error) => rows.push(vec![key.short(), "(unreadable)".into(), String::new(), String::new(), error.to_string()]),
+            Err(error) => rows.push(vec![
+                key.short(),
+                "(unreadable)".into(),
+                String::new(),
+                String::new(),
+                error.to_string(),
+            ]),
         }
     }
     for row in &rows {
-        writeln!(out, "{:<12}  {:<24}  {:<10}  {:>9}  {}", row[0], row[1], row[2], row[3], row[4])?;
+        writeln!(
+            out,
+            "{:<12}  {:<24}  {:<10}  {:>9}  {}",
+            row[0], row[1], row[2], row[3], row[4]
+        )?;
     }
-    writeln!(out, "\n{} records in `{}`", rows.len() - 1, cache.root().display())?;
+    writeln!(
+        out,
+        "\n{} records in `{}`",
+        rows.len() - 1,
+        cache.root().display()
+    )?;
     Ok(exit::SUCCESS)
 }
 
@@ -73,7 +126,12 @@ pub fn verify(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
             Ok(actual) if actual == *hash => {}
             Ok(actual) => {
                 problems += 1;
-                writeln!(out, "corrupt blob `{}`: content hashes to {}", path.display(), actual.short())?;
+                writeln!(
+                    out,
+                    "corrupt blob `{}`: content hashes to {}",
+                    path.display(),
+                    actual.short()
+                )?;
             }
             Err(error) => {
                 problems += 1;
@@ -88,7 +146,12 @@ pub fn verify(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
                 for (name, output) in &record.outputs {
                     if !cache.blob_path(&output.blob).exists() {
                         problems += 1;
-                        writeln!(out, "record {} (node `{}`): output `{name}` is missing", key.short(), record.node)?;
+                        writeln!(
+                            out,
+                            "record {} (node `{}`): output `{name}` is missing",
+                            key.short(),
+                            record.node
+                        )?;
                     }
                 }
             }
@@ -99,27 +162,52 @@ pub fn verify(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
             }
         }
     }
-    writeln!(out, "checked {} blobs and {} records: {problems} problem{}", blobs.len(), keys.len(), if problems == 1 { "" } else { "s" })?;
+    writeln!(
+        out,
+        "checked {} blobs and {} records: {problems} problem{}",
+        blobs.len(),
+        keys.len(),
+        if problems == 1 { "" } else { "s" }
+    )?;
     if problems > 0 {
-        writeln!(out, "damaged entries are rebuilt by the next `tpipe run` that needs them")?;
+        writeln!(
+            out,
+            "damaged entries are rebuilt by the next `tpipe run` that needs them"
+        )?;
     }
-    Ok(if problems == 0 { exit::SUCCESS } else { exit::BUILD_FAILED })
+    Ok(if problems == 0 {
+        exit::SUCCESS
+    } else {
+        exit::BUILD_FAILED
+    })
 }
 
 /// Keeps the records that the given pipelines currently reach (their nodes' present keys) and
 /// the blobs those records use; removes the rest.
 pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u8, Failure> {
-    let Some(first) = sessions.first() else { return Ok(exit::SUCCESS) };
+    let Some(first) = sessions.first() else {
+        return Ok(exit::SUCCESS);
+    };
     let cache = &first.cache;
-    if sessions.iter().any(|session| session.cache.root() != cache.root()) {
-        return Err(Failure::usage("the pipelines given to `cache gc` use different caches; run it once per cache"));
+    if sessions
+        .iter()
+        .any(|session| session.cache.root() != cache.root())
+    {
+        return Err(Failure::usage(
+            "the pipelines given to `cache gc` use different caches; run it once per cache",
+        ));
     }
     let mut live_keys = BTreeSet::new();
     for session in sessions {
         let everything = session.selection(&[]).map_err(Failure::usage)?;
         for node in plan(session, &everything, &[]).nodes {
             if node.status == PlanStatus::Cached {
-                live_keys.insert(node.key.expect("cached nodes have keys").parse::<ContentHash>().expect("valid key"));
+                live_keys.insert(
+                    node.key
+                        .expect("cached nodes have keys")
+                        .parse::<ContentHash>()
+                        .expect("valid key"),
+                );
             }
         }
     }
@@ -134,8 +222,17 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
             dead_records.push(key);
         }
     }
-    let dead_blobs: Vec<_> = cache.blobs().map_err(Failure::failed)?.into_iter().filter(|(hash, _)| !live_blobs.contains(hash)).collect();
-    let freed: u64 = dead_blobs.iter().filter_map(|(_, path)| std::fs::metadata(path).ok()).map(|metadata| metadata.len()).sum();
+    let dead_blobs: Vec<_> = cache
+        .blobs()
+        .map_err(Failure::failed)?
+        .into_iter()
+        .filter(|(hash, _)| !live_blobs.contains(hash))
+        .collect();
+    let freed: u64 = dead_blobs
+        .iter()
+        .filter_map(|(_, path)| std::fs::metadata(path).ok())
+        .map(|metadata| metadata.len())
+        .sum();
     let verb = if dry_run { "would remove" } else { "removed" };
     if !dry_run {
         // Records first: a record must never point at a blob that is gone.
@@ -143,9 +240,18 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
             cache.remove_record(key).map_err(Failure::failed)?;
         }
         for (_, path) in &dead_blobs {
-            std::fs::remove_file(path).map_err(|error| Failure::failed(format!("cannot remove `{}`: {error}", path.display())))?;
+            std::fs::remove_file(path).map_err(|error| {
+                Failure::failed(format!("cannot remove `{}`: {error}", path.display()))
+            })?;
         }
     }
-    writeln!(out, "{verb} {} records and {} blobs ({}); kept {} records", dead_records.len(), dead_blobs.len(), human_bytes(freed), live_keys.len())?;
+    writeln!(
+        out,
+        "{verb} {} records and {} blobs ({}); kept {} records",
+        dead_records.len(),
+        dead_blobs.len(),
+        human_bytes(freed),
+        live_keys.len()
+    )?;
     Ok(exit::SUCCESS)
 }

@@ -173,10 +173,16 @@ pub struct Failure {
 
 impl Failure {
     fn usage(message: impl std::fmt::Display) -> Failure {
-        Failure { message: message.to_string(), code: exit::USAGE }
+        Failure {
+            message: message.to_string(),
+            code: exit::USAGE,
+        }
     }
     fn failed(message: impl std::fmt::Display) -> Failure {
-        Failure { message: message.to_string(), code: exit::BUILD_FAILED }
+        Failure {
+            message: message.to_string(),
+            code: exit::BUILD_FAILED,
+        }
     }
 }
 
@@ -206,17 +212,26 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             let session = open_session(&args.file, cli.cache.as_deref(), registry)?;
             run_command(&session, args, &mut stdout)
         }
-        Command::Plan { file, json, targets } => {
+        Command::Plan {
+            file,
+            json,
+            targets,
+        } => {
             let session = open_session(&file, cli.cache.as_deref(), registry)?;
             let selection = session.selection(&targets).map_err(Failure::usage)?;
             let planned = plan(&session, &selection, &[]);
             if json {
-                serde_json::to_writer_pretty(&mut stdout, &planned.nodes).map_err(|error| Failure::failed(error.to_string()))?;
+                serde_json::to_writer_pretty(&mut stdout, &planned.nodes)
+                    .map_err(|error| Failure::failed(error.to_string()))?;
                 writeln!(stdout)?;
             } else {
                 table::write_plan(&mut stdout, &planned)?;
             }
-            Ok(if planned.count(PlanStatus::Error) > 0 { exit::BUILD_FAILED } else { exit::SUCCESS })
+            Ok(if planned.count(PlanStatus::Error) > 0 {
+                exit::BUILD_FAILED
+            } else {
+                exit::SUCCESS
+            })
         }
         Command::Dag { file, format } => {
             let (pipeline, graph) = load_pipeline(&file, &registry)?;
@@ -236,15 +251,29 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
             match command {
                 CacheCommand::Ls => cache_commands::list(&open_cache(&cache_dir)?, &mut stdout),
-                CacheCommand::Verify => cache_commands::verify(&open_cache(&cache_dir)?, &mut stdout),
-                CacheCommand::Gc { files, dry_run, remote, confirm, grace } => {
+                CacheCommand::Verify => {
+                    cache_commands::verify(&open_cache(&cache_dir)?, &mut stdout)
+                }
+                CacheCommand::Gc {
+                    files,
+                    dry_run,
+                    remote,
+                    confirm,
+                    grace,
+                } => {
                     let mut sessions = Vec::new();
                     for file in &files {
                         sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
                     }
                     match remote {
                         Some(remote) => {
-                            let request = remote_commands::RemoteGcRequest { files: &files, remote: &remote, dry_run, confirm: confirm.as_deref(), grace };
+                            let request = remote_commands::RemoteGcRequest {
+                                files: &files,
+                                remote: &remote,
+                                dry_run,
+                                confirm: confirm.as_deref(),
+                                grace,
+                            };
                             remote_commands::gc(&sessions, &request, &mut stdout)
                         }
                         None => cache_commands::gc(&sessions, dry_run, &mut stdout),
@@ -273,7 +302,10 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
     }
 }
 
-fn load_pipeline(file: &Path, registry: &KindRegistry) -> Result<(crate::spec::Pipeline, PipelineGraph), Failure> {
+fn load_pipeline(
+    file: &Path,
+    registry: &KindRegistry,
+) -> Result<(crate::spec::Pipeline, PipelineGraph), Failure> {
     let pipeline = crate::spec::load(file, registry).map_err(Failure::usage)?;
     let graph = PipelineGraph::build(&pipeline).map_err(Failure::usage)?;
     Ok((pipeline, graph))
@@ -285,7 +317,11 @@ pub(crate) fn open_cache(dir: &Path) -> Result<Cache, Failure> {
 
 /// Loads a pipeline and opens its cache: `--cache`/`TPIPE_CACHE`, else the YAML's `cache:`,
 /// else `cache/` in the project folder.
-pub fn open_session(file: &Path, cache_override: Option<&Path>, registry: KindRegistry) -> Result<Session, Failure> {
+pub fn open_session(
+    file: &Path,
+    cache_override: Option<&Path>,
+    registry: KindRegistry,
+) -> Result<Session, Failure> {
     let (pipeline, graph) = load_pipeline(file, &registry)?;
     let project_dir = project_dir_of(file);
     let cache_dir = cache_override
@@ -297,7 +333,11 @@ pub fn open_session(file: &Path, cache_override: Option<&Path>, registry: KindRe
 }
 
 fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Result<u8, Failure> {
-    let remote = if args.no_remote { None } else { remote_commands::choose_remote(&args.remote, &session.project_dir, Some(session))? };
+    let remote = if args.no_remote {
+        None
+    } else {
+        remote_commands::choose_remote(&args.remote, &session.project_dir, Some(session))?
+    };
     if args.push {
         match &remote {
             None => return Err(Failure::usage("`--push` needs a remote (hint: pass `--remote URL`, set TPIPE_REMOTE, or write `remote:` in the pipeline file)")),
@@ -309,7 +349,11 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     }
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(cancel.clone());
-    let jobs = args.jobs.unwrap_or_else(|| std::thread::available_parallelism().map(usize::from).unwrap_or(2));
+    let jobs = args.jobs.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(usize::from)
+            .unwrap_or(2)
+    });
     let options = RunOptions {
         jobs,
         // On a CPU, a training uses about one core: run as many as there are jobs.
@@ -317,17 +361,21 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         targets: args.targets,
         force: args.force,
         build: BuildOptions {
-            backend: args.backend.map(|backend| format!("{backend:?}").to_lowercase()),
+            backend: args
+                .backend
+                .map(|backend| format!("{backend:?}").to_lowercase()),
         },
         cancel: cancel.clone(),
         remote: remote.map(|remote| remote as Arc<dyn crate::remote::Remote>),
         push: args.push,
     };
     let observer = progress::TerminalObserver::new(session, &options);
-    let summary: RunSummary = crate::exec::run(session, &options, &observer).map_err(Failure::usage)?;
+    let summary: RunSummary =
+        crate::exec::run(session, &options, &observer).map_err(Failure::usage)?;
     observer.finish();
     if args.json {
-        serde_json::to_writer_pretty(&mut *stdout, &summary).map_err(|error| Failure::failed(error.to_string()))?;
+        serde_json::to_writer_pretty(&mut *stdout, &summary)
+            .map_err(|error| Failure::failed(error.to_string()))?;
         writeln!(stdout)?;
     } else {
         table::write_summary(stdout, &summary)?;
@@ -348,6 +396,9 @@ fn install_interrupt_handler(cancel: Arc<AtomicBool>) {
         if cancel.swap(true, Ordering::SeqCst) {
             std::process::exit(exit::INTERRUPTED as i32);
         }
-        let _ = writeln!(std::io::stderr(), "\ninterrupted: finishing what is running; press Ctrl-C again to stop at once");
+        let _ = writeln!(
+            std::io::stderr(),
+            "\ninterrupted: finishing what is running; press Ctrl-C again to stop at once"
+        );
     });
 }

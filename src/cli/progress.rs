@@ -25,15 +25,30 @@ struct Bars {
 
 impl TerminalObserver {
     pub fn new(session: &Session, options: &RunOptions) -> TerminalObserver {
-        let total = session.selection(&options.targets).map(|selection| selection.len()).unwrap_or(0);
+        let total = session
+            .selection(&options.targets)
+            .map(|selection| selection.len())
+            .unwrap_or(0);
         let bars = std::io::stderr().is_terminal().then(|| {
             let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
             let overall = multi.add(ProgressBar::new(total as u64));
-            overall.set_style(ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} nodes {elapsed}").unwrap().progress_chars("=> "));
+            overall.set_style(
+                ProgressStyle::with_template("{prefix:>8} [{bar:30}] {pos}/{len} nodes {elapsed}")
+                    .unwrap()
+                    .progress_chars("=> "),
+            );
             overall.set_prefix("tpipe");
-            Bars { multi, overall, running: Mutex::new(HashMap::new()) }
+            Bars {
+                multi,
+                overall,
+                running: Mutex::new(HashMap::new()),
+            }
         });
-        TerminalObserver { total, finished: AtomicUsize::new(0), bars }
+        TerminalObserver {
+            total,
+            finished: AtomicUsize::new(0),
+            bars,
+        }
     }
 
     pub fn finish(&self) {
@@ -47,8 +62,14 @@ impl Observer for TerminalObserver {
     fn node_started(&self, name: &str, kind: &str) {
         match &self.bars {
             Some(bars) => {
-                let bar = bars.multi.insert_before(&bars.overall, ProgressBar::new(1000));
-                bar.set_style(ProgressStyle::with_template("{prefix:>20} [{bar:30}] {percent:>3}% {msg}").unwrap().progress_chars("=> "));
+                let bar = bars
+                    .multi
+                    .insert_before(&bars.overall, ProgressBar::new(1000));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>20} [{bar:30}] {percent:>3}% {msg}")
+                        .unwrap()
+                        .progress_chars("=> "),
+                );
                 bar.set_prefix(name.to_string());
                 bar.set_message(kind.to_string());
                 bars.running.lock().unwrap().insert(name.to_string(), bar);

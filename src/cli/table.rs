@@ -7,7 +7,10 @@ use crate::kind::KindRegistry;
 use crate::plan::{Plan, PlanStatus};
 
 fn width(rows: &[Vec<String>], column: usize) -> usize {
-    rows.iter().map(|row| row.get(column).map_or(0, |cell| cell.chars().count())).max().unwrap_or(0)
+    rows.iter()
+        .map(|row| row.get(column).map_or(0, |cell| cell.chars().count()))
+        .max()
+        .unwrap_or(0)
 }
 
 /// Writes aligned columns; the last column is not padded.
@@ -29,7 +32,12 @@ fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()>
 }
 
 pub fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
-    let mut rows = vec![vec!["node".to_string(), "kind".into(), "status".into(), "why".into()]];
+    let mut rows = vec![vec![
+        "node".to_string(),
+        "kind".into(),
+        "status".into(),
+        "why".into(),
+    ]];
     for node in &plan.nodes {
         let status = match node.status {
             PlanStatus::Cached => "cached",
@@ -40,9 +48,18 @@ pub fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
         let why = if let Some(error) = &node.error {
             error.clone()
         } else {
-            node.reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ")
+            node.reasons
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join("; ")
         };
-        rows.push(vec![node.name.clone(), node.kind.clone(), status.into(), why]);
+        rows.push(vec![
+            node.name.clone(),
+            node.kind.clone(),
+            status.into(),
+            why,
+        ]);
     }
     write_rows(out, &rows)?;
     writeln!(
@@ -61,12 +78,22 @@ pub fn format_seconds(seconds: f64) -> String {
     } else if seconds < 120.0 {
         format!("{seconds:.1}s")
     } else {
-        format!("{}m{:02}s", (seconds / 60.0) as u64, (seconds % 60.0) as u64)
+        format!(
+            "{}m{:02}s",
+            (seconds / 60.0) as u64,
+            (seconds % 60.0) as u64
+        )
     }
 }
 
 pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Result<()> {
-    let mut rows = vec![vec!["node".to_string(), "kind".into(), "status".into(), "time".into(), "result".into()]];
+    let mut rows = vec![vec![
+        "node".to_string(),
+        "kind".into(),
+        "status".into(),
+        "time".into(),
+        "result".into(),
+    ]];
     for node in &summary.nodes {
         let status = match &node.status {
             NodeStatus::Fetched { remote } => format!("fetched from {remote}"),
@@ -77,20 +104,46 @@ pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Res
             NodeStatus::Skipped { after } => format!("needs `{after}`"),
             _ => node.headline.clone().unwrap_or_default(),
         };
-        rows.push(vec![node.name.clone(), node.kind.clone(), status, format_seconds(node.seconds), result]);
+        rows.push(vec![
+            node.name.clone(),
+            node.kind.clone(),
+            status,
+            format_seconds(node.seconds),
+            result,
+        ]);
     }
     write_rows(out, &rows)?;
-    let words = ["built", "cached", "fetched", "failed", "skipped", "cancelled"];
+    let words = [
+        "built",
+        "cached",
+        "fetched",
+        "failed",
+        "skipped",
+        "cancelled",
+    ];
     let counts: Vec<String> = words
         .iter()
         .map(|word| (word, summary.count(word)))
         .filter(|(_, count)| *count > 0)
         .map(|(word, count)| format!("{count} {word}"))
         .collect();
-    writeln!(out, "\n{}", if counts.is_empty() { "nothing to do".to_string() } else { counts.join(", ") })?;
+    writeln!(
+        out,
+        "\n{}",
+        if counts.is_empty() {
+            "nothing to do".to_string()
+        } else {
+            counts.join(", ")
+        }
+    )?;
     for node in &summary.nodes {
         if let NodeStatus::Failed { error } = &node.status {
-            writeln!(out, "\nnode `{}` failed:\n  {}", node.name, error.replace('\n', "\n  "))?;
+            writeln!(
+                out,
+                "\nnode `{}` failed:\n  {}",
+                node.name,
+                error.replace('\n', "\n  ")
+            )?;
         }
     }
     Ok(())
@@ -104,8 +157,18 @@ pub fn write_kinds(out: &mut impl Write, registry: &KindRegistry) -> std::io::Re
             writeln!(out, "  input  {:<22} {}", slot.name, slot.doc)?;
         }
         for param in kind.params() {
-            let default = param.default.as_ref().map(|value| format!(" [default: {value}]")).unwrap_or_else(|| " [required]".into());
-            writeln!(out, "  param  {:<22} {} — {}{default}", param.name, param.doc, param.ty.describe())?;
+            let default = param
+                .default
+                .as_ref()
+                .map(|value| format!(" [default: {value}]"))
+                .unwrap_or_else(|| " [required]".into());
+            writeln!(
+                out,
+                "  param  {:<22} {} — {}{default}",
+                param.name,
+                param.doc,
+                param.ty.describe()
+            )?;
         }
         writeln!(out)?;
     }

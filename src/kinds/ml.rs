@@ -10,60 +10,187 @@ use crate::kind::{BuildContext, BuildError, BuildOutput, InputArtifact, NodeKind
 use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
 
 /// Parameters that describe the network; a transfer must match its base in all of them.
-const NET_PARAMS: &[&str] = &["conv_channels", "conv_kernels", "conv_pool", "fc_widths", "dropout", "init"];
+const NET_PARAMS: &[&str] = &[
+    "conv_channels",
+    "conv_kernels",
+    "conv_pool",
+    "fc_widths",
+    "dropout",
+    "init",
+];
 
 fn net_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::optional("conv_channels", ParamType::list_of(ParamType::int_at_least(1)), json!([24, 64, 96, 96, 64]), "output channels of conv1..conv5"),
-        ParamSpec::optional("conv_kernels", ParamType::list_of(ParamType::int_at_least(1)), json!([3, 3, 3, 3, 3]), "kernel sizes of conv1..conv5 (stride 1, 'same' padding)"),
-        ParamSpec::optional("conv_pool", ParamType::list_of(ParamType::Bool), json!([true, true, false, false, true]), "2×2 max-pool after conv1..conv5"),
-        ParamSpec::optional("fc_widths", ParamType::list_of(ParamType::int_at_least(1)), json!([512, 512]), "widths of fc6 and fc7"),
-        ParamSpec::optional("dropout", ParamType::Float { min: Some(0.0), max: Some(0.95) }, 0.5, "dropout after fc6 and fc7"),
-        ParamSpec::optional("init", ParamType::Choice(&["modern", "paper"]), "modern", "initialisation: He normal, or the paper's Gaussians (std 0.01/0.005)"),
+        ParamSpec::optional(
+            "conv_channels",
+            ParamType::list_of(ParamType::int_at_least(1)),
+            json!([24, 64, 96, 96, 64]),
+            "output channels of conv1..conv5",
+        ),
+        ParamSpec::optional(
+            "conv_kernels",
+            ParamType::list_of(ParamType::int_at_least(1)),
+            json!([3, 3, 3, 3, 3]),
+            "kernel sizes of conv1..conv5 (stride 1, 'same' padding)",
+        ),
+        ParamSpec::optional(
+            "conv_pool",
+            ParamType::list_of(ParamType::Bool),
+            json!([true, true, false, false, true]),
+            "2×2 max-pool after conv1..conv5",
+        ),
+        ParamSpec::optional(
+            "fc_widths",
+            ParamType::list_of(ParamType::int_at_least(1)),
+            json!([512, 512]),
+            "widths of fc6 and fc7",
+        ),
+        ParamSpec::optional(
+            "dropout",
+            ParamType::Float {
+                min: Some(0.0),
+                max: Some(0.95),
+            },
+            0.5,
+            "dropout after fc6 and fc7",
+        ),
+        ParamSpec::optional(
+            "init",
+            ParamType::Choice(&["modern", "paper"]),
+            "modern",
+            "initialisation: He normal, or the paper's Gaussians (std 0.01/0.005)",
+        ),
     ]
 }
 
 fn training_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::optional("epochs", ParamType::int_at_least(1), 10, "passes over the training images"),
-        ParamSpec::optional("batch_size", ParamType::int_at_least(1), 128, "images per SGD step"),
-        ParamSpec::optional("learning_rate", ParamType::float_at_least(0.0), 0.01, "SGD learning rate of the weights"),
-        ParamSpec::optional("momentum", ParamType::float_at_least(0.0), 0.9, "SGD momentum (no dampening, as in PyTorch and Caffe)"),
-        ParamSpec::optional("weight_decay", ParamType::float_at_least(0.0), 5e-4, "L2 decay of weights (never biases)"),
-        ParamSpec::optional("bias_lr_multiplier", ParamType::float_at_least(0.0), 2.0, "biases learn this many times faster (the paper: 2)"),
-        ParamSpec::optional("lr_step_epochs", ParamType::int_at_least(0), 0, "multiply the learning rate by `lr_gamma` every this many epochs; 0 = never"),
-        ParamSpec::optional("lr_gamma", ParamType::float_at_least(0.0), 0.1, "factor of the step schedule"),
-        ParamSpec::optional("seed", ParamType::int_at_least(0), 0, "seeds initialisation, shuffling, augmentation and dropout"),
-        ParamSpec::optional("augment_crop_padding", ParamType::int_at_least(0), 0, "random crops after padding each side by this many pixels; 0 = off"),
-        ParamSpec::optional("augment_flip", ParamType::Bool, false, "random horizontal flips"),
-        ParamSpec::optional("backend", ParamType::Choice(&["auto", "cpu", "wgpu"]), "auto", "compute backend: wgpu on a GPU, else the CPU").not_in_key(),
+        ParamSpec::optional(
+            "epochs",
+            ParamType::int_at_least(1),
+            10,
+            "passes over the training images",
+        ),
+        ParamSpec::optional(
+            "batch_size",
+            ParamType::int_at_least(1),
+            128,
+            "images per SGD step",
+        ),
+        ParamSpec::optional(
+            "learning_rate",
+            ParamType::float_at_least(0.0),
+            0.01,
+            "SGD learning rate of the weights",
+        ),
+        ParamSpec::optional(
+            "momentum",
+            ParamType::float_at_least(0.0),
+            0.9,
+            "SGD momentum (no dampening, as in PyTorch and Caffe)",
+        ),
+        ParamSpec::optional(
+            "weight_decay",
+            ParamType::float_at_least(0.0),
+            5e-4,
+            "L2 decay of weights (never biases)",
+        ),
+        ParamSpec::optional(
+            "bias_lr_multiplier",
+            ParamType::float_at_least(0.0),
+            2.0,
+            "biases learn this many times faster (the paper: 2)",
+        ),
+        ParamSpec::optional(
+            "lr_step_epochs",
+            ParamType::int_at_least(0),
+            0,
+            "multiply the learning rate by `lr_gamma` every this many epochs; 0 = never",
+        ),
+        ParamSpec::optional(
+            "lr_gamma",
+            ParamType::float_at_least(0.0),
+            0.1,
+            "factor of the step schedule",
+        ),
+        ParamSpec::optional(
+            "seed",
+            ParamType::int_at_least(0),
+            0,
+            "seeds initialisation, shuffling, augmentation and dropout",
+        ),
+        ParamSpec::optional(
+            "augment_crop_padding",
+            ParamType::int_at_least(0),
+            0,
+            "random crops after padding each side by this many pixels; 0 = off",
+        ),
+        ParamSpec::optional(
+            "augment_flip",
+            ParamType::Bool,
+            false,
+            "random horizontal flips",
+        ),
+        ParamSpec::optional(
+            "backend",
+            ParamType::Choice(&["auto", "cpu", "wgpu"]),
+            "auto",
+            "compute backend: wgpu on a GPU, else the CPU",
+        )
+        .not_in_key(),
     ]
 }
 
 fn task_param(default: &'static str) -> ParamSpec {
-    ParamSpec::optional("task", ParamType::Choice(&["A", "B"]), default, "which half of the split's classes")
+    ParamSpec::optional(
+        "task",
+        ParamType::Choice(&["A", "B"]),
+        default,
+        "which half of the split's classes",
+    )
 }
 
 fn check_net(params: &Map<String, Value>) -> Vec<ParamProblem> {
     let mut problems = Vec::new();
-    for (name, length) in [("conv_channels", 5), ("conv_kernels", 5), ("conv_pool", 5), ("fc_widths", 2)] {
-        let found = params.get(name).and_then(Value::as_array).map_or(0, Vec::len);
+    for (name, length) in [
+        ("conv_channels", 5),
+        ("conv_kernels", 5),
+        ("conv_pool", 5),
+        ("fc_widths", 2),
+    ] {
+        let found = params
+            .get(name)
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
         if found != length {
-            problems.push(ParamProblem::new(name, format!("`{name}` needs {length} values (one per layer), found {found}")));
+            problems.push(ParamProblem::new(
+                name,
+                format!("`{name}` needs {length} values (one per layer), found {found}"),
+            ));
         }
     }
     problems
 }
 
 fn split_input() -> InputSlot {
-    InputSlot { name: "data", arity: Arity::One, accepts: &["split"], doc: "the split whose task to train or score on" }
+    InputSlot {
+        name: "data",
+        arity: Arity::One,
+        accepts: &["split"],
+        doc: "the split whose task to train or score on",
+    }
 }
 
 /// A split node's descriptive label: its `label` parameter, else `similar` for random splits
 /// and `dissimilar` for explicit ones.
 #[cfg_attr(not(feature = "ml"), allow(dead_code))]
 fn split_kind(split: &InputArtifact) -> String {
-    if let Some(label) = split.params.get("label").and_then(Value::as_str).filter(|label| !label.is_empty()) {
+    if let Some(label) = split
+        .params
+        .get("label")
+        .and_then(Value::as_str)
+        .filter(|label| !label.is_empty())
+    {
         return label.to_string();
     }
     match split.params.get("method").and_then(Value::as_str) {
@@ -129,8 +256,17 @@ impl NodeKind for Transfer {
     fn params(&self) -> Vec<ParamSpec> {
         let mut params = vec![
             task_param("B"),
-            ParamSpec::required("layers_copied", ParamType::int_range(1, 7), "n: how many lower layers come from the base net"),
-            ParamSpec::optional("finetune", ParamType::Bool, false, "train the copied layers too (AnB+) instead of freezing them (AnB)"),
+            ParamSpec::required(
+                "layers_copied",
+                ParamType::int_range(1, 7),
+                "n: how many lower layers come from the base net",
+            ),
+            ParamSpec::optional(
+                "finetune",
+                ParamType::Bool,
+                false,
+                "train the copied layers too (AnB+) instead of freezing them (AnB)",
+            ),
         ];
         params.extend(net_params());
         params.extend(training_params());
@@ -138,7 +274,12 @@ impl NodeKind for Transfer {
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
-            InputSlot { name: "base", arity: Arity::Optional, accepts: &["train"], doc: "the net to copy from; leave out for the random-weights control" },
+            InputSlot {
+                name: "base",
+                arity: Arity::Optional,
+                accepts: &["train"],
+                doc: "the net to copy from; leave out for the random-weights control",
+            },
             split_input(),
         ]
     }
@@ -163,7 +304,13 @@ impl NodeKind for Transfer {
                 }
             }
         }
-        backend::train(context, Some(TransferSettings { layers_copied, finetune }))
+        backend::train(
+            context,
+            Some(TransferSettings {
+                layers_copied,
+                finetune,
+            }),
+        )
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
         training_headline(metrics)
@@ -186,12 +333,23 @@ impl NodeKind for Evaluate {
     fn params(&self) -> Vec<ParamSpec> {
         vec![
             task_param("B"),
-            ParamSpec::optional("backend", ParamType::Choice(&["auto", "cpu", "wgpu"]), "auto", "compute backend").not_in_key(),
+            ParamSpec::optional(
+                "backend",
+                ParamType::Choice(&["auto", "cpu", "wgpu"]),
+                "auto",
+                "compute backend",
+            )
+            .not_in_key(),
         ]
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
-            InputSlot { name: "model", arity: Arity::One, accepts: &["train", "transfer"], doc: "the net to score" },
+            InputSlot {
+                name: "model",
+                arity: Arity::One,
+                accepts: &["train", "transfer"],
+                doc: "the net to score",
+            },
             split_input(),
         ]
     }
@@ -211,8 +369,13 @@ impl NodeKind for Evaluate {
 fn training_headline(metrics: &Value) -> Option<String> {
     let accuracy = metrics.get("train_accuracy")?.as_f64()?;
     let loss = metrics.get("epoch_losses")?.as_array()?.last()?.as_f64()?;
-    let speed = metrics.get("images_per_second").and_then(Value::as_f64).unwrap_or_default();
-    Some(format!("train acc {accuracy:.3}, loss {loss:.3}, {speed:.0} img/s"))
+    let speed = metrics
+        .get("images_per_second")
+        .and_then(Value::as_f64)
+        .unwrap_or_default();
+    Some(format!(
+        "train acc {accuracy:.3}, loss {loss:.3}, {speed:.0} img/s"
+    ))
 }
 
 #[derive(Clone, Copy)]
@@ -225,7 +388,10 @@ struct TransferSettings {
 /// What the transfer/evaluate metrics say about where a net came from, so reports can group
 /// runs without walking the graph.
 #[cfg_attr(not(feature = "ml"), allow(dead_code))]
-fn lineage(context: &BuildContext, settings: Option<TransferSettings>) -> Result<Map<String, Value>, BuildError> {
+fn lineage(
+    context: &BuildContext,
+    settings: Option<TransferSettings>,
+) -> Result<Map<String, Value>, BuildError> {
     let split = context.input("data")?;
     let task = context.param_str("task")?;
     let seed = context.param_u64("seed")?;
@@ -233,11 +399,20 @@ fn lineage(context: &BuildContext, settings: Option<TransferSettings>) -> Result
         None => (format!("base{task}"), 0, task.to_string()),
         Some(settings) => {
             let source = match context.optional_input("base") {
-                Some(base) => base.params.get("task").and_then(Value::as_str).unwrap_or("?").to_string(),
+                Some(base) => base
+                    .params
+                    .get("task")
+                    .and_then(Value::as_str)
+                    .unwrap_or("?")
+                    .to_string(),
                 None => "random".to_string(),
             };
             let plus = if settings.finetune { "+" } else { "" };
-            let variant = if source == "random" { format!("random{plus}") } else { format!("{source}n{task}{plus}") };
+            let variant = if source == "random" {
+                format!("random{plus}")
+            } else {
+                format!("{source}n{task}{plus}")
+            };
             (variant, settings.layers_copied, source)
         }
     };
@@ -257,7 +432,10 @@ mod backend {
     use std::sync::atomic::AtomicBool;
 
     use serde_json::{json, Map, Value};
-    use tpipe_ml::{BackendChoice, ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig, TrainProgress, TransferMode};
+    use tpipe_ml::{
+        BackendChoice, ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig,
+        TrainProgress, TransferMode,
+    };
 
     use super::{lineage, task_blob, TransferSettings};
     use crate::data::Dataset;
@@ -268,7 +446,8 @@ mod backend {
     fn image_set(context: &BuildContext, task: &str, part: &str) -> Result<ImageSet, BuildError> {
         let split = context.input("data")?;
         let bytes = context.read(split, &task_blob(task, part))?;
-        let dataset = Dataset::from_bytes(&bytes).map_err(|error| BuildError::failed(format!("split `{}`: {error}", split.node)))?;
+        let dataset = Dataset::from_bytes(&bytes)
+            .map_err(|error| BuildError::failed(format!("split `{}`: {error}", split.node)))?;
         Ok(ImageSet {
             num_classes: dataset.class_names.len(),
             pixels: dataset.pixels,
@@ -281,11 +460,19 @@ mod backend {
     }
 
     fn list(params: &Map<String, Value>, name: &str) -> Vec<Value> {
-        params.get(name).and_then(Value::as_array).cloned().unwrap_or_default()
+        params
+            .get(name)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
     }
 
     fn list_usize(params: &Map<String, Value>, name: &str) -> Vec<usize> {
-        list(params, name).iter().filter_map(Value::as_u64).map(|value| value as usize).collect()
+        list(params, name)
+            .iter()
+            .filter_map(Value::as_u64)
+            .map(|value| value as usize)
+            .collect()
     }
 
     /// The network a node's parameters describe, sized for `data`. The spec layer checked the
@@ -293,17 +480,32 @@ mod backend {
     fn net_config(params: &Map<String, Value>, data: &ImageSet) -> Result<NetConfig, BuildError> {
         let channels = list_usize(params, "conv_channels");
         let kernels = list_usize(params, "conv_kernels");
-        let pools: Vec<bool> = list(params, "conv_pool").iter().filter_map(Value::as_bool).collect();
+        let pools: Vec<bool> = list(params, "conv_pool")
+            .iter()
+            .filter_map(Value::as_bool)
+            .collect();
         let widths = list_usize(params, "fc_widths");
         if channels.len() != 5 || kernels.len() != 5 || pools.len() != 5 || widths.len() != 2 {
-            return Err(BuildError::failed("the network parameters need 5 conv layers and 2 fc widths"));
+            return Err(BuildError::failed(
+                "the network parameters need 5 conv layers and 2 fc widths",
+            ));
         }
-        let layer = |index: usize| ConvLayerConfig { out_channels: channels[index], kernel: kernels[index], stride: 1, padding: kernels[index] / 2, max_pool: pools[index] };
+        let layer = |index: usize| ConvLayerConfig {
+            out_channels: channels[index],
+            kernel: kernels[index],
+            stride: 1,
+            padding: kernels[index] / 2,
+            max_pool: pools[index],
+        };
         Ok(NetConfig {
             conv: [layer(0), layer(1), layer(2), layer(3), layer(4)],
             fc_widths: [widths[0], widths[1]],
             dropout: params.get("dropout").and_then(Value::as_f64).unwrap_or(0.5),
-            init: if params.get("init").and_then(Value::as_str) == Some("paper") { InitScheme::Paper } else { InitScheme::Modern },
+            init: if params.get("init").and_then(Value::as_str) == Some("paper") {
+                InitScheme::Paper
+            } else {
+                InitScheme::Modern
+            },
             channels: data.channels,
             height: data.height,
             width: data.width,
@@ -346,7 +548,10 @@ mod backend {
         }
     }
 
-    pub(super) fn train(context: &BuildContext, settings: Option<TransferSettings>) -> Result<BuildOutput, BuildError> {
+    pub(super) fn train(
+        context: &BuildContext,
+        settings: Option<TransferSettings>,
+    ) -> Result<BuildOutput, BuildError> {
         let task = context.param_str("task")?.to_string();
         let data = image_set(context, &task, "train")?;
         let net = net_config(context.params, &data)?;
@@ -354,28 +559,51 @@ mod backend {
         let source_weights = match (settings, context.optional_input("base")) {
             (None, _) => None,
             (Some(_), Some(base)) => Some(context.read(base, WEIGHTS)?),
-            (Some(_), None) => Some(tpipe_ml::initial_weights(&net, config.seed).map_err(ml_error)?),
+            (Some(_), None) => {
+                Some(tpipe_ml::initial_weights(&net, config.seed).map_err(ml_error)?)
+            }
         };
-        let transfer = settings.zip(source_weights.as_deref()).map(|(settings, source_weights)| tpipe_ml::Transfer {
-            source_weights,
-            layers_copied: settings.layers_copied,
-            mode: if settings.finetune { TransferMode::FineTune } else { TransferMode::Frozen },
-        });
+        let transfer = settings
+            .zip(source_weights.as_deref())
+            .map(|(settings, source_weights)| tpipe_ml::Transfer {
+                source_weights,
+                layers_copied: settings.layers_copied,
+                mode: if settings.finetune {
+                    TransferMode::FineTune
+                } else {
+                    TransferMode::Frozen
+                },
+            });
         let report = |progress: TrainProgress| {
             let done = (progress.epoch - 1) * progress.batches + progress.batch;
             let fraction = done as f64 / (progress.epochs * progress.batches).max(1) as f64;
-            context.report_progress(fraction, format!("epoch {}/{} loss {:.3}", progress.epoch, progress.epochs, progress.loss));
+            context.report_progress(
+                fraction,
+                format!(
+                    "epoch {}/{} loss {:.3}",
+                    progress.epoch, progress.epochs, progress.loss
+                ),
+            );
         };
         let cancel: &AtomicBool = context.cancel_flag();
-        let options = RunOptions { backend: backend_choice(context)?, cancel: Some(cancel), progress: Some(&report) };
-        let outcome = tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
+        let options = RunOptions {
+            backend: backend_choice(context)?,
+            cancel: Some(cancel),
+            progress: Some(&report),
+        };
+        let outcome =
+            tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
         let mut metrics = lineage(context, settings)?;
         metrics.insert("epoch_losses".into(), json!(outcome.epoch_losses));
         metrics.insert("train_accuracy".into(), json!(outcome.train_accuracy));
         metrics.insert("images_per_second".into(), json!(outcome.images_per_second));
         metrics.insert("train_images".into(), json!(data.count));
         metrics.insert("num_classes".into(), json!(data.num_classes));
-        Ok(BuildOutput { outputs: vec![(WEIGHTS.into(), outcome.weights)], metrics: Value::Object(metrics), backend: Some(outcome.backend) })
+        Ok(BuildOutput {
+            outputs: vec![(WEIGHTS.into(), outcome.weights)],
+            metrics: Value::Object(metrics),
+            backend: Some(outcome.backend),
+        })
     }
 
     pub(super) fn evaluate(context: &BuildContext) -> Result<BuildOutput, BuildError> {
@@ -386,11 +614,22 @@ mod backend {
         let net = net_config(&model.params, &data)?;
         let weights = context.read(model, WEIGHTS)?;
         let cancel: &AtomicBool = context.cancel_flag();
-        let options = RunOptions { backend: backend_choice(context)?, cancel: Some(cancel), progress: None };
+        let options = RunOptions {
+            backend: backend_choice(context)?,
+            cancel: Some(cancel),
+            progress: None,
+        };
         let evaluation = tpipe_ml::evaluate(&net, &weights, &data, &options).map_err(ml_error)?;
         let mut metrics = serde_json::to_value(&evaluation).map_err(BuildError::failed)?;
         let object = metrics.as_object_mut().expect("an evaluation is an object");
-        for field in ["variant", "layers_copied", "source_task", "seed", "split", "split_kind"] {
+        for field in [
+            "variant",
+            "layers_copied",
+            "source_task",
+            "seed",
+            "split",
+            "split_kind",
+        ] {
             if let Some(value) = model.metrics.get(field) {
                 object.insert(field.into(), value.clone());
             }
@@ -398,7 +637,14 @@ mod backend {
         object.insert("target_task".into(), json!(task));
         object.insert("num_classes".into(), json!(data.num_classes));
         object.insert("model".into(), json!(model.node));
-        Ok(BuildOutput { outputs: vec![("evaluation.json".into(), serde_json::to_vec_pretty(&metrics).map_err(BuildError::failed)?)], backend: Some(evaluation.backend), metrics })
+        Ok(BuildOutput {
+            outputs: vec![(
+                "evaluation.json".into(),
+                serde_json::to_vec_pretty(&metrics).map_err(BuildError::failed)?,
+            )],
+            backend: Some(evaluation.backend),
+            metrics,
+        })
     }
 }
 
@@ -409,7 +655,10 @@ mod backend {
 
     const WITHOUT_ML: &str = "this tpipe was built without the `ml` feature, so it cannot train (hint: build with default features: `cargo build --release`)";
 
-    pub(super) fn train(_context: &BuildContext, _settings: Option<TransferSettings>) -> Result<BuildOutput, BuildError> {
+    pub(super) fn train(
+        _context: &BuildContext,
+        _settings: Option<TransferSettings>,
+    ) -> Result<BuildOutput, BuildError> {
         Err(BuildError::failed(WITHOUT_ML))
     }
     pub(super) fn evaluate(_context: &BuildContext) -> Result<BuildOutput, BuildError> {

@@ -20,9 +20,21 @@ pub fn registry() -> KindRegistry {
 
 fn common_params() -> Vec<ParamSpec> {
     vec![
-        ParamSpec::optional("sleep_ms", ParamType::int_at_least(0), 0, "pause while building, to test interruption").not_in_key(),
+        ParamSpec::optional(
+            "sleep_ms",
+            ParamType::int_at_least(0),
+            0,
+            "pause while building, to test interruption",
+        )
+        .not_in_key(),
         ParamSpec::optional("fail", ParamType::Bool, false, "make the build fail"),
-        ParamSpec::optional("log", ParamType::Text, "", "file to append the node name to on every build").not_in_key(),
+        ParamSpec::optional(
+            "log",
+            ParamType::Text,
+            "",
+            "file to append the node name to on every build",
+        )
+        .not_in_key(),
     ]
 }
 
@@ -54,7 +66,11 @@ fn common_build(context: &BuildContext) -> Result<(), BuildError> {
 }
 
 fn number_output(value: i64) -> BuildOutput {
-    BuildOutput { outputs: vec![("value".into(), value.to_string().into_bytes())], metrics: json!({ "value": value }), backend: None }
+    BuildOutput {
+        outputs: vec![("value".into(), value.to_string().into_bytes())],
+        metrics: json!({ "value": value }),
+        backend: None,
+    }
 }
 
 /// A constant. `modulo` lets tests change a parameter without changing the output.
@@ -73,7 +89,12 @@ impl NodeKind for Number {
     fn params(&self) -> Vec<ParamSpec> {
         let mut params = vec![
             ParamSpec::required("value", ParamType::int(), "the number"),
-            ParamSpec::optional("modulo", ParamType::int_at_least(0), 0, "output value % modulo when not 0"),
+            ParamSpec::optional(
+                "modulo",
+                ParamType::int_at_least(0),
+                0,
+                "output value % modulo when not 0",
+            ),
             ParamSpec::optional("note", ParamType::Text, "", "read only when `modulo` is 0"),
         ];
         params.extend(common_params());
@@ -91,7 +112,10 @@ impl NodeKind for Number {
     }
     fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
         match params.get("value").and_then(Value::as_i64) {
-            Some(value) if value == 13 => vec![ParamProblem::new("value", "13 is not allowed in tests").with_hint("pick 12 or 14")],
+            Some(value) if value == 13 => {
+                vec![ParamProblem::new("value", "13 is not allowed in tests")
+                    .with_hint("pick 12 or 14")]
+            }
             _ => Vec::new(),
         }
     }
@@ -99,7 +123,11 @@ impl NodeKind for Number {
         common_build(context)?;
         let value = context.param("value")?.as_i64().unwrap_or_default();
         let modulo = context.param("modulo")?.as_i64().unwrap_or_default();
-        Ok(number_output(if modulo == 0 { value } else { value % modulo }))
+        Ok(number_output(if modulo == 0 {
+            value
+        } else {
+            value % modulo
+        }))
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
         metrics.get("value").map(|value| format!("= {value}"))
@@ -120,12 +148,22 @@ impl NodeKind for Sum {
         "the sum of its inputs (test kind)"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params = vec![ParamSpec::optional("offset", ParamType::int(), 0, "added to the sum")];
+        let mut params = vec![ParamSpec::optional(
+            "offset",
+            ParamType::int(),
+            0,
+            "added to the sum",
+        )];
         params.extend(common_params());
         params
     }
     fn inputs(&self) -> Vec<InputSlot> {
-        vec![InputSlot { name: "items", arity: Arity::Many, accepts: &["number", "sum", "file_digest"], doc: "numbers to add" }]
+        vec![InputSlot {
+            name: "items",
+            arity: Arity::Many,
+            accepts: &["number", "sum", "file_digest"],
+            doc: "numbers to add",
+        }]
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
         common_build(context)?;
@@ -133,7 +171,9 @@ impl NodeKind for Sum {
         for input in context.inputs.get("items").into_iter().flatten() {
             let bytes = context.read(input, "value")?;
             let text = String::from_utf8_lossy(&bytes);
-            total += text.trim().parse::<i64>().map_err(|_| BuildError::failed(format!("input `{}` is not a number", input.node)))?;
+            total += text.trim().parse::<i64>().map_err(|_| {
+                BuildError::failed(format!("input `{}` is not a number", input.node))
+            })?;
         }
         Ok(number_output(total))
     }
@@ -156,20 +196,33 @@ impl NodeKind for FileDigest {
         "the byte length of a file or folder (test kind)"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params = vec![ParamSpec::required("path", ParamType::Text, "file or folder to read").not_in_key()];
+        let mut params =
+            vec![
+                ParamSpec::required("path", ParamType::Text, "file or folder to read").not_in_key(),
+            ];
         params.extend(common_params());
         params
     }
     fn inputs(&self) -> Vec<InputSlot> {
         Vec::new()
     }
-    fn external_inputs(&self, params: &Map<String, Value>, project_dir: &Path) -> Result<Vec<PathBuf>, String> {
-        let path = params.get("path").and_then(Value::as_str).unwrap_or_default();
+    fn external_inputs(
+        &self,
+        params: &Map<String, Value>,
+        project_dir: &Path,
+    ) -> Result<Vec<PathBuf>, String> {
+        let path = params
+            .get("path")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         Ok(vec![project_dir.join(path)])
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
         common_build(context)?;
-        let (path, _) = context.external.first().ok_or_else(|| BuildError::failed("no path"))?;
+        let (path, _) = context
+            .external
+            .first()
+            .ok_or_else(|| BuildError::failed("no path"))?;
         let length = walkdir::WalkDir::new(path)
             .into_iter()
             .filter_map(Result::ok)

@@ -38,7 +38,10 @@ impl fmt::Display for Diagnostic {
         if let Some(source_line) = &self.source_line {
             let caret_indent = " ".repeat(self.location.column.saturating_sub(1));
             let carets = "^".repeat(token_length(source_line, self.location.column).max(1));
-            write!(formatter, "\n{gutter} |\n{line_number} | {source_line}\n{gutter} | {caret_indent}{carets}")?;
+            write!(
+                formatter,
+                "\n{gutter} |\n{line_number} | {source_line}\n{gutter} | {caret_indent}{carets}"
+            )?;
         }
         if let Some(hint) = &self.hint {
             write!(formatter, "\n{gutter} = hint: {hint}")?;
@@ -53,9 +56,15 @@ fn token_length(line: &str, column: usize) -> usize {
     let quoted = rest.starts_with('"') || rest.starts_with('\'');
     if quoted {
         let quote = rest.chars().next().unwrap_or('"');
-        return rest[1..].find(quote).map_or(rest.chars().count(), |end| end + 2);
+        return rest[1..]
+            .find(quote)
+            .map_or(rest.chars().count(), |end| end + 2);
     }
-    rest.chars().take_while(|character| !matches!(character, ':' | ',' | '}' | ']' | '#') && !character.is_whitespace()).count()
+    rest.chars()
+        .take_while(|character| {
+            !matches!(character, ':' | ',' | '}' | ']' | '#') && !character.is_whitespace()
+        })
+        .count()
 }
 
 /// Every problem found in a pipeline file; validation does not stop at the first.
@@ -74,6 +83,10 @@ impl fmt::Display for SpecErrors {
             write!(formatter, "{diagnostic}")?;
         }
         let count = self.diagnostics.len();
-        write!(formatter, "\n\n{count} error{} in the pipeline file", if count == 1 { "" } else { "s" })
+        write!(
+            formatter,
+            "\n\n{count} error{} in the pipeline file",
+            if count == 1 { "" } else { "s" }
+        )
     }
 }

@@ -35,7 +35,9 @@ pub fn label_of(value: &Value) -> String {
 /// Parses `1..=7` (inclusive). `1..7` is rejected because readers disagree on whether it
 /// includes 7.
 pub fn parse_range(text: &str) -> Result<Option<Vec<i64>>, String> {
-    let Some((start, end)) = text.split_once("..") else { return Ok(None) };
+    let Some((start, end)) = text.split_once("..") else {
+        return Ok(None);
+    };
     let (inclusive, end) = match end.strip_prefix('=') {
         Some(end) => (true, end),
         None => (false, end),
@@ -44,7 +46,9 @@ pub fn parse_range(text: &str) -> Result<Option<Vec<i64>>, String> {
         return Ok(None);
     };
     if !inclusive {
-        return Err(format!("`{text}` is ambiguous: write `{start}..={end}` (inclusive) or a list"));
+        return Err(format!(
+            "`{text}` is ambiguous: write `{start}..={end}` (inclusive) or a list"
+        ));
     }
     if start > end {
         return Err(format!("range `{text}` is empty"));
@@ -77,7 +81,11 @@ pub fn placeholders(text: &str) -> Vec<String> {
         let after = &rest[start + 1..];
         let Some(end) = after.find('}') else { break };
         let name = &after[..end];
-        if !name.is_empty() && name.chars().all(|character| character.is_alphanumeric() || character == '_') {
+        if !name.is_empty()
+            && name
+                .chars()
+                .all(|character| character.is_alphanumeric() || character == '_')
+        {
             found.push(name.to_string());
         }
         rest = &after[end + 1..];
@@ -104,9 +112,16 @@ pub fn substitute(value: &Value, combination: &Combination) -> Value {
             }
             Value::String(substitute_text(text, combination))
         }
-        Value::Array(items) => Value::Array(items.iter().map(|item| substitute(item, combination)).collect()),
+        Value::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|item| substitute(item, combination))
+                .collect(),
+        ),
         Value::Object(map) => Value::Object(
-            map.iter().map(|(key, item)| (key.clone(), substitute(item, combination))).collect(),
+            map.iter()
+                .map(|(key, item)| (key.clone(), substitute(item, combination)))
+                .collect(),
         ),
         other => other.clone(),
     }
@@ -138,7 +153,9 @@ pub fn wildcard_matches(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    pattern[pattern_index..].iter().all(|character| *character == '*')
+    pattern[pattern_index..]
+        .iter()
+        .all(|character| *character == '*')
 }
 
 #[cfg(test)]
@@ -155,8 +172,14 @@ mod tests {
     #[test]
     fn whole_string_placeholders_keep_the_type() {
         let combination = vec![("n".to_string(), Value::from(3), "3".to_string())];
-        assert_eq!(substitute(&Value::from("{n}"), &combination), Value::from(3));
-        assert_eq!(substitute(&Value::from("A{n}B"), &combination), Value::from("A3B"));
+        assert_eq!(
+            substitute(&Value::from("{n}"), &combination),
+            Value::from(3)
+        );
+        assert_eq!(
+            substitute(&Value::from("A{n}B"), &combination),
+            Value::from("A3B")
+        );
     }
 
     #[test]

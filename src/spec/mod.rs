@@ -64,7 +64,10 @@ pub struct NodeSpec {
 impl Pipeline {
     /// Line `line` (from 1) of the pipeline file.
     pub fn source_line(&self, line: usize) -> Option<String> {
-        self.text.lines().nth(line.wrapping_sub(1)).map(str::to_string)
+        self.text
+            .lines()
+            .nth(line.wrapping_sub(1))
+            .map(str::to_string)
     }
 
     pub fn node(&self, name: &str) -> Option<&NodeSpec> {
@@ -75,14 +78,20 @@ impl Pipeline {
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
     #[error("cannot read pipeline file `{path}`: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{0}")]
     Spec(#[from] SpecErrors),
 }
 
 /// Reads and validates a pipeline file.
 pub fn load(file: &Path, registry: &KindRegistry) -> Result<Pipeline, LoadError> {
-    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read { path: file.to_path_buf(), source })?;
+    let text = std::fs::read_to_string(file).map_err(|source| LoadError::Read {
+        path: file.to_path_buf(),
+        source,
+    })?;
     Ok(parse(file, &text, registry)?)
 }
 
@@ -98,7 +107,9 @@ pub fn parse(file: &Path, text: &str, registry: &KindRegistry) -> Result<Pipelin
     if validator.diagnostics.is_empty() {
         Ok(pipeline)
     } else {
-        Err(SpecErrors { diagnostics: validator.diagnostics })
+        Err(SpecErrors {
+            diagnostics: validator.diagnostics,
+        })
     }
 }
 
@@ -111,10 +122,18 @@ fn name_problem(name: &str) -> Option<String> {
         return Some(format!("node name `{name}` contains a path separator"));
     }
     if name.starts_with('.') || name.starts_with('-') {
-        return Some(format!("node name `{name}` cannot start with `{}`", &name[..1]));
+        return Some(format!(
+            "node name `{name}` cannot start with `{}`",
+            &name[..1]
+        ));
     }
-    if let Some(bad) = name.chars().find(|character| !(character.is_ascii_alphanumeric() || "_-+.=".contains(*character))) {
-        return Some(format!("node name `{name}` contains `{bad}`, which is not safe in a file name"));
+    if let Some(bad) = name
+        .chars()
+        .find(|character| !(character.is_ascii_alphanumeric() || "_-+.=".contains(*character)))
+    {
+        return Some(format!(
+            "node name `{name}` contains `{bad}`, which is not safe in a file name"
+        ));
     }
     None
 }
@@ -130,11 +149,15 @@ fn yaml_to_json(value: &serde_yaml::Value) -> Result<Value, String> {
                 Value::from(integer)
             } else {
                 let float = number.as_f64().unwrap_or(f64::NAN);
-                serde_json::Number::from_f64(float).map(Value::Number).ok_or("numbers must be finite")?
+                serde_json::Number::from_f64(float)
+                    .map(Value::Number)
+                    .ok_or("numbers must be finite")?
             }
         }
         serde_yaml::Value::String(text) => Value::String(text.clone()),
-        serde_yaml::Value::Sequence(items) => Value::Array(items.iter().map(yaml_to_json).collect::<Result<_, _>>()?),
+        serde_yaml::Value::Sequence(items) => {
+            Value::Array(items.iter().map(yaml_to_json).collect::<Result<_, _>>()?)
+        }
         serde_yaml::Value::Mapping(mapping) => {
             let mut map = Map::new();
             for (key, item) in mapping {
@@ -142,7 +165,12 @@ fn yaml_to_json(value: &serde_yaml::Value) -> Result<Value, String> {
             }
             Value::Object(map)
         }
-        serde_yaml::Value::Tagged(tagged) => return Err(format!("YAML tags such as `{}` are not supported", tagged.tag)),
+        serde_yaml::Value::Tagged(tagged) => {
+            return Err(format!(
+                "YAML tags such as `{}` are not supported",
+                tagged.tag
+            ))
+        }
     })
 }
 
@@ -161,7 +189,10 @@ fn with_key(base: &[PathSegment], key: &str) -> YamlPath {
     extended
 }
 
-fn hint_did_you_mean<'a>(wanted: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<String> {
+fn hint_did_you_mean<'a>(
+    wanted: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<String> {
     nearest_name(wanted, candidates).map(|nearest| format!("did you mean `{nearest}`?"))
 }
 
@@ -185,10 +216,20 @@ struct Validator {
 }
 
 impl Validator {
-    fn report(&mut self, location: Location, node: Option<&str>, message: impl Into<String>, hint: Option<String>) {
+    fn report(
+        &mut self,
+        location: Location,
+        node: Option<&str>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let message = message.into();
         // Matrix expansions repeat the same mistake; report each place once.
-        if self.diagnostics.iter().any(|existing| existing.location == location && existing.message == message) {
+        if self
+            .diagnostics
+            .iter()
+            .any(|existing| existing.location == location && existing.message == message)
+        {
             return;
         }
         let source_line = self.lines.get(location.line.wrapping_sub(1)).cloned();
@@ -202,27 +243,52 @@ impl Validator {
         });
     }
 
-    fn at_key(&mut self, path: &[PathSegment], node: Option<&str>, message: impl Into<String>, hint: Option<String>) {
+    fn at_key(
+        &mut self,
+        path: &[PathSegment],
+        node: Option<&str>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let location = self.source_map.key(path);
         self.report(location, node, message, hint);
     }
 
-    fn at_value(&mut self, path: &[PathSegment], node: Option<&str>, message: impl Into<String>, hint: Option<String>) {
+    fn at_value(
+        &mut self,
+        path: &[PathSegment],
+        node: Option<&str>,
+        message: impl Into<String>,
+        hint: Option<String>,
+    ) {
         let location = self.source_map.value(path);
         self.report(location, node, message, hint);
     }
 
     fn pipeline(&mut self, text: &str, registry: &KindRegistry) -> Pipeline {
-        let mut pipeline = Pipeline { file: self.file.clone(), cache: None, remote: None, nodes: Vec::new(), text: text.to_string() };
+        let mut pipeline = Pipeline {
+            file: self.file.clone(),
+            cache: None,
+            remote: None,
+            nodes: Vec::new(),
+            text: text.to_string(),
+        };
         let root: serde_yaml::Value = match serde_yaml::from_str(text) {
             Ok(root) => root,
             Err(error) => {
                 let location = error
                     .location()
-                    .map(|location| Location { line: location.line(), column: location.column() })
+                    .map(|location| Location {
+                        line: location.line(),
+                        column: location.column(),
+                    })
                     .unwrap_or_default();
                 let message = error.to_string();
-                let message = message.split(" at line ").next().unwrap_or(&message).to_string();
+                let message = message
+                    .split(" at line ")
+                    .next()
+                    .unwrap_or(&message)
+                    .to_string();
                 self.report(location, None, format!("invalid YAML: {message}"), None);
                 return pipeline;
             }
@@ -230,11 +296,21 @@ impl Validator {
         let root = match root {
             serde_yaml::Value::Mapping(mapping) => mapping,
             serde_yaml::Value::Null => {
-                self.report(Location { line: 1, column: 1 }, None, "the pipeline file is empty", Some("declare nodes under `nodes:`".into()));
+                self.report(
+                    Location { line: 1, column: 1 },
+                    None,
+                    "the pipeline file is empty",
+                    Some("declare nodes under `nodes:`".into()),
+                );
                 return pipeline;
             }
             _ => {
-                self.at_value(&[], None, "a pipeline file must be a mapping with `nodes:`", None);
+                self.at_value(
+                    &[],
+                    None,
+                    "a pipeline file must be a mapping with `nodes:`",
+                    None,
+                );
                 return pipeline;
             }
         };
@@ -252,37 +328,63 @@ impl Validator {
                         pipeline.cache = Some(base.join(text));
                     }
                     Some(text) => pipeline.remote = Some(text.to_string()),
-                    None => self.at_value(&key_path, None, format!("`{key}` must be a string"), None),
+                    None => {
+                        self.at_value(&key_path, None, format!("`{key}` must be a string"), None)
+                    }
                 },
                 _ => self.at_key(
                     &key_path,
                     None,
                     format!("unknown top-level key `{key}`"),
-                    hint_did_you_mean(&key, TOP_LEVEL_KEYS.iter().copied())
-                        .or_else(|| Some(format!("the top level takes {}", TOP_LEVEL_KEYS.join(", ")))),
+                    hint_did_you_mean(&key, TOP_LEVEL_KEYS.iter().copied()).or_else(|| {
+                        Some(format!("the top level takes {}", TOP_LEVEL_KEYS.join(", ")))
+                    }),
                 ),
             }
         }
         let Some(serde_yaml::Value::Mapping(node_blocks)) = nodes_value else {
-            self.report(Location { line: 1, column: 1 }, None, "the pipeline declares no nodes", Some("add a `nodes:` mapping of node name → node".into()));
+            self.report(
+                Location { line: 1, column: 1 },
+                None,
+                "the pipeline declares no nodes",
+                Some("add a `nodes:` mapping of node name → node".into()),
+            );
             return pipeline;
         };
         let mut raw_inputs: Vec<(usize, Vec<(String, Value, YamlPath)>)> = Vec::new();
         let mut first_seen: HashMap<String, Location> = HashMap::new();
         for (name, block_value) in node_blocks {
-            let Ok(template) = key_text(name) else { continue };
+            let Ok(template) = key_text(name) else {
+                continue;
+            };
             let block_path = path(&["nodes", &template]);
-            let Some(block) = self.block(&template, block_path.clone(), block_value, registry) else { continue };
+            let Some(block) = self.block(&template, block_path.clone(), block_value, registry)
+            else {
+                continue;
+            };
             for combination in self.expand(&block) {
                 let name = matrix::substitute_text(&block.template, &combination);
                 let location = self.source_map.key(&block.path);
                 if let Some(problem) = name_problem(&name) {
-                    self.report(location, Some(&name), problem, Some("use letters, digits and `_ - + . =`".into()));
+                    self.report(
+                        location,
+                        Some(&name),
+                        problem,
+                        Some("use letters, digits and `_ - + . =`".into()),
+                    );
                     continue;
                 }
                 if let Some(first) = first_seen.get(&name) {
-                    let message = format!("node `{name}` is declared twice (first at line {})", first.line);
-                    self.report(location, Some(&name), message, Some("give each node a unique name".into()));
+                    let message = format!(
+                        "node `{name}` is declared twice (first at line {})",
+                        first.line
+                    );
+                    self.report(
+                        location,
+                        Some(&name),
+                        message,
+                        Some("give each node a unique name".into()),
+                    );
                     continue;
                 }
                 first_seen.insert(name.clone(), location);
@@ -290,7 +392,13 @@ impl Validator {
                 let inputs = block
                     .inputs
                     .iter()
-                    .map(|(slot, value)| (slot.clone(), matrix::substitute(value, &combination), with_key(&with_key(&block.path, "inputs"), slot)))
+                    .map(|(slot, value)| {
+                        (
+                            slot.clone(),
+                            matrix::substitute(value, &combination),
+                            with_key(&with_key(&block.path, "inputs"), slot),
+                        )
+                    })
                     .collect();
                 raw_inputs.push((pipeline.nodes.len(), inputs));
                 pipeline.nodes.push(NodeSpec {
@@ -298,7 +406,10 @@ impl Validator {
                     kind: block.kind.name().to_string(),
                     params,
                     inputs: BTreeMap::new(),
-                    publish: block.publish.as_ref().map(|text| PathBuf::from(matrix::substitute_text(text, &combination))),
+                    publish: block
+                        .publish
+                        .as_ref()
+                        .map(|text| PathBuf::from(matrix::substitute_text(text, &combination))),
                     location,
                     block: block.template.clone(),
                 });
@@ -308,23 +419,44 @@ impl Validator {
         pipeline
     }
 
-    fn defaults(&mut self, value: &serde_yaml::Value, registry: &KindRegistry) -> BTreeMap<String, Map<String, Value>> {
+    fn defaults(
+        &mut self,
+        value: &serde_yaml::Value,
+        registry: &KindRegistry,
+    ) -> BTreeMap<String, Map<String, Value>> {
         let mut defaults = BTreeMap::new();
         let serde_yaml::Value::Mapping(per_kind) = value else {
-            self.at_value(&path(&["defaults"]), None, "`defaults` must map kind names to parameters", None);
+            self.at_value(
+                &path(&["defaults"]),
+                None,
+                "`defaults` must map kind names to parameters",
+                None,
+            );
             return defaults;
         };
         for (kind_name, params) in per_kind {
-            let Ok(kind_name) = key_text(kind_name) else { continue };
+            let Ok(kind_name) = key_text(kind_name) else {
+                continue;
+            };
             let kind_path = path(&["defaults", &kind_name]);
             let Some(kind) = registry.get(&kind_name) else {
                 let hint = hint_did_you_mean(&kind_name, registry.names());
-                self.at_key(&kind_path, None, format!("unknown kind `{kind_name}` in defaults"), hint);
+                self.at_key(
+                    &kind_path,
+                    None,
+                    format!("unknown kind `{kind_name}` in defaults"),
+                    hint,
+                );
                 continue;
             };
             let specs = kind.params();
             let Ok(Value::Object(params)) = yaml_to_json(params) else {
-                self.at_value(&kind_path, None, format!("defaults for `{kind_name}` must be a mapping of parameters"), None);
+                self.at_value(
+                    &kind_path,
+                    None,
+                    format!("defaults for `{kind_name}` must be a mapping of parameters"),
+                    None,
+                );
                 continue;
             };
             let mut normalised = Map::new();
@@ -333,13 +465,23 @@ impl Validator {
                 match specs.iter().find(|spec| spec.name == param) {
                     None => {
                         let hint = hint_did_you_mean(&param, specs.iter().map(|spec| spec.name));
-                        self.at_key(&param_path, None, format!("kind `{kind_name}` has no parameter `{param}`"), hint);
+                        self.at_key(
+                            &param_path,
+                            None,
+                            format!("kind `{kind_name}` has no parameter `{param}`"),
+                            hint,
+                        );
                     }
                     Some(spec) => match spec.ty.normalise(&value) {
                         Ok(value) => {
                             normalised.insert(param, value);
                         }
-                        Err(problem) => self.at_value(&param_path, None, format!("parameter `{param}`: {problem}"), None),
+                        Err(problem) => self.at_value(
+                            &param_path,
+                            None,
+                            format!("parameter `{param}`: {problem}"),
+                            None,
+                        ),
                     },
                 }
             }
@@ -348,12 +490,23 @@ impl Validator {
         defaults
     }
 
-    fn block<'r>(&mut self, template: &str, block_path: YamlPath, value: &serde_yaml::Value, registry: &'r KindRegistry) -> Option<Block<'r>> {
+    fn block<'r>(
+        &mut self,
+        template: &str,
+        block_path: YamlPath,
+        value: &serde_yaml::Value,
+        registry: &'r KindRegistry,
+    ) -> Option<Block<'r>> {
         let node = Some(template);
         let json = match yaml_to_json(value) {
             Ok(Value::Object(map)) => map,
             Ok(_) => {
-                self.at_key(&block_path, node, format!("node `{template}` must be a mapping with a `kind`"), None);
+                self.at_key(
+                    &block_path,
+                    node,
+                    format!("node `{template}` must be a mapping with a `kind`"),
+                    None,
+                );
                 return None;
             }
             Err(problem) => {
@@ -365,15 +518,33 @@ impl Validator {
             Some(Value::String(kind_name)) => match registry.get(kind_name) {
                 Some(kind) => kind,
                 None => {
-                    let hint = hint_did_you_mean(kind_name, registry.names())
-                        .unwrap_or_else(|| format!("kinds are {}", registry.names().collect::<Vec<_>>().join(", ")));
-                    self.at_value(&with_key(&block_path, "kind"), node, format!("unknown kind `{kind_name}`"), Some(hint));
+                    let hint =
+                        hint_did_you_mean(kind_name, registry.names()).unwrap_or_else(|| {
+                            format!(
+                                "kinds are {}",
+                                registry.names().collect::<Vec<_>>().join(", ")
+                            )
+                        });
+                    self.at_value(
+                        &with_key(&block_path, "kind"),
+                        node,
+                        format!("unknown kind `{kind_name}`"),
+                        Some(hint),
+                    );
                     return None;
                 }
             },
             _ => {
-                let hint = format!("add `kind:` with one of {}", registry.names().collect::<Vec<_>>().join(", "));
-                self.at_key(&block_path, node, format!("node `{template}` has no `kind`"), Some(hint));
+                let hint = format!(
+                    "add `kind:` with one of {}",
+                    registry.names().collect::<Vec<_>>().join(", ")
+                );
+                self.at_key(
+                    &block_path,
+                    node,
+                    format!("node `{template}` has no `kind`"),
+                    Some(hint),
+                );
                 return None;
             }
         };
@@ -396,9 +567,17 @@ impl Validator {
                 "matrix" => block.variables = self.matrix(&key_path, node, &value),
                 "exclude" => match value {
                     Value::Array(items) if items.iter().all(Value::is_object) => {
-                        block.excluded = items.into_iter().filter_map(|item| item.as_object().cloned()).collect();
+                        block.excluded = items
+                            .into_iter()
+                            .filter_map(|item| item.as_object().cloned())
+                            .collect();
                     }
-                    _ => self.at_value(&key_path, node, "`exclude` must be a list of mappings (matrix variable → value)", None),
+                    _ => self.at_value(
+                        &key_path,
+                        node,
+                        "`exclude` must be a list of mappings (matrix variable → value)",
+                        None,
+                    ),
                 },
                 "publish" => match value {
                     Value::String(text) => block.publish = Some(text),
@@ -408,62 +587,141 @@ impl Validator {
                     Value::Object(map) => {
                         for (slot, reference) in map {
                             let slot_path = with_key(&key_path, &slot);
-                            let Some(declared) = slots.iter().find(|declared| declared.name == slot) else {
-                                let hint = hint_did_you_mean(&slot, slots.iter().map(|declared| declared.name)).or_else(|| {
-                                    Some(format!("`{}` takes inputs {}", kind.name(), slots.iter().map(|slot| format!("`{}`", slot.name)).collect::<Vec<_>>().join(", ")))
+                            let Some(declared) =
+                                slots.iter().find(|declared| declared.name == slot)
+                            else {
+                                let hint = hint_did_you_mean(
+                                    &slot,
+                                    slots.iter().map(|declared| declared.name),
+                                )
+                                .or_else(|| {
+                                    Some(format!(
+                                        "`{}` takes inputs {}",
+                                        kind.name(),
+                                        slots
+                                            .iter()
+                                            .map(|slot| format!("`{}`", slot.name))
+                                            .collect::<Vec<_>>()
+                                            .join(", ")
+                                    ))
                                 });
-                                self.at_key(&slot_path, node, format!("kind `{}` has no input `{slot}`", kind.name()), hint);
+                                self.at_key(
+                                    &slot_path,
+                                    node,
+                                    format!("kind `{}` has no input `{slot}`", kind.name()),
+                                    hint,
+                                );
                                 continue;
                             };
                             let shape_ok = match (&reference, declared.arity) {
                                 (Value::String(_), _) => true,
-                                (Value::Array(items), Arity::Many) => items.iter().all(Value::is_string),
+                                (Value::Array(items), Arity::Many) => {
+                                    items.iter().all(Value::is_string)
+                                }
                                 _ => false,
                             };
                             if !shape_ok {
-                                let expected = if declared.arity == Arity::Many { "a node name, a pattern like `eval_*`, or a list of them" } else { "one node name" };
-                                self.at_value(&slot_path, node, format!("input `{slot}` must be {expected}"), None);
+                                let expected = if declared.arity == Arity::Many {
+                                    "a node name, a pattern like `eval_*`, or a list of them"
+                                } else {
+                                    "one node name"
+                                };
+                                self.at_value(
+                                    &slot_path,
+                                    node,
+                                    format!("input `{slot}` must be {expected}"),
+                                    None,
+                                );
                                 continue;
                             }
                             block.inputs.push((slot, reference));
                         }
                     }
-                    _ => self.at_value(&key_path, node, "`inputs` must map input names to node names", None),
+                    _ => self.at_value(
+                        &key_path,
+                        node,
+                        "`inputs` must map input names to node names",
+                        None,
+                    ),
                 },
                 _ => {
                     if specs.iter().any(|spec| spec.name == key) {
                         block.params.push((key, value));
                     } else {
-                        let candidates = specs.iter().map(|spec| spec.name).chain(RESERVED_NODE_KEYS.iter().copied());
+                        let candidates = specs
+                            .iter()
+                            .map(|spec| spec.name)
+                            .chain(RESERVED_NODE_KEYS.iter().copied());
                         let hint = hint_did_you_mean(&key, candidates).or_else(|| {
-                            Some(format!("`{}` takes {}", kind.name(), specs.iter().map(|spec| format!("`{}`", spec.name)).collect::<Vec<_>>().join(", ")))
+                            Some(format!(
+                                "`{}` takes {}",
+                                kind.name(),
+                                specs
+                                    .iter()
+                                    .map(|spec| format!("`{}`", spec.name))
+                                    .collect::<Vec<_>>()
+                                    .join(", ")
+                            ))
                         });
-                        self.at_key(&key_path, node, format!("unknown parameter `{key}` for kind `{}`", kind.name()), hint);
+                        self.at_key(
+                            &key_path,
+                            node,
+                            format!("unknown parameter `{key}` for kind `{}`", kind.name()),
+                            hint,
+                        );
                     }
                 }
             }
         }
         for slot in &slots {
-            if slot.arity != Arity::Optional && !block.inputs.iter().any(|(name, _)| name == slot.name) {
-                let message = format!("node `{template}` needs input `{}` ({})", slot.name, slot.doc);
-                self.at_key(&block_path, node, message, Some(format!("add `inputs: {{ {}: <node> }}`", slot.name)));
+            if slot.arity != Arity::Optional
+                && !block.inputs.iter().any(|(name, _)| name == slot.name)
+            {
+                let message = format!(
+                    "node `{template}` needs input `{}` ({})",
+                    slot.name, slot.doc
+                );
+                self.at_key(
+                    &block_path,
+                    node,
+                    message,
+                    Some(format!("add `inputs: {{ {}: <node> }}`", slot.name)),
+                );
             }
         }
-        let variables: Vec<&str> = block.variables.iter().map(|variable| variable.name.as_str()).collect();
+        let variables: Vec<&str> = block
+            .variables
+            .iter()
+            .map(|variable| variable.name.as_str())
+            .collect();
         let in_name = matrix::placeholders(template);
         let mut name_is_valid = true;
         for placeholder in &in_name {
             if !variables.contains(&placeholder.as_str()) {
                 name_is_valid = false;
-                let hint = if variables.is_empty() { "add a `matrix:` that defines it".to_string() } else { format!("matrix variables are {}", variables.join(", ")) };
-                self.at_key(&block_path, node, format!("`{{{placeholder}}}` in the node name is not a matrix variable"), Some(hint));
+                let hint = if variables.is_empty() {
+                    "add a `matrix:` that defines it".to_string()
+                } else {
+                    format!("matrix variables are {}", variables.join(", "))
+                };
+                self.at_key(
+                    &block_path,
+                    node,
+                    format!("`{{{placeholder}}}` in the node name is not a matrix variable"),
+                    Some(hint),
+                );
             }
         }
         for variable in &variables {
             if !in_name.iter().any(|placeholder| placeholder == variable) {
                 name_is_valid = false;
                 let message = format!("matrix variable `{variable}` does not appear in the node name `{template}`, so its nodes would share one name");
-                self.at_key(&block_path, node, message, Some(format!("add `{{{variable}}}` to the name")));
+                self.at_key(
+                    &block_path,
+                    node,
+                    message,
+                    Some(format!("add `{{{variable}}}` to the name")),
+                );
             }
         }
         // Expanding a block whose name template is wrong would only repeat the same mistake.
@@ -473,18 +731,34 @@ impl Validator {
         Some(block)
     }
 
-    fn matrix(&mut self, matrix_path: &[PathSegment], node: Option<&str>, value: &Value) -> Vec<Variable> {
+    fn matrix(
+        &mut self,
+        matrix_path: &[PathSegment],
+        node: Option<&str>,
+        value: &Value,
+    ) -> Vec<Variable> {
         let Value::Object(map) = value else {
-            self.at_value(matrix_path, node, "`matrix` must map variable names to lists of values", None);
+            self.at_value(
+                matrix_path,
+                node,
+                "`matrix` must map variable names to lists of values",
+                None,
+            );
             return Vec::new();
         };
         let mut variables = Vec::new();
         for (name, values) in map {
             let variable_path = with_key(matrix_path, name);
             let values: Vec<(Value, String)> = match values {
-                Value::Array(items) => items.iter().map(|item| (item.clone(), matrix::label_of(item))).collect(),
+                Value::Array(items) => items
+                    .iter()
+                    .map(|item| (item.clone(), matrix::label_of(item)))
+                    .collect(),
                 Value::String(text) => match matrix::parse_range(text) {
-                    Ok(Some(range)) => range.into_iter().map(|number| (Value::from(number), number.to_string())).collect(),
+                    Ok(Some(range)) => range
+                        .into_iter()
+                        .map(|number| (Value::from(number), number.to_string()))
+                        .collect(),
                     Ok(None) => vec![(values.clone(), text.clone())],
                     Err(problem) => {
                         self.at_value(&variable_path, node, problem, None);
@@ -495,17 +769,28 @@ impl Validator {
                     .iter()
                     .map(|(written, label)| {
                         // Keys of a YAML mapping arrive as text: give `true`/`3` their type back.
-                        let value = serde_json::from_str::<Value>(written).ok().filter(|parsed| !parsed.is_object() && !parsed.is_array()).unwrap_or_else(|| Value::String(written.clone()));
+                        let value = serde_json::from_str::<Value>(written)
+                            .ok()
+                            .filter(|parsed| !parsed.is_object() && !parsed.is_array())
+                            .unwrap_or_else(|| Value::String(written.clone()));
                         (value, matrix::label_of(label))
                     })
                     .collect(),
                 other => vec![(other.clone(), matrix::label_of(other))],
             };
             if values.is_empty() {
-                self.at_value(&variable_path, node, format!("matrix variable `{name}` has no values"), None);
+                self.at_value(
+                    &variable_path,
+                    node,
+                    format!("matrix variable `{name}` has no values"),
+                    None,
+                );
                 continue;
             }
-            variables.push(Variable { name: name.clone(), values });
+            variables.push(Variable {
+                name: name.clone(),
+                values,
+            });
         }
         variables
     }
@@ -517,7 +802,10 @@ impl Validator {
                 !block.excluded.iter().any(|exclusion| {
                     exclusion.iter().all(|(variable, excluded)| {
                         combination.iter().any(|(name, value, label)| {
-                            name == variable && (value == excluded || excluded.as_str() == Some(label.as_str()) || matrix::label_of(excluded) == *label)
+                            name == variable
+                                && (value == excluded
+                                    || excluded.as_str() == Some(label.as_str())
+                                    || matrix::label_of(excluded) == *label)
                         })
                     })
                 })
@@ -525,7 +813,13 @@ impl Validator {
             .collect()
     }
 
-    fn node_params(&mut self, block: &Block, name: &str, combination: &Combination, defaults: &BTreeMap<String, Map<String, Value>>) -> Map<String, Value> {
+    fn node_params(
+        &mut self,
+        block: &Block,
+        name: &str,
+        combination: &Combination,
+        defaults: &BTreeMap<String, Map<String, Value>>,
+    ) -> Map<String, Value> {
         let kind = block.kind;
         let node = Some(name);
         let mut params = Map::new();
@@ -539,7 +833,10 @@ impl Validator {
         }
         let specs = kind.params();
         for (param, raw) in &block.params {
-            let spec = specs.iter().find(|spec| spec.name == param).expect("unknown parameters were filtered");
+            let spec = specs
+                .iter()
+                .find(|spec| spec.name == param)
+                .expect("unknown parameters were filtered");
             let value_path = with_key(&block.path, param);
             match spec.ty.normalise(&matrix::substitute(raw, combination)) {
                 Ok(value) => {
@@ -548,8 +845,17 @@ impl Validator {
                 Err(problem) => {
                     // One report per written value, not one per matrix combination.
                     let location = self.source_map.value(&value_path);
-                    if !self.diagnostics.iter().any(|existing| existing.location == location) {
-                        self.at_value(&value_path, node, format!("parameter `{param}`: {problem}"), None);
+                    if !self
+                        .diagnostics
+                        .iter()
+                        .any(|existing| existing.location == location)
+                    {
+                        self.at_value(
+                            &value_path,
+                            node,
+                            format!("parameter `{param}`: {problem}"),
+                            None,
+                        );
                     }
                 }
             }
@@ -557,13 +863,29 @@ impl Validator {
         for spec in &specs {
             let written = block.params.iter().any(|(param, _)| param == spec.name);
             if !params.contains_key(spec.name) && !written {
-                let message = format!("missing parameter `{}` ({}; expected {})", spec.name, spec.doc, spec.ty.describe());
-                self.at_key(&block.path, node, message, Some(format!("add `{}: …` to the node or to `defaults: {{ {}: … }}`", spec.name, kind.name())));
+                let message = format!(
+                    "missing parameter `{}` ({}; expected {})",
+                    spec.name,
+                    spec.doc,
+                    spec.ty.describe()
+                );
+                self.at_key(
+                    &block.path,
+                    node,
+                    message,
+                    Some(format!(
+                        "add `{}: …` to the node or to `defaults: {{ {}: … }}`",
+                        spec.name,
+                        kind.name()
+                    )),
+                );
             }
         }
         for problem in kind.check(&params) {
             let target = match &problem.param {
-                Some(param) if block.params.iter().any(|(written, _)| written == param) => with_key(&block.path, param),
+                Some(param) if block.params.iter().any(|(written, _)| written == param) => {
+                    with_key(&block.path, param)
+                }
                 _ => block.path.clone(),
             };
             self.at_value(&target, node, problem.message, problem.hint);
@@ -571,9 +893,22 @@ impl Validator {
         params
     }
 
-    fn connect(&mut self, pipeline: &mut Pipeline, raw_inputs: Vec<(usize, Vec<(String, Value, YamlPath)>)>, registry: &KindRegistry) {
-        let names: Vec<String> = pipeline.nodes.iter().map(|node| node.name.clone()).collect();
-        let kinds: HashMap<&str, &str> = pipeline.nodes.iter().map(|node| (node.name.as_str(), node.kind.as_str())).collect();
+    fn connect(
+        &mut self,
+        pipeline: &mut Pipeline,
+        raw_inputs: Vec<(usize, Vec<(String, Value, YamlPath)>)>,
+        registry: &KindRegistry,
+    ) {
+        let names: Vec<String> = pipeline
+            .nodes
+            .iter()
+            .map(|node| node.name.clone())
+            .collect();
+        let kinds: HashMap<&str, &str> = pipeline
+            .nodes
+            .iter()
+            .map(|node| (node.name.as_str(), node.kind.as_str()))
+            .collect();
         let mut resolved_all = Vec::new();
         for (index, inputs) in raw_inputs {
             let node = &pipeline.nodes[index];
@@ -581,25 +916,46 @@ impl Validator {
             let slots = kind.inputs();
             let mut resolved: BTreeMap<String, Vec<String>> = BTreeMap::new();
             for (slot, value, slot_path) in inputs {
-                let declared = slots.iter().find(|declared| declared.name == slot).expect("slots were checked");
+                let declared = slots
+                    .iter()
+                    .find(|declared| declared.name == slot)
+                    .expect("slots were checked");
                 let references: Vec<String> = match value {
                     Value::String(text) => vec![text],
-                    Value::Array(items) => items.into_iter().filter_map(|item| item.as_str().map(str::to_string)).collect(),
+                    Value::Array(items) => items
+                        .into_iter()
+                        .filter_map(|item| item.as_str().map(str::to_string))
+                        .collect(),
                     _ => Vec::new(),
                 };
                 let mut targets = Vec::new();
                 for reference in references {
                     if reference.contains('*') || reference.contains('?') {
-                        let matched: Vec<&String> = names.iter().filter(|name| matrix::wildcard_matches(&reference, name) && **name != node.name).collect();
+                        let matched: Vec<&String> = names
+                            .iter()
+                            .filter(|name| {
+                                matrix::wildcard_matches(&reference, name) && **name != node.name
+                            })
+                            .collect();
                         if matched.is_empty() {
-                            self.at_value(&slot_path, Some(&node.name), format!("pattern `{reference}` in input `{slot}` matches no node"), None);
+                            self.at_value(
+                                &slot_path,
+                                Some(&node.name),
+                                format!("pattern `{reference}` in input `{slot}` matches no node"),
+                                None,
+                            );
                         }
                         targets.extend(matched.into_iter().cloned());
                     } else if kinds.contains_key(reference.as_str()) {
                         targets.push(reference);
                     } else {
                         let hint = hint_did_you_mean(&reference, names.iter().map(String::as_str));
-                        self.at_value(&slot_path, Some(&node.name), format!("input `{slot}` refers to unknown node `{reference}`"), hint);
+                        self.at_value(
+                            &slot_path,
+                            Some(&node.name),
+                            format!("input `{slot}` refers to unknown node `{reference}`"),
+                            hint,
+                        );
                     }
                 }
                 if !declared.accepts.is_empty() {
@@ -615,7 +971,12 @@ impl Validator {
                     }
                 }
                 if declared.arity != Arity::Many && targets.len() > 1 {
-                    self.at_value(&slot_path, Some(&node.name), format!("input `{slot}` takes one node, but {} match", targets.len()), None);
+                    self.at_value(
+                        &slot_path,
+                        Some(&node.name),
+                        format!("input `{slot}` takes one node, but {} match", targets.len()),
+                        None,
+                    );
                 }
                 resolved.insert(slot, targets);
             }

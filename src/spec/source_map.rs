@@ -26,7 +26,9 @@ pub type YamlPath = Vec<PathSegment>;
 
 /// Builds a path from string keys: `path(&["nodes", "baseA"])`.
 pub fn path(keys: &[&str]) -> YamlPath {
-    keys.iter().map(|key| PathSegment::Key(key.to_string())).collect()
+    keys.iter()
+        .map(|key| PathSegment::Key(key.to_string()))
+        .collect()
 }
 
 #[derive(Default, Debug)]
@@ -49,7 +51,10 @@ impl SourceMap {
 
     /// Where the key that ends `path` is written (falls back to its value, then to the parent).
     pub fn key(&self, path: &[PathSegment]) -> Location {
-        self.keys.get(path).copied().unwrap_or_else(|| self.value(path))
+        self.keys
+            .get(path)
+            .copied()
+            .unwrap_or_else(|| self.value(path))
     }
 
     /// Where the value at `path` starts (falls back to the nearest ancestor that is known).
@@ -73,8 +78,13 @@ impl SourceMap {
 }
 
 enum Frame {
-    Mapping { pending_key: Option<String>, expecting_key: bool },
-    Sequence { next_index: usize },
+    Mapping {
+        pending_key: Option<String>,
+        expecting_key: bool,
+    },
+    Sequence {
+        next_index: usize,
+    },
 }
 
 #[derive(Default)]
@@ -87,7 +97,10 @@ struct Builder {
 impl Builder {
     fn location(mark: Marker) -> Location {
         // yaml-rust2 counts lines from 1 and columns from 0.
-        Location { line: mark.line(), column: mark.col() + 1 }
+        Location {
+            line: mark.line(),
+            column: mark.col() + 1,
+        }
     }
 
     /// Called when a value (scalar, alias or the start of a collection) begins; returns the path
@@ -101,7 +114,10 @@ impl Builder {
                 *next_index += 1;
                 Some(value_path)
             }
-            Some(Frame::Mapping { pending_key, expecting_key }) => {
+            Some(Frame::Mapping {
+                pending_key,
+                expecting_key,
+            }) => {
                 let key = pending_key.take()?;
                 *expecting_key = true;
                 let mut value_path = self.path.clone();
@@ -112,7 +128,13 @@ impl Builder {
     }
 
     fn is_key_position(&self) -> bool {
-        matches!(self.stack.last(), Some(Frame::Mapping { expecting_key: true, .. }))
+        matches!(
+            self.stack.last(),
+            Some(Frame::Mapping {
+                expecting_key: true,
+                ..
+            })
+        )
     }
 }
 
@@ -124,7 +146,11 @@ impl MarkedEventReceiver for Builder {
                 let mut key_path = self.path.clone();
                 key_path.push(PathSegment::Key(text.clone()));
                 self.map.keys.entry(key_path).or_insert(location);
-                if let Some(Frame::Mapping { pending_key, expecting_key }) = self.stack.last_mut() {
+                if let Some(Frame::Mapping {
+                    pending_key,
+                    expecting_key,
+                }) = self.stack.last_mut()
+                {
                     *pending_key = Some(text);
                     *expecting_key = false;
                 }
@@ -136,20 +162,31 @@ impl MarkedEventReceiver for Builder {
             }
             Event::MappingStart(..) | Event::SequenceStart(..) => {
                 let is_complex_key = self.is_key_position();
-                let value_path = if is_complex_key { None } else { self.begin_value() };
+                let value_path = if is_complex_key {
+                    None
+                } else {
+                    self.begin_value()
+                };
                 let value_path = value_path.unwrap_or_else(|| {
                     // A collection used as a key: give it a path nobody asks for.
                     let mut odd = self.path.clone();
                     odd.push(PathSegment::Key(String::from("\u{0}complex-key")));
                     odd
                 });
-                self.map.values.entry(value_path.clone()).or_insert(location);
+                self.map
+                    .values
+                    .entry(value_path.clone())
+                    .or_insert(location);
                 self.path = value_path;
-                self.stack.push(if matches!(event, Event::MappingStart(..)) {
-                    Frame::Mapping { pending_key: None, expecting_key: true }
-                } else {
-                    Frame::Sequence { next_index: 0 }
-                });
+                self.stack
+                    .push(if matches!(event, Event::MappingStart(..)) {
+                        Frame::Mapping {
+                            pending_key: None,
+                            expecting_key: true,
+                        }
+                    } else {
+                        Frame::Sequence { next_index: 0 }
+                    });
             }
             Event::MappingEnd | Event::SequenceEnd => {
                 self.stack.pop();
@@ -168,9 +205,18 @@ mod tests {
     fn finds_keys_and_values_in_nested_mappings_and_lists() {
         let text = "nodes:\n  baseA:\n    kind: train\n    lr: 0.1\n  list:\n    - a\n    - b\n";
         let map = SourceMap::index(text);
-        assert_eq!(map.key(&path(&["nodes", "baseA"])), Location { line: 2, column: 3 });
-        assert_eq!(map.key(&path(&["nodes", "baseA", "lr"])), Location { line: 4, column: 5 });
-        assert_eq!(map.value(&path(&["nodes", "baseA", "lr"])), Location { line: 4, column: 9 });
+        assert_eq!(
+            map.key(&path(&["nodes", "baseA"])),
+            Location { line: 2, column: 3 }
+        );
+        assert_eq!(
+            map.key(&path(&["nodes", "baseA", "lr"])),
+            Location { line: 4, column: 5 }
+        );
+        assert_eq!(
+            map.value(&path(&["nodes", "baseA", "lr"])),
+            Location { line: 4, column: 9 }
+        );
         let mut second = path(&["nodes", "list"]);
         second.push(PathSegment::Index(1));
         assert_eq!(map.value(&second), Location { line: 7, column: 7 });
@@ -179,6 +225,9 @@ mod tests {
     #[test]
     fn unknown_paths_fall_back_to_the_nearest_ancestor() {
         let map = SourceMap::index("nodes:\n  a:\n    kind: x\n");
-        assert_eq!(map.value(&path(&["nodes", "a", "missing"])), Location { line: 2, column: 3 });
+        assert_eq!(
+            map.value(&path(&["nodes", "a", "missing"])),
+            Location { line: 2, column: 3 }
+        );
     }
 }

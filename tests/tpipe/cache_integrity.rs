@@ -11,8 +11,19 @@ const PIPELINE: &str = "nodes:\n  one: { kind: number, value: 41 }\n  two: { kin
 fn blob_of(project: &Project, node: &str) -> std::path::PathBuf {
     let session = project.session();
     let planned = project.plan();
-    let key = planned.nodes.iter().find(|planned| planned.name == node).unwrap().key.clone().unwrap();
-    let record = session.cache.read_record(&key.parse().unwrap()).unwrap().unwrap();
+    let key = planned
+        .nodes
+        .iter()
+        .find(|planned| planned.name == node)
+        .unwrap()
+        .key
+        .clone()
+        .unwrap();
+    let record = session
+        .cache
+        .read_record(&key.parse().unwrap())
+        .unwrap()
+        .unwrap();
     session.cache.blob_path(&record.outputs["value"].blob)
 }
 
@@ -22,10 +33,20 @@ fn a_corrupted_blob_is_rebuilt_not_used() {
     project.run();
     let blob = blob_of(&project, "one");
     std::fs::write(&blob, b"99").unwrap(); // same length, different content
-    assert!(project.plan_text().contains("one: will-run (cache entry damaged: output `value`"), "{}", project.plan_text());
+    assert!(
+        project
+            .plan_text()
+            .contains("one: will-run (cache entry damaged: output `value`"),
+        "{}",
+        project.plan_text()
+    );
     let summary = project.run();
     assert_eq!(named(&summary, "built"), vec!["one".to_string()]);
-    assert_eq!(std::fs::read(&blob).unwrap(), b"41", "the blob is restored by the rebuild");
+    assert_eq!(
+        std::fs::read(&blob).unwrap(),
+        b"41",
+        "the blob is restored by the rebuild"
+    );
     assert_eq!(status_of(&summary, "two"), &NodeStatus::Cached);
 }
 
@@ -40,7 +61,9 @@ fn a_missing_blob_or_torn_record_is_rebuilt() {
     let record_path = session.cache.record_path(&key.parse().unwrap());
     let text = std::fs::read(&record_path).unwrap();
     std::fs::write(&record_path, &text[..text.len() / 2]).unwrap();
-    assert!(project.plan_text().contains("one: will-run (cache entry damaged: record unreadable"));
+    assert!(project
+        .plan_text()
+        .contains("one: will-run (cache entry damaged: record unreadable"));
     assert_eq!(named(&project.run(), "built"), vec!["one".to_string()]);
 }
 
@@ -62,7 +85,11 @@ fn cache_verify_reports_damage_and_deletes_nothing() {
     project.run();
     let blob = blob_of(&project, "one");
     std::fs::write(&blob, b"00").unwrap();
-    let output = Command::new(tpipe_binary()).args(["cache", "verify"]).env("TPIPE_CACHE", project.cache_dir()).output().unwrap();
+    let output = Command::new(tpipe_binary())
+        .args(["cache", "verify"])
+        .env("TPIPE_CACHE", project.cache_dir())
+        .output()
+        .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stdout}");
     assert!(stdout.contains("corrupt blob"), "{stdout}");
@@ -80,13 +107,26 @@ fn gc_removes_only_what_no_pipeline_reaches() {
     assert_eq!(session.cache.record_keys().unwrap().len(), 3);
     let gc = |extra: &[&str]| {
         let mut command = Command::new(tpipe_binary());
-        command.args(["cache", "gc"]).arg(project.pipeline_file()).args(extra).env("TPIPE_TEST_KINDS", "1").env("TPIPE_CACHE", project.cache_dir());
+        command
+            .args(["cache", "gc"])
+            .arg(project.pipeline_file())
+            .args(extra)
+            .env("TPIPE_TEST_KINDS", "1")
+            .env("TPIPE_CACHE", project.cache_dir());
         let output = command.output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         String::from_utf8_lossy(&output.stdout).to_string()
     };
     assert!(gc(&["--dry-run"]).contains("would remove 1 records and 1 blobs"));
-    assert_eq!(session.cache.record_keys().unwrap().len(), 3, "dry run removes nothing");
+    assert_eq!(
+        session.cache.record_keys().unwrap().len(),
+        3,
+        "dry run removes nothing"
+    );
     assert!(gc(&[]).contains("removed 1 records and 1 blobs"));
     assert_eq!(session.cache.record_keys().unwrap().len(), 2);
     assert_eq!(named(&project.run(), "cached").len(), 2);

@@ -198,14 +198,17 @@ nodes:
 
 #[test]
 fn invalid_yaml_points_at_the_syntax_error() {
-    check("nodes:\n  a: { kind: number, value: 1\n  b: 2\n", expect![[r#"
+    check(
+        "nodes:\n  a: { kind: number, value: 1\n  b: 2\n",
+        expect![[r#"
         error: invalid YAML: did not find expected ',' or '}'
          --> pipeline.yaml:3:4
           |
         3 |   b: 2
           |    ^
 
-        1 error in the pipeline file"#]]);
+        1 error in the pipeline file"#]],
+    );
 }
 
 #[test]
@@ -236,9 +239,14 @@ fn shipped_pipelines_and_examples_are_valid() {
     for folder in ["pipelines", "examples"] {
         for entry in std::fs::read_dir(root.join(folder)).unwrap() {
             let path = entry.unwrap().path();
-            if path.extension().is_some_and(|extension| extension == "yaml") {
-                let pipeline = tpipe::spec::load(&path, &registry).unwrap_or_else(|error| panic!("{}:\n{error}", path.display()));
-                PipelineGraph::build(&pipeline).unwrap_or_else(|error| panic!("{}:\n{error}", path.display()));
+            if path
+                .extension()
+                .is_some_and(|extension| extension == "yaml")
+            {
+                let pipeline = tpipe::spec::load(&path, &registry)
+                    .unwrap_or_else(|error| panic!("{}:\n{error}", path.display()));
+                PipelineGraph::build(&pipeline)
+                    .unwrap_or_else(|error| panic!("{}:\n{error}", path.display()));
                 checked += 1;
             }
         }

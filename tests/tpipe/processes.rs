@@ -14,12 +14,20 @@ fn grid(log: &std::path::Path, sleep_ms: u64) -> String {
 
 fn tpipe(project: &Project) -> Command {
     let mut command = Command::new(tpipe_binary());
-    command.current_dir(project.dir.path()).env("TPIPE_TEST_KINDS", "1").stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .current_dir(project.dir.path())
+        .env("TPIPE_TEST_KINDS", "1")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     command
 }
 
 fn build_log(project: &Project) -> Vec<String> {
-    let mut lines: Vec<String> = std::fs::read_to_string(project.path("build.log")).unwrap_or_default().lines().map(str::to_string).collect();
+    let mut lines: Vec<String> = std::fs::read_to_string(project.path("build.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect();
     lines.sort();
     lines
 }
@@ -28,7 +36,10 @@ fn build_log(project: &Project) -> Vec<String> {
 fn a_killed_run_resumes_with_what_finished() {
     let project = Project::new("");
     project.set_pipeline(&grid(&project.path("build.log"), 300));
-    let mut child = tpipe(&project).args(["run", "pipeline.yaml", "--jobs", "1"]).spawn().unwrap();
+    let mut child = tpipe(&project)
+        .args(["run", "pipeline.yaml", "--jobs", "1"])
+        .spawn()
+        .unwrap();
     // Wait until at least two nodes have finished building, then kill without warning.
     let started = Instant::now();
     while project.session().cache.record_keys().unwrap().len() < 2 {
@@ -39,11 +50,26 @@ fn a_killed_run_resumes_with_what_finished() {
     child.wait().unwrap();
     let finished_before = project.session().cache.record_keys().unwrap().len();
     assert!(finished_before < 9, "the run was killed before the end");
-    let output = tpipe(&project).args(["run", "pipeline.yaml", "--json"]).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let output = tpipe(&project)
+        .args(["run", "pipeline.yaml", "--json"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
-    let cached = summary["nodes"].as_array().unwrap().iter().filter(|node| node["status"] == "cached").count();
-    assert!(cached >= finished_before, "what finished before the kill is reused ({cached} < {finished_before})");
+    let cached = summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|node| node["status"] == "cached")
+        .count();
+    assert!(
+        cached >= finished_before,
+        "what finished before the kill is reused ({cached} < {finished_before})"
+    );
     assert_eq!(summary["nodes"].as_array().unwrap().len(), 9);
 }
 
@@ -51,27 +77,60 @@ fn a_killed_run_resumes_with_what_finished() {
 fn two_processes_on_one_cache_build_each_node_once() {
     let project = Project::new("");
     project.set_pipeline(&grid(&project.path("build.log"), 50));
-    let first = tpipe(&project).args(["run", "pipeline.yaml", "--jobs", "2"]).spawn().unwrap();
-    let second = tpipe(&project).args(["run", "pipeline.yaml", "--jobs", "2"]).spawn().unwrap();
+    let first = tpipe(&project)
+        .args(["run", "pipeline.yaml", "--jobs", "2"])
+        .spawn()
+        .unwrap();
+    let second = tpipe(&project)
+        .args(["run", "pipeline.yaml", "--jobs", "2"])
+        .spawn()
+        .unwrap();
     for child in [first, second] {
         let output = child.wait_with_output().unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     let mut expected: Vec<String> = (1..=8).map(|i| format!("n{i}")).collect();
     expected.push("total".into());
     expected.sort();
-    assert_eq!(build_log(&project), expected, "every node built exactly once across both processes");
+    assert_eq!(
+        build_log(&project),
+        expected,
+        "every node built exactly once across both processes"
+    );
     assert_eq!(project.session().cache.record_keys().unwrap().len(), 9);
 }
 
 #[test]
 fn exit_codes_follow_the_readme() {
     let project = Project::new("nodes:\n  a: { kind: number, value: 1 }\n");
-    assert_eq!(tpipe(&project).args(["run", "pipeline.yaml"]).output().unwrap().status.code(), Some(0));
+    assert_eq!(
+        tpipe(&project)
+            .args(["run", "pipeline.yaml"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(0)
+    );
     project.set_pipeline("nodes:\n  a: { kind: number, value: 1, fail: true }\n");
-    assert_eq!(tpipe(&project).args(["run", "pipeline.yaml"]).output().unwrap().status.code(), Some(1));
+    assert_eq!(
+        tpipe(&project)
+            .args(["run", "pipeline.yaml"])
+            .output()
+            .unwrap()
+            .status
+            .code(),
+        Some(1)
+    );
     project.set_pipeline("nodes:\n  a: { kind: numbr, value: 1 }\n");
-    let output = tpipe(&project).args(["run", "pipeline.yaml"]).output().unwrap();
+    let output = tpipe(&project)
+        .args(["run", "pipeline.yaml"])
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pipeline.yaml:2:14"));
 }

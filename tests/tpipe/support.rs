@@ -13,7 +13,9 @@ pub struct Project {
 
 impl Project {
     pub fn new(yaml: &str) -> Project {
-        let project = Project { dir: tempfile::tempdir().expect("temporary folder") };
+        let project = Project {
+            dir: tempfile::tempdir().expect("temporary folder"),
+        };
         std::fs::write(project.dir.path().join("tpipe.toml"), "").unwrap();
         project.set_pipeline(yaml);
         project
@@ -40,10 +42,17 @@ impl Project {
 
     pub fn session(&self) -> Session {
         let registry = tpipe::kinds::testing::registry();
-        let pipeline = tpipe::spec::load(&self.pipeline_file(), &registry).unwrap_or_else(|error| panic!("{error}"));
+        let pipeline = tpipe::spec::load(&self.pipeline_file(), &registry)
+            .unwrap_or_else(|error| panic!("{error}"));
         let graph = PipelineGraph::build(&pipeline).unwrap_or_else(|error| panic!("{error}"));
         let cache = tpipe::cache::Cache::open(&self.path("cache")).unwrap();
-        Session::new(pipeline, graph, registry, cache, self.dir.path().to_path_buf())
+        Session::new(
+            pipeline,
+            graph,
+            registry,
+            cache,
+            self.dir.path().to_path_buf(),
+        )
     }
 
     pub fn run_with(&self, options: RunOptions) -> RunSummary {
@@ -85,11 +94,21 @@ impl Project {
 
 /// The names of the nodes with a given status word (`built`, `cached`, …), in build order.
 pub fn named(summary: &RunSummary, word: &str) -> Vec<String> {
-    summary.nodes.iter().filter(|node| node.status.word() == word).map(|node| node.name.clone()).collect()
+    summary
+        .nodes
+        .iter()
+        .filter(|node| node.status.word() == word)
+        .map(|node| node.name.clone())
+        .collect()
 }
 
 pub fn status_of<'a>(summary: &'a RunSummary, name: &str) -> &'a NodeStatus {
-    &summary.nodes.iter().find(|node| node.name == name).unwrap_or_else(|| panic!("no node `{name}`")).status
+    &summary
+        .nodes
+        .iter()
+        .find(|node| node.name == name)
+        .unwrap_or_else(|| panic!("no node `{name}`"))
+        .status
 }
 
 pub fn tpipe_binary() -> &'static Path {
