@@ -5,7 +5,10 @@ use std::sync::Mutex;
 
 use tpipe_ml::{evaluate, train, MlError, RunOptions, TrainConfig, TrainProgress};
 
-use crate::support::{cpu, metadata, quadrant_images, quick_config, tiny_net, CLASSES};
+use crate::support::{
+    cpu, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
+    CLASSES,
+};
 
 #[test]
 fn a_tiny_net_learns_a_synthetic_task_well_above_chance() {
@@ -196,4 +199,57 @@ fn invalid_settings_are_reported_before_training() {
     let colour = quadrant_images(16, 3, 2, 250);
     let error = train(&net, &quick_config(0), &colour, None, &cpu()).unwrap_err();
     assert!(matches!(error, MlError::InvalidData(_)), "{error}");
+}
+
+#[test]
+fn a_step_schedule_scales_the_learning_rate_per_epoch() {
+    let net = tiny_net(1);
+    let data = quadrant_images(48, 1, 2, 250);
+    let one_epoch = TrainConfig {
+        epochs: 1,
+        ..quick_config(4)
+    };
+    // With γ = 0 every epoch after the first has learning rate 0, which leaves the weights
+    // exactly where the first epoch put them.
+    let stopped_after_one = TrainConfig {
+        epochs: 3,
+        lr_step_epochs: 1,
+        lr_gamma: 0.0,
+        ..one_epoch.clone()
+    };
+    let first = train(&net, &one_epoch, &data, None, &cpu()).unwrap();
+    let stopped = train(&net, &stopped_after_one, &data, None, &cpu()).unwrap();
+    assert_eq!(first.weights, stopped.weights);
+    assert_eq!(stopped.epoch_losses.len(), 3);
+
+    let halved = TrainConfig {
+        lr_step_epochs: 2,
+        lr_gamma: 0.5,
+        ..stopped_after_one
+    };
+    assert_ne!(
+        train(&net, &halved, &data, None, &cpu()).unwrap().weights,
+        first.weights
+    );
+}
+
+#[test]
+fn a_bias_multiplier_of_zero_freezes_the_biases_only() {
+    let net = tiny_net(1);
+    let config = TrainConfig {
+        bias_lr_multiplier: 0.0,
+        ..quick_config(4)
+    };
+    let outcome = train(&net, &config, &quadrant_images(48, 1, 2, 250), None, &cpu()).unwrap();
+    let trained = tensors(&outcome.weights);
+    for layer in 1..=8 {
+        let [weight, bias] = layer_tensor_names(layer);
+        // Modern initialisation starts every bias at 0.
+        assert!(
+            floats(&trained[&bias].1).iter().all(|&value| value == 0.0),
+            "{bias} moved"
+        );
+        let initial = tensors(&tpipe_ml::initial_weights(&net, 4).unwrap());
+        assert_ne!(trained[&weight], initial[&weight], "{weight} did not train");
+    }
 }
