@@ -253,3 +253,26 @@ fn a_bias_multiplier_of_zero_freezes_the_biases_only() {
         assert_ne!(trained[&weight], initial[&weight], "{weight} did not train");
     }
 }
+
+#[test]
+fn weights_do_not_depend_on_the_number_of_threads() {
+    // Big enough for flex to split its work across threads.
+    let net = tpipe_ml::NetConfig::default_for(1, 12, 12, CLASSES);
+    let config = TrainConfig {
+        epochs: 1,
+        batch_size: 128,
+        learning_rate: 0.01,
+        ..quick_config(0)
+    };
+    let data = quadrant_images(256, 1, 1, 250);
+    let train_with_threads = |threads: usize| {
+        let pool = rayon::ThreadPoolBuilder::new()
+            .num_threads(threads)
+            .build()
+            .unwrap();
+        pool.install(|| train(&net, &config, &data, None, &cpu()).unwrap().weights)
+    };
+    let single = train_with_threads(1);
+    assert_eq!(single, train_with_threads(2));
+    assert_eq!(single, train_with_threads(3));
+}
