@@ -22,6 +22,8 @@
 //! - Input normalisation (per-channel mean/std of the first training set in a transfer chain) is
 //!   stored in the weights and reused by transfers and by `evaluate`.
 
+#![warn(missing_docs)]
+
 mod allocator;
 mod backend;
 mod bench;
