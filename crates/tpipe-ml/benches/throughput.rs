@@ -35,8 +35,8 @@ fn main() {
         }
     };
     println!(
-        "{:<40} {:>6} {:>10} {:>8}   phases per step in ms: prepare forward backward update read-back",
-        "backend", "frozen", "img/s", "speedup"
+        "{:<40} {:>6} {:>7} {:>10} {:>8}   phases per step in ms: prepare forward backward update read-back",
+        "backend", "frozen", "input", "img/s", "speedup"
     );
     let per_step =
         |duration: std::time::Duration| duration.as_secs_f64() * 1e3 / options.timed_steps as f64;
@@ -50,9 +50,14 @@ fn main() {
         });
         let phases = figure.phases;
         println!(
-            "{:<40} {:>6} {:>10.1} {:>8}   {:.1} {:.1} {:.1} {:.1} {:.1}",
+            "{:<40} {:>6} {:>7} {:>10.1} {:>8}   {:.1} {:.1} {:.1} {:.1} {:.1}",
             figure.backend,
             figure.frozen_layers,
+            if figure.cached_features {
+                "cached"
+            } else {
+                "images"
+            },
             figure.images_per_second,
             speedup,
             per_step(phases.prepare),

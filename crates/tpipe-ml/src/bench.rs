@@ -7,7 +7,7 @@ use crate::config::{NetConfig, TrainConfig};
 use crate::data::{Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::rng::{Purpose, Rng};
-use crate::train::{PhaseTimes, Trainer};
+use crate::train::{PhaseTimes, StepInput, Trainer};
 use crate::weights::init_weights;
 
 /// What `bench_throughput` measures.
@@ -50,6 +50,9 @@ pub struct ThroughputFigure {
     pub backend: String,
     /// Frozen layers (0 = full training step).
     pub frozen_layers: usize,
+    /// Whether the steps started from cached outputs of the frozen layers (as `train` does for
+    /// frozen transfers without augmentation) instead of running them every step.
+    pub cached_features: bool,
     /// Training images per second over the timed steps.
     pub images_per_second: f64,
     /// Where the timed steps spent their time (see `PhaseTimes` for wgpu's caveat).
@@ -58,7 +61,8 @@ pub struct ThroughputFigure {
 
 /// Measures training steps of the reference net (`NetConfig::default_for(1, 28, 28, 10)`, SGD
 /// with momentum and weight decay, dropout on, no augmentation) on random images, through the
-/// same step as `train`.
+/// same step as `train`: for each frozen count, once running the frozen layers every step and
+/// (for n > 0) once starting from their cached outputs. The cache pass itself is not timed.
 pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>, MlError> {
     let net = NetConfig::default_for(1, 28, 28, 10);
     let config = TrainConfig::default();
@@ -87,33 +91,50 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
     for &choice in &options.backends {
         let backend = backend::resolve(choice)?;
         for &frozen_layers in &options.frozen_layers {
-            let mut trainer = Trainer::new(&net, &config, &weights, frozen_layers, &backend)?;
-            let mut started = Instant::now();
-            for step in 0..options.warmup_steps + options.timed_steps {
-                if step == options.warmup_steps {
-                    trainer.times = PhaseTimes::default();
-                    started = Instant::now();
+            for cached_features in [false, true] {
+                if cached_features && frozen_layers == 0 {
+                    continue;
                 }
-                let first = (step * options.batch_size) % images;
-                let indices: Vec<usize> = (first..first + options.batch_size)
-                    .map(|i| i % images)
-                    .collect();
-                trainer.step(
-                    &data,
-                    &indices,
-                    &tables,
-                    Some((no_augmentation, &mut rng)),
-                    Rng::stream(0, Purpose::Dropout, step as u64),
-                    config.learning_rate,
-                )?;
+                let mut trainer = Trainer::new(&net, &config, &weights, frozen_layers, &backend)?;
+                let cache = if cached_features {
+                    trainer.build_feature_cache(&data, &tables, no_augmentation, None)?
+                } else {
+                    None
+                };
+                let mut started = Instant::now();
+                for step in 0..options.warmup_steps + options.timed_steps {
+                    if step == options.warmup_steps {
+                        trainer.times = PhaseTimes::default();
+                        started = Instant::now();
+                    }
+                    let first = (step * options.batch_size) % images;
+                    let indices: Vec<usize> = (first..first + options.batch_size)
+                        .map(|i| i % images)
+                        .collect();
+                    let input = match &cache {
+                        Some(cache) => StepInput::Cached(cache),
+                        None => StepInput::Images {
+                            tables: &tables,
+                            augmentation: Some((no_augmentation, &mut rng)),
+                        },
+                    };
+                    trainer.step(
+                        &data,
+                        &indices,
+                        input,
+                        Rng::stream(0, Purpose::Dropout, step as u64),
+                        config.learning_rate,
+                    )?;
+                }
+                let seconds = started.elapsed().as_secs_f64();
+                figures.push(ThroughputFigure {
+                    backend: backend.name.clone(),
+                    frozen_layers,
+                    cached_features,
+                    images_per_second: (options.timed_steps * options.batch_size) as f64 / seconds,
+                    phases: trainer.times,
+                });
             }
-            let seconds = started.elapsed().as_secs_f64();
-            figures.push(ThroughputFigure {
-                backend: backend.name.clone(),
-                frozen_layers,
-                images_per_second: (options.timed_steps * options.batch_size) as f64 / seconds,
-                phases: trainer.times,
-            });
         }
     }
     Ok(figures)

@@ -19,6 +19,9 @@
 //!   process (see `allocator.rs`), unless `MALLOC_MMAP_THRESHOLD_` or `MALLOC_TRIM_THRESHOLD_`
 //!   is set: flex allocates every op's output afresh, and without this each large buffer is
 //!   mapped, faulted in page by page and unmapped again (about 10% of a training step).
+//! - A frozen transfer without augmentation runs its frozen layers once over the training set
+//!   and trains on their stored outputs (up to fc6 when dropout is on); `TPIPE_ML_RECOMPUTE_FROZEN=1`
+//!   runs them in every step instead. The two agree up to float rounding.
 //! - Input normalisation (per-channel mean/std of the first training set in a transfer chain) is
 //!   stored in the weights and reused by transfers and by `evaluate`.
 
@@ -44,5 +47,5 @@ pub use error::MlError;
 pub use evaluate::{evaluate, Evaluation};
 pub use train::{
     initial_weights, train, PhaseTimes, RunOptions, TrainOutcome, TrainProgress, Transfer,
-    TransferMode,
+    TransferMode, RECOMPUTE_FROZEN_VARIABLE,
 };

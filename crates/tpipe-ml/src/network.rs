@@ -147,44 +147,150 @@ impl Network {
         tracking: Tracking,
         dropout_masks: Option<&[Tensor<2>; 2]>,
     ) -> Tensor<2> {
+        match self.run_layers(
+            0..LAYER_COUNT,
+            Activation::Maps(input),
+            tracking,
+            dropout_masks,
+        ) {
+            Activation::Features(logits) => logits,
+            Activation::Maps(_) => unreachable!("fc8 outputs features"),
+        }
+    }
+
+    /// Runs layers `layers` (0-based) on `input`, the output of the layer before the range
+    /// after its ReLU and before its dropout (or the normalised images when the range starts at
+    /// 0). A range starting after fc6 or fc7 first applies that layer's dropout mask, so a
+    /// cached fc6 output behaves exactly like one computed in the step.
+    pub(crate) fn run_layers(
+        &self,
+        layers: std::ops::Range<usize>,
+        input: Activation,
+        tracking: Tracking,
+        dropout_masks: Option<&[Tensor<2>; 2]>,
+    ) -> Activation {
         let enters_autodiff = |layer: usize| matches!(tracking, Tracking::From { first_trainable } if first_trainable == layer);
         let mut x = input;
-        for (index, (params, shape)) in self.conv.iter().zip(&self.geometry.conv).enumerate() {
+        for index in layers.clone() {
             if enters_autodiff(index) {
                 x = x.autodiff();
             }
-            let options = ConvOptions::new(
-                [shape.stride, shape.stride],
-                [shape.padding, shape.padding],
-                [1, 1],
-                1,
-            );
-            // Pooling before the bias and the ReLU gives the same values (both commute with a
-            // per-channel max) on a quarter of the elements, and a bias added by broadcasting
-            // gets its gradient from one reduction instead of flex's transposed copy of the
-            // whole output gradient.
-            x = conv2d(x, params.weight.clone(), None, options);
-            if shape.max_pool {
-                x = max_pool2d(x, MaxPoolOptions::new([2, 2]));
-            }
-            let channels = params.bias.dims()[0];
-            x = relu(x + params.bias.clone().reshape([1, channels, 1, 1]));
-        }
-        let [batch, channels, height, width] = x.dims();
-        let mut h: Tensor<2> = x.reshape([batch, channels * height * width]);
-        for (offset, params) in self.linear.iter().enumerate() {
-            if enters_autodiff(5 + offset) {
-                h = h.autodiff();
-            }
-            h = linear(h, params.weight.clone(), Some(params.bias.clone()));
-            if offset < 2 {
-                h = relu(h);
-                if let Some(masks) = dropout_masks {
-                    h = h.mul(masks[offset].clone());
+            x = match x {
+                Activation::Maps(maps) if index < 5 => {
+                    let (params, shape) = (&self.conv[index], &self.geometry.conv[index]);
+                    let options = ConvOptions::new(
+                        [shape.stride, shape.stride],
+                        [shape.padding, shape.padding],
+                        [1, 1],
+                        1,
+                    );
+                    // Pooling before the bias and the ReLU gives the same values (both commute
+                    // with a per-channel max) on a quarter of the elements, and a bias added by
+                    // broadcasting gets its gradient from one reduction instead of flex's
+                    // transposed copy of the whole output gradient.
+                    let mut maps = conv2d(maps, params.weight.clone(), None, options);
+                    if shape.max_pool {
+                        maps = max_pool2d(maps, MaxPoolOptions::new([2, 2]));
+                    }
+                    let channels = params.bias.dims()[0];
+                    Activation::Maps(relu(
+                        maps + params.bias.clone().reshape([1, channels, 1, 1]),
+                    ))
                 }
+                Activation::Maps(_) => panic!("layer {} needs features, got maps", index + 1),
+                Activation::Features(_) if index < 5 => {
+                    panic!("layer {} needs maps, got features", index + 1)
+                }
+                Activation::Features(mut h) => {
+                    let offset = index - 5;
+                    if index == layers.start && offset > 0 {
+                        if let Some(masks) = dropout_masks {
+                            h = h.mul(masks[offset - 1].clone());
+                        }
+                    }
+                    h = linear(
+                        h,
+                        self.linear[offset].weight.clone(),
+                        Some(self.linear[offset].bias.clone()),
+                    );
+                    if offset < 2 {
+                        h = relu(h);
+                        // Dropout after the last layer of the range is left to the next range.
+                        if let (Some(masks), true) = (dropout_masks, index + 1 < layers.end) {
+                            h = h.mul(masks[offset].clone());
+                        }
+                    }
+                    Activation::Features(h)
+                }
+            };
+            if index == 4 {
+                x = x.flatten();
             }
         }
-        h
+        x
+    }
+}
+
+/// What flows between layers: conv maps `[batch, channels, height, width]` up to conv5, flat
+/// features `[batch, width]` from conv5's flattened output on.
+#[derive(Clone, Debug)]
+pub(crate) enum Activation {
+    Maps(Tensor<4>),
+    Features(Tensor<2>),
+}
+
+impl Activation {
+    fn autodiff(self) -> Self {
+        match self {
+            Activation::Maps(maps) => Activation::Maps(maps.autodiff()),
+            Activation::Features(features) => Activation::Features(features.autodiff()),
+        }
+    }
+
+    fn flatten(self) -> Self {
+        match self {
+            Activation::Maps(maps) => {
+                let [batch, channels, height, width] = maps.dims();
+                Activation::Features(maps.reshape([batch, channels * height * width]))
+            }
+            features => features,
+        }
+    }
+
+    /// Shape without the batch dimension.
+    pub(crate) fn item_shape(&self) -> Vec<usize> {
+        match self {
+            Activation::Maps(maps) => maps.dims()[1..].to_vec(),
+            Activation::Features(features) => features.dims()[1..].to_vec(),
+        }
+    }
+
+    /// Builds an activation of `batch` items of `item_shape` from host values.
+    pub(crate) fn from_values(
+        values: Vec<f32>,
+        batch: usize,
+        item_shape: &[usize],
+        device: &Device,
+    ) -> Self {
+        match *item_shape {
+            [channels, height, width] => Activation::Maps(Tensor::from_data(
+                TensorData::new(values, [batch, channels, height, width]),
+                device,
+            )),
+            [width] => Activation::Features(Tensor::from_data(
+                TensorData::new(values, [batch, width]),
+                device,
+            )),
+            _ => unreachable!("activations are maps or features"),
+        }
+    }
+
+    /// Reads the values back to the host.
+    pub(crate) fn read_back(self, backend: &str) -> Result<Vec<f32>, MlError> {
+        match self {
+            Activation::Maps(maps) => read_back(maps, backend),
+            Activation::Features(features) => read_back(features, backend),
+        }
     }
 }
 

@@ -9,7 +9,9 @@ use crate::backend::{self, BackendChoice, ResolvedBackend};
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
 use crate::data::{fill_batch, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
-use crate::network::{cross_entropy, read_back, ConvParams, LinearParams, Network, Tracking};
+use crate::network::{
+    cross_entropy, read_back, Activation, ConvParams, LinearParams, Network, Tracking,
+};
 use crate::rng::{Purpose, Rng};
 use crate::weights::{init_weights, HostWeights};
 
@@ -86,8 +88,8 @@ pub struct TrainOutcome {
     /// Share of training images classified right during the last epoch, in training mode
     /// (dropout and augmentation on), as the batches went by.
     pub train_accuracy: f64,
-    /// Training images per second of wall time over the whole loop (data preparation included,
-    /// set-up and the final read-back excluded).
+    /// Training images per second of wall time over the whole loop (data preparation and the
+    /// frozen-feature pass included, set-up and the final read-back excluded).
     pub images_per_second: f64,
     /// The backend that ran: `flex` or `wgpu (<adapter>)`.
     pub backend: String,
@@ -149,11 +151,14 @@ pub fn train(
         flip: config.augment_flip,
     };
 
+    // The clock includes the one pass that fills the feature cache.
+    let started = Instant::now();
+    let feature_cache = trainer.build_feature_cache(data, &tables, augmentation, options.cancel)?;
+
     let batches = data.count.div_ceil(config.batch_size);
     let mut order: Vec<usize> = (0..data.count).collect();
     let mut epoch_losses = Vec::with_capacity(config.epochs);
     let mut last_epoch_correct = 0usize;
-    let started = Instant::now();
     for epoch in 0..config.epochs {
         // Each epoch's order is a shuffle of the identity, so it does not depend on earlier ones.
         order.iter_mut().enumerate().for_each(|(i, slot)| *slot = i);
@@ -169,11 +174,17 @@ pub fn train(
             }
             let step = (epoch * batches + batch) as u64;
             let mut augment_rng = Rng::stream(config.seed, Purpose::Augment, step);
+            let input = match &feature_cache {
+                Some(cache) => StepInput::Cached(cache),
+                None => StepInput::Images {
+                    tables: &tables,
+                    augmentation: Some((augmentation, &mut augment_rng)),
+                },
+            };
             let result = trainer.step(
                 data,
                 indices,
-                &tables,
-                Some((augmentation, &mut augment_rng)),
+                input,
                 Rng::stream(config.seed, Purpose::Dropout, step),
                 learning_rate,
             )?;
@@ -220,6 +231,53 @@ pub fn train(
         images_per_second: (config.epochs * data.count) as f64 / elapsed.max(1e-9),
         backend: backend.name,
     })
+}
+
+/// Where a step's input comes from.
+pub(crate) enum StepInput<'a, 'r> {
+    /// Normalise (and maybe augment) the images and run every layer.
+    Images {
+        tables: &'a [[f32; 256]],
+        augmentation: Option<(Augmentation, &'r mut Rng)>,
+    },
+    /// Start from the stored output of the frozen layers below `cache.end`.
+    Cached(&'a FeatureCache),
+}
+
+/// Outputs of the lowest frozen layers for every training image, computed once.
+///
+/// Without augmentation the frozen layers map each image to the same activation in every
+/// epoch, so a frozen transfer computes them once up front and each step starts above them.
+/// Only layers up to fc6 are cached when dropout is on: the mask after a frozen fc6 changes
+/// from step to step and feeds fc7.
+pub(crate) struct FeatureCache {
+    /// 0-based index of the first layer not in the cache (the steps start there).
+    pub end: usize,
+    /// Shape of one image's activation.
+    item_shape: Vec<usize>,
+    /// `count × item_len` values, image after image.
+    values: Vec<f32>,
+}
+
+/// Set to `1`, frozen layers run in every step instead of once (for comparisons and tests).
+pub const RECOMPUTE_FROZEN_VARIABLE: &str = "TPIPE_ML_RECOMPUTE_FROZEN";
+
+/// The largest feature cache built, in bytes; bigger ones fall back to recomputing.
+const FEATURE_CACHE_LIMIT: usize = 1 << 30;
+
+impl FeatureCache {
+    fn item_len(&self) -> usize {
+        self.item_shape.iter().product()
+    }
+
+    fn gather(&self, indices: &[usize], device: &Device) -> Activation {
+        let item_len = self.item_len();
+        let mut values = Vec::with_capacity(indices.len() * item_len);
+        for &index in indices {
+            values.extend_from_slice(&self.values[index * item_len..(index + 1) * item_len]);
+        }
+        Activation::from_values(values, indices.len(), &self.item_shape, device)
+    }
 }
 
 /// What one step reports back.
@@ -289,28 +347,94 @@ impl Trainer {
         })
     }
 
+    /// Runs the frozen layers that can be cached over all of `data`, or returns `None` when
+    /// nothing is frozen, augmentation is on, or the cache would exceed its limit.
+    pub(crate) fn build_feature_cache(
+        &self,
+        data: &ImageSet,
+        tables: &[[f32; 256]],
+        augmentation: Augmentation,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Option<FeatureCache>, MlError> {
+        // With dropout on, fc7 (index 6) consumes fc6's fresh mask, so the cache stops at fc6.
+        let end = if self.dropout > 0.0 {
+            self.first_trainable.min(6)
+        } else {
+            self.first_trainable
+        };
+        let disabled =
+            std::env::var_os(RECOMPUTE_FROZEN_VARIABLE).is_some_and(|value| value == "1");
+        if end == 0 || !augmentation.is_off() || disabled {
+            return Ok(None);
+        }
+        let indices: Vec<usize> = (0..data.count).collect();
+        let mut cache: Option<FeatureCache> = None;
+        let mut pixels = Vec::new();
+        for chunk in indices.chunks(256) {
+            if cancel.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+                return Err(MlError::Cancelled);
+            }
+            fill_batch(data, chunk, tables, None, &mut pixels);
+            let geometry = &self.network.geometry;
+            let images = Tensor::<4>::from_data(
+                TensorData::new(
+                    std::mem::take(&mut pixels),
+                    [
+                        chunk.len(),
+                        geometry.channels,
+                        geometry.height,
+                        geometry.width,
+                    ],
+                ),
+                &self.device,
+            );
+            let output =
+                self.network
+                    .run_layers(0..end, Activation::Maps(images), Tracking::Off, None);
+            let item_shape = output.item_shape();
+            let cache = cache.get_or_insert_with(|| FeatureCache {
+                end,
+                item_shape,
+                values: Vec::new(),
+            });
+            if data.count * cache.item_len() * 4 > FEATURE_CACHE_LIMIT {
+                return Ok(None);
+            }
+            cache.values.extend(output.read_back(&self.backend_name)?);
+        }
+        Ok(cache)
+    }
+
     /// One SGD step on the images `indices` of `data`.
     pub(crate) fn step(
         &mut self,
         data: &ImageSet,
         indices: &[usize],
-        tables: &[[f32; 256]],
-        augmentation: Option<(Augmentation, &mut Rng)>,
+        input: StepInput<'_, '_>,
         mut dropout_rng: Rng,
         learning_rate: f64,
     ) -> Result<StepResult, MlError> {
         let clock = Instant::now();
         let batch = indices.len();
         let geometry = &self.network.geometry;
-        let mut pixels = Vec::new();
-        fill_batch(data, indices, tables, augmentation, &mut pixels);
-        let input = Tensor::<4>::from_data(
-            TensorData::new(
-                pixels,
-                [batch, geometry.channels, geometry.height, geometry.width],
-            ),
-            &self.device,
-        );
+        let (first_layer, input) = match input {
+            StepInput::Images {
+                tables,
+                augmentation,
+            } => {
+                let mut pixels = Vec::new();
+                fill_batch(data, indices, tables, augmentation, &mut pixels);
+                let images = Tensor::<4>::from_data(
+                    TensorData::new(
+                        pixels,
+                        [batch, geometry.channels, geometry.height, geometry.width],
+                    ),
+                    &self.device,
+                );
+                (0, Activation::Maps(images))
+            }
+            StepInput::Cached(cache) => (cache.end, cache.gather(indices, &self.device)),
+        };
         let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i] as usize).collect();
         let mut one_hot = vec![0f32; batch * self.num_classes];
         for (row, &label) in labels.iter().enumerate() {
@@ -362,7 +486,15 @@ impl Trainer {
                 .collect(),
             geometry: self.network.geometry.clone(),
         };
-        let logits = tracked.forward(input, Tracking::From { first_trainable }, masks.as_ref());
+        let logits = match tracked.run_layers(
+            first_layer..LAYER_COUNT,
+            input,
+            Tracking::From { first_trainable },
+            masks.as_ref(),
+        ) {
+            Activation::Features(logits) => logits,
+            Activation::Maps(_) => unreachable!("fc8 outputs features"),
+        };
         let loss = cross_entropy(logits.clone(), targets);
         let logits = logits.without_autodiff();
         let after_forward = Instant::now();

@@ -3,7 +3,7 @@
 use tpipe_ml::{initial_weights, train, MlError, TrainConfig, Transfer, TransferMode};
 
 use crate::support::{
-    cpu, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
+    cpu, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
 };
 
 /// A trained source net (seed 1) on bright squares.
@@ -180,5 +180,57 @@ fn layers_copied_must_be_between_1_and_7() {
         .unwrap_err();
         assert!(matches!(error, MlError::InvalidConfig(_)), "{error}");
         assert!(error.to_string().contains("`layers_copied`"), "{error}");
+    }
+}
+
+#[test]
+fn frozen_layers_stay_bit_identical_with_augmentation() {
+    // Augmentation changes every epoch's inputs, so the frozen layers run in every step.
+    let source = source_weights();
+    let augmented = TrainConfig {
+        augment_crop_padding: 1,
+        augment_flip: true,
+        ..quick_config(2)
+    };
+    let trained = tensors(&transfer(&source, 4, TransferMode::Frozen, &augmented));
+    let source = tensors(&source);
+    for layer in 1..=8 {
+        for name in layer_tensor_names(layer) {
+            assert_eq!(trained[&name] == source[&name], layer <= 4, "{name}");
+        }
+    }
+}
+
+#[test]
+fn cached_frozen_features_train_like_recomputed_ones() {
+    let source = source_weights();
+    for layers_copied in [2, 5, 7] {
+        let cached = tensors(&transfer(
+            &source,
+            layers_copied,
+            TransferMode::Frozen,
+            &quick_config(2),
+        ));
+        std::env::set_var(tpipe_ml::RECOMPUTE_FROZEN_VARIABLE, "1");
+        let recomputed = tensors(&transfer(
+            &source,
+            layers_copied,
+            TransferMode::Frozen,
+            &quick_config(2),
+        ));
+        std::env::remove_var(tpipe_ml::RECOMPUTE_FROZEN_VARIABLE);
+        for (name, (_, cached_bytes)) in &cached {
+            let (cached_values, recomputed_values) =
+                (floats(cached_bytes), floats(&recomputed[name].1));
+            let largest = cached_values.iter().fold(0f32, |a, &b| a.max(b.abs()));
+            let difference = cached_values
+                .iter()
+                .zip(&recomputed_values)
+                .fold(0f32, |a, (x, y)| a.max((x - y).abs()));
+            assert!(
+                difference <= 1e-4 * largest.max(1.0),
+                "n={layers_copied}: {name} differs by {difference}"
+            );
+        }
     }
 }
