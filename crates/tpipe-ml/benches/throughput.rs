@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/var/cache/tpipe-ci/target cargo bench -p tpipe-ml --features wgpu \
-//!     --bench throughput -- [--cpu-only] [--steps N] [--warmup N] [--frozen N]
+//!     --bench throughput -- [--cpu-only | --wgpu-only] [--steps N] [--warmup N] [--frozen N]
 //! ```
 //! With the `wgpu` feature and no GPU, set `CUBECL_WGPU_DEFAULT_DEVICE=Cpu` to bench lavapipe.
 
@@ -20,6 +20,7 @@ fn main() {
         };
         match arg.as_str() {
             "--cpu-only" => options.backends = vec![BackendChoice::Cpu],
+            "--wgpu-only" => options.backends = vec![BackendChoice::Wgpu],
             "--steps" => options.timed_steps = number("--steps"),
             "--warmup" => options.warmup_steps = number("--warmup"),
             "--frozen" => options.frozen_layers = vec![number("--frozen")],
