@@ -234,3 +234,13 @@ fn cached_frozen_features_train_like_recomputed_ones() {
         }
     }
 }
+
+#[test]
+fn a_frozen_transfer_gives_the_same_bytes_twice() {
+    let source = source_weights();
+    let config = quick_config(6);
+    assert_eq!(
+        transfer(&source, 5, TransferMode::Frozen, &config),
+        transfer(&source, 5, TransferMode::Frozen, &config)
+    );
+}
