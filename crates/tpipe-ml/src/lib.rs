@@ -47,5 +47,5 @@ pub use error::MlError;
 pub use evaluate::{evaluate, Evaluation};
 pub use train::{
     initial_weights, train, PhaseTimes, RunOptions, TrainOutcome, TrainProgress, Transfer,
-    TransferMode, RECOMPUTE_FROZEN_VARIABLE,
+    TransferMode, CONV1_AS_CONV_VARIABLE, RECOMPUTE_FROZEN_VARIABLE,
 };

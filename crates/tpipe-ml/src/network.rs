@@ -154,8 +154,23 @@ impl Network {
             dropout_masks,
         ) {
             Activation::Features(logits) => logits,
-            Activation::Maps(_) => unreachable!("fc8 outputs features"),
+            _ => unreachable!("fc8 outputs features"),
         }
+    }
+
+    /// Pool, bias and ReLU after the convolution of layer `index`.
+    ///
+    /// Pooling before the bias and the ReLU gives the same values (both commute with a
+    /// per-channel max) on a quarter of the elements, and a bias added by broadcasting gets its
+    /// gradient from one reduction instead of flex's transposed copy of the whole output
+    /// gradient.
+    fn finish_conv(&self, index: usize, mut maps: Tensor<4>) -> Activation {
+        if self.geometry.conv[index].max_pool {
+            maps = max_pool2d(maps, MaxPoolOptions::new([2, 2]));
+        }
+        let bias = &self.conv[index].bias;
+        let channels = bias.dims()[0];
+        Activation::Maps(relu(maps + bias.clone().reshape([1, channels, 1, 1])))
     }
 
     /// Runs layers `layers` (0-based) on `input`, the output of the layer before the range
@@ -176,26 +191,38 @@ impl Network {
                 x = x.autodiff();
             }
             x = match x {
+                Activation::Conv1Columns {
+                    columns,
+                    out_height,
+                    out_width,
+                } => {
+                    assert_eq!(index, 0, "columns feed conv1 only");
+                    let params = &self.conv[0];
+                    let [out_channels, in_channels, kernel, _] = params.weight.dims();
+                    let weight = params.weight.clone().reshape([
+                        1,
+                        out_channels,
+                        in_channels * kernel * kernel,
+                    ]);
+                    let batch = columns.dims()[0];
+                    let maps = weight.matmul(columns).reshape([
+                        batch,
+                        out_channels,
+                        out_height,
+                        out_width,
+                    ]);
+                    self.finish_conv(0, maps)
+                }
                 Activation::Maps(maps) if index < 5 => {
-                    let (params, shape) = (&self.conv[index], &self.geometry.conv[index]);
+                    let shape = &self.geometry.conv[index];
                     let options = ConvOptions::new(
                         [shape.stride, shape.stride],
                         [shape.padding, shape.padding],
                         [1, 1],
                         1,
                     );
-                    // Pooling before the bias and the ReLU gives the same values (both commute
-                    // with a per-channel max) on a quarter of the elements, and a bias added by
-                    // broadcasting gets its gradient from one reduction instead of flex's
-                    // transposed copy of the whole output gradient.
-                    let mut maps = conv2d(maps, params.weight.clone(), None, options);
-                    if shape.max_pool {
-                        maps = max_pool2d(maps, MaxPoolOptions::new([2, 2]));
-                    }
-                    let channels = params.bias.dims()[0];
-                    Activation::Maps(relu(
-                        maps + params.bias.clone().reshape([1, channels, 1, 1]),
-                    ))
+                    let maps = conv2d(maps, self.conv[index].weight.clone(), None, options);
+                    self.finish_conv(index, maps)
                 }
                 Activation::Maps(_) => panic!("layer {} needs features, got maps", index + 1),
                 Activation::Features(_) if index < 5 => {
@@ -237,6 +264,13 @@ impl Network {
 pub(crate) enum Activation {
     Maps(Tensor<4>),
     Features(Tensor<2>),
+    /// conv1's input unfolded on the host, `[batch, in_channels·k·k, out_height·out_width]`
+    /// (see `conv1_columns`), so conv1 is a matmul.
+    Conv1Columns {
+        columns: Tensor<3>,
+        out_height: usize,
+        out_width: usize,
+    },
 }
 
 impl Activation {
@@ -244,6 +278,15 @@ impl Activation {
         match self {
             Activation::Maps(maps) => Activation::Maps(maps.autodiff()),
             Activation::Features(features) => Activation::Features(features.autodiff()),
+            Activation::Conv1Columns {
+                columns,
+                out_height,
+                out_width,
+            } => Activation::Conv1Columns {
+                columns: columns.autodiff(),
+                out_height,
+                out_width,
+            },
         }
     }
 
@@ -262,6 +305,7 @@ impl Activation {
         match self {
             Activation::Maps(maps) => maps.dims()[1..].to_vec(),
             Activation::Features(features) => features.dims()[1..].to_vec(),
+            Activation::Conv1Columns { .. } => unreachable!("columns are never cached"),
         }
     }
 
@@ -290,6 +334,7 @@ impl Activation {
         match self {
             Activation::Maps(maps) => read_back(maps, backend),
             Activation::Features(features) => read_back(features, backend),
+            Activation::Conv1Columns { columns, .. } => read_back(columns, backend),
         }
     }
 }
@@ -301,4 +346,54 @@ pub(crate) fn cross_entropy(logits: Tensor<2>, one_hot_targets: Tensor<2>) -> Te
         .mul(one_hot_targets)
         .sum()
         .mul_scalar(-1.0 / batch as f64)
+}
+
+/// Unfolds a normalised NCHW batch for conv1 (zero padding, as `conv2d` pads), giving
+/// `[batch, channels·k·k, out_height·out_width]` values with row `(c·k + dy)·k + dx`, which
+/// matches conv1's weight `[out, c, k, k]` flattened to `[out, c·k·k]`.
+///
+/// Training with a trainable conv1 feeds it as a matmul: flex's conv weight gradient for a
+/// one-channel input runs on a single thread through transposed copies (16 of 90 ms of a full
+/// step's backward on the reference net); a matmul's gradient is one batched product.
+pub(crate) fn conv1_columns(
+    pixels: &[f32],
+    batch: usize,
+    geometry: &Geometry,
+) -> (Vec<f32>, usize, usize) {
+    let (channels, height, width) = (geometry.channels, geometry.height, geometry.width);
+    let conv = &geometry.conv[0];
+    let (kernel, stride, padding) = (conv.kernel, conv.stride, conv.padding);
+    let out_height = (height + 2 * padding - kernel) / stride + 1;
+    let out_width = (width + 2 * padding - kernel) / stride + 1;
+    let positions = out_height * out_width;
+    let rows = channels * kernel * kernel;
+    let mut columns = vec![0f32; batch * rows * positions];
+    for (image, out) in pixels
+        .chunks_exact(channels * height * width)
+        .zip(columns.chunks_exact_mut(rows * positions))
+    {
+        for channel in 0..channels {
+            let plane = &image[channel * height * width..(channel + 1) * height * width];
+            for dy in 0..kernel {
+                for dx in 0..kernel {
+                    let row = (channel * kernel + dy) * kernel + dx;
+                    let out_row = &mut out[row * positions..(row + 1) * positions];
+                    for oy in 0..out_height {
+                        let y = (oy * stride + dy) as isize - padding as isize;
+                        if y < 0 || y >= height as isize {
+                            continue;
+                        }
+                        let source_row = &plane[y as usize * width..(y as usize + 1) * width];
+                        for ox in 0..out_width {
+                            let x = (ox * stride + dx) as isize - padding as isize;
+                            if x >= 0 && x < width as isize {
+                                out_row[oy * out_width + ox] = source_row[x as usize];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+    (columns, out_height, out_width)
 }

@@ -10,7 +10,8 @@ use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
 use crate::data::{fill_batch, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::network::{
-    cross_entropy, read_back, Activation, ConvParams, LinearParams, Network, Tracking,
+    conv1_columns, cross_entropy, read_back, Activation, ConvParams, LinearParams, Network,
+    Tracking,
 };
 use crate::rng::{Purpose, Rng};
 use crate::weights::{init_weights, HostWeights};
@@ -262,6 +263,15 @@ pub(crate) struct FeatureCache {
 /// Set to `1`, frozen layers run in every step instead of once (for comparisons and tests).
 pub const RECOMPUTE_FROZEN_VARIABLE: &str = "TPIPE_ML_RECOMPUTE_FROZEN";
 
+/// Set to `1`, a trainable conv1 runs as a convolution instead of a matmul on unfolded
+/// columns (for comparisons).
+pub const CONV1_AS_CONV_VARIABLE: &str = "TPIPE_ML_CONV1_AS_CONV";
+
+/// Rows of conv1's unfolded input: input channels × kernel².
+fn columns_rows(geometry: &crate::config::Geometry) -> usize {
+    geometry.channels * geometry.conv[0].kernel * geometry.conv[0].kernel
+}
+
 /// The largest feature cache built, in bytes; bigger ones fall back to recomputing.
 const FEATURE_CACHE_LIMIT: usize = 1 << 30;
 
@@ -319,6 +329,8 @@ pub(crate) struct Trainer {
     weight_decay: f64,
     bias_lr_multiplier: f64,
     pub times: PhaseTimes,
+    /// Whether a trainable conv1 runs as a matmul on host-unfolded columns.
+    pub conv1_as_matmul: bool,
 }
 
 impl Trainer {
@@ -344,6 +356,8 @@ impl Trainer {
             weight_decay: config.weight_decay,
             bias_lr_multiplier: config.bias_lr_multiplier,
             times: PhaseTimes::default(),
+            conv1_as_matmul: std::env::var_os(CONV1_AS_CONV_VARIABLE)
+                .is_none_or(|value| value != "1"),
         })
     }
 
@@ -424,14 +438,31 @@ impl Trainer {
             } => {
                 let mut pixels = Vec::new();
                 fill_batch(data, indices, tables, augmentation, &mut pixels);
-                let images = Tensor::<4>::from_data(
-                    TensorData::new(
-                        pixels,
-                        [batch, geometry.channels, geometry.height, geometry.width],
-                    ),
-                    &self.device,
-                );
-                (0, Activation::Maps(images))
+                if self.first_trainable == 0 && self.conv1_as_matmul {
+                    let (columns, out_height, out_width) = conv1_columns(&pixels, batch, geometry);
+                    let positions = out_height * out_width;
+                    let columns = Tensor::<3>::from_data(
+                        TensorData::new(columns, [batch, columns_rows(geometry), positions]),
+                        &self.device,
+                    );
+                    (
+                        0,
+                        Activation::Conv1Columns {
+                            columns,
+                            out_height,
+                            out_width,
+                        },
+                    )
+                } else {
+                    let images = Tensor::<4>::from_data(
+                        TensorData::new(
+                            pixels,
+                            [batch, geometry.channels, geometry.height, geometry.width],
+                        ),
+                        &self.device,
+                    );
+                    (0, Activation::Maps(images))
+                }
             }
             StepInput::Cached(cache) => (cache.end, cache.gather(indices, &self.device)),
         };
@@ -493,7 +524,7 @@ impl Trainer {
             masks.as_ref(),
         ) {
             Activation::Features(logits) => logits,
-            Activation::Maps(_) => unreachable!("fc8 outputs features"),
+            _ => unreachable!("fc8 outputs features"),
         };
         let loss = cross_entropy(logits.clone(), targets);
         let logits = logits.without_autodiff();

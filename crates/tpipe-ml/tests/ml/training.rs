@@ -276,3 +276,36 @@ fn weights_do_not_depend_on_the_number_of_threads() {
     assert_eq!(single, train_with_threads(2));
     assert_eq!(single, train_with_threads(3));
 }
+
+#[test]
+fn conv1_as_a_matmul_trains_like_the_convolution() {
+    // Strided and unpadded as well as the usual 3×3 with padding 1, on colour images.
+    let mut strided = tiny_net(3);
+    strided.conv[0].kernel = 4;
+    strided.conv[0].stride = 2;
+    strided.conv[0].padding = 0;
+    strided.conv[0].max_pool = false;
+    for net in [tiny_net(3), strided] {
+        let data = quadrant_images(48, 3, 2, 250);
+        let config = TrainConfig {
+            augment_flip: true,
+            ..quick_config(8)
+        };
+        let as_matmul = tensors(&train(&net, &config, &data, None, &cpu()).unwrap().weights);
+        std::env::set_var(tpipe_ml::CONV1_AS_CONV_VARIABLE, "1");
+        let as_conv = tensors(&train(&net, &config, &data, None, &cpu()).unwrap().weights);
+        std::env::remove_var(tpipe_ml::CONV1_AS_CONV_VARIABLE);
+        for (name, (_, bytes)) in &as_matmul {
+            let (a, b) = (floats(bytes), floats(&as_conv[name].1));
+            let largest = a.iter().fold(0f32, |m, &v| m.max(v.abs()));
+            let difference = a
+                .iter()
+                .zip(&b)
+                .fold(0f32, |m, (x, y)| m.max((x - y).abs()));
+            assert!(
+                difference <= 1e-4 * largest.max(1.0),
+                "{name} differs by {difference} (largest {largest})"
+            );
+        }
+    }
+}
