@@ -267,6 +267,9 @@ pub const RECOMPUTE_FROZEN_VARIABLE: &str = "TPIPE_ML_RECOMPUTE_FROZEN";
 /// columns (for comparisons).
 pub const CONV1_AS_CONV_VARIABLE: &str = "TPIPE_ML_CONV1_AS_CONV";
 
+/// The largest unfolded conv1 batch (large images or kernels fall back to the convolution).
+const CONV1_COLUMNS_LIMIT: usize = 256 << 20;
+
 /// Rows of conv1's unfolded input: input channels × kernel².
 fn columns_rows(geometry: &crate::config::Geometry) -> usize {
     geometry.channels * geometry.conv[0].kernel * geometry.conv[0].kernel
@@ -438,7 +441,15 @@ impl Trainer {
             } => {
                 let mut pixels = Vec::new();
                 fill_batch(data, indices, tables, augmentation, &mut pixels);
-                if self.first_trainable == 0 && self.conv1_as_matmul {
+                let conv = &geometry.conv[0];
+                let positions = ((geometry.height + 2 * conv.padding - conv.kernel) / conv.stride
+                    + 1)
+                    * ((geometry.width + 2 * conv.padding - conv.kernel) / conv.stride + 1);
+                let columns_bytes = batch * columns_rows(geometry) * positions * 4;
+                if self.first_trainable == 0
+                    && self.conv1_as_matmul
+                    && columns_bytes <= CONV1_COLUMNS_LIMIT
+                {
                     let (columns, out_height, out_width) = conv1_columns(&pixels, batch, geometry);
                     let positions = out_height * out_width;
                     let columns = Tensor::<3>::from_data(
