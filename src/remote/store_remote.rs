@@ -96,14 +96,26 @@ impl StoreRemote {
     fn store_error(&self, action: &'static str, path: &str, error: StoreError) -> RemoteError {
         match error {
             StoreError::Unreachable(cause) => {
-                self.gave_up.store(true, Ordering::Relaxed);
+                // Only the first failure is reported: nodes fetching in parallel may fail at
+                // the same moment, and the run should say it once.
+                if self.gave_up.swap(true, Ordering::SeqCst) {
+                    return RemoteError::GaveUp {
+                        remote: self.name.clone(),
+                    };
+                }
                 RemoteError::Unreachable {
                     remote: self.name.clone(),
                     cause,
                 }
             }
             StoreError::Refused(cause) => {
-                self.gave_up.store(true, Ordering::Relaxed);
+                // Only the first failure is reported: nodes fetching in parallel may fail at
+                // the same moment, and the run should say it once.
+                if self.gave_up.swap(true, Ordering::SeqCst) {
+                    return RemoteError::GaveUp {
+                        remote: self.name.clone(),
+                    };
+                }
                 RemoteError::Refused {
                     remote: self.name.clone(),
                     cause,
