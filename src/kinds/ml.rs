@@ -212,7 +212,9 @@ impl NodeKind for Train {
         "train"
     }
     fn version(&self) -> u32 {
-        1
+        // 2: tpipe-ml computes conv1 as a matrix multiply and caches frozen outputs, which
+        // changes the low bits of trained weights.
+        2
     }
     fn about(&self) -> &'static str {
         "train the 8-layer net from scratch on one task of a split (baseA, baseB)"
@@ -248,7 +250,9 @@ impl NodeKind for Transfer {
         "transfer"
     }
     fn version(&self) -> u32 {
-        1
+        // 2: tpipe-ml computes conv1 as a matrix multiply and caches frozen outputs, which
+        // changes the low bits of trained weights.
+        2
     }
     fn about(&self) -> &'static str {
         "copy layers 1..n of a base net (or keep them random), freeze or fine-tune them, train the rest"
@@ -325,7 +329,9 @@ impl NodeKind for Evaluate {
         "evaluate"
     }
     fn version(&self) -> u32 {
-        1
+        // 2: tpipe-ml computes conv1 as a matrix multiply and caches frozen outputs, which
+        // changes the low bits of trained weights.
+        2
     }
     fn about(&self) -> &'static str {
         "score a net on a task's held-out images: top-1, top-5, per class, confusion matrix"
