@@ -9,6 +9,11 @@ use serde_json::{json, Map, Value};
 use crate::kind::{BuildContext, BuildError, BuildOutput, InputArtifact, NodeKind, ParamProblem};
 use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
 
+/// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
+/// change. 2: conv1 as a matrix multiply and cached frozen outputs change the low bits of
+/// trained weights.
+const ML_KINDS_VERSION: u32 = 2;
+
 /// Parameters that describe the network; a transfer must match its base in all of them.
 const NET_PARAMS: &[&str] = &[
     "conv_channels",
@@ -212,9 +217,7 @@ impl NodeKind for Train {
         "train"
     }
     fn version(&self) -> u32 {
-        // 2: tpipe-ml computes conv1 as a matrix multiply and caches frozen outputs, which
-        // changes the low bits of trained weights.
-        2
+        ML_KINDS_VERSION
     }
     fn about(&self) -> &'static str {
         "train the 8-layer net from scratch on one task of a split (baseA, baseB)"
@@ -250,9 +253,7 @@ impl NodeKind for Transfer {
         "transfer"
     }
     fn version(&self) -> u32 {
-        // 2: tpipe-ml computes conv1 as a matrix multiply and caches frozen outputs, which
-        // changes the low bits of trained weights.
-        2
+        ML_KINDS_VERSION
     }
     fn about(&self) -> &'static str {
         "copy layers 1..n of a base net (or keep them random), freeze or fine-tune them, train the rest"
@@ -329,9 +330,7 @@ impl NodeKind for Evaluate {
         "evaluate"
     }
     fn version(&self) -> u32 {
-        // 2: tpipe-ml computes conv1 as a matrix multiply and caches frozen outputs, which
-        // changes the low bits of trained weights.
-        2
+        ML_KINDS_VERSION
     }
     fn about(&self) -> &'static str {
         "score a net on a task's held-out images: top-1, top-5, per class, confusion matrix"
