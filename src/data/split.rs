@@ -125,37 +125,41 @@ fn resolve_name(names: &[String], wanted: &str) -> Option<u32> {
         .map(|index| index as u32)
 }
 
-fn resolve_classes(
-    names: &[String],
-    list: &'static str,
-    wanted: &[String],
-) -> Result<Vec<u32>, SplitError> {
-    wanted
-        .iter()
-        .map(|name| {
-            resolve_name(names, name).ok_or_else(|| SplitError::UnknownClass {
-                list,
-                name: name.clone(),
-                hint: nearest_name(name, names.iter().map(String::as_str)).map(str::to_string),
-                valid: names.to_vec(),
-            })
-        })
-        .collect()
+/// What a name in a split's list refers to, for the error when it is unknown.
+#[derive(Clone, Copy)]
+enum Named {
+    Class,
+    Group,
 }
 
-fn resolve_groups(
+/// The indices of `wanted` among `names` (class or group names, or their numbers).
+fn resolve_names(
     names: &[String],
     list: &'static str,
     wanted: &[String],
+    named: Named,
 ) -> Result<Vec<u32>, SplitError> {
     wanted
         .iter()
         .map(|name| {
-            resolve_name(names, name).ok_or_else(|| SplitError::UnknownGroup {
-                list,
-                name: name.clone(),
-                hint: nearest_name(name, names.iter().map(String::as_str)).map(str::to_string),
-                valid: names.to_vec(),
+            resolve_name(names, name).ok_or_else(|| {
+                let (name, valid) = (name.clone(), names.to_vec());
+                let hint =
+                    nearest_name(&name, names.iter().map(String::as_str)).map(str::to_string);
+                match named {
+                    Named::Class => SplitError::UnknownClass {
+                        list,
+                        name,
+                        hint,
+                        valid,
+                    },
+                    Named::Group => SplitError::UnknownGroup {
+                        list,
+                        name,
+                        hint,
+                        valid,
+                    },
+                }
             })
         })
         .collect()
@@ -202,11 +206,11 @@ pub fn divide_classes(
             (a, b)
         }
         SplitMethod::Classes { a, b } => {
-            let a = resolve_classes(names, "classes_a", a)?;
+            let a = resolve_names(names, "classes_a", a, Named::Class)?;
             let b = if b.is_empty() {
                 everything_but(&a)
             } else {
-                resolve_classes(names, "classes_b", b)?
+                resolve_names(names, "classes_b", b, Named::Class)?
             };
             for (list, classes) in [("classes_a", &a), ("classes_b", &b)] {
                 if let Some((_, &class)) = classes
@@ -224,8 +228,8 @@ pub fn divide_classes(
         }
         SplitMethod::Groups { a, b } => {
             let coarse = train.coarse_labels.as_ref().ok_or(SplitError::NoGroups)?;
-            let group_a = resolve_groups(&train.coarse_names, "groups_a", a)?;
-            let group_b = resolve_groups(&train.coarse_names, "groups_b", b)?;
+            let group_a = resolve_names(&train.coarse_names, "groups_a", a, Named::Group)?;
+            let group_b = resolve_names(&train.coarse_names, "groups_b", b, Named::Group)?;
             if let Some(shared) = first_shared(&group_a, &group_b) {
                 return Err(SplitError::GroupOverlap(
                     train.coarse_names[shared as usize].clone(),
