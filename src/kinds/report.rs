@@ -503,16 +503,18 @@ mod tests {
     }
 
     /// Writes a sample report from the synthetic grid to `TPIPE_REPORT_SAMPLE_DIR`, for looking
-    /// at the figure by eye; does nothing when the variable is unset.
+    /// at the figure by eye. Not a check, so it only runs when asked:
+    /// `TPIPE_REPORT_SAMPLE_DIR=/tmp/sample cargo nextest run --no-default-features --run-ignored only write_sample`
     #[test]
+    #[ignore = "writes a sample report for viewing; set TPIPE_REPORT_SAMPLE_DIR and run ignored tests"]
     fn write_sample_report_when_asked() {
-        let Some(folder) = std::env::var_os("TPIPE_REPORT_SAMPLE_DIR") else {
-            return;
-        };
+        let folder = std::env::var_os("TPIPE_REPORT_SAMPLE_DIR")
+            .expect("set TPIPE_REPORT_SAMPLE_DIR to the folder to write the sample report to");
         let built = build(&paper_like_grid(), &ReportOptions::default());
         std::fs::create_dir_all(&folder).unwrap();
         for (name, bytes) in &built.outputs {
             std::fs::write(std::path::Path::new(&folder).join(name), bytes).unwrap();
         }
+        assert!(std::path::Path::new(&folder).join("figure.png").exists());
     }
 }
