@@ -1,5 +1,7 @@
 //! Images in memory, their normalisation, and turning them into batches.
 
+use burn::tensor::{Device, Tensor, TensorData};
+
 use crate::config::Geometry;
 use crate::error::MlError;
 use crate::rng::Rng;
@@ -160,6 +162,17 @@ impl Augmentation {
     pub(crate) fn is_off(&self) -> bool {
         self.crop_padding == 0 && !self.flip
     }
+}
+
+/// A batch of `count` images as `fill_batch` wrote them, as an NCHW tensor on `device`.
+pub(crate) fn images_tensor(
+    pixels: Vec<f32>,
+    count: usize,
+    geometry: &Geometry,
+    device: &Device,
+) -> Tensor<4> {
+    let shape = [count, geometry.channels, geometry.height, geometry.width];
+    Tensor::<4>::from_data(TensorData::new(pixels, shape), device)
 }
 
 /// Writes the normalised (and possibly augmented) images `indices` of `set` into `out`

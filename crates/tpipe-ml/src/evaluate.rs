@@ -2,11 +2,9 @@
 
 use std::sync::atomic::Ordering;
 
-use burn::tensor::{Tensor, TensorData};
-
 use crate::backend;
 use crate::config::NetConfig;
-use crate::data::{fill_batch, ImageSet};
+use crate::data::{fill_batch, images_tensor, ImageSet};
 use crate::error::MlError;
 use crate::network::{read_back, Network, Tracking};
 use crate::train::RunOptions;
@@ -89,16 +87,10 @@ pub fn evaluate(
             return Err(MlError::Cancelled);
         }
         fill_batch(data, chunk, &tables, None, &mut pixels);
-        let input = Tensor::<4>::from_data(
-            TensorData::new(
-                std::mem::take(&mut pixels),
-                [
-                    chunk.len(),
-                    geometry.channels,
-                    geometry.height,
-                    geometry.width,
-                ],
-            ),
+        let input = images_tensor(
+            std::mem::take(&mut pixels),
+            chunk.len(),
+            &geometry,
             &backend.device,
         );
         let logits = read_back(network.forward(input, Tracking::Off, None), &backend.name)?;

@@ -7,7 +7,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backend::{self, BackendChoice, ResolvedBackend};
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
-use crate::data::{fill_batch, Augmentation, ImageSet, Normalization};
+use crate::data::{fill_batch, images_tensor, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::network::{
     conv1_columns, cross_entropy, read_back, Activation, ConvParams, LinearParams, Network,
@@ -393,16 +393,10 @@ impl Trainer {
             }
             fill_batch(data, chunk, tables, None, &mut pixels);
             let geometry = &self.network.geometry;
-            let images = Tensor::<4>::from_data(
-                TensorData::new(
-                    std::mem::take(&mut pixels),
-                    [
-                        chunk.len(),
-                        geometry.channels,
-                        geometry.height,
-                        geometry.width,
-                    ],
-                ),
+            let images = images_tensor(
+                std::mem::take(&mut pixels),
+                chunk.len(),
+                geometry,
                 &self.device,
             );
             let output =
@@ -465,13 +459,7 @@ impl Trainer {
                         },
                     )
                 } else {
-                    let images = Tensor::<4>::from_data(
-                        TensorData::new(
-                            pixels,
-                            [batch, geometry.channels, geometry.height, geometry.width],
-                        ),
-                        &self.device,
-                    );
+                    let images = images_tensor(pixels, batch, geometry, &self.device);
                     (0, Activation::Maps(images))
                 }
             }
