@@ -47,7 +47,10 @@ fn common_build(context: &BuildContext) -> Result<(), BuildError> {
             .append(true)
             .open(log)
             .map_err(|error| BuildError::failed(format!("cannot open log `{log}`: {error}")))?;
-        writeln!(file, "{}", context.node).map_err(BuildError::failed)?;
+        // One write per line: with O_APPEND a single small write is atomic, so two processes
+        // logging at once cannot interleave inside a line (`writeln!` may write twice).
+        file.write_all(format!("{}\n", context.node).as_bytes())
+            .map_err(BuildError::failed)?;
     }
     let mut remaining = context.param_u64("sleep_ms")?;
     while remaining > 0 {
