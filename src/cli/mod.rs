@@ -112,8 +112,15 @@ struct RunArgs {
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum BackendArg {
+    /// wgpu on a real GPU, else `cpu`.
     Auto,
+    /// The fastest CPU backend in this build (torch with the `torch` feature, else flex).
     Cpu,
+    /// burn's pure-Rust CPU backend.
+    Flex,
+    /// burn's LibTorch backend on the CPU (needs the `torch` feature).
+    Torch,
+    /// burn's wgpu backend on the default adapter.
     Wgpu,
 }
 

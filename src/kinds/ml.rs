@@ -14,6 +14,10 @@ use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
 /// trained weights.
 const ML_KINDS_VERSION: u32 = 2;
 
+/// The `backend` param's values: `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest
+/// CPU backend built in: torch with the `torch` feature, else flex), or one backend by name.
+const BACKEND_CHOICES: &[&str] = &["auto", "cpu", "flex", "torch", "wgpu"];
+
 /// Parameters that describe the network; a transfer must match its base in all of them.
 const NET_PARAMS: &[&str] = &[
     "conv_channels",
@@ -138,9 +142,9 @@ fn training_params() -> Vec<ParamSpec> {
         ),
         ParamSpec::optional(
             "backend",
-            ParamType::Choice(&["auto", "cpu", "wgpu"]),
+            ParamType::Choice(BACKEND_CHOICES),
             "auto",
-            "compute backend: wgpu on a GPU, else the CPU",
+            "compute backend: wgpu on a GPU, else the fastest CPU backend built in",
         )
         .not_in_key(),
     ]
@@ -340,7 +344,7 @@ impl NodeKind for Evaluate {
             task_param("B"),
             ParamSpec::optional(
                 "backend",
-                ParamType::Choice(&["auto", "cpu", "wgpu"]),
+                ParamType::Choice(BACKEND_CHOICES),
                 "auto",
                 "compute backend",
             )
@@ -541,6 +545,8 @@ mod backend {
         };
         Ok(match chosen {
             "cpu" => BackendChoice::Cpu,
+            "flex" => BackendChoice::Flex,
+            "torch" => BackendChoice::Torch,
             "wgpu" => BackendChoice::Wgpu,
             _ => BackendChoice::Auto,
         })

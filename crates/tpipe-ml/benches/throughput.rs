@@ -3,11 +3,13 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/var/cache/tpipe-ci/target cargo bench -p tpipe-ml --features wgpu \
-//!     --bench throughput -- [--cpu-only | --wgpu-only] [--steps N] [--warmup N] [--frozen N]
+//!     --bench throughput -- [--cpu-only | --flex-only | --torch-only | --wgpu-only] \
+//!     [--steps N] [--warmup N] [--frozen N]
 //! ```
+//! `--cpu-only` measures flex and, built with `--features torch`, LibTorch.
 //! With the `wgpu` feature and no GPU, set `CUBECL_WGPU_DEFAULT_DEVICE=Cpu` to bench lavapipe.
 
-use tpipe_ml::{bench_throughput, BackendChoice, BenchOptions};
+use tpipe_ml::{bench_throughput, cpu_backends, BackendChoice, BenchOptions};
 
 fn main() {
     let mut options = BenchOptions::default();
@@ -19,7 +21,9 @@ fn main() {
                 .unwrap_or_else(|| panic!("`{name}` needs a number"))
         };
         match arg.as_str() {
-            "--cpu-only" => options.backends = vec![BackendChoice::Cpu],
+            "--cpu-only" => options.backends = cpu_backends(),
+            "--flex-only" => options.backends = vec![BackendChoice::Flex],
+            "--torch-only" => options.backends = vec![BackendChoice::Torch],
             "--wgpu-only" => options.backends = vec![BackendChoice::Wgpu],
             "--steps" => options.timed_steps = number("--steps"),
             "--warmup" => options.warmup_steps = number("--warmup"),

@@ -8,12 +8,19 @@ use crate::error::MlError;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum BackendChoice {
     /// wgpu if this crate was built with the `wgpu` feature and a real GPU adapter (not a
-    /// software rasteriser such as lavapipe) exists; flex otherwise.
+    /// software rasteriser such as lavapipe) exists; `Cpu` otherwise.
     #[default]
     Auto,
+    /// The fastest CPU backend in this build: `Torch` when built with the `torch` feature,
+    /// `Flex` otherwise.
+    Cpu,
     /// flex, burn's pure-Rust CPU backend (threads from rayon's global pool; `RAYON_NUM_THREADS`
     /// caps them).
-    Cpu,
+    Flex,
+    /// burn's LibTorch backend on the CPU: PyTorch's own kernels under burn's autodiff (threads
+    /// from PyTorch's OpenMP pool; `OMP_NUM_THREADS` caps them). An error without the `torch`
+    /// feature.
+    Torch,
     /// wgpu on its default adapter: the most capable GPU, unless `CUBECL_WGPU_DEFAULT_DEVICE`
     /// names another (`Cpu` selects lavapipe/llvmpipe). An error without the `wgpu` feature.
     Wgpu,
@@ -24,7 +31,7 @@ pub enum BackendChoice {
 pub(crate) struct ResolvedBackend {
     /// The device without autodiff.
     pub device: Device,
-    /// `flex`, or `wgpu (<adapter name>)`.
+    /// `flex`, `torch`, or `wgpu (<adapter name>)`.
     pub name: String,
 }
 
@@ -33,21 +40,59 @@ pub fn wgpu_compiled() -> bool {
     cfg!(feature = "wgpu")
 }
 
+/// Whether this build contains the LibTorch backend.
+pub fn torch_compiled() -> bool {
+    cfg!(feature = "torch")
+}
+
 /// The device for `choice`. Every run starts here, so this is also where the process-wide
 /// allocator tuning happens.
 pub(crate) fn resolve(choice: BackendChoice) -> Result<ResolvedBackend, MlError> {
     crate::allocator::tune_for_training();
     match choice {
-        BackendChoice::Cpu => Ok(flex()),
+        BackendChoice::Flex => Ok(flex()),
+        BackendChoice::Torch => torch(),
+        BackendChoice::Cpu => fastest_cpu(),
         BackendChoice::Wgpu => wgpu(),
         BackendChoice::Auto => {
             if wgpu_compiled() && gpu_adapter_present() {
                 wgpu()
             } else {
-                Ok(flex())
+                fastest_cpu()
             }
         }
     }
+}
+
+/// LibTorch when compiled in (it trains the reference net faster than flex: see the crate
+/// README's figures), flex otherwise.
+fn fastest_cpu() -> Result<ResolvedBackend, MlError> {
+    if torch_compiled() {
+        torch()
+    } else {
+        Ok(flex())
+    }
+}
+
+#[cfg(feature = "torch")]
+// burn 0.22 marks burn-tch deprecated in favour of its CubeCL CPU backend, which cannot build
+// here (its build script downloads LLVM); tpipe-ml pins burn 0.22.1, where burn-tch works.
+#[allow(deprecated)]
+fn torch() -> Result<ResolvedBackend, MlError> {
+    Ok(ResolvedBackend {
+        device: Device::libtorch(),
+        name: "torch".to_string(),
+    })
+}
+
+#[cfg(not(feature = "torch"))]
+fn torch() -> Result<ResolvedBackend, MlError> {
+    Err(MlError::BackendUnavailable {
+        backend: "torch",
+        reason: "this build lacks it (hint: build tpipe with `--features torch` against PyTorch \
+                 2.9.0, see the README's \"Performance\")"
+            .to_string(),
+    })
 }
 
 fn flex() -> ResolvedBackend {

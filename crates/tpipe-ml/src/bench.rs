@@ -26,10 +26,10 @@ pub struct BenchOptions {
 }
 
 impl Default for BenchOptions {
-    /// flex (and wgpu when compiled in); full and n = 1, 3, 5, 7 frozen; batch 128;
+    /// flex (and torch and wgpu when compiled in); full and n = 1, 3, 5, 7 frozen; batch 128;
     /// 3 warm-up and 20 timed steps.
     fn default() -> Self {
-        let mut backends = vec![BackendChoice::Cpu];
+        let mut backends = cpu_backends();
         if backend::wgpu_compiled() {
             backends.push(BackendChoice::Wgpu);
         }
@@ -43,10 +43,19 @@ impl Default for BenchOptions {
     }
 }
 
+/// The CPU backends in this build: flex, and torch with the `torch` feature.
+pub fn cpu_backends() -> Vec<BackendChoice> {
+    let mut backends = vec![BackendChoice::Flex];
+    if backend::torch_compiled() {
+        backends.push(BackendChoice::Torch);
+    }
+    backends
+}
+
 /// One measured configuration.
 #[derive(Clone, Debug)]
 pub struct ThroughputFigure {
-    /// `flex` or `wgpu (<adapter>)`.
+    /// `flex`, `torch` or `wgpu (<adapter>)`.
     pub backend: String,
     /// Frozen layers (0 = full training step).
     pub frozen_layers: usize,

@@ -58,7 +58,7 @@ pub enum MlError {
     /// The requested backend is not compiled in or found no device.
     #[error("backend `{backend}` is unavailable: {reason}")]
     BackendUnavailable {
-        /// `flex` or `wgpu`.
+        /// `torch` or `wgpu`.
         backend: &'static str,
         /// Why, with a hint where one helps.
         reason: String,

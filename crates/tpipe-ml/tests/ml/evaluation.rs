@@ -2,7 +2,7 @@
 
 use tpipe_ml::{evaluate, initial_weights, train, MlError};
 
-use crate::support::{cpu, quadrant_images, quick_config, tiny_net, CLASSES};
+use crate::support::{flex, quadrant_images, quick_config, tiny_net, CLASSES};
 
 #[test]
 fn evaluation_counts_add_up() {
@@ -12,11 +12,11 @@ fn evaluation_counts_add_up() {
         &quick_config(4),
         &quadrant_images(64, 3, 1, 250),
         None,
-        &cpu(),
+        &flex(),
     )
     .unwrap();
     let data = quadrant_images(37, 3, 8, 250);
-    let evaluation = evaluate(&net, &outcome.weights, &data, &cpu()).unwrap();
+    let evaluation = evaluate(&net, &outcome.weights, &data, &flex()).unwrap();
     assert_eq!(evaluation.count, 37);
     assert_eq!(evaluation.confusion.len(), CLASSES);
     let total: u64 = evaluation.confusion.iter().flatten().sum();
@@ -42,13 +42,13 @@ fn evaluation_is_deterministic() {
         &quick_config(4),
         &quadrant_images(64, 1, 1, 250),
         None,
-        &cpu(),
+        &flex(),
     )
     .unwrap();
     let data = quadrant_images(50, 1, 8, 250);
     assert_eq!(
-        evaluate(&net, &outcome.weights, &data, &cpu()).unwrap(),
-        evaluate(&net, &outcome.weights, &data, &cpu()).unwrap()
+        evaluate(&net, &outcome.weights, &data, &flex()).unwrap(),
+        evaluate(&net, &outcome.weights, &data, &flex()).unwrap()
     );
 }
 
@@ -56,7 +56,7 @@ fn evaluation_is_deterministic() {
 fn untrained_initial_weights_cannot_be_evaluated() {
     let net = tiny_net(1);
     let weights = initial_weights(&net, 0).unwrap();
-    let error = evaluate(&net, &weights, &quadrant_images(8, 1, 8, 250), &cpu()).unwrap_err();
+    let error = evaluate(&net, &weights, &quadrant_images(8, 1, 8, 250), &flex()).unwrap_err();
     assert!(matches!(error, MlError::BadWeights(_)), "{error}");
     assert!(error.to_string().contains("normalisation"), "{error}");
 }
@@ -67,7 +67,7 @@ fn asking_for_wgpu_without_the_feature_is_a_clear_error() {
     let net = tiny_net(1);
     let options = tpipe_ml::RunOptions {
         backend: tpipe_ml::BackendChoice::Wgpu,
-        ..cpu()
+        ..flex()
     };
     let error = train(
         &net,
@@ -88,4 +88,32 @@ fn asking_for_wgpu_without_the_feature_is_a_clear_error() {
         "{error}"
     );
     assert!(error.to_string().contains("--features wgpu"), "{error}");
+}
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn asking_for_torch_without_the_feature_is_a_clear_error() {
+    let options = tpipe_ml::RunOptions {
+        backend: tpipe_ml::BackendChoice::Torch,
+        ..flex()
+    };
+    let error = train(
+        &tiny_net(1),
+        &quick_config(0),
+        &quadrant_images(8, 1, 8, 250),
+        None,
+        &options,
+    )
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            MlError::BackendUnavailable {
+                backend: "torch",
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(error.to_string().contains("--features torch"), "{error}");
 }

@@ -45,11 +45,56 @@ pub fn quick_config(seed: u64) -> TrainConfig {
     }
 }
 
-pub fn cpu() -> RunOptions<'static> {
+pub fn flex() -> RunOptions<'static> {
     RunOptions {
-        backend: tpipe_ml::BackendChoice::Cpu,
+        backend: tpipe_ml::BackendChoice::Flex,
         ..RunOptions::default()
     }
+}
+
+/// Trains the tiny net on `options`' backend and on flex from the same seed, then scores the
+/// first net's weights on both: losses must agree to rounding and at most two predictions may
+/// differ (only near-ties can flip). `backend_name` is checked against the run's report.
+#[cfg(any(feature = "wgpu", feature = "torch"))]
+pub fn assert_trains_and_scores_like_flex(options: &RunOptions<'_>, backend_name: &str) {
+    use tpipe_ml::{evaluate, train};
+
+    let net = tiny_net(1);
+    let data = quadrant_images(64, 1, 1, 250);
+    let config = TrainConfig {
+        epochs: 2,
+        ..quick_config(5)
+    };
+    let other = train(&net, &config, &data, None, options).unwrap();
+    assert!(other.backend.starts_with(backend_name), "{}", other.backend);
+    let on_flex = train(&net, &config, &data, None, &flex()).unwrap();
+    // Same initial weights, batches and masks: only rounding differs.
+    for (other_loss, flex_loss) in other.epoch_losses.iter().zip(&on_flex.epoch_losses) {
+        assert!(
+            (other_loss - flex_loss).abs() <= 1e-3 * flex_loss.abs(),
+            "{backend_name} losses {:?}, flex losses {:?}",
+            other.epoch_losses,
+            on_flex.epoch_losses
+        );
+    }
+
+    let held_out = quadrant_images(100, 1, 9, 250);
+    let scored_there = evaluate(&net, &other.weights, &held_out, options).unwrap();
+    let scored_on_flex = evaluate(&net, &other.weights, &held_out, &flex()).unwrap();
+    let differing: u64 = scored_there
+        .confusion
+        .iter()
+        .flatten()
+        .zip(scored_on_flex.confusion.iter().flatten())
+        .map(|(a, b)| a.abs_diff(*b))
+        .sum();
+    assert!(
+        differing <= 2,
+        "confusion on {backend_name} {:?}, on flex {:?}",
+        scored_there.confusion,
+        scored_on_flex.confusion
+    );
+    assert!((scored_there.top1 - scored_on_flex.top1).abs() <= 0.01);
 }
 
 /// Images whose class decides which quadrant holds a bright 4×4 square, over dim noise.

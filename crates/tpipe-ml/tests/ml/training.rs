@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use tpipe_ml::{evaluate, train, MlError, RunOptions, TrainConfig, TrainProgress};
 
 use crate::support::{
-    cpu, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
+    flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
     CLASSES,
 };
 
@@ -22,7 +22,7 @@ fn a_tiny_net_learns_a_synthetic_task_well_above_chance() {
         &config,
         &quadrant_images(256, 1, 1, 250),
         None,
-        &cpu(),
+        &flex(),
     )
     .unwrap();
     assert_eq!(outcome.epoch_losses.len(), 8);
@@ -35,7 +35,7 @@ fn a_tiny_net_learns_a_synthetic_task_well_above_chance() {
     assert!(outcome.images_per_second > 0.0);
 
     let held_out = quadrant_images(200, 1, 99, 250);
-    let evaluation = evaluate(&net, &outcome.weights, &held_out, &cpu()).unwrap();
+    let evaluation = evaluate(&net, &outcome.weights, &held_out, &flex()).unwrap();
     let chance = 1.0 / CLASSES as f64;
     assert!(
         evaluation.top1 > 0.9,
@@ -58,8 +58,8 @@ fn the_same_seed_gives_the_same_bytes() {
         augment_flip: true,
         ..quick_config(11)
     };
-    let first = train(&net, &config, &data, None, &cpu()).unwrap();
-    let second = train(&net, &config, &data, None, &cpu()).unwrap();
+    let first = train(&net, &config, &data, None, &flex()).unwrap();
+    let second = train(&net, &config, &data, None, &flex()).unwrap();
     assert_eq!(first.weights, second.weights);
     assert_eq!(first.epoch_losses, second.epoch_losses);
 
@@ -68,7 +68,7 @@ fn the_same_seed_gives_the_same_bytes() {
         &TrainConfig { seed: 12, ..config },
         &data,
         None,
-        &cpu(),
+        &flex(),
     )
     .unwrap();
     assert_ne!(first.weights, other_seed.weights);
@@ -78,7 +78,7 @@ fn the_same_seed_gives_the_same_bytes() {
 fn trained_weights_carry_the_training_set_normalisation() {
     let net = tiny_net(1);
     let data = quadrant_images(64, 1, 2, 250);
-    let outcome = train(&net, &quick_config(0), &data, None, &cpu()).unwrap();
+    let outcome = train(&net, &quick_config(0), &data, None, &flex()).unwrap();
     let meta = metadata(&outcome.weights);
     let mean: f64 =
         data.pixels.iter().map(|&p| p as f64 / 255.0).sum::<f64>() / data.pixels.len() as f64;
@@ -99,7 +99,14 @@ fn an_absurd_learning_rate_fails_with_a_non_finite_loss() {
         learning_rate: 1e9,
         ..quick_config(0)
     };
-    let error = train(&net, &config, &quadrant_images(64, 1, 2, 250), None, &cpu()).unwrap_err();
+    let error = train(
+        &net,
+        &config,
+        &quadrant_images(64, 1, 2, 250),
+        None,
+        &flex(),
+    )
+    .unwrap_err();
     match error {
         MlError::NonFiniteLoss { epoch, batch, loss } => {
             assert!(!loss.is_finite());
@@ -125,7 +132,7 @@ fn a_set_cancel_flag_stops_training_between_batches() {
     let options = RunOptions {
         cancel: Some(&cancel),
         progress: Some(&progress),
-        ..cpu()
+        ..flex()
     };
     let error = train(
         &tiny_net(1),
@@ -145,7 +152,7 @@ fn progress_is_reported_after_every_batch() {
     let progress = |report: TrainProgress| reports.lock().unwrap().push(report);
     let options = RunOptions {
         progress: Some(&progress),
-        ..cpu()
+        ..flex()
     };
     // 40 images in batches of 16: 16, 16, 8.
     let config = TrainConfig {
@@ -187,17 +194,17 @@ fn invalid_settings_are_reported_before_training() {
         batch_size: 0,
         ..quick_config(0)
     };
-    let error = train(&net, &zero_batch, &data, None, &cpu()).unwrap_err();
+    let error = train(&net, &zero_batch, &data, None, &flex()).unwrap_err();
     assert!(matches!(error, MlError::InvalidConfig(_)), "{error}");
 
     let mut collapsing = tiny_net(1);
     collapsing.conv[3].max_pool = true;
     collapsing.conv[4].max_pool = true;
-    let error = train(&collapsing, &quick_config(0), &data, None, &cpu()).unwrap_err();
+    let error = train(&collapsing, &quick_config(0), &data, None, &flex()).unwrap_err();
     assert!(error.to_string().contains("`conv5` shrinks"), "{error}");
 
     let colour = quadrant_images(16, 3, 2, 250);
-    let error = train(&net, &quick_config(0), &colour, None, &cpu()).unwrap_err();
+    let error = train(&net, &quick_config(0), &colour, None, &flex()).unwrap_err();
     assert!(matches!(error, MlError::InvalidData(_)), "{error}");
 }
 
@@ -217,8 +224,8 @@ fn a_step_schedule_scales_the_learning_rate_per_epoch() {
         lr_gamma: 0.0,
         ..one_epoch.clone()
     };
-    let first = train(&net, &one_epoch, &data, None, &cpu()).unwrap();
-    let stopped = train(&net, &stopped_after_one, &data, None, &cpu()).unwrap();
+    let first = train(&net, &one_epoch, &data, None, &flex()).unwrap();
+    let stopped = train(&net, &stopped_after_one, &data, None, &flex()).unwrap();
     assert_eq!(first.weights, stopped.weights);
     assert_eq!(stopped.epoch_losses.len(), 3);
 
@@ -228,7 +235,7 @@ fn a_step_schedule_scales_the_learning_rate_per_epoch() {
         ..stopped_after_one
     };
     assert_ne!(
-        train(&net, &halved, &data, None, &cpu()).unwrap().weights,
+        train(&net, &halved, &data, None, &flex()).unwrap().weights,
         first.weights
     );
 }
@@ -240,7 +247,14 @@ fn a_bias_multiplier_of_zero_freezes_the_biases_only() {
         bias_lr_multiplier: 0.0,
         ..quick_config(4)
     };
-    let outcome = train(&net, &config, &quadrant_images(48, 1, 2, 250), None, &cpu()).unwrap();
+    let outcome = train(
+        &net,
+        &config,
+        &quadrant_images(48, 1, 2, 250),
+        None,
+        &flex(),
+    )
+    .unwrap();
     let trained = tensors(&outcome.weights);
     for layer in 1..=8 {
         let [weight, bias] = layer_tensor_names(layer);
@@ -270,7 +284,7 @@ fn weights_do_not_depend_on_the_number_of_threads() {
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| train(&net, &config, &data, None, &cpu()).unwrap().weights)
+        pool.install(|| train(&net, &config, &data, None, &flex()).unwrap().weights)
     };
     let single = train_with_threads(1);
     assert_eq!(single, train_with_threads(2));
@@ -291,9 +305,9 @@ fn conv1_as_a_matmul_trains_like_the_convolution() {
             augment_flip: true,
             ..quick_config(8)
         };
-        let as_matmul = tensors(&train(&net, &config, &data, None, &cpu()).unwrap().weights);
+        let as_matmul = tensors(&train(&net, &config, &data, None, &flex()).unwrap().weights);
         std::env::set_var(tpipe_ml::CONV1_AS_CONV_VARIABLE, "1");
-        let as_conv = tensors(&train(&net, &config, &data, None, &cpu()).unwrap().weights);
+        let as_conv = tensors(&train(&net, &config, &data, None, &flex()).unwrap().weights);
         std::env::remove_var(tpipe_ml::CONV1_AS_CONV_VARIABLE);
         for (name, (_, bytes)) in &as_matmul {
             let (a, b) = (floats(bytes), floats(&as_conv[name].1));

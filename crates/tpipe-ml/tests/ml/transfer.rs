@@ -3,7 +3,7 @@
 use tpipe_ml::{initial_weights, train, MlError, TrainConfig, Transfer, TransferMode};
 
 use crate::support::{
-    cpu, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
+    flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
 };
 
 /// A trained source net (seed 1) on bright squares.
@@ -13,7 +13,7 @@ fn source_weights() -> Vec<u8> {
         &quick_config(1),
         &quadrant_images(64, 1, 5, 250),
         None,
-        &cpu(),
+        &flex(),
     )
     .unwrap()
     .weights
@@ -31,7 +31,7 @@ fn transfer(
         layers_copied,
         mode,
     };
-    train(&tiny_net(1), config, &data, Some(transfer), &cpu())
+    train(&tiny_net(1), config, &data, Some(transfer), &flex())
         .unwrap()
         .weights
 }
@@ -175,7 +175,7 @@ fn layers_copied_must_be_between_1_and_7() {
             &quick_config(0),
             &data,
             Some(transfer),
-            &cpu(),
+            &flex(),
         )
         .unwrap_err();
         assert!(matches!(error, MlError::InvalidConfig(_)), "{error}");

@@ -2,7 +2,7 @@
 
 use tpipe_ml::{initial_weights, train, InitScheme, MlError, NetConfig, Transfer, TransferMode};
 
-use crate::support::{cpu, floats, metadata, quadrant_images, quick_config, tensors, tiny_net};
+use crate::support::{flex, floats, metadata, quadrant_images, quick_config, tensors, tiny_net};
 
 #[test]
 fn weights_use_pytorch_names_and_layouts() {
@@ -162,7 +162,7 @@ fn a_missing_tensor_is_named() {
         mode: TransferMode::Frozen,
     };
     let data = quadrant_images(32, 1, 1, 250);
-    let error = train(&net, &quick_config(0), &data, Some(transfer), &cpu()).unwrap_err();
+    let error = train(&net, &quick_config(0), &data, Some(transfer), &flex()).unwrap_err();
     assert!(
         matches!(&error, MlError::MissingTensor { name } if name == "conv3.weight"),
         "{error}"
@@ -184,7 +184,7 @@ fn a_tensor_of_the_wrong_shape_is_named() {
         mode: TransferMode::Frozen,
     };
     let data = quadrant_images(32, 1, 1, 250);
-    let error = train(&net, &quick_config(0), &data, Some(transfer), &cpu()).unwrap_err();
+    let error = train(&net, &quick_config(0), &data, Some(transfer), &flex()).unwrap_err();
     match error {
         MlError::ShapeMismatch {
             name,
@@ -213,7 +213,7 @@ fn weights_of_another_architecture_are_refused() {
         layers_copied: 1,
         mode: TransferMode::Frozen,
     };
-    let error = train(&reshaped, &quick_config(0), &data, Some(transfer), &cpu()).unwrap_err();
+    let error = train(&reshaped, &quick_config(0), &data, Some(transfer), &flex()).unwrap_err();
     assert!(matches!(error, MlError::BadWeights(_)), "{error}");
     assert!(error.to_string().contains("made for the net"), "{error}");
 }
@@ -227,6 +227,6 @@ fn garbage_is_not_weights() {
         layers_copied: 1,
         mode: TransferMode::Frozen,
     };
-    let error = train(&net, &quick_config(0), &data, Some(transfer), &cpu()).unwrap_err();
+    let error = train(&net, &quick_config(0), &data, Some(transfer), &flex()).unwrap_err();
     assert!(matches!(error, MlError::BadWeights(_)), "{error}");
 }
