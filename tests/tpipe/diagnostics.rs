@@ -6,8 +6,16 @@ use expect_test::{expect, Expect};
 use tpipe::graph::PipelineGraph;
 
 fn check(yaml: &str, expected: Expect) {
-    let registry = tpipe::kinds::testing::registry();
-    let rendered = match tpipe::spec::parse(Path::new("pipeline.yaml"), yaml, &registry) {
+    check_with(&tpipe::kinds::testing::registry(), yaml, expected);
+}
+
+/// Like `check`, against the kinds `tpipe` ships (dataset, split, train, …).
+fn check_builtin(yaml: &str, expected: Expect) {
+    check_with(&tpipe::kinds::builtin_registry(), yaml, expected);
+}
+
+fn check_with(registry: &tpipe::kind::KindRegistry, yaml: &str, expected: Expect) {
+    let rendered = match tpipe::spec::parse(Path::new("pipeline.yaml"), yaml, registry) {
         Err(errors) => errors.to_string(),
         Ok(pipeline) => match PipelineGraph::build(&pipeline) {
             Err(errors) => errors.to_string(),
@@ -228,6 +236,33 @@ nodes:
     fail: "{plus}"
 "#,
         expect!["no errors"],
+    );
+}
+
+#[test]
+fn a_misspelt_backend_lists_the_backends() {
+    check_builtin(
+        r#"nodes:
+  data:
+    kind: dataset
+    source: synthetic
+  split:
+    kind: split
+    inputs: { data: data }
+  baseB:
+    kind: train
+    task: B
+    backend: troch
+    inputs: { data: split }
+"#,
+        expect![[r#"
+            error: parameter `backend`: expected one of `auto`, `cpu`, `flex`, `torch`, `wgpu`, found `troch` (hint: did you mean `torch`?) (in node `baseB`)
+              --> pipeline.yaml:11:14
+               |
+            11 |     backend: troch
+               |              ^^^^^
+
+            1 error in the pipeline file"#]],
     );
 }
 
