@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::backend::{self, BackendChoice, ResolvedBackend};
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
@@ -532,78 +532,40 @@ impl Trainer {
         let mut grads = loss.backward();
         let after_backward = Instant::now();
 
-        let missing = |name: &str| MlError::Backend {
-            backend: self.backend_name.clone(),
-            reason: format!("no gradient for trainable parameter `{name}`"),
+        let solver = Solver {
+            weight_rate: learning_rate,
+            bias_rate: learning_rate * self.bias_lr_multiplier,
+            momentum: self.momentum,
+            decay: self.weight_decay,
+            backend_name: &self.backend_name,
         };
-        let weight_rate = learning_rate;
-        let bias_rate = learning_rate * self.bias_lr_multiplier;
-        let (momentum, decay) = (self.momentum, self.weight_decay);
         for (index, params) in tracked.conv.into_iter().enumerate() {
-            if index < first_trainable {
-                self.network.conv.push(params);
-                continue;
-            }
-            let weight_grad = params
-                .weight
-                .grad_remove(&mut grads)
-                .ok_or_else(|| missing("weight"))?;
-            let bias_grad = params
-                .bias
-                .grad_remove(&mut grads)
-                .ok_or_else(|| missing("bias"))?;
-            let velocity = &mut self.conv_velocity[index];
-            self.network.conv.push(ConvParams {
-                weight: sgd(
-                    params.weight.without_autodiff(),
-                    weight_grad,
-                    &mut velocity.0,
-                    weight_rate,
-                    momentum,
-                    decay,
-                ),
-                bias: sgd(
-                    params.bias.without_autodiff(),
-                    bias_grad,
-                    &mut velocity.1,
-                    bias_rate,
-                    momentum,
-                    0.0,
-                ),
-            });
+            let params = if index < first_trainable {
+                params
+            } else {
+                let (weight, bias) = solver.update(
+                    params.weight,
+                    params.bias,
+                    &mut grads,
+                    &mut self.conv_velocity[index],
+                )?;
+                ConvParams { weight, bias }
+            };
+            self.network.conv.push(params);
         }
         for (offset, params) in tracked.linear.into_iter().enumerate() {
-            if 5 + offset < first_trainable {
-                self.network.linear.push(params);
-                continue;
-            }
-            let weight_grad = params
-                .weight
-                .grad_remove(&mut grads)
-                .ok_or_else(|| missing("weight"))?;
-            let bias_grad = params
-                .bias
-                .grad_remove(&mut grads)
-                .ok_or_else(|| missing("bias"))?;
-            let velocity = &mut self.linear_velocity[offset];
-            self.network.linear.push(LinearParams {
-                weight: sgd(
-                    params.weight.without_autodiff(),
-                    weight_grad,
-                    &mut velocity.0,
-                    weight_rate,
-                    momentum,
-                    decay,
-                ),
-                bias: sgd(
-                    params.bias.without_autodiff(),
-                    bias_grad,
-                    &mut velocity.1,
-                    bias_rate,
-                    momentum,
-                    0.0,
-                ),
-            });
+            let params = if 5 + offset < first_trainable {
+                params
+            } else {
+                let (weight, bias) = solver.update(
+                    params.weight,
+                    params.bias,
+                    &mut grads,
+                    &mut self.linear_velocity[offset],
+                )?;
+                LinearParams { weight, bias }
+            };
+            self.network.linear.push(params);
         }
         drop(grads);
         let after_update = Instant::now();
@@ -618,6 +580,51 @@ impl Trainer {
         self.times.update += after_update - after_backward;
         self.times.read_back += after_read_back - after_update;
         Ok(result)
+    }
+}
+
+/// The paper's solver for one step: decay on weights only, biases at their own rate.
+struct Solver<'a> {
+    weight_rate: f64,
+    bias_rate: f64,
+    momentum: f64,
+    decay: f64,
+    backend_name: &'a str,
+}
+
+impl Solver<'_> {
+    /// Takes one trainable layer's gradients out of `grads` and returns its updated weight and
+    /// bias (plain tensors again), advancing the layer's momentum buffers.
+    fn update<const D: usize>(
+        &self,
+        weight: Tensor<D>,
+        bias: Tensor<1>,
+        grads: &mut Gradients,
+        velocity: &mut (Option<Tensor<D>>, Option<Tensor<1>>),
+    ) -> Result<(Tensor<D>, Tensor<1>), MlError> {
+        let missing = |name: &str| MlError::Backend {
+            backend: self.backend_name.to_string(),
+            reason: format!("no gradient for trainable parameter `{name}`"),
+        };
+        let weight_grad = weight.grad_remove(grads).ok_or_else(|| missing("weight"))?;
+        let bias_grad = bias.grad_remove(grads).ok_or_else(|| missing("bias"))?;
+        let weight = sgd(
+            weight.without_autodiff(),
+            weight_grad,
+            &mut velocity.0,
+            self.weight_rate,
+            self.momentum,
+            self.decay,
+        );
+        let bias = sgd(
+            bias.without_autodiff(),
+            bias_grad,
+            &mut velocity.1,
+            self.bias_rate,
+            self.momentum,
+            0.0,
+        );
+        Ok((weight, bias))
     }
 }
 
