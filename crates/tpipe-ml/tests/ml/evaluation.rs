@@ -61,42 +61,10 @@ fn untrained_initial_weights_cannot_be_evaluated() {
     assert!(error.to_string().contains("normalisation"), "{error}");
 }
 
-#[cfg(not(feature = "wgpu"))]
-#[test]
-fn asking_for_wgpu_without_the_feature_is_a_clear_error() {
-    let net = tiny_net(1);
-    let options = tpipe_ml::RunOptions {
-        backend: tpipe_ml::BackendChoice::Wgpu,
-        ..flex()
-    };
-    let error = train(
-        &net,
-        &quick_config(0),
-        &quadrant_images(8, 1, 8, 250),
-        None,
-        &options,
-    )
-    .unwrap_err();
-    assert!(
-        matches!(
-            error,
-            MlError::BackendUnavailable {
-                backend: "wgpu",
-                ..
-            }
-        ),
-        "{error}"
-    );
-    assert!(error.to_string().contains("--features wgpu"), "{error}");
-}
-
-#[cfg(not(feature = "torch"))]
-#[test]
-fn asking_for_torch_without_the_feature_is_a_clear_error() {
-    let options = tpipe_ml::RunOptions {
-        backend: tpipe_ml::BackendChoice::Torch,
-        ..flex()
-    };
+/// Asking for a backend this build lacks fails before training, naming it and the feature.
+#[cfg(any(not(feature = "wgpu"), not(feature = "torch")))]
+fn assert_unavailable(backend: tpipe_ml::BackendChoice, name: &str) {
+    let options = tpipe_ml::RunOptions { backend, ..flex() };
     let error = train(
         &tiny_net(1),
         &quick_config(0),
@@ -106,14 +74,23 @@ fn asking_for_torch_without_the_feature_is_a_clear_error() {
     )
     .unwrap_err();
     assert!(
-        matches!(
-            error,
-            MlError::BackendUnavailable {
-                backend: "torch",
-                ..
-            }
-        ),
+        matches!(&error, MlError::BackendUnavailable { backend, .. } if *backend == name),
         "{error}"
     );
-    assert!(error.to_string().contains("--features torch"), "{error}");
+    assert!(
+        error.to_string().contains(&format!("--features {name}")),
+        "{error}"
+    );
+}
+
+#[cfg(not(feature = "wgpu"))]
+#[test]
+fn asking_for_wgpu_without_the_feature_is_a_clear_error() {
+    assert_unavailable(tpipe_ml::BackendChoice::Wgpu, "wgpu");
+}
+
+#[cfg(not(feature = "torch"))]
+#[test]
+fn asking_for_torch_without_the_feature_is_a_clear_error() {
+    assert_unavailable(tpipe_ml::BackendChoice::Torch, "torch");
 }

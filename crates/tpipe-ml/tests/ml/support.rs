@@ -52,6 +52,18 @@ pub fn flex() -> RunOptions<'static> {
     }
 }
 
+/// Every CPU backend in this build: flex, and LibTorch with the `torch` feature. Tests of
+/// properties every CPU backend must have (determinism, frozen layers) loop over these.
+pub fn cpu_backends() -> Vec<RunOptions<'static>> {
+    tpipe_ml::cpu_backends()
+        .into_iter()
+        .map(|backend| RunOptions {
+            backend,
+            ..RunOptions::default()
+        })
+        .collect()
+}
+
 /// Trains the tiny net on `options`' backend and on flex from the same seed, then scores the
 /// first net's weights on both: losses must agree to rounding and at most two predictions may
 /// differ (only near-ties can flip). `backend_name` is checked against the run's report.

@@ -6,8 +6,8 @@ use std::sync::Mutex;
 use tpipe_ml::{evaluate, train, MlError, RunOptions, TrainConfig, TrainProgress};
 
 use crate::support::{
-    flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
-    CLASSES,
+    cpu_backends, flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config,
+    tensors, tiny_net, CLASSES,
 };
 
 #[test]
@@ -58,20 +58,22 @@ fn the_same_seed_gives_the_same_bytes() {
         augment_flip: true,
         ..quick_config(11)
     };
-    let first = train(&net, &config, &data, None, &flex()).unwrap();
-    let second = train(&net, &config, &data, None, &flex()).unwrap();
-    assert_eq!(first.weights, second.weights);
-    assert_eq!(first.epoch_losses, second.epoch_losses);
+    for options in cpu_backends() {
+        let first = train(&net, &config, &data, None, &options).unwrap();
+        let second = train(&net, &config, &data, None, &options).unwrap();
+        assert_eq!(first.weights, second.weights, "{}", first.backend);
+        assert_eq!(first.epoch_losses, second.epoch_losses, "{}", first.backend);
 
-    let other_seed = train(
-        &net,
-        &TrainConfig { seed: 12, ..config },
-        &data,
-        None,
-        &flex(),
-    )
-    .unwrap();
-    assert_ne!(first.weights, other_seed.weights);
+        let other_seed = train(
+            &net,
+            &TrainConfig { seed: 12, ..config },
+            &data,
+            None,
+            &options,
+        )
+        .unwrap();
+        assert_ne!(first.weights, other_seed.weights, "{}", first.backend);
+    }
 }
 
 #[test]

@@ -1,19 +1,24 @@
 //! Copying layers 1..n from a source net, frozen or fine-tuned.
 
-use tpipe_ml::{initial_weights, train, MlError, TrainConfig, Transfer, TransferMode};
+use tpipe_ml::{initial_weights, train, MlError, RunOptions, TrainConfig, Transfer, TransferMode};
 
 use crate::support::{
-    flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config, tensors, tiny_net,
+    cpu_backends, flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config,
+    tensors, tiny_net,
 };
 
 /// A trained source net (seed 1) on bright squares.
 fn source_weights() -> Vec<u8> {
+    source_weights_on(&flex())
+}
+
+fn source_weights_on(options: &RunOptions<'_>) -> Vec<u8> {
     train(
         &tiny_net(1),
         &quick_config(1),
         &quadrant_images(64, 1, 5, 250),
         None,
-        &flex(),
+        options,
     )
     .unwrap()
     .weights
@@ -25,13 +30,23 @@ fn transfer(
     mode: TransferMode,
     config: &TrainConfig,
 ) -> Vec<u8> {
+    transfer_on(&flex(), source, layers_copied, mode, config)
+}
+
+fn transfer_on(
+    options: &RunOptions<'_>,
+    source: &[u8],
+    layers_copied: usize,
+    mode: TransferMode,
+    config: &TrainConfig,
+) -> Vec<u8> {
     let data = quadrant_images(64, 1, 6, 180);
     let transfer = Transfer {
         source_weights: source,
         layers_copied,
         mode,
     };
-    train(&tiny_net(1), config, &data, Some(transfer), &flex())
+    train(&tiny_net(1), config, &data, Some(transfer), options)
         .unwrap()
         .weights
 }
@@ -68,26 +83,24 @@ fn copied_layers_are_exact_and_the_rest_is_freshly_initialised() {
 
 #[test]
 fn frozen_layers_stay_bit_identical_through_training() {
-    let source = source_weights();
-    for layers_copied in [1, 5, 7] {
-        let trained = tensors(&transfer(
-            &source,
-            layers_copied,
-            TransferMode::Frozen,
-            &quick_config(2),
-        ));
-        let source = tensors(&source);
-        for layer in 1..=8 {
-            for name in layer_tensor_names(layer) {
-                if layer <= layers_copied {
+    for options in cpu_backends() {
+        let source = source_weights_on(&options);
+        for layers_copied in [1, 5, 7] {
+            let trained = tensors(&transfer_on(
+                &options,
+                &source,
+                layers_copied,
+                TransferMode::Frozen,
+                &quick_config(2),
+            ));
+            let source = tensors(&source);
+            for layer in 1..=8 {
+                for name in layer_tensor_names(layer) {
                     assert_eq!(
-                        trained[&name], source[&name],
-                        "n={layers_copied}: {name} moved"
-                    );
-                } else {
-                    assert_ne!(
-                        trained[&name], source[&name],
-                        "n={layers_copied}: {name} is the source's"
+                        trained[&name] == source[&name],
+                        layer <= layers_copied,
+                        "{:?}, n={layers_copied}: {name}",
+                        options.backend
                     );
                 }
             }
