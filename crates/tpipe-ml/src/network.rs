@@ -16,18 +16,27 @@ use crate::config::{Geometry, LAYER_COUNT};
 use crate::error::MlError;
 use crate::weights::HostLayer;
 
-/// A conv layer's parameters; the weight is `[out, in, k, k]` as in PyTorch.
+/// One layer's parameters: a rank-`D` weight and a bias.
 #[derive(Clone, Debug)]
-pub(crate) struct ConvParams {
-    pub weight: Tensor<4>,
+pub(crate) struct LayerParams<const D: usize> {
+    pub weight: Tensor<D>,
     pub bias: Tensor<1>,
 }
 
+/// A conv layer's parameters; the weight is `[out, in, k, k]` as in PyTorch.
+pub(crate) type ConvParams = LayerParams<4>;
+
 /// A linear layer's parameters; the weight is `[in, out]`, burn's layout (PyTorch's transposed).
-#[derive(Clone, Debug)]
-pub(crate) struct LinearParams {
-    pub weight: Tensor<2>,
-    pub bias: Tensor<1>,
+pub(crate) type LinearParams = LayerParams<2>;
+
+impl<const D: usize> LayerParams<D> {
+    /// The parameters as fresh autodiff leaves that collect gradients (for one training step).
+    pub(crate) fn tracked(self) -> Self {
+        LayerParams {
+            weight: self.weight.autodiff().require_grad(),
+            bias: self.bias.autodiff().require_grad(),
+        }
+    }
 }
 
 /// All eight layers on one device.

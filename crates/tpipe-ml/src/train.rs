@@ -10,8 +10,7 @@ use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
 use crate::data::{fill_batch, images_tensor, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::network::{
-    conv1_columns, cross_entropy, read_back, Activation, ConvParams, LinearParams, Network,
-    Tracking,
+    conv1_columns, cross_entropy, read_back, Activation, LayerParams, Network, Tracking,
 };
 use crate::rng::{Purpose, Rng};
 use crate::weights::{init_weights, HostWeights};
@@ -322,8 +321,8 @@ pub(crate) struct Trainer {
     pub network: Network,
     /// 0-based index of the lowest trainable layer; layers below it are frozen.
     first_trainable: usize,
-    conv_velocity: Vec<(Option<Tensor<4>>, Option<Tensor<1>>)>,
-    linear_velocity: Vec<(Option<Tensor<2>>, Option<Tensor<1>>)>,
+    conv_velocity: Vec<Velocity<4>>,
+    linear_velocity: Vec<Velocity<2>>,
     device: Device,
     backend_name: String,
     dropout: f64,
@@ -486,34 +485,8 @@ impl Trainer {
         // plain tensors, and the forward pass enters autodiff only at the first trainable layer.
         let first_trainable = self.first_trainable;
         let tracked = Network {
-            conv: std::mem::take(&mut self.network.conv)
-                .into_iter()
-                .enumerate()
-                .map(|(index, params)| {
-                    if index < first_trainable {
-                        params
-                    } else {
-                        ConvParams {
-                            weight: params.weight.autodiff().require_grad(),
-                            bias: params.bias.autodiff().require_grad(),
-                        }
-                    }
-                })
-                .collect(),
-            linear: std::mem::take(&mut self.network.linear)
-                .into_iter()
-                .enumerate()
-                .map(|(offset, params)| {
-                    if 5 + offset < first_trainable {
-                        params
-                    } else {
-                        LinearParams {
-                            weight: params.weight.autodiff().require_grad(),
-                            bias: params.bias.autodiff().require_grad(),
-                        }
-                    }
-                })
-                .collect(),
+            conv: track_trainable(std::mem::take(&mut self.network.conv), 0, first_trainable),
+            linear: track_trainable(std::mem::take(&mut self.network.linear), 5, first_trainable),
             geometry: self.network.geometry.clone(),
         };
         let logits = match tracked.run_layers(
@@ -539,34 +512,20 @@ impl Trainer {
             decay: self.weight_decay,
             backend_name: &self.backend_name,
         };
-        for (index, params) in tracked.conv.into_iter().enumerate() {
-            let params = if index < first_trainable {
-                params
-            } else {
-                let (weight, bias) = solver.update(
-                    params.weight,
-                    params.bias,
-                    &mut grads,
-                    &mut self.conv_velocity[index],
-                )?;
-                ConvParams { weight, bias }
-            };
-            self.network.conv.push(params);
-        }
-        for (offset, params) in tracked.linear.into_iter().enumerate() {
-            let params = if 5 + offset < first_trainable {
-                params
-            } else {
-                let (weight, bias) = solver.update(
-                    params.weight,
-                    params.bias,
-                    &mut grads,
-                    &mut self.linear_velocity[offset],
-                )?;
-                LinearParams { weight, bias }
-            };
-            self.network.linear.push(params);
-        }
+        self.network.conv = solver.update_layers(
+            tracked.conv,
+            0,
+            first_trainable,
+            &mut grads,
+            &mut self.conv_velocity,
+        )?;
+        self.network.linear = solver.update_layers(
+            tracked.linear,
+            5,
+            first_trainable,
+            &mut grads,
+            &mut self.linear_velocity,
+        )?;
         drop(grads);
         let after_update = Instant::now();
 
@@ -593,23 +552,53 @@ struct Solver<'a> {
 }
 
 impl Solver<'_> {
-    /// Takes one trainable layer's gradients out of `grads` and returns its updated weight and
-    /// bias (plain tensors again), advancing the layer's momentum buffers.
+    /// Updates the trainable layers among `layers` (0-based network indices from
+    /// `first_index`; those below `first_trainable` are frozen and come back untouched), taking
+    /// their gradients out of `grads` and advancing their momentum buffers.
+    fn update_layers<const D: usize>(
+        &self,
+        layers: Vec<LayerParams<D>>,
+        first_index: usize,
+        first_trainable: usize,
+        grads: &mut Gradients,
+        velocities: &mut [Velocity<D>],
+    ) -> Result<Vec<LayerParams<D>>, MlError> {
+        layers
+            .into_iter()
+            .zip(velocities)
+            .enumerate()
+            .map(|(offset, (params, velocity))| {
+                if first_index + offset < first_trainable {
+                    Ok(params)
+                } else {
+                    self.update(params, grads, velocity)
+                }
+            })
+            .collect()
+    }
+
+    /// One trainable layer: its gradients out of `grads`, its updated weight and bias back as
+    /// plain tensors.
     fn update<const D: usize>(
         &self,
-        weight: Tensor<D>,
-        bias: Tensor<1>,
+        params: LayerParams<D>,
         grads: &mut Gradients,
-        velocity: &mut (Option<Tensor<D>>, Option<Tensor<1>>),
-    ) -> Result<(Tensor<D>, Tensor<1>), MlError> {
+        velocity: &mut Velocity<D>,
+    ) -> Result<LayerParams<D>, MlError> {
         let missing = |name: &str| MlError::Backend {
             backend: self.backend_name.to_string(),
             reason: format!("no gradient for trainable parameter `{name}`"),
         };
-        let weight_grad = weight.grad_remove(grads).ok_or_else(|| missing("weight"))?;
-        let bias_grad = bias.grad_remove(grads).ok_or_else(|| missing("bias"))?;
+        let weight_grad = params
+            .weight
+            .grad_remove(grads)
+            .ok_or_else(|| missing("weight"))?;
+        let bias_grad = params
+            .bias
+            .grad_remove(grads)
+            .ok_or_else(|| missing("bias"))?;
         let weight = sgd(
-            weight.without_autodiff(),
+            params.weight.without_autodiff(),
             weight_grad,
             &mut velocity.0,
             self.weight_rate,
@@ -617,16 +606,39 @@ impl Solver<'_> {
             self.decay,
         );
         let bias = sgd(
-            bias.without_autodiff(),
+            params.bias.without_autodiff(),
             bias_grad,
             &mut velocity.1,
             self.bias_rate,
             self.momentum,
             0.0,
         );
-        Ok((weight, bias))
+        Ok(LayerParams { weight, bias })
     }
 }
+
+/// `layers` (0-based network indices from `first_index`) with those at or above
+/// `first_trainable` as fresh autodiff leaves; the frozen ones stay plain tensors.
+fn track_trainable<const D: usize>(
+    layers: Vec<LayerParams<D>>,
+    first_index: usize,
+    first_trainable: usize,
+) -> Vec<LayerParams<D>> {
+    layers
+        .into_iter()
+        .enumerate()
+        .map(|(offset, params)| {
+            if first_index + offset < first_trainable {
+                params
+            } else {
+                params.tracked()
+            }
+        })
+        .collect()
+}
+
+/// A layer's momentum buffers (weight, bias); empty until its first update.
+type Velocity<const D: usize> = (Option<Tensor<D>>, Option<Tensor<1>>);
 
 /// One PyTorch-style SGD update: `g += decay·w; v = m·v + g; w -= lr·v`.
 fn sgd<const D: usize>(

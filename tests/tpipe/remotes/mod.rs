@@ -144,23 +144,34 @@ fn alice_pushes(remote: &str, environment: &[(String, String)]) -> (Project, Pro
     let alice = Project::new(PIPELINE);
     let (statuses, _) = run(&alice, &[], &[]);
     assert!(all(&statuses, "built"), "{statuses:?}");
-    let (stdout, _) = ok(
-        &alice,
-        &["cache", "push", "pipeline.yaml", "--remote", remote],
-        environment,
-    );
+    let stdout = cache_push(&alice, remote, environment);
     assert!(stdout.contains("pushed 4 records and 4 blobs"), "{stdout}");
     (alice, Project::new(PIPELINE))
+}
+
+/// `tpipe cache push|pull pipeline.yaml --remote REMOTE`, which must succeed; its stdout.
+fn cache_transfer(
+    verb: &str,
+    project: &Project,
+    remote: &str,
+    environment: &[(String, String)],
+) -> String {
+    let args = ["cache", verb, "pipeline.yaml", "--remote", remote];
+    ok(project, &args, environment).0
+}
+
+fn cache_push(project: &Project, remote: &str, environment: &[(String, String)]) -> String {
+    cache_transfer("push", project, remote, environment)
+}
+
+fn cache_pull(project: &Project, remote: &str, environment: &[(String, String)]) -> String {
+    cache_transfer("pull", project, remote, environment)
 }
 
 /// The whole trip: push, fetch into an empty cache, nothing built, identical results.
 fn round_trip(remote: &str, environment: &[(String, String)]) {
     let (alice, bob) = alice_pushes(remote, environment);
-    let (stdout, _) = ok(
-        &alice,
-        &["cache", "push", "pipeline.yaml", "--remote", remote],
-        environment,
-    );
+    let stdout = cache_push(&alice, remote, environment);
     assert!(
         stdout.contains("pushed 0 records and 0 blobs (0 B)") && stdout.contains("4 already there"),
         "a second push skips everything: {stdout}"
@@ -268,11 +279,7 @@ fn run_push_uploads_each_node_and_pull_fetches_level_by_level() {
     );
 
     let bob = Project::new(PIPELINE);
-    let (stdout, _) = ok(
-        &bob,
-        &["cache", "pull", "pipeline.yaml", "--remote", remote],
-        &[],
-    );
+    let stdout = cache_pull(&bob, remote, &[]);
     assert!(
         stdout.contains("fetched 4 nodes"),
         "`total`'s key is known only once n1..n3 are fetched:\n{stdout}"
@@ -295,11 +302,7 @@ fn pull_reports_what_the_remote_lacks_and_what_depends_on_it() {
     let (alice, bob) = alice_pushes(remote, &[]);
     let n2 = record_of(&alice, "n2");
     std::fs::remove_file(shared.path().join(format!("records/{}.json", n2.key))).unwrap();
-    let (stdout, _) = ok(
-        &bob,
-        &["cache", "pull", "pipeline.yaml", "--remote", remote],
-        &[],
-    );
+    let stdout = cache_pull(&bob, remote, &[]);
     assert!(
         stdout.contains("missing   n2: not on the remote"),
         "{stdout}"
