@@ -9,22 +9,11 @@ use crate::support::{named, status_of, tpipe_binary, Project};
 const PIPELINE: &str = "nodes:\n  one: { kind: number, value: 41 }\n  two: { kind: sum, inputs: { items: one }, offset: 1 }\n";
 
 fn blob_of(project: &Project, node: &str) -> std::path::PathBuf {
-    let session = project.session();
-    let planned = project.plan();
-    let key = planned
-        .nodes
-        .iter()
-        .find(|planned| planned.name == node)
-        .unwrap()
-        .key
-        .clone()
-        .unwrap();
-    let record = session
+    let record = project.record_of(node);
+    project
+        .session()
         .cache
-        .read_record(&key.parse().unwrap())
-        .unwrap()
-        .unwrap();
-    session.cache.blob_path(&record.outputs["value"].blob)
+        .blob_path(&record.outputs["value"].blob)
 }
 
 #[test]

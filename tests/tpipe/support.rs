@@ -2,6 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
+use tpipe::cache::record::Record;
 use tpipe::exec::{NodeStatus, Quiet, RunOptions, RunSummary};
 use tpipe::graph::PipelineGraph;
 use tpipe::plan::{plan, Plan};
@@ -89,6 +90,24 @@ impl Project {
 
     pub fn cache_dir(&self) -> PathBuf {
         self.path("cache")
+    }
+
+    /// The cache record of `node` under its current key; panics if it is not cached.
+    pub fn record_of(&self, node: &str) -> Record {
+        let key = self
+            .plan()
+            .nodes
+            .iter()
+            .find(|planned| planned.name == node)
+            .unwrap_or_else(|| panic!("no node `{node}`"))
+            .key
+            .clone()
+            .unwrap();
+        self.session()
+            .cache
+            .read_record(&key.parse().unwrap())
+            .unwrap()
+            .unwrap_or_else(|| panic!("`{node}` is not cached"))
     }
 }
 

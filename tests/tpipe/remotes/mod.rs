@@ -10,7 +10,6 @@ use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use tpipe::cache::record::Record;
 use tpipe::remote::{RemoteChoice, RemoteLocation};
 
 use crate::support::{tpipe_binary, Project};
@@ -115,25 +114,6 @@ fn all(statuses: &[(String, String)], word: &str) -> bool {
     statuses.iter().all(|(_, status)| status == word)
 }
 
-/// The cache record of `node` in `project`.
-fn record_of(project: &Project, node: &str) -> Record {
-    let key = project
-        .plan()
-        .nodes
-        .iter()
-        .find(|planned| planned.name == node)
-        .unwrap()
-        .key
-        .clone()
-        .unwrap();
-    project
-        .session()
-        .cache
-        .read_record(&key.parse().unwrap())
-        .unwrap()
-        .unwrap_or_else(|| panic!("`{node}` is not cached"))
-}
-
 fn assert_cache_verifies(project: &Project) {
     let (stdout, _) = ok(project, &["cache", "verify", "--cache", "cache"], &[]);
     assert!(stdout.contains(": 0 problems"), "{stdout}");
@@ -181,7 +161,7 @@ fn round_trip(remote: &str, environment: &[(String, String)]) {
     assert!(all(&statuses, "fetched"), "{statuses:?}");
     assert!(warnings.is_empty(), "{warnings:?}");
     for node in NODES {
-        let (ours, theirs) = (record_of(&alice, node), record_of(&bob, node));
+        let (ours, theirs) = (alice.record_of(node), bob.record_of(node));
         let remote_name = RemoteLocation::parse(remote, Path::new("/"))
             .unwrap()
             .to_string();
@@ -203,7 +183,7 @@ fn round_trip(remote: &str, environment: &[(String, String)]) {
             );
         }
     }
-    assert_eq!(record_of(&bob, "total").metrics["value"], 16);
+    assert_eq!(bob.record_of("total").metrics["value"], 16);
     assert_cache_verifies(&bob);
     let (statuses, _) = run(&bob, &["--remote", remote], environment);
     assert!(all(&statuses, "cached"), "{statuses:?}");
@@ -300,7 +280,7 @@ fn pull_reports_what_the_remote_lacks_and_what_depends_on_it() {
     let shared = tempfile::tempdir().unwrap();
     let remote = shared.path().to_str().unwrap();
     let (alice, bob) = alice_pushes(remote, &[]);
-    let n2 = record_of(&alice, "n2");
+    let n2 = alice.record_of("n2");
     std::fs::remove_file(shared.path().join(format!("records/{}.json", n2.key))).unwrap();
     let stdout = cache_pull(&bob, remote, &[]);
     assert!(
@@ -347,20 +327,20 @@ fn bob_survives(damage: impl FnOnce(&Path, &Project), damaged_node: &str, expect
         "{warnings:?}"
     );
     assert!(warnings[0].contains("building it locally"), "{warnings:?}");
-    assert_eq!(record_of(&bob, damaged_node).provenance.fetched_from, None);
-    assert_eq!(record_of(&bob, "total").metrics["value"], 16);
+    assert_eq!(bob.record_of(damaged_node).provenance.fetched_from, None);
+    assert_eq!(bob.record_of("total").metrics["value"], 16);
     assert_cache_verifies(&bob);
 }
 
 fn remote_blob(shared: &Path, alice: &Project, node: &str) -> std::path::PathBuf {
-    let hex = record_of(alice, node).outputs["value"].blob.to_hex();
+    let hex = alice.record_of(node).outputs["value"].blob.to_hex();
     shared.join("blobs").join(&hex[..2]).join(hex)
 }
 
 fn remote_record(shared: &Path, alice: &Project, node: &str) -> std::path::PathBuf {
     shared
         .join("records")
-        .join(format!("{}.json", record_of(alice, node).key))
+        .join(format!("{}.json", alice.record_of(node).key))
 }
 
 #[test]
@@ -387,7 +367,7 @@ fn a_record_whose_blob_is_a_path_is_rejected() {
         |shared, alice| {
             let path = remote_record(shared, alice, "n2");
             let text = std::fs::read_to_string(&path).unwrap();
-            let blob = record_of(alice, "n2").outputs["value"].blob.to_hex();
+            let blob = alice.record_of("n2").outputs["value"].blob.to_hex();
             std::fs::write(&path, text.replace(&blob, "../../../../../../etc/passwd")).unwrap();
         },
         "n2",
@@ -400,7 +380,7 @@ fn a_record_whose_output_name_leaves_the_folder_is_rejected() {
     bob_survives(
         |shared, alice| {
             // A consistent record (its digest recomputed) whose output would be published as `../escape`.
-            let mut record = record_of(alice, "n3");
+            let mut record = alice.record_of("n3");
             let output = record.outputs.remove("value").unwrap();
             record.outputs.insert("../escape".into(), output);
             record.content = tpipe::key::outputs_digest(&record.outputs);
@@ -444,7 +424,7 @@ fn a_webdav_server_stopped_mid_run_is_a_warning_and_the_rest_builds_locally() {
     std::fs::remove_file(
         server
             .disk_path("cache")
-            .join(format!("records/{}.json", record_of(&alice, "slow").key)),
+            .join(format!("records/{}.json", alice.record_of("slow").key)),
     )
     .unwrap();
 
