@@ -463,13 +463,7 @@ where
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(9)
-        .x_label_formatter(&|x| {
-            if x.fract() == 0.0 {
-                format!("{x:.0}")
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&whole_number_label)
         .y_label_formatter(&|y| format!("{y:.2}"))
         .x_desc("n: layers copied (0 = baseB)")
         .y_desc("top-1 (ours)")
@@ -562,6 +556,15 @@ where
     draw_legend(&legend_area, &legend, note.as_deref())
 }
 
+/// Ticks of the n axis: labels at whole numbers only.
+fn whole_number_label(x: &f64) -> String {
+    if x.fract() == 0.0 {
+        format!("{x:.0}")
+    } else {
+        String::new()
+    }
+}
+
 fn draw_drop_panel<DB: DrawingBackend>(
     panel: &DrawingArea<DB, Shift>,
     figure: &Figure,
@@ -584,13 +587,7 @@ where
         .configure_mesh()
         .disable_x_mesh()
         .x_labels(8)
-        .x_label_formatter(&|x| {
-            if x.fract() == 0.0 {
-                format!("{x:.0}")
-            } else {
-                String::new()
-            }
-        })
+        .x_label_formatter(&whole_number_label)
         .y_label_formatter(&|y| format!("{y:+.0}"))
         .x_desc("n: layers copied")
         .y_desc("top-1 minus own baseB (accuracy points)")
