@@ -27,8 +27,6 @@ use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
 use analysis::Analysis;
 use runs::RunSet;
 
-pub use figure::{FONT_PATHS, FONT_VARIABLE};
-
 /// The `report` kind.
 pub struct Report;
 
@@ -58,8 +56,9 @@ impl NodeKind for Report {
     fn name(&self) -> &'static str {
         "report"
     }
+    /// 2: reads each run from its `evaluation.json` (content), not from its node's metrics.
     fn version(&self) -> u32 {
-        1
+        2
     }
     fn about(&self) -> &'static str {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
@@ -87,6 +86,9 @@ impl NodeKind for Report {
             arity: Arity::Many,
             accepts: &["evaluate"],
             doc: "the evaluate nodes to report on",
+            reads: &[EVALUATION],
+            // Rows are labelled with the evaluate nodes' names, so renaming one reruns the report.
+            names_in_key: true,
         }]
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
@@ -101,10 +103,17 @@ impl NodeKind for Report {
             .map(Vec::as_slice)
             .unwrap_or_default();
         context.report_progress(0.1, format!("reading {} results", inputs.len()));
+        let mut runs = Vec::with_capacity(inputs.len());
+        for input in inputs {
+            let name = input
+                .name
+                .clone()
+                .ok_or_else(|| BuildError::failed("the report's inputs have no names"))?;
+            runs.push((name, context.read_json(input, EVALUATION)?));
+        }
         build_report(
-            inputs
-                .iter()
-                .map(|input| (input.node.as_str(), &input.metrics)),
+            runs.iter()
+                .map(|(name, evaluation)| (name.as_str(), evaluation)),
             &options,
         )
     }
@@ -116,7 +125,10 @@ impl NodeKind for Report {
     }
 }
 
-/// The report for `(node, metrics)` pairs: what `build` does once parameters are read.
+/// The output of `evaluate` that the report reads.
+const EVALUATION: &str = "evaluation.json";
+
+/// The report for `(node, evaluation)` pairs: what `build` does once parameters are read.
 pub fn build_report<'a>(
     inputs: impl IntoIterator<Item = (&'a str, &'a Value)>,
     options: &ReportOptions,

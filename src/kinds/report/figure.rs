@@ -3,8 +3,9 @@
 //! for random weights), with the paper's ImageNet numbers as faint dashed lines.
 //!
 //! What to draw is worked out first into plain data ([`Figure`]), so it can be tested without
-//! pixels; plotters then draws the same data on either backend. Text needs a font: it is read at
-//! run time from a Debian font package (no fontconfig, no freetype), see [`ensure_font`].
+//! pixels; plotters then draws the same data on either backend. Text is drawn with DejaVu Sans,
+//! which ships inside the binary (`font/`, with its licence), so the same inputs give the same
+//! SVG and PNG bytes on every machine, whatever fonts it has installed; see [`ensure_font`].
 
 use std::error::Error;
 use std::sync::OnceLock;
@@ -22,41 +23,19 @@ use crate::kinds::paper_reference as paper;
 pub const WIDTH: u32 = 1600;
 pub const HEIGHT: u32 = 860;
 
-/// Where the report looks for its font, in order (Debian/Ubuntu `fonts-dejavu-core` first).
-pub const FONT_PATHS: &[&str] = &[
-    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    "/usr/share/fonts/TTF/DejaVuSans.ttf",
-    "/usr/share/fonts/dejavu-sans-fonts/DejaVuSans.ttf",
-];
-/// An environment variable naming a TrueType font to use instead.
-pub const FONT_VARIABLE: &str = "TPIPE_REPORT_FONT";
+/// DejaVu Sans 2.37 (Debian's `fonts-dejavu-core`), under the Bitstream Vera licence in
+/// `font/LICENSE-DejaVu`. Shipped rather than looked up so figures are byte-stable.
+const FONT: &[u8] = include_bytes!("font/DejaVuSans.ttf");
 const FONT_FAMILY: &str = "sans-serif";
 
-/// Loads the font once per process and registers it with plotters.
+/// Registers the shipped font with plotters, once per process.
 pub fn ensure_font() -> Result<(), String> {
     static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
     REGISTERED
         .get_or_init(|| {
-            let candidates: Vec<String> = match std::env::var(FONT_VARIABLE) {
-                Ok(path) if !path.is_empty() => vec![path],
-                _ => FONT_PATHS.iter().map(|path| path.to_string()).collect(),
-            };
-            let (path, bytes) = candidates
-                .iter()
-                .find_map(|path| std::fs::read(path).ok().map(|bytes| (path, bytes)))
-                .ok_or_else(|| {
-                    format!(
-                        "the report needs a TrueType font to draw its figures and found none at {} \
-                         (hint: `apt-get install fonts-dejavu-core`, or set {FONT_VARIABLE} to a .ttf file)",
-                        candidates.join(", ")
-                    )
-                })?;
-            // plotters keeps fonts for the life of the process; this happens once.
-            let bytes: &'static [u8] = Box::leak(bytes.into_boxed_slice());
             for style in [FontStyle::Normal, FontStyle::Bold] {
-                plotters::style::register_font(FONT_FAMILY, style, bytes)
-                    .map_err(|_| format!("`{path}` is not a TrueType or OpenType font"))?;
+                plotters::style::register_font(FONT_FAMILY, style, FONT)
+                    .map_err(|_| "the shipped font is not a TrueType font".to_string())?;
             }
             Ok(())
         })
