@@ -4,18 +4,18 @@
 //! node is built sits behind [`NodeRunner`], so a cluster runner can replace the local one.
 
 use std::collections::BTreeMap;
-use std::panic::AssertUnwindSafe;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::cache::record::{OutputRef, Provenance, Record, RECORD_FORMAT};
+use crate::action::{build_action, Action, ActionError, ActionRun};
+use crate::cache::record::Record;
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
-use crate::kind::{BuildContext, BuildError, BuildOptions, InputArtifact, Progress};
+use crate::kind::{BuildError, BuildOptions, Progress};
 use crate::remote::Remote;
 use crate::session::{ResolvedKey, Session};
 use crate::spec::NodeSpec;
@@ -143,96 +143,37 @@ pub enum RunError {
     Threads(String),
 }
 
-/// One node to build, with everything resolved.
+/// One node to build: its action, stored in the cache under its key before the runner is called.
 pub struct NodeJob<'a> {
     pub session: &'a Session,
-    pub node: &'a NodeSpec,
-    pub resolved: &'a ResolvedKey,
-    pub inputs: BTreeMap<String, Vec<InputArtifact>>,
+    pub key: ContentHash,
+    pub action: &'a Action,
     pub options: &'a BuildOptions,
     pub cancel: &'a AtomicBool,
     pub progress: &'a (dyn Fn(Progress) + Sync),
 }
 
-/// Where a node is built. The local runner calls the kind in this process; a cluster runner
-/// would submit a job that does the same on another machine over a shared cache.
+/// Where a node is built. The local runner builds the action in this process; a cluster runner
+/// submits `tpipe exec-node KEY` to run the same [`build_action`] on another machine over a
+/// shared cache.
 pub trait NodeRunner: Sync {
-    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, BuildError>;
+    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, ActionError>;
 }
 
 pub struct LocalRunner;
 
 impl NodeRunner for LocalRunner {
-    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, BuildError> {
-        let session = job.session;
-        let kind = session.kind_of(job.node);
-        let context = BuildContext {
-            node: &job.node.name,
-            params: &job.node.params,
-            inputs: job.inputs,
-            external: job
-                .resolved
-                .external
-                .iter()
-                .map(|external| (external.path.clone().into(), external.content))
-                .collect(),
-            project_dir: &session.project_dir,
-            options: job.options,
-            cancel: job.cancel,
-            progress: job.progress,
-            cache: &session.cache,
-        };
-        let started_at = SystemTime::now();
-        let clock = Instant::now();
-        let output = std::panic::catch_unwind(AssertUnwindSafe(|| kind.build(&context))).map_err(
-            |panic| {
-                let text = panic
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| panic.downcast_ref::<&str>().map(|text| text.to_string()))
-                    .unwrap_or_else(|| "unknown panic".into());
-                BuildError::failed(format!("the `{}` kind panicked: {text}", kind.name()))
+    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, ActionError> {
+        build_action(
+            job.action,
+            &job.session.registry,
+            &job.session.cache,
+            &ActionRun {
+                options: job.options,
+                cancel: job.cancel,
+                progress: job.progress,
             },
-        )??;
-        let duration = clock.elapsed();
-        // Blobs first, the record last: a crash in between leaves only unreferenced blobs.
-        let mut outputs = BTreeMap::new();
-        for (name, bytes) in &output.outputs {
-            let reference: OutputRef = session
-                .cache
-                .put_blob(bytes)
-                .map_err(|error| BuildError::failed(error.to_string()))?;
-            outputs.insert(name.clone(), reference);
-        }
-        let record = Record {
-            format: RECORD_FORMAT,
-            key: job.resolved.key,
-            node: job.node.name.clone(),
-            kind: kind.name().to_string(),
-            kind_version: kind.version(),
-            params: job.resolved.key_params.clone(),
-            inputs: job.resolved.inputs.clone(),
-            external: job.resolved.external.clone(),
-            content: crate::key::outputs_digest(&outputs),
-            outputs,
-            metrics: output.metrics,
-            provenance: Provenance {
-                tool_version: env!("CARGO_PKG_VERSION").to_string(),
-                backend: output.backend,
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                started_at: humantime::format_rfc3339_seconds(started_at).to_string(),
-                finished_at: humantime::format_rfc3339_seconds(SystemTime::now()).to_string(),
-                duration_seconds: duration.as_secs_f64(),
-                pipeline: session.pipeline.file.to_string_lossy().into_owned(),
-                all_params: job.node.params.clone(),
-                fetched_from: None,
-            },
-        };
-        session
-            .cache
-            .write_record(&record)
-            .map_err(|error| BuildError::failed(error.to_string()))?;
-        Ok(record)
+        )
     }
 }
 
@@ -508,14 +449,27 @@ impl<'a> Scheduler<'a> {
                 return (NodeStatus::Cached, Some(record), key);
             }
         }
+        // The action goes into the cache first, so the same build can be repeated elsewhere
+        // (`tpipe exec-node`) from the cache alone.
+        if let Err(error) = self
+            .session
+            .cache
+            .write_action(&resolved.key, &resolved.action)
+        {
+            return (
+                NodeStatus::Failed {
+                    error: error.to_string(),
+                },
+                None,
+                key,
+            );
+        }
         self.observer.node_started(&node.name, &node.kind);
-        let inputs = self.input_artifacts(node, &upstream);
         let progress = |progress: Progress| self.observer.node_progress(&node.name, &progress);
         let job = NodeJob {
             session: self.session,
-            node,
-            resolved: &resolved,
-            inputs,
+            key: resolved.key,
+            action: &resolved.action,
             options: &self.options.build,
             cancel: &self.options.cancel,
             progress: &progress,
@@ -530,14 +484,12 @@ impl<'a> Scheduler<'a> {
                 .name(format!("tpipe-build-{}", node.name))
                 .spawn_scoped(threads, move || runner.run_node(job))
                 .map(|handle| {
-                    handle
-                        .join()
-                        .unwrap_or_else(|_| Err(BuildError::failed("the build thread panicked")))
+                    handle.join().unwrap_or_else(|_| {
+                        Err(BuildError::failed("the build thread panicked").into())
+                    })
                 })
                 .unwrap_or_else(|error| {
-                    Err(BuildError::failed(format!(
-                        "cannot start a build thread: {error}"
-                    )))
+                    Err(BuildError::failed(format!("cannot start a build thread: {error}")).into())
                 })
         });
         match result {
@@ -545,7 +497,7 @@ impl<'a> Scheduler<'a> {
                 self.push_to_remote(node, &record);
                 (NodeStatus::Built, Some(Arc::new(record)), key)
             }
-            Err(BuildError::Cancelled) => (NodeStatus::Cancelled, None, key),
+            Err(ActionError::Build(BuildError::Cancelled)) => (NodeStatus::Cancelled, None, key),
             Err(error) => (
                 NodeStatus::Failed {
                     error: error.to_string(),
@@ -602,33 +554,6 @@ impl<'a> Scheduler<'a> {
             self.observer
                 .warning(&format!("node `{}`: not pushed: {error}", node.name));
         }
-    }
-
-    fn input_artifacts(
-        &self,
-        node: &NodeSpec,
-        upstream: &BTreeMap<String, Arc<Record>>,
-    ) -> BTreeMap<String, Vec<InputArtifact>> {
-        node.inputs
-            .iter()
-            .map(|(slot, sources)| {
-                let artifacts = sources
-                    .iter()
-                    .map(|source| {
-                        let record = &upstream[source];
-                        InputArtifact {
-                            node: source.clone(),
-                            kind: record.kind.clone(),
-                            key: record.key,
-                            params: record.provenance.all_params.clone(),
-                            metrics: record.metrics.clone(),
-                            outputs: record.outputs.clone(),
-                        }
-                    })
-                    .collect();
-                (slot.clone(), artifacts)
-            })
-            .collect()
     }
 
     /// Copies a node's outputs into a folder the user reads, skipping files already identical.

@@ -8,7 +8,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 /// Bumped whenever the way keys are derived changes, so old cache records are simply misses.
-pub const KEY_SCHEME_VERSION: u32 = 1;
+pub const KEY_SCHEME_VERSION: u32 = 2;
 
 /// A 256-bit content hash, shown as 64 lowercase hex digits.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

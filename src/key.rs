@@ -3,36 +3,35 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value};
-
-use crate::cache::record::{ExternalInput, OutputRef};
+use crate::action::Action;
+use crate::cache::record::OutputRef;
 use crate::hash::{ContentHash, KeyHasher};
 
-/// Everything a node's key depends on.
-pub struct KeyMaterial<'a> {
-    pub kind: &'a str,
-    pub kind_version: u32,
-    /// Only the parameters that are part of the key, after defaults were filled in.
-    pub params: &'a Map<String, Value>,
-    /// Per input slot, the content digests of the nodes it reads, in the order written.
-    pub inputs: &'a BTreeMap<String, Vec<ContentHash>>,
-    pub external: &'a [ExternalInput],
-}
-
-pub fn node_key(material: &KeyMaterial) -> ContentHash {
-    let mut hasher = KeyHasher::new("tpipe node key");
-    hasher.part("kind", material.kind.as_bytes());
-    hasher.part("kind version", &material.kind_version.to_le_bytes());
+/// The key of an action: the hash of its kind, kind version, in-key parameters, the digests of
+/// the input outputs it reads (with the input names where its slots declare them) and its
+/// external files' content. Settings and origin are left out on purpose.
+pub fn action_key(action: &Action) -> ContentHash {
+    let mut hasher = KeyHasher::new("tpipe action");
+    hasher.part("kind", action.kind.as_bytes());
+    hasher.part("kind version", &action.kind_version.to_le_bytes());
     // serde_json's Map is ordered by key (no `preserve_order`), so this text is canonical.
-    let params = serde_json::to_string(material.params).expect("JSON values always serialise");
+    let params = serde_json::to_string(&action.params).expect("JSON values always serialise");
     hasher.part("params", params.as_bytes());
-    for (slot, contents) in material.inputs {
+    for (slot, inputs) in &action.inputs {
         hasher.part("input slot", slot.as_bytes());
-        for content in contents {
-            hasher.part("input content", content.to_hex().as_bytes());
+        for input in inputs {
+            // Marks where each input starts, so inputs reading nothing still count.
+            hasher.part("input", &[]);
+            if let Some(name) = &input.name {
+                hasher.part("input name", name.as_bytes());
+            }
+            for (output, reference) in &input.outputs {
+                hasher.part("output", output.as_bytes());
+                hasher.part("blob", reference.blob.to_hex().as_bytes());
+            }
         }
     }
-    for external in material.external {
+    for external in &action.external {
         // The path is left out on purpose: moving a data set does not change what it holds.
         hasher.part("external content", external.content.to_hex().as_bytes());
     }

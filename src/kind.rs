@@ -20,6 +20,9 @@ pub struct ParamProblem {
     pub param: Option<String>,
     pub message: String,
     pub hint: Option<String>,
+    /// For a check across nodes: the input slot whose node disagrees, so the diagnostic points
+    /// at that reference.
+    pub input: Option<String>,
 }
 
 impl ParamProblem {
@@ -28,7 +31,12 @@ impl ParamProblem {
             param: Some(param.to_string()),
             message: message.into(),
             hint: None,
+            input: None,
         }
+    }
+    pub fn at_input(mut self, slot: &str) -> ParamProblem {
+        self.input = Some(slot.to_string());
+        self
     }
     pub fn with_hint(mut self, hint: impl Into<String>) -> ParamProblem {
         self.hint = Some(hint.into());
@@ -42,8 +50,10 @@ pub enum BuildError {
     Failed(String),
     #[error("cancelled")]
     Cancelled,
-    #[error("input `{node}`: {source}")]
-    Input { node: String, source: CacheError },
+    /// An input's blob is missing or damaged. The engine, not the build, names the node behind
+    /// the slot (a build never sees upstream names).
+    #[error("input `{slot}`: {source}")]
+    Input { slot: String, source: CacheError },
 }
 
 impl BuildError {
@@ -57,21 +67,37 @@ impl BuildError {
 pub struct BuildOutput {
     /// Named artifacts; the engine stores each as a blob.
     pub outputs: Vec<(String, Vec<u8>)>,
-    /// Small JSON results shown by `show` and the summary (accuracy, losses, …).
+    /// Small JSON results shown by `show` and the summary (accuracy, losses, …). Metrics are for
+    /// people: no build ever reads another node's metrics, so anything a dependent needs must
+    /// be in `outputs`.
     pub metrics: Value,
     /// The compute backend used, for provenance (not part of the key).
     pub backend: Option<String>,
 }
 
-/// A built upstream node, as seen by a node that reads it.
+/// An upstream node as a build sees it: exactly what the key covers and nothing more. There is
+/// no upstream name (unless the slot declares `names_in_key`), no parameter and no metric:
+/// whatever a build needs to know about its inputs travels inside their outputs.
 #[derive(Clone, Debug)]
 pub struct InputArtifact {
-    pub node: String,
-    pub kind: String,
-    pub key: ContentHash,
-    pub params: Map<String, Value>,
-    pub metrics: Value,
+    pub slot: String,
+    /// Position within the slot, in the order the pipeline lists the inputs.
+    pub index: usize,
+    /// The upstream node's name, only for slots whose names are in the key.
+    pub name: Option<String>,
+    /// The outputs the slot declares it reads (all, when it declares none).
     pub outputs: BTreeMap<String, OutputRef>,
+}
+
+impl InputArtifact {
+    /// `input `data`` or `input `results` #3`, for messages.
+    pub fn describe(&self) -> String {
+        match (&self.name, self.index) {
+            (Some(name), _) => format!("input `{name}`"),
+            (None, 0) => format!("input `{}`", self.slot),
+            (None, index) => format!("input `{}` #{}", self.slot, index + 1),
+        }
+    }
 }
 
 /// Progress of a running node, as a fraction of its work and a short message.
@@ -88,9 +114,14 @@ pub struct BuildOptions {
     pub backend: Option<String>,
 }
 
+/// Everything a build may read. It is made from an [`Action`](crate::action::Action) alone, so
+/// the same build can run in `tpipe run`, in `tpipe exec-node` or on another machine.
 pub struct BuildContext<'a> {
+    /// The node's own name, for log lines and messages only: it is not in the key, so no
+    /// output may depend on it.
     pub node: &'a str,
-    /// Every parameter after defaults, including those not in the key.
+    /// The parameters in the key, plus the settings that are not (paths whose content is in
+    /// the key through `external`, the backend).
     pub params: &'a Map<String, Value>,
     pub inputs: BTreeMap<String, Vec<InputArtifact>>,
     /// Resolved external files and their content hashes.
@@ -103,17 +134,38 @@ pub struct BuildContext<'a> {
 }
 
 impl BuildContext<'_> {
-    /// Reads one output of an input node, verified against its hash.
+    /// Reads one output of an input node, verified against its hash. Only outputs the slot
+    /// declares in `reads` are there to read.
     pub fn read(&self, input: &InputArtifact, output: &str) -> Result<Vec<u8>, BuildError> {
         let reference = input.outputs.get(output).ok_or_else(|| {
-            BuildError::failed(format!("input `{}` has no output `{output}`", input.node))
+            BuildError::failed(format!(
+                "{} has no output `{output}` that this kind may read (it has {})",
+                input.describe(),
+                input
+                    .outputs
+                    .keys()
+                    .map(|name| format!("`{name}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
         })?;
         self.cache
             .read_blob(&reference.blob)
             .map_err(|source| BuildError::Input {
-                node: input.node.clone(),
+                slot: input.slot.clone(),
                 source,
             })
+    }
+
+    /// Reads one output as JSON.
+    pub fn read_json(&self, input: &InputArtifact, output: &str) -> Result<Value, BuildError> {
+        let bytes = self.read(input, output)?;
+        serde_json::from_slice(&bytes).map_err(|error| {
+            BuildError::failed(format!(
+                "{}, output `{output}` is not JSON: {error}",
+                input.describe()
+            ))
+        })
     }
 
     /// The single node in a slot declared with arity `One`.
@@ -172,6 +224,14 @@ impl BuildContext<'_> {
     }
 }
 
+/// An upstream node as a cross-node check at plan time sees it: its name and parameters.
+/// Checks run on the pipeline, before anything builds; builds never see this.
+pub struct UpstreamSpec<'a> {
+    pub name: &'a str,
+    pub kind: &'a str,
+    pub params: &'a Map<String, Value>,
+}
+
 /// A kind of node. Implementations must be deterministic in what they put in `outputs` for the
 /// same parameters and inputs where they can (the CPU training backend is), and must bump
 /// `version` whenever a code change alters what they produce.
@@ -189,6 +249,16 @@ pub trait NodeKind: Send + Sync {
     }
     /// Checks that go beyond parameter types; every problem is reported.
     fn check(&self, _params: &Map<String, Value>) -> Vec<ParamProblem> {
+        Vec::new()
+    }
+    /// Checks that span this node and the nodes it reads (a transfer's network must match its
+    /// base's), run when the pipeline is validated so they fail before anything trains.
+    /// `inputs` maps each slot to its upstream nodes.
+    fn check_inputs(
+        &self,
+        _params: &Map<String, Value>,
+        _inputs: &BTreeMap<String, Vec<UpstreamSpec<'_>>>,
+    ) -> Vec<ParamProblem> {
         Vec::new()
     }
     /// Parameters present but not read with these settings, left out of the key so that editing

@@ -2,6 +2,7 @@
 //!
 //! See ARCHITECTURE.md for the layers and their invariants.
 
+pub mod action;
 pub mod cache;
 pub mod cli;
 pub mod data;

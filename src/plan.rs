@@ -41,6 +41,8 @@ pub enum Reason {
     },
     /// The last result for this node is gone from the cache (removed, or a run was interrupted).
     NotInCache,
+    /// The last result was made by an older tpipe whose keys were derived differently.
+    OlderCacheEntry,
     CacheEntryDamaged {
         detail: String,
     },
@@ -79,6 +81,10 @@ impl std::fmt::Display for Reason {
                 "code of kind `{kind}` changed (version {from} → {to})"
             ),
             Reason::NotInCache => write!(formatter, "result no longer in the cache"),
+            Reason::OlderCacheEntry => write!(
+                formatter,
+                "the cached result was made by an older tpipe (its keys changed); building anew"
+            ),
             Reason::CacheEntryDamaged { detail } => {
                 write!(formatter, "cache entry damaged: {detail}")
             }
@@ -140,14 +146,15 @@ pub fn explain_change(
         });
     }
     let mut names: Vec<&String> = resolved
-        .key_params
+        .action
+        .params
         .keys()
         .chain(previous.params.keys())
         .collect();
     names.sort();
     names.dedup();
     for name in names {
-        let (from, to) = (previous.params.get(name), resolved.key_params.get(name));
+        let (from, to) = (previous.params.get(name), resolved.action.params.get(name));
         if from != to {
             reasons.push(Reason::ParamChanged {
                 param: name.clone(),
@@ -157,6 +164,8 @@ pub fn explain_change(
         }
     }
     let slots: std::collections::BTreeSet<&String> = resolved
+        .action
+        .origin
         .inputs
         .iter()
         .chain(&previous.inputs)
@@ -164,6 +173,8 @@ pub fn explain_change(
         .collect();
     for slot in slots {
         let now: Vec<_> = resolved
+            .action
+            .origin
             .inputs
             .iter()
             .filter(|input| &input.slot == slot)
@@ -188,14 +199,15 @@ pub fn explain_change(
             }
         }
     }
-    let same_external = resolved.external.len() == previous.external.len()
+    let same_external = resolved.action.external.len() == previous.external.len()
         && resolved
+            .action
             .external
             .iter()
             .zip(&previous.external)
             .all(|(a, b)| a.content == b.content);
     if !same_external {
-        for external in &resolved.external {
+        for external in &resolved.action.external {
             if !previous
                 .external
                 .iter()
@@ -235,9 +247,20 @@ pub fn reasons_for_miss(
             Ok(Some(previous)) => {
                 explain_change(session, kind.version(), kind.name(), resolved, &previous)
             }
+            _ if written_by_older_tpipe(session, previous_key) => vec![Reason::OlderCacheEntry],
             _ => vec![Reason::NotInCache],
         },
     }
+}
+
+/// Whether the record at `key` is in an older record format: its keys were made by an older
+/// scheme, so it is a miss, never an error.
+fn written_by_older_tpipe(session: &Session, key: &crate::hash::ContentHash) -> bool {
+    std::fs::read(session.cache.record_path(key))
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
+        .and_then(|record| record.get("format").and_then(serde_json::Value::as_u64))
+        .is_some_and(|format| format < u64::from(crate::cache::record::RECORD_FORMAT))
 }
 
 /// Plans the selected nodes. `forced` nodes are planned to run even when cached.

@@ -262,4 +262,11 @@ pub struct InputSlot {
     /// Kinds accepted here; empty means any.
     pub accepts: &'static [&'static str],
     pub doc: &'static str,
+    /// The outputs of each input node that the build reads; empty means all of them. Only
+    /// these outputs' digests go into the key, and only these can be read: a dependent does not
+    /// rerun when an output it never reads changes (a split's label, say).
+    pub reads: &'static [&'static str],
+    /// Whether the build sees the input nodes' names (a report labels its rows with them).
+    /// Then the names are part of the key, so renaming a node reruns what shows its name.
+    pub names_in_key: bool,
 }

@@ -7,11 +7,12 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
+use crate::action::{Action, ActionInput, Origin, ACTION_FORMAT};
 use crate::cache::record::{ExternalInput, Record, RecordInput};
 use crate::cache::Cache;
 use crate::graph::PipelineGraph;
 use crate::hash::ContentHash;
-use crate::key::{node_key, pipeline_id, KeyMaterial};
+use crate::key::pipeline_id;
 use crate::kind::{KindRegistry, NodeKind};
 use crate::spec::{NodeSpec, Pipeline};
 
@@ -26,13 +27,11 @@ pub struct Session {
     pub pipeline_id: ContentHash,
 }
 
-/// A node's key and everything that went into it.
+/// A node's key and the action it is the hash of.
 #[derive(Clone, Debug)]
 pub struct ResolvedKey {
     pub key: ContentHash,
-    pub key_params: Map<String, Value>,
-    pub inputs: Vec<RecordInput>,
-    pub external: Vec<ExternalInput>,
+    pub action: Action,
 }
 
 /// The project folder of a pipeline file: the nearest folder above it holding `.git` or
@@ -125,46 +124,71 @@ impl Session {
             .collect()
     }
 
-    /// The key of `node`, given the records of the nodes it reads.
+    /// The action that builds `node`, and its key, given the records of the nodes it reads.
+    /// `plan`, `run`, `cache push`/`pull` and `gc` all derive keys here.
     pub fn resolve_key(
         &self,
         node: &NodeSpec,
         upstream: &BTreeMap<String, Arc<Record>>,
     ) -> Result<ResolvedKey, String> {
         let kind = self.kind_of(node);
-        let key_params = self.key_params(node);
-        let mut inputs = Vec::new();
-        let mut contents: BTreeMap<String, Vec<ContentHash>> = BTreeMap::new();
+        let params = self.key_params(node);
+        let settings: Map<String, Value> = node
+            .params
+            .iter()
+            .filter(|(name, _)| !params.contains_key(name.as_str()))
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect();
+        let slots = kind.inputs();
+        let mut origin_inputs = Vec::new();
+        let mut inputs: BTreeMap<String, Vec<ActionInput>> = BTreeMap::new();
         for (slot, sources) in &node.inputs {
+            let declared = slots
+                .iter()
+                .find(|declared| declared.name == slot)
+                .expect("the spec layer only admits declared slots");
             for source in sources {
                 let record = upstream
                     .get(source)
                     .ok_or_else(|| format!("input `{source}` is not built"))?;
-                inputs.push(RecordInput {
+                origin_inputs.push(RecordInput {
                     slot: slot.clone(),
                     node: source.clone(),
                     key: record.key,
                     content: record.content,
                 });
-                contents
-                    .entry(slot.clone())
-                    .or_default()
-                    .push(record.content);
+                let outputs = record
+                    .outputs
+                    .iter()
+                    .filter(|(name, _)| {
+                        declared.reads.is_empty() || declared.reads.contains(&name.as_str())
+                    })
+                    .map(|(name, reference)| (name.clone(), reference.clone()))
+                    .collect();
+                inputs.entry(slot.clone()).or_default().push(ActionInput {
+                    name: declared.names_in_key.then(|| source.clone()),
+                    outputs,
+                });
             }
         }
-        let external = self.external_inputs(node)?;
-        let key = node_key(&KeyMaterial {
-            kind: kind.name(),
+        let action = Action {
+            format: ACTION_FORMAT,
+            kind: kind.name().to_string(),
             kind_version: kind.version(),
-            params: &key_params,
-            inputs: &contents,
-            external: &external,
-        });
-        Ok(ResolvedKey {
-            key,
-            key_params,
+            params,
             inputs,
-            external,
+            external: self.external_inputs(node)?,
+            settings,
+            origin: Origin {
+                node: node.name.clone(),
+                pipeline: self.pipeline.file.to_string_lossy().into_owned(),
+                project_dir: self.project_dir.to_string_lossy().into_owned(),
+                inputs: origin_inputs,
+            },
+        };
+        Ok(ResolvedKey {
+            key: action.key(),
+            action,
         })
     }
 

@@ -26,6 +26,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use crate::action::{Action, ACTION_FORMAT};
 use crate::hash::ContentHash;
 use record::{OutputRef, Record, RECORD_FORMAT};
 use stat_cache::StatCache;
@@ -158,7 +159,7 @@ pub fn parse_record(key: &ContentHash, bytes: &[u8]) -> Result<Record, String> {
 impl Cache {
     /// Opens (creating if needed) the cache at `root`.
     pub fn open(root: &Path) -> Result<Cache, CacheError> {
-        for sub in ["blobs", "records", "index", "locks", "tmp"] {
+        for sub in ["blobs", "records", "actions", "index", "locks", "tmp"] {
             let dir = root.join(sub);
             std::fs::create_dir_all(&dir).map_err(CacheError::io("create", &dir))?;
         }
@@ -307,6 +308,39 @@ impl Cache {
             .map_err(CacheError::io("write", &path))
     }
 
+    pub fn action_path(&self, key: &ContentHash) -> PathBuf {
+        self.root.join("actions").join(format!("{key}.json"))
+    }
+
+    /// Stores the action whose key is `key`, so `tpipe exec-node` can build it elsewhere.
+    pub fn write_action(&self, key: &ContentHash, action: &Action) -> Result<(), CacheError> {
+        let path = self.action_path(key);
+        let bytes = serde_json::to_vec_pretty(action).expect("actions always serialise");
+        write_atomically(&self.temporary_dir(), &path, &bytes)
+            .map_err(CacheError::io("write", &path))
+    }
+
+    /// The stored action for `key`; `Ok(None)` when there is none. An action whose content does
+    /// not hash to `key` is refused: it would build something else than its name says.
+    pub fn read_action(&self, key: &ContentHash) -> Result<Option<Action>, String> {
+        let path = self.action_path(key);
+        let bytes = match std::fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(error) => return Err(format!("cannot read `{}`: {error}", path.display())),
+        };
+        let action: Action = serde_json::from_slice(&bytes)
+            .map_err(|error| format!("`{}` is not an action: {error}", path.display()))?;
+        if action.format != ACTION_FORMAT || action.key() != *key {
+            return Err(format!(
+                "`{}` does not describe key {} in action format {ACTION_FORMAT}",
+                path.display(),
+                key.short()
+            ));
+        }
+        Ok(Some(action))
+    }
+
     /// Takes the per-node build lock for `key`, waiting for another process that holds it.
     /// The kernel releases it if the holder dies, so a killed run never leaves a stale lock.
     pub fn lock_node(&self, key: &ContentHash) -> Result<NodeLock, CacheError> {
@@ -357,16 +391,21 @@ impl Cache {
         Ok(blobs)
     }
 
+    /// Removes a record and the action stored beside it.
     pub fn remove_record(&self, key: &ContentHash) -> Result<(), CacheError> {
-        let path = self.record_path(key);
-        match std::fs::remove_file(&path) {
-            Err(error) if error.kind() != std::io::ErrorKind::NotFound => Err(CacheError::Io {
-                action: "remove",
-                path,
-                source: error,
-            }),
-            _ => Ok(()),
+        for path in [self.record_path(key), self.action_path(key)] {
+            match std::fs::remove_file(&path) {
+                Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(CacheError::Io {
+                        action: "remove",
+                        path,
+                        source: error,
+                    })
+                }
+                _ => {}
+            }
         }
+        Ok(())
     }
 
     /// The last key each node of a pipeline file had, to explain why a node reruns.

@@ -7,8 +7,9 @@ use serde_json::{Map, Value};
 
 use crate::hash::ContentHash;
 
-/// Bumped when the record layout changes incompatibly.
-pub const RECORD_FORMAT: u32 = 1;
+/// Bumped when the record layout or the meaning of its key changes incompatibly.
+/// 2: keys are hashes of actions (only the input outputs a kind reads count).
+pub const RECORD_FORMAT: u32 = 2;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct OutputRef {

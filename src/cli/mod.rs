@@ -2,6 +2,7 @@
 //! the library, and is the only layer that prints.
 
 mod cache_commands;
+mod exec_node;
 mod progress;
 mod remote_commands;
 mod table;
@@ -77,6 +78,20 @@ enum Command {
     Cache(CacheCommand),
     /// List the node kinds and their parameters.
     Kinds,
+    /// Build one node from the action stored in the cache under KEY, with no pipeline file:
+    /// what a cluster job runs. `tpipe run` stores the action of every node it builds.
+    ExecNode {
+        /// The node key (64 hex digits, as `tpipe plan --json` shows).
+        key: String,
+        /// Compute backend for a training node, overriding the action's setting.
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+        #[command(flatten)]
+        remote: remote_commands::RemoteArgs,
+        /// Upload the built node to the remote.
+        #[arg(long)]
+        push: bool,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -305,6 +320,22 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
         Command::Kinds => {
             table::write_kinds(&mut stdout, &registry)?;
             Ok(exit::SUCCESS)
+        }
+        Command::ExecNode {
+            key,
+            backend,
+            remote,
+            push,
+        } => {
+            let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
+            let request = exec_node::ExecNodeRequest {
+                key: &key,
+                cache_dir: &cache_dir,
+                backend: backend.map(|backend| format!("{backend:?}").to_lowercase()),
+                remote: &remote,
+                push,
+            };
+            exec_node::exec_node(&request, &registry, &mut stdout)
         }
     }
 }

@@ -187,8 +187,9 @@ impl NodeKind for DatasetKind {
         "dataset"
     }
 
+    /// 2: writes `dataset.json`, so dependents learn the source from content.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn about(&self) -> &'static str {
@@ -382,11 +383,19 @@ fn output_of(source: &str, sets: &TrainTest) -> BuildOutput {
         outputs: vec![
             ("train".into(), train.to_bytes()),
             ("test".into(), sets.test.to_bytes()),
+            // What the data set is, for dependents: builds never read another node's metrics.
+            (
+                DATASET_DESCRIPTION.into(),
+                serde_json::to_vec_pretty(&metrics).expect("JSON values always serialise"),
+            ),
         ],
         metrics,
         backend: None,
     }
 }
+
+/// The output that describes a data set (source, classes, counts) as JSON.
+pub const DATASET_DESCRIPTION: &str = "dataset.json";
 
 #[cfg(test)]
 pub(crate) mod tests {
@@ -454,7 +463,11 @@ pub(crate) mod tests {
             .iter()
             .map(|(name, _)| name.as_str())
             .collect();
-        assert_eq!(names, vec!["train", "test"]);
+        assert_eq!(names, vec!["train", "test", DATASET_DESCRIPTION]);
+        // Dependents learn what the data set is from this output, never from metrics.
+        let description: Value = serde_json::from_slice(&output.outputs[2].1).unwrap();
+        assert_eq!(description, output.metrics);
+        assert_eq!(description["source"], "synthetic");
         let train = Dataset::from_bytes(&output.outputs[0].1).unwrap();
         assert_eq!(
             (train.count, train.channels, train.height, train.width),

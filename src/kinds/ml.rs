@@ -4,15 +4,26 @@
 //! Their schemas are always compiled, so pipelines validate and plan without burn; building
 //! them needs the `ml` feature, which brings in the `tpipe-ml` crate.
 
+use std::collections::BTreeMap;
+
 use serde_json::{json, Map, Value};
 
-use crate::kind::{BuildContext, BuildError, BuildOutput, InputArtifact, NodeKind, ParamProblem};
+use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec};
+use crate::kinds::split::SPLIT_DESCRIPTION;
 use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
 
 /// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
 /// change. 2: conv1 as a matrix multiply and cached frozen outputs change the low bits of
-/// trained weights.
-const ML_KINDS_VERSION: u32 = 2;
+/// trained weights. 3: lineage travels in the weights' metadata and `evaluation.json`, and
+/// the net to score comes from the weights, not from upstream parameters.
+const ML_KINDS_VERSION: u32 = 3;
+
+/// The weights a `train` or `transfer` node writes.
+pub const WEIGHTS: &str = "weights.safetensors";
+/// The scores an `evaluate` node writes, with the lineage of the net it scored.
+pub const EVALUATION: &str = "evaluation.json";
+/// The safetensors metadata entry that records how a net was made (JSON).
+pub const LINEAGE_METADATA: &str = "tpipe.lineage";
 
 /// The `backend` param's values: `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest
 /// CPU backend built in: torch with the `torch` feature, else flex), or one backend by name.
@@ -181,30 +192,15 @@ fn check_net(params: &Map<String, Value>) -> Vec<ParamProblem> {
     problems
 }
 
-fn split_input() -> InputSlot {
+/// A training reads only its images from the split, so relabelling a split retrains nothing.
+fn training_split_input() -> InputSlot {
     InputSlot {
         name: "data",
         arity: Arity::One,
         accepts: &["split"],
-        doc: "the split whose task to train or score on",
-    }
-}
-
-/// A split node's descriptive label: its `label` parameter, else `similar` for random splits
-/// and `dissimilar` for explicit ones.
-#[cfg_attr(not(feature = "ml"), allow(dead_code))]
-fn split_kind(split: &InputArtifact) -> String {
-    if let Some(label) = split
-        .params
-        .get("label")
-        .and_then(Value::as_str)
-        .filter(|label| !label.is_empty())
-    {
-        return label.to_string();
-    }
-    match split.params.get("method").and_then(Value::as_str) {
-        Some("random") | None => "similar".into(),
-        Some(_) => "dissimilar".into(),
+        doc: "the split whose task to train on",
+        reads: &["a_train", "b_train"],
+        names_in_key: false,
     }
 }
 
@@ -233,7 +229,7 @@ impl NodeKind for Train {
         params
     }
     fn inputs(&self) -> Vec<InputSlot> {
-        vec![split_input()]
+        vec![training_split_input()]
     }
     fn uses_device(&self) -> bool {
         true
@@ -288,8 +284,10 @@ impl NodeKind for Transfer {
                 arity: Arity::Optional,
                 accepts: &["train"],
                 doc: "the net to copy from; leave out for the random-weights control",
+                reads: &[WEIGHTS],
+                names_in_key: false,
             },
-            split_input(),
+            training_split_input(),
         ]
     }
     fn uses_device(&self) -> bool {
@@ -298,21 +296,38 @@ impl NodeKind for Transfer {
     fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
         check_net(params)
     }
+    fn check_inputs(
+        &self,
+        params: &Map<String, Value>,
+        inputs: &BTreeMap<String, Vec<UpstreamSpec<'_>>>,
+    ) -> Vec<ParamProblem> {
+        let Some(base) = inputs.get("base").and_then(|bases| bases.first()) else {
+            return Vec::new();
+        };
+        NET_PARAMS
+            .iter()
+            .filter(|name| base.params.get(**name) != params.get(**name))
+            .map(|name| {
+                let show = |value: Option<&Value>| value.map(Value::to_string).unwrap_or_default();
+                ParamProblem::new(
+                    name,
+                    format!(
+                        "parameter `{name}` is {} here but {} in base `{}`; copied layers need the same network",
+                        show(params.get(*name)),
+                        show(base.params.get(*name)),
+                        base.name
+                    ),
+                )
+                .with_hint(format!(
+                    "set `{name}` in `defaults:` for both `train` and `transfer`"
+                ))
+                .at_input("base")
+            })
+            .collect()
+    }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
         let layers_copied = context.param_u64("layers_copied")? as usize;
         let finetune = context.param_bool("finetune")?;
-        if let Some(base) = context.optional_input("base") {
-            for name in NET_PARAMS {
-                if base.params.get(*name) != context.params.get(*name) {
-                    return Err(BuildError::failed(format!(
-                        "parameter `{name}` is {} here but {} in base `{}`; copied layers need the same network (hint: set it in `defaults:` for both kinds)",
-                        context.params.get(*name).map(Value::to_string).unwrap_or_default(),
-                        base.params.get(*name).map(Value::to_string).unwrap_or_default(),
-                        base.node
-                    )));
-                }
-            }
-        }
         backend::train(
             context,
             Some(TransferSettings {
@@ -357,9 +372,18 @@ impl NodeKind for Evaluate {
                 name: "model",
                 arity: Arity::One,
                 accepts: &["train", "transfer"],
-                doc: "the net to score",
+                doc: "the net to score (its weights say what net it is and how it was made)",
+                reads: &[WEIGHTS],
+                names_in_key: false,
             },
-            split_input(),
+            InputSlot {
+                name: "data",
+                arity: Arity::One,
+                accepts: &["split"],
+                doc: "the split whose held-out images to score on",
+                reads: &["a_test", "b_test", SPLIT_DESCRIPTION],
+                names_in_key: false,
+            },
         ]
     }
     fn uses_device(&self) -> bool {
@@ -394,25 +418,31 @@ struct TransferSettings {
     finetune: bool,
 }
 
-/// What the transfer/evaluate metrics say about where a net came from, so reports can group
-/// runs without walking the graph.
+/// How a net was made, written into its weights' metadata so every later node learns it from
+/// content: the variant in the paper's notation, its task, the task its copied layers came
+/// from (`random` for the control), how many were copied, whether they were fine-tuned, the
+/// seed, and the base net's own lineage.
 #[cfg_attr(not(feature = "ml"), allow(dead_code))]
 fn lineage(
     context: &BuildContext,
     settings: Option<TransferSettings>,
+    base_lineage: Option<Value>,
 ) -> Result<Map<String, Value>, BuildError> {
-    let split = context.input("data")?;
     let task = context.param_str("task")?;
     let seed = context.param_u64("seed")?;
-    let (variant, layers_copied, source_task) = match settings {
-        None => (format!("base{task}"), 0, task.to_string()),
+    let (variant, layers_copied, source_task, fine_tuned) = match settings {
+        None => (format!("base{task}"), 0, task.to_string(), false),
         Some(settings) => {
-            let source = match context.optional_input("base") {
+            let source = match &base_lineage {
                 Some(base) => base
-                    .params
                     .get("task")
                     .and_then(Value::as_str)
-                    .unwrap_or("?")
+                    .ok_or_else(|| {
+                        BuildError::failed(
+                            "the base net's weights do not say which task they were trained on \
+                             (hint: rebuild the base with this tpipe)",
+                        )
+                    })?
                     .to_string(),
                 None => "random".to_string(),
             };
@@ -422,22 +452,23 @@ fn lineage(
             } else {
                 format!("{source}n{task}{plus}")
             };
-            (variant, settings.layers_copied, source)
+            (variant, settings.layers_copied, source, settings.finetune)
         }
     };
     let mut map = Map::new();
     map.insert("variant".into(), json!(variant));
-    map.insert("layers_copied".into(), json!(layers_copied));
+    map.insert("task".into(), json!(task));
     map.insert("source_task".into(), json!(source_task));
-    map.insert("target_task".into(), json!(task));
+    map.insert("layers_copied".into(), json!(layers_copied));
+    map.insert("fine_tuned".into(), json!(fine_tuned));
     map.insert("seed".into(), json!(seed));
-    map.insert("split".into(), json!(split.node));
-    map.insert("split_kind".into(), json!(split_kind(split)));
+    map.insert("base".into(), base_lineage.unwrap_or(Value::Null));
     Ok(map)
 }
 
 #[cfg(feature = "ml")]
 mod backend {
+    use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
     use serde_json::{json, Map, Value};
@@ -446,17 +477,16 @@ mod backend {
         TrainProgress, TransferMode,
     };
 
-    use super::{lineage, task_blob, TransferSettings};
+    use super::{lineage, task_blob, TransferSettings, EVALUATION, LINEAGE_METADATA, WEIGHTS};
     use crate::data::Dataset;
     use crate::kind::{BuildContext, BuildError, BuildOutput};
-
-    pub(super) const WEIGHTS: &str = "weights.safetensors";
+    use crate::kinds::split::SPLIT_DESCRIPTION;
 
     fn image_set(context: &BuildContext, task: &str, part: &str) -> Result<ImageSet, BuildError> {
         let split = context.input("data")?;
         let bytes = context.read(split, &task_blob(task, part))?;
         let dataset = Dataset::from_bytes(&bytes)
-            .map_err(|error| BuildError::failed(format!("split `{}`: {error}", split.node)))?;
+            .map_err(|error| BuildError::failed(format!("{}: {error}", split.describe())))?;
         Ok(ImageSet {
             num_classes: dataset.class_names.len(),
             pixels: dataset.pixels,
@@ -559,6 +589,21 @@ mod backend {
         }
     }
 
+    /// The lineage a weights file records, if it records one.
+    fn lineage_of(weights: &[u8]) -> Result<Option<Value>, BuildError> {
+        let metadata = tpipe_ml::weights_metadata(weights).map_err(ml_error)?;
+        metadata
+            .get(LINEAGE_METADATA)
+            .map(|text| {
+                serde_json::from_str(text).map_err(|error| {
+                    BuildError::failed(format!(
+                        "the weights' `{LINEAGE_METADATA}` is not JSON: {error}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+
     pub(super) fn train(
         context: &BuildContext,
         settings: Option<TransferSettings>,
@@ -567,9 +612,21 @@ mod backend {
         let data = image_set(context, &task, "train")?;
         let net = net_config(context.params, &data)?;
         let config = train_config(context)?;
-        let source_weights = match (settings, context.optional_input("base")) {
-            (None, _) => None,
+        let base_weights = match (settings, context.optional_input("base")) {
             (Some(_), Some(base)) => Some(context.read(base, WEIGHTS)?),
+            _ => None,
+        };
+        let base_lineage = match &base_weights {
+            Some(weights) => Some(lineage_of(weights)?.ok_or_else(|| {
+                BuildError::failed(
+                    "the base net's weights record no lineage (hint: rebuild the base with this tpipe)",
+                )
+            })?),
+            None => None,
+        };
+        let source_weights = match (settings, base_weights) {
+            (None, _) => None,
+            (Some(_), Some(weights)) => Some(weights),
             (Some(_), None) => {
                 Some(tpipe_ml::initial_weights(&net, config.seed).map_err(ml_error)?)
             }
@@ -601,17 +658,25 @@ mod backend {
             backend: backend_choice(context)?,
             cancel: Some(cancel),
             progress: Some(&report),
+            ..Default::default()
         };
         let outcome =
             tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
-        let mut metrics = lineage(context, settings)?;
+        let lineage = lineage(context, settings, base_lineage)?;
+        let mut metadata = BTreeMap::new();
+        metadata.insert(
+            LINEAGE_METADATA.to_string(),
+            serde_json::to_string(&lineage).map_err(BuildError::failed)?,
+        );
+        let weights = tpipe_ml::with_metadata(&outcome.weights, &metadata).map_err(ml_error)?;
+        let mut metrics = lineage;
         metrics.insert("epoch_losses".into(), json!(outcome.epoch_losses));
         metrics.insert("train_accuracy".into(), json!(outcome.train_accuracy));
         metrics.insert("images_per_second".into(), json!(outcome.images_per_second));
         metrics.insert("train_images".into(), json!(data.count));
         metrics.insert("num_classes".into(), json!(data.num_classes));
         Ok(BuildOutput {
-            outputs: vec![(WEIGHTS.into(), outcome.weights)],
+            outputs: vec![(WEIGHTS.into(), weights)],
             metrics: Value::Object(metrics),
             backend: Some(outcome.backend),
         })
@@ -620,37 +685,70 @@ mod backend {
     pub(super) fn evaluate(context: &BuildContext) -> Result<BuildOutput, BuildError> {
         let task = context.param_str("task")?.to_string();
         let data = image_set(context, &task, "test")?;
+        let split = context.read_json(context.input("data")?, SPLIT_DESCRIPTION)?;
         let model = context.input("model")?;
-        // The net's shape comes from the model's own parameters.
-        let net = net_config(&model.params, &data)?;
         let weights = context.read(model, WEIGHTS)?;
+        // The net's shape and history come from its weights, never from upstream parameters.
+        let net = tpipe_ml::net_config_of_weights(&weights).map_err(ml_error)?;
+        let lineage = lineage_of(&weights)?.ok_or_else(|| {
+            BuildError::failed(
+                "the model's weights record no lineage (hint: rebuild it with this tpipe)",
+            )
+        })?;
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
             backend: backend_choice(context)?,
             cancel: Some(cancel),
             progress: None,
+            ..Default::default()
         };
         let evaluation = tpipe_ml::evaluate(&net, &weights, &data, &options).map_err(ml_error)?;
         let mut metrics = serde_json::to_value(&evaluation).map_err(BuildError::failed)?;
         let object = metrics.as_object_mut().expect("an evaluation is an object");
+        // The backend is provenance (in the record), not a result: the file must be the same
+        // whichever machine scored the net.
+        object.remove("backend");
         for field in [
             "variant",
             "layers_copied",
             "source_task",
+            "fine_tuned",
             "seed",
-            "split",
-            "split_kind",
         ] {
-            if let Some(value) = model.metrics.get(field) {
+            if let Some(value) = lineage.get(field) {
                 object.insert(field.into(), value.clone());
             }
         }
+        object.insert(
+            "trained_task".into(),
+            lineage.get("task").cloned().unwrap_or(Value::Null),
+        );
         object.insert("target_task".into(), json!(task));
         object.insert("num_classes".into(), json!(data.num_classes));
-        object.insert("model".into(), json!(model.node));
+        object.insert(
+            "split".into(),
+            split.get("id").cloned().unwrap_or(Value::Null),
+        );
+        object.insert(
+            "split_kind".into(),
+            split.get("label").cloned().unwrap_or(Value::Null),
+        );
+        object.insert(
+            "dataset".into(),
+            split.get("dataset").cloned().unwrap_or(Value::Null),
+        );
+        object.insert(
+            "classes".into(),
+            split
+                .get(task.to_lowercase())
+                .and_then(|task| task.get("classes"))
+                .cloned()
+                .unwrap_or(Value::Null),
+        );
+        object.insert("lineage".into(), lineage);
         Ok(BuildOutput {
             outputs: vec![(
-                "evaluation.json".into(),
+                EVALUATION.into(),
                 serde_json::to_vec_pretty(&metrics).map_err(BuildError::failed)?,
             )],
             backend: Some(evaluation.backend),

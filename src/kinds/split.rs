@@ -16,9 +16,23 @@ use serde_json::{json, Map, Value};
 use crate::data::split::{split, SplitMethod, SplitOptions, Task};
 use crate::data::Dataset;
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
+use crate::kinds::dataset::DATASET_DESCRIPTION;
 use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
 
 pub struct SplitKind;
+
+/// The output that describes a split (its label, method, seed, data set and each task's
+/// classes) as JSON: how dependents learn which split they trained or scored on.
+pub const SPLIT_DESCRIPTION: &str = "split.json";
+
+/// The split's `label`, else `similar` for random splits and `dissimilar` for the others.
+fn split_label(params: &Map<String, Value>) -> String {
+    match params.get("label").and_then(Value::as_str) {
+        Some(label) if !label.is_empty() => label.to_string(),
+        _ if method_name(params) == "random" => "similar".to_string(),
+        _ => "dissimilar".to_string(),
+    }
+}
 
 pub const METHODS: &[&str] = &["random", "classes", "groups"];
 
@@ -100,8 +114,9 @@ impl NodeKind for SplitKind {
         "split"
     }
 
+    /// 2: writes `split.json` (label, method, classes), the split's lineage as content.
     fn version(&self) -> u32 {
-        1
+        2
     }
 
     fn about(&self) -> &'static str {
@@ -148,6 +163,8 @@ impl NodeKind for SplitKind {
             arity: Arity::One,
             accepts: &["dataset"],
             doc: "the dataset whose classes are divided",
+            reads: &["train", "test", DATASET_DESCRIPTION],
+            names_in_key: false,
         }]
     }
 
@@ -233,16 +250,29 @@ impl NodeKind for SplitKind {
         let read = |part: &str| -> Result<Dataset, BuildError> {
             let bytes = context.read(data, part)?;
             Dataset::from_bytes(&bytes).map_err(|error| {
-                BuildError::failed(format!("input `{}`, output `{part}`: {error}", data.node))
+                BuildError::failed(format!("{}, output `{part}`: {error}", data.describe()))
             })
         };
         let (train, test) = (read("train")?, read("test")?);
+        let dataset = context.read_json(data, DATASET_DESCRIPTION)?;
         let options = options_of(context.params);
-        let tasks = split(&train, &test, &options).map_err(|error| {
-            BuildError::failed(format!("cannot split `{}`: {error}", data.node))
-        })?;
-        let metrics = json!({
-            "method": method_name(context.params),
+        let tasks = split(&train, &test, &options)
+            .map_err(|error| BuildError::failed(format!("cannot split the data: {error}")))?;
+        let method = method_name(context.params);
+        let label = split_label(context.params);
+        // Random splits of one label differ by seed; the report pairs runs within one split.
+        let id = match &options.method {
+            SplitMethod::Random { .. } => format!("{label} s{}", options.seed),
+            _ => label.clone(),
+        };
+        // An unused seed is not in the key, so it must not reach the content either.
+        let seed = (!self.unused_params(context.params).contains(&"seed")).then_some(options.seed);
+        let description = json!({
+            "id": id,
+            "label": label,
+            "method": method,
+            "seed": seed,
+            "dataset": dataset.get("source").cloned().unwrap_or(Value::Null),
             "a": task_metrics(&tasks.a),
             "b": task_metrics(&tasks.b),
         });
@@ -252,8 +282,12 @@ impl NodeKind for SplitKind {
                 ("a_test".into(), tasks.a.test.to_bytes()),
                 ("b_train".into(), tasks.b.train.to_bytes()),
                 ("b_test".into(), tasks.b.test.to_bytes()),
+                (
+                    SPLIT_DESCRIPTION.into(),
+                    serde_json::to_vec_pretty(&description).map_err(BuildError::failed)?,
+                ),
             ],
-            metrics,
+            metrics: description,
             backend: None,
         })
     }
@@ -281,7 +315,6 @@ mod tests {
     use super::*;
     use crate::cache::Cache;
     use crate::data::synthetic::{generate, SyntheticOptions};
-    use crate::hash::ContentHash;
     use crate::kind::{InputArtifact, KindRegistry};
     use crate::kinds::dataset::tests::{build_with, params_with};
     use crate::kinds::dataset::DatasetKind;
@@ -295,16 +328,19 @@ mod tests {
             ..SyntheticOptions::default()
         })
         .unwrap();
-        let outputs = [("train", &sets.train), ("test", &sets.test)]
+        let mut outputs: BTreeMap<String, _> = [("train", &sets.train), ("test", &sets.test)]
             .into_iter()
             .map(|(name, set)| (name.to_string(), cache.put_blob(&set.to_bytes()).unwrap()))
             .collect();
+        let description = json!({ "source": "synthetic" }).to_string();
+        outputs.insert(
+            DATASET_DESCRIPTION.to_string(),
+            cache.put_blob(description.as_bytes()).unwrap(),
+        );
         let artifact = InputArtifact {
-            node: "toy".into(),
-            kind: "dataset".into(),
-            key: ContentHash::of_bytes(b"toy"),
-            params: Map::new(),
-            metrics: Value::Null,
+            slot: "data".into(),
+            index: 0,
+            name: None,
             outputs,
         };
         BTreeMap::from([("data".to_string(), vec![artifact])])
@@ -344,7 +380,23 @@ mod tests {
             .iter()
             .map(|(name, _)| name.as_str())
             .collect();
-        assert_eq!(names, vec!["a_train", "a_test", "b_train", "b_test"]);
+        assert_eq!(
+            names,
+            vec!["a_train", "a_test", "b_train", "b_test", SPLIT_DESCRIPTION]
+        );
+        // The split's lineage travels as content: label, method, data set, classes.
+        let description: Value = serde_json::from_slice(&output.outputs[4].1).unwrap();
+        assert_eq!(description["label"], "dissimilar");
+        assert_eq!(description["id"], "dissimilar");
+        assert_eq!(description["dataset"], "synthetic");
+        assert_eq!(
+            description["seed"], 0,
+            "the cap draws its images with the seed"
+        );
+        assert_eq!(
+            description["b"]["classes"],
+            json!(["f1c0", "f1c1", "f1c2", "f1c3", "f1c4"])
+        );
         let a_train = blob(&output, "a_train");
         assert_eq!(
             a_train.class_names,
@@ -388,7 +440,7 @@ mod tests {
         };
         assert!(
             message.starts_with(
-                "cannot split `toy`: classes_a names class `f3c1`, which the dataset does not have"
+                "cannot split the data: classes_a names class `f3c1`, which the dataset does not have"
             ),
             "{message}"
         );

@@ -166,6 +166,8 @@ impl NodeKind for Sum {
             arity: Arity::Many,
             accepts: &["number", "sum", "file_digest"],
             doc: "numbers to add",
+            reads: &["value"],
+            names_in_key: false,
         }]
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
@@ -174,9 +176,10 @@ impl NodeKind for Sum {
         for input in context.inputs.get("items").into_iter().flatten() {
             let bytes = context.read(input, "value")?;
             let text = String::from_utf8_lossy(&bytes);
-            total += text.trim().parse::<i64>().map_err(|_| {
-                BuildError::failed(format!("input `{}` is not a number", input.node))
-            })?;
+            total += text
+                .trim()
+                .parse::<i64>()
+                .map_err(|_| BuildError::failed(format!("{} is not a number", input.describe())))?;
         }
         Ok(number_output(total))
     }

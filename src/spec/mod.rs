@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::kind::KindRegistry;
+use crate::kind::{KindRegistry, UpstreamSpec};
 use crate::schema::{nearest_name, show_value, Arity};
 pub use diagnostic::{Diagnostic, SpecErrors};
 use matrix::{Combination, Variable};
@@ -910,7 +910,15 @@ impl Validator {
             .map(|node| (node.name.as_str(), node.kind.as_str()))
             .collect();
         let mut resolved_all = Vec::new();
+        let mut slot_paths: Vec<(usize, BTreeMap<String, YamlPath>)> = Vec::new();
         for (index, inputs) in raw_inputs {
+            slot_paths.push((
+                index,
+                inputs
+                    .iter()
+                    .map(|(slot, _, path)| (slot.clone(), path.clone()))
+                    .collect(),
+            ));
             let node = &pipeline.nodes[index];
             let kind = registry.get(&node.kind).expect("kinds were checked");
             let slots = kind.inputs();
@@ -984,6 +992,44 @@ impl Validator {
         }
         for (index, resolved) in resolved_all {
             pipeline.nodes[index].inputs = resolved;
+        }
+        self.check_across_nodes(pipeline, &slot_paths, registry);
+    }
+
+    /// Runs each kind's checks that span a node and the nodes it reads, pointing at the input
+    /// reference (or the node) at fault.
+    fn check_across_nodes(
+        &mut self,
+        pipeline: &Pipeline,
+        slot_paths: &[(usize, BTreeMap<String, YamlPath>)],
+        registry: &KindRegistry,
+    ) {
+        for (index, paths) in slot_paths {
+            let node = &pipeline.nodes[*index];
+            let kind = registry.get(&node.kind).expect("kinds were checked");
+            let inputs: BTreeMap<String, Vec<UpstreamSpec<'_>>> = node
+                .inputs
+                .iter()
+                .map(|(slot, sources)| {
+                    let upstream = sources
+                        .iter()
+                        .filter_map(|source| pipeline.node(source))
+                        .map(|upstream| UpstreamSpec {
+                            name: &upstream.name,
+                            kind: &upstream.kind,
+                            params: &upstream.params,
+                        })
+                        .collect();
+                    (slot.clone(), upstream)
+                })
+                .collect();
+            for problem in kind.check_inputs(&node.params, &inputs) {
+                let location = match problem.input.as_ref().and_then(|slot| paths.get(slot)) {
+                    Some(path) => self.source_map.value(path),
+                    None => node.location,
+                };
+                self.report(location, Some(&node.name), problem.message, problem.hint);
+            }
         }
     }
 }

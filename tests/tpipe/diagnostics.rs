@@ -288,3 +288,29 @@ fn shipped_pipelines_and_examples_are_valid() {
     }
     assert!(checked >= 4, "found only {checked} pipeline files");
 }
+
+/// Issue 9: a transfer whose network differs from its base's fails at `plan`, before the base
+/// trains, pointing at the `base:` reference.
+#[test]
+fn a_transfer_whose_network_differs_from_its_base_is_reported_before_anything_trains() {
+    check_builtin(
+        r#"nodes:
+  data: { kind: dataset, source: synthetic }
+  halves: { kind: split, inputs: { data: data } }
+  baseA: { kind: train, inputs: { data: halves }, fc_widths: [64, 64] }
+  A3B:
+    kind: transfer
+    inputs: { base: baseA, data: halves }
+    layers_copied: 3
+"#,
+        expect![[r#"
+            error: parameter `fc_widths` is [512,512] here but [64,64] in base `baseA`; copied layers need the same network (in node `A3B`)
+             --> pipeline.yaml:7:21
+              |
+            7 |     inputs: { base: baseA, data: halves }
+              |                     ^^^^^
+              = hint: set `fc_widths` in `defaults:` for both `train` and `transfer`
+
+            1 error in the pipeline file"#]],
+    );
+}

@@ -18,9 +18,9 @@ fn golden_keys() {
         .map(|node| format!("{} {}", node.name, node.key.clone().unwrap()))
         .collect();
     expect![[r#"
-        one 893ba5e2043c33867d00187cf40123cee7e5bea87e683bfb7170d1c738550bb6
-        two 5e3796de484e8e282f14c77294b8d9783c77f724f3d89cc46b8f24b37d39420d
-        both 2e0a98c287fbaf5ae214bad4a25d3e861224d02cd272f208c822f3404294f0fd"#]]
+        one a959c955f7570219b469e489e7815f353e250fe3b20b48b224c43fc8c7734666
+        two a63cf7e62c3bb0bcaa33132a18f8955115296e7c3c6bac3b9a4afb9b0880612a
+        both 18bd99420228d03c54488841472b3b8f0d6606bb6aae7e3cbbd729845569e35f"#]]
     .assert_eq(&keys.join("\n"));
 }
 

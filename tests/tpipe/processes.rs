@@ -134,3 +134,86 @@ fn exit_codes_follow_the_readme() {
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("pipeline.yaml:2:14"));
 }
+
+/// A record with the fields that say when and where it was built blanked out: the rest must
+/// not depend on which process built it.
+fn without_when_and_where(record_bytes: &[u8]) -> serde_json::Value {
+    let mut record: serde_json::Value = serde_json::from_slice(record_bytes).unwrap();
+    for field in ["host", "started_at", "finished_at", "duration_seconds"] {
+        record["provenance"][field] = serde_json::Value::Null;
+    }
+    record
+}
+
+/// Issue 9: `exec-node` builds a node in another process from the cache alone (no pipeline
+/// file, another working folder) and writes the record `run` wrote.
+#[test]
+fn exec_node_rebuilds_a_node_from_its_stored_action_alone() {
+    let project = Project::new("");
+    project.set_pipeline(&grid(&project.path("build.log"), 0));
+    let output = tpipe(&project)
+        .args(["run", "pipeline.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let record = project.record_of("total");
+    let key = record.key.to_hex();
+    let session = project.session();
+    let record_path = session.cache.record_path(&record.key);
+    let in_process = std::fs::read(&record_path).unwrap();
+    std::fs::remove_file(&record_path).unwrap();
+
+    let elsewhere = tempfile::tempdir().unwrap();
+    let cache_dir = project.cache_dir();
+    let exec = |key: &str| {
+        Command::new(tpipe_binary())
+            .current_dir(elsewhere.path())
+            .env("TPIPE_TEST_KINDS", "1")
+            .args(["exec-node", key, "--cache"])
+            .arg(&cache_dir)
+            .output()
+            .unwrap()
+    };
+    let output = exec(&key);
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let rebuilt = std::fs::read(&record_path).unwrap();
+    assert_eq!(
+        without_when_and_where(&rebuilt),
+        without_when_and_where(&in_process)
+    );
+    let mut expected: Vec<String> = (1..=8).map(|i| format!("n{i}")).collect();
+    expected.extend(["total".to_string(), "total".to_string()]);
+    expected.sort();
+    assert_eq!(build_log(&project), expected, "the action really ran again");
+
+    // A second job for the same key (a requeue) finds the record and builds nothing.
+    let output = exec(&key);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("already built"));
+    assert_eq!(build_log(&project).len(), 10);
+
+    // An input blob gone: a clear error naming the slot, the node and the output.
+    std::fs::remove_file(&record_path).unwrap();
+    let n3 = project.record_of("n3");
+    std::fs::remove_file(session.cache.blob_path(&n3.outputs["value"].blob)).unwrap();
+    let output = exec(&key);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("input `items` (node `n3`), output `value`: blob")
+            && stderr.contains("is missing in the cache"),
+        "{stderr}"
+    );
+
+    // A key with no stored action is a usage error that says where actions come from.
+    let output = exec(&"0".repeat(64));
+    assert_eq!(output.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no action"));
+}

@@ -1,0 +1,144 @@
+//! `tpipe exec-node KEY`: builds one stored action from the cache, with no pipeline at hand.
+//! This is what a cluster job runs; `tpipe run` builds through the same `build_action`.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use crate::action::{build_action, ActionError, ActionRun};
+use crate::cache::{Cache, Lookup};
+use crate::hash::ContentHash;
+use crate::kind::{BuildOptions, KindRegistry, Progress};
+use crate::remote::Remote;
+
+use super::{exit, remote_commands, Failure};
+
+pub struct ExecNodeRequest<'a> {
+    pub key: &'a str,
+    pub cache_dir: &'a Path,
+    pub backend: Option<String>,
+    pub remote: &'a remote_commands::RemoteArgs,
+    /// Upload the built node to the remote.
+    pub push: bool,
+}
+
+pub fn exec_node(
+    request: &ExecNodeRequest,
+    registry: &KindRegistry,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let key: ContentHash = request.key.parse().map_err(|error| {
+        Failure::usage(format!(
+            "{error} (hint: `tpipe plan --json` shows each node's key)"
+        ))
+    })?;
+    let cache = super::open_cache(request.cache_dir)?;
+    let remote = remote_commands::choose_remote(request.remote, Path::new("."), None)?;
+    // A record already there means another job (or a requeue) built it: nothing to do.
+    if let Lookup::Hit(record) = cache.lookup(&key) {
+        writeln!(out, "{} ({}) is already built", record.node, key.short())?;
+        return Ok(exit::SUCCESS);
+    }
+    let action = cache
+        .read_action(&key)
+        .map_err(Failure::failed)?
+        .ok_or_else(|| {
+            Failure::usage(ActionError::NotStored {
+                key: key.to_hex(),
+                cache: request.cache_dir.to_path_buf(),
+            })
+        })?;
+    if let Some(remote) = &remote {
+        pull_missing_inputs(&action, &cache, remote.as_ref(), out)?;
+    }
+    let _lock = cache
+        .lock_node(&key)
+        .map_err(|error| Failure::failed(error.to_string()))?;
+    if let Lookup::Hit(record) = cache.lookup(&key) {
+        writeln!(out, "{} ({}) is already built", record.node, key.short())?;
+        return Ok(exit::SUCCESS);
+    }
+    let options = BuildOptions {
+        backend: request.backend.clone(),
+    };
+    let cancel = Arc::new(AtomicBool::new(false));
+    super::install_interrupt_handler(cancel.clone());
+    let progress = |_: Progress| {};
+    let record = build_action(
+        &action,
+        registry,
+        &cache,
+        &ActionRun {
+            options: &options,
+            cancel: &cancel,
+            progress: &progress,
+        },
+    )
+    .map_err(|error| match error {
+        ActionError::Build(crate::kind::BuildError::Cancelled) => Failure {
+            message: format!("{}: interrupted", action.origin.node),
+            code: exit::INTERRUPTED,
+        },
+        other => Failure::failed(format!("node `{}`: {other}", action.origin.node)),
+    })?;
+    if request.push {
+        let remote = remote.as_ref().ok_or_else(|| {
+            Failure::usage(
+                "`--push` needs a remote (hint: pass `--remote URL` or set TPIPE_REMOTE)",
+            )
+        })?;
+        remote.push(&record, &cache).map_err(|error| {
+            Failure::failed(format!("node `{}`: not pushed: {error}", record.node))
+        })?;
+    }
+    writeln!(
+        out,
+        "built {} ({}) in {:.1} s",
+        record.node,
+        key.short(),
+        record.provenance.duration_seconds
+    )?;
+    Ok(exit::SUCCESS)
+}
+
+/// Fetches from the remote every upstream entry whose blobs this action reads and the cache
+/// lacks, so a job on a fresh machine needs only the action.
+fn pull_missing_inputs(
+    action: &crate::action::Action,
+    cache: &Cache,
+    remote: &dyn Remote,
+    out: &mut impl Write,
+) -> Result<(), Failure> {
+    for (slot, inputs) in &action.inputs {
+        for (index, input) in inputs.iter().enumerate() {
+            let complete = input
+                .outputs
+                .values()
+                .all(|reference| cache.blob_is_intact(reference).unwrap_or(false));
+            if complete {
+                continue;
+            }
+            let Some(upstream) = action
+                .origin
+                .inputs
+                .iter()
+                .filter(|origin| &origin.slot == slot)
+                .nth(index)
+            else {
+                continue;
+            };
+            match remote.fetch(&upstream.key, cache) {
+                Ok(true) => writeln!(
+                    out,
+                    "fetched input `{}` from {}",
+                    upstream.node,
+                    remote.describe()
+                )?,
+                Ok(false) => {}
+                Err(error) => writeln!(out, "warning: input `{}`: {error}", upstream.node)?,
+            }
+        }
+    }
+    Ok(())
+}
