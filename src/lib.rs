@@ -1,19 +1,14 @@
 //! tpipe: transfer-learning experiments as a content-addressed build graph.
 //!
-//! See ARCHITECTURE.md for the layers and their invariants.
+//! The engine (specs, the DAG, keys, actions, the cache, the executor, plans, remotes) is the
+//! `tpipe-engine` crate, re-exported here under the same module names; this crate adds the node
+//! kinds, their data decoders and the command line. See ARCHITECTURE.md.
 
-pub mod action;
-pub mod cache;
+pub use tpipe_engine::{
+    action, cache, exec, graph, hash, key, kind, plan, remote, schema, session, spec,
+};
+
 pub mod cli;
+#[cfg(feature = "kinds")]
 pub mod data;
-pub mod exec;
-pub mod graph;
-pub mod hash;
-pub mod key;
-pub mod kind;
 pub mod kinds;
-pub mod plan;
-pub mod remote;
-pub mod schema;
-pub mod session;
-pub mod spec;

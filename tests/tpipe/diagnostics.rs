@@ -10,6 +10,7 @@ fn check(yaml: &str, expected: Expect) {
 }
 
 /// Like `check`, against the kinds `tpipe` ships (dataset, split, train, …).
+#[cfg(feature = "kinds")]
 fn check_builtin(yaml: &str, expected: Expect) {
     check_with(&tpipe::kinds::builtin_registry(), yaml, expected);
 }
@@ -240,6 +241,7 @@ nodes:
 }
 
 #[test]
+#[cfg(feature = "kinds")]
 fn a_misspelt_backend_lists_the_backends() {
     check_builtin(
         r#"nodes:
@@ -267,6 +269,7 @@ fn a_misspelt_backend_lists_the_backends() {
 }
 
 #[test]
+#[cfg(feature = "kinds")]
 fn shipped_pipelines_and_examples_are_valid() {
     let registry = tpipe::kinds::builtin_registry();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -292,6 +295,7 @@ fn shipped_pipelines_and_examples_are_valid() {
 /// Issue 9: a transfer whose network differs from its base's fails at `plan`, before the base
 /// trains, pointing at the `base:` reference.
 #[test]
+#[cfg(feature = "kinds")]
 fn a_transfer_whose_network_differs_from_its_base_is_reported_before_anything_trains() {
     check_builtin(
         r#"nodes:

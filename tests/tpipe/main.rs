@@ -9,6 +9,8 @@ mod cache_integrity;
 mod diagnostics;
 #[cfg(feature = "ml")]
 mod end_to_end;
+#[cfg(feature = "ml")]
+mod hermetic;
 mod keys;
 mod processes;
 mod remotes;

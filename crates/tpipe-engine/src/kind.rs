@@ -128,9 +128,9 @@ pub struct BuildContext<'a> {
     pub external: Vec<(PathBuf, ContentHash)>,
     pub project_dir: &'a Path,
     pub options: &'a BuildOptions,
-    pub(crate) cancel: &'a AtomicBool,
-    pub(crate) progress: &'a (dyn Fn(Progress) + Sync),
-    pub(crate) cache: &'a Cache,
+    pub cancel: &'a AtomicBool,
+    pub progress: &'a (dyn Fn(Progress) + Sync),
+    pub cache: &'a Cache,
 }
 
 impl BuildContext<'_> {
