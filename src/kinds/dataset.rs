@@ -18,50 +18,152 @@ use crate::data::source::Source;
 use crate::data::synthetic::{SyntheticOptions, MIN_SIZE};
 use crate::data::{Dataset, TrainTest};
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
-use crate::schema::{InputSlot, ParamSpec, ParamType};
+use crate::schema::{Choice, InputSlot, ParamSpec, ParamType, Params};
 
-pub const SOURCES: &[&str] = &[
-    "fashion-mnist",
-    "mnist-idx",
-    "cifar10",
-    "cifar100",
-    "image-folder",
-    "synthetic",
-];
+tpipe_engine::choice_enum! {
+    /// Where a data set's images come from.
+    pub enum SourceName {
+        FashionMnist = "fashion-mnist",
+        MnistIdx = "mnist-idx",
+        Cifar10 = "cifar10",
+        Cifar100 = "cifar100",
+        ImageFolder = "image-folder",
+        Synthetic = "synthetic",
+    }
+}
 
-/// Sources that read a folder named by `path`.
-const NEEDS_PATH: &[&str] = &["mnist-idx", "cifar10", "cifar100", "image-folder"];
+tpipe_engine::choice_enum! {
+    /// CIFAR-100's 100 fine classes or its 20 super-classes.
+    pub enum Cifar100Labels { Fine = "fine", Coarse = "coarse" }
+}
 
-/// Which parameters each source reads (besides `source`, `path` and `download`, which are not in
-/// the key anyway). The rest are left out of the key.
-fn params_read_by(source: &str) -> &'static [&'static str] {
-    match source {
-        "synthetic" => &[
-            "seed",
-            "classes",
-            "families",
-            "images_per_class",
-            "test_images_per_class",
-            "size",
-            "channels",
-        ],
-        "image-folder" => &["seed", "size", "channels", "max_per_class", "test_fraction"],
-        "cifar100" => &["labels"],
-        _ => &[],
+/// Every source, for messages and tests.
+pub const SOURCES: &[&str] = <SourceName as Choice>::WORDS;
+
+impl SourceName {
+    /// Sources that read a folder named by `path`.
+    fn needs_path(self) -> bool {
+        matches!(
+            self,
+            SourceName::MnistIdx
+                | SourceName::Cifar10
+                | SourceName::Cifar100
+                | SourceName::ImageFolder
+        )
+    }
+
+    /// Which parameters the source reads (besides `source`, `path` and `download`, which are
+    /// not in the key anyway). The rest are left out of the key.
+    fn params_read(self) -> &'static [&'static str] {
+        match self {
+            SourceName::Synthetic => &[
+                "seed",
+                "classes",
+                "families",
+                "images_per_class",
+                "test_images_per_class",
+                "size",
+                "channels",
+            ],
+            SourceName::ImageFolder => {
+                &["seed", "size", "channels", "max_per_class", "test_fraction"]
+            }
+            SourceName::Cifar100 => &["labels"],
+            SourceName::FashionMnist | SourceName::MnistIdx | SourceName::Cifar10 => &[],
+        }
     }
 }
 
 /// Every source-specific parameter: those some source reads, each once. A source's unused
-/// params are these minus its own, so a parameter added to `params_read_by` is left out of the
+/// params are these minus its own, so a parameter added to `params_read` is left out of the
 /// other sources' keys without a second list to keep in step.
 fn source_specific_params() -> Vec<&'static str> {
     let mut all: Vec<&'static str> = Vec::new();
-    for param in SOURCES.iter().flat_map(|source| params_read_by(source)) {
-        if !all.contains(param) {
-            all.push(param);
+    for source in SOURCES {
+        let source: SourceName =
+            serde_json::from_value(json!(source)).expect("every word names a source");
+        for param in source.params_read() {
+            if !all.contains(param) {
+                all.push(param);
+            }
         }
     }
     all
+}
+
+tpipe_engine::kind_params! {
+    /// The `dataset` kind's parameters.
+    pub struct DatasetParams {
+        source: SourceName {
+            ty: ParamType::Choice(SourceName::WORDS),
+            doc: "where the images come from",
+        },
+        path: String {
+            ty: ParamType::Text,
+            default: "",
+            doc: "the data folder, relative to the project folder; needed by mnist-idx, cifar10, cifar100 and \
+                  image-folder; for fashion-mnist a first place to look (its content, not its name, is in the key)",
+            in_key: false,
+        },
+        download: bool {
+            ty: ParamType::Bool,
+            default: true,
+            doc: "fashion-mnist: download it from its canonical address when no local copy is found",
+            in_key: false,
+        },
+        seed: u64 {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "synthetic: the generated images; image-folder: which images are held out or kept",
+        },
+        classes: usize { ty: ParamType::int_at_least(2), default: 10, doc: "synthetic: number of classes" },
+        families: usize {
+            ty: ParamType::int_at_least(1),
+            default: 2,
+            doc: "synthetic: groups of classes sharing a stripe orientation (a `groups` split by family is dissimilar)",
+        },
+        images_per_class: usize {
+            ty: ParamType::int_at_least(1),
+            default: 500,
+            doc: "synthetic: training images per class",
+        },
+        test_images_per_class: usize {
+            ty: ParamType::int_at_least(1),
+            default: 100,
+            doc: "synthetic: held-out images per class",
+        },
+        size: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "synthetic, image-folder: side of the square images in pixels (0: 16 for synthetic, 32 for image-folder)",
+        },
+        channels: usize {
+            ty: ParamType::int_range(0, 3),
+            default: 0,
+            doc: "synthetic, image-folder: 1 (grey) or 3 (colour) (0: 1 for synthetic, 3 for image-folder)",
+        },
+        class_list: String {
+            ty: ParamType::Text,
+            default: "",
+            doc: "image-folder: a file naming the classes to use, one per line, in label order (empty: every folder)",
+            in_key: false,
+        },
+        max_per_class: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "image-folder: at most this many images per class and set (0: all)",
+        },
+        test_fraction: f64 {
+            ty: ParamType::Float { min: Some(0.0), max: Some(0.9) },
+            default: 0.2,
+            doc: "image-folder: share of each class held out, unless the folder has `train/` and `test/`",
+        },
+        labels: Cifar100Labels {
+            ty: ParamType::Choice(Cifar100Labels::WORDS),
+            default: "fine",
+            doc: "cifar100: the 100 fine classes (super-classes kept for `groups` splits) or the 20 super-classes",
+        },
+    }
 }
 
 /// Image side and channels when `size`/`channels` are 0.
@@ -71,14 +173,6 @@ const IMAGE_FOLDER_DEFAULT_SIZE: usize = 32;
 const IMAGE_FOLDER_DEFAULT_CHANNELS: usize = 3;
 
 pub struct DatasetKind;
-
-fn text<'a>(params: &'a Map<String, Value>, name: &str) -> &'a str {
-    params.get(name).and_then(Value::as_str).unwrap_or_default()
-}
-
-fn whole(params: &Map<String, Value>, name: &str) -> usize {
-    params.get(name).and_then(Value::as_u64).unwrap_or_default() as usize
-}
 
 /// `path` resolved against the project folder (`~/` against the home folder); `None` if empty.
 fn resolve(project_dir: &Path, path: &str) -> Option<PathBuf> {
@@ -101,55 +195,46 @@ fn or_default(value: usize, default: usize) -> usize {
 
 /// The source the parameters describe, with paths resolved. Parameters are already validated
 /// by the spec layer and [`DatasetKind::check`], so an error here is a missing path only.
-fn source_of(params: &Map<String, Value>, project_dir: &Path) -> Result<Source, String> {
-    let source = text(params, "source");
-    let path = resolve(project_dir, text(params, "path"));
+fn source_of(params: &DatasetParams, project_dir: &Path) -> Result<Source, String> {
+    let source = params.source;
+    let path = resolve(project_dir, &params.path);
     let needs_path = || {
         path.clone()
-            .ok_or_else(|| format!("source `{source}` needs `path`"))
+            .ok_or_else(|| format!("source `{}` needs `path`", source.word()))
     };
     Ok(match source {
-        "fashion-mnist" => Source::FashionMnist(FashionMnistOptions::from_env(
-            path.clone(),
-            params
-                .get("download")
-                .and_then(Value::as_bool)
-                .unwrap_or(true),
-        )),
-        "mnist-idx" => Source::MnistIdx { dir: needs_path()? },
-        "cifar10" => Source::Cifar10 { dir: needs_path()? },
-        "cifar100" => Source::Cifar100 {
+        SourceName::FashionMnist => {
+            Source::FashionMnist(FashionMnistOptions::from_env(path.clone(), params.download))
+        }
+        SourceName::MnistIdx => Source::MnistIdx { dir: needs_path()? },
+        SourceName::Cifar10 => Source::Cifar10 { dir: needs_path()? },
+        SourceName::Cifar100 => Source::Cifar100 {
             dir: needs_path()?,
-            classes: if text(params, "labels") == "coarse" {
-                Cifar100Classes::Coarse
-            } else {
-                Cifar100Classes::Fine
+            classes: match params.labels {
+                Cifar100Labels::Coarse => Cifar100Classes::Coarse,
+                Cifar100Labels::Fine => Cifar100Classes::Fine,
             },
         },
-        "image-folder" => Source::ImageFolder {
+        SourceName::ImageFolder => Source::ImageFolder {
             root: needs_path()?,
             options: ImageFolderOptions {
-                size: or_default(whole(params, "size"), IMAGE_FOLDER_DEFAULT_SIZE),
-                channels: or_default(whole(params, "channels"), IMAGE_FOLDER_DEFAULT_CHANNELS),
-                class_list: resolve(project_dir, text(params, "class_list")),
-                max_per_class: Some(whole(params, "max_per_class")).filter(|&limit| limit > 0),
-                test_fraction: params
-                    .get("test_fraction")
-                    .and_then(Value::as_f64)
-                    .unwrap_or_default(),
-                seed: whole(params, "seed") as u64,
+                size: or_default(params.size, IMAGE_FOLDER_DEFAULT_SIZE),
+                channels: or_default(params.channels, IMAGE_FOLDER_DEFAULT_CHANNELS),
+                class_list: resolve(project_dir, &params.class_list),
+                max_per_class: Some(params.max_per_class).filter(|&limit| limit > 0),
+                test_fraction: params.test_fraction,
+                seed: params.seed,
             },
         },
-        "synthetic" => Source::Synthetic(SyntheticOptions {
-            seed: whole(params, "seed") as u64,
-            classes: whole(params, "classes"),
-            families: whole(params, "families"),
-            images_per_class: whole(params, "images_per_class"),
-            test_images_per_class: whole(params, "test_images_per_class"),
-            size: or_default(whole(params, "size"), SYNTHETIC_DEFAULT_SIZE),
-            channels: or_default(whole(params, "channels"), SYNTHETIC_DEFAULT_CHANNELS),
+        SourceName::Synthetic => Source::Synthetic(SyntheticOptions {
+            seed: params.seed,
+            classes: params.classes,
+            families: params.families,
+            images_per_class: params.images_per_class,
+            test_images_per_class: params.test_images_per_class,
+            size: or_default(params.size, SYNTHETIC_DEFAULT_SIZE),
+            channels: or_default(params.channels, SYNTHETIC_DEFAULT_CHANNELS),
         }),
-        other => return Err(format!("unknown source `{other}`")),
     })
 }
 
@@ -197,66 +282,7 @@ impl NodeKind for DatasetKind {
     }
 
     fn params(&self) -> Vec<ParamSpec> {
-        vec![
-            ParamSpec::required("source", ParamType::Choice(SOURCES), "where the images come from"),
-            ParamSpec::optional(
-                "path",
-                ParamType::Text,
-                "",
-                "the data folder, relative to the project folder; needed by mnist-idx, cifar10, cifar100 and \
-                 image-folder; for fashion-mnist a first place to look (its content, not its name, is in the key)",
-            )
-            .not_in_key(),
-            ParamSpec::optional(
-                "download",
-                ParamType::Bool,
-                true,
-                "fashion-mnist: download it from its canonical address when no local copy is found",
-            )
-            .not_in_key(),
-            ParamSpec::optional("seed", ParamType::int_at_least(0), 0, "synthetic: the generated images; image-folder: which images are held out or kept"),
-            ParamSpec::optional("classes", ParamType::int_at_least(2), 10, "synthetic: number of classes"),
-            ParamSpec::optional(
-                "families",
-                ParamType::int_at_least(1),
-                2,
-                "synthetic: groups of classes sharing a stripe orientation (a `groups` split by family is dissimilar)",
-            ),
-            ParamSpec::optional("images_per_class", ParamType::int_at_least(1), 500, "synthetic: training images per class"),
-            ParamSpec::optional("test_images_per_class", ParamType::int_at_least(1), 100, "synthetic: held-out images per class"),
-            ParamSpec::optional(
-                "size",
-                ParamType::int_at_least(0),
-                0,
-                "synthetic, image-folder: side of the square images in pixels (0: 16 for synthetic, 32 for image-folder)",
-            ),
-            ParamSpec::optional(
-                "channels",
-                ParamType::int_range(0, 3),
-                0,
-                "synthetic, image-folder: 1 (grey) or 3 (colour) (0: 1 for synthetic, 3 for image-folder)",
-            ),
-            ParamSpec::optional(
-                "class_list",
-                ParamType::Text,
-                "",
-                "image-folder: a file naming the classes to use, one per line, in label order (empty: every folder)",
-            )
-            .not_in_key(),
-            ParamSpec::optional("max_per_class", ParamType::int_at_least(0), 0, "image-folder: at most this many images per class and set (0: all)"),
-            ParamSpec::optional(
-                "test_fraction",
-                ParamType::Float { min: Some(0.0), max: Some(0.9) },
-                0.2,
-                "image-folder: share of each class held out, unless the folder has `train/` and `test/`",
-            ),
-            ParamSpec::optional(
-                "labels",
-                ParamType::Choice(&["fine", "coarse"]),
-                "fine",
-                "cifar100: the 100 fine classes (super-classes kept for `groups` splits) or the 20 super-classes",
-            ),
-        ]
+        DatasetParams::specs()
     }
 
     fn inputs(&self) -> Vec<InputSlot> {
@@ -264,34 +290,40 @@ impl NodeKind for DatasetKind {
     }
 
     fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
+        // Parameters of the wrong type were reported already.
+        let Ok(params) = DatasetParams::from_map(params) else {
+            return Vec::new();
+        };
         let mut problems = Vec::new();
-        let source = text(params, "source");
-        if NEEDS_PATH.contains(&source) && text(params, "path").is_empty() {
+        let source = params.source;
+        if source.needs_path() && params.path.is_empty() {
             let example = match source {
-                "cifar10" => "data/cifar-10-batches-bin",
-                "cifar100" => "data/cifar-100-binary",
-                "image-folder" => "data/photos",
+                SourceName::Cifar10 => "data/cifar-10-batches-bin",
+                SourceName::Cifar100 => "data/cifar-100-binary",
+                SourceName::ImageFolder => "data/photos",
                 _ => "data/mnist",
             };
             problems.push(
                 ParamProblem::new(
                     "path",
-                    format!("source `{source}` needs `path`, the folder that holds it"),
+                    format!(
+                        "source `{}` needs `path`, the folder that holds it",
+                        source.word()
+                    ),
                 )
                 .with_hint(format!(
                     "add `path: {example}` (relative to the project folder)"
                 )),
             );
         }
-        let reads = params_read_by(source);
-        if reads.contains(&"channels") && whole(params, "channels") == 2 {
+        if source.params_read().contains(&"channels") && params.channels == 2 {
             problems.push(ParamProblem::new(
                 "channels",
                 "images have 1 (grey) or 3 (colour) channels, not 2",
             ));
         }
-        if source == "synthetic" {
-            let (classes, families) = (whole(params, "classes"), whole(params, "families"));
+        if source == SourceName::Synthetic {
+            let (classes, families) = (params.classes, params.families);
             if families > classes {
                 problems.push(
                     ParamProblem::new(
@@ -301,7 +333,7 @@ impl NodeKind for DatasetKind {
                     .with_hint("use at most as many families as classes"),
                 );
             }
-            let size = whole(params, "size");
+            let size = params.size;
             if size != 0 && size < MIN_SIZE {
                 problems.push(ParamProblem::new(
                     "size",
@@ -309,17 +341,23 @@ impl NodeKind for DatasetKind {
                 ));
             }
         }
-        if !text(params, "class_list").is_empty() && source != "image-folder" {
+        if !params.class_list.is_empty() && source != SourceName::ImageFolder {
             problems.push(ParamProblem::new(
                 "class_list",
-                format!("`class_list` is only read by `source: image-folder`, not `{source}`"),
+                format!(
+                    "`class_list` is only read by `source: image-folder`, not `{}`",
+                    source.word()
+                ),
             ));
         }
         problems
     }
 
     fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        let reads = params_read_by(text(params, "source"));
+        let Ok(params) = DatasetParams::from_map(params) else {
+            return Vec::new();
+        };
+        let reads = params.source.params_read();
         source_specific_params()
             .into_iter()
             .filter(|param| !reads.contains(param))
@@ -331,13 +369,14 @@ impl NodeKind for DatasetKind {
         params: &Map<String, Value>,
         project_dir: &Path,
     ) -> Result<Vec<PathBuf>, String> {
-        source_of(params, project_dir)?
+        source_of(&DatasetParams::from_map(params)?, project_dir)?
             .files_read()
             .map_err(|error| error.to_string())
     }
 
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let source = source_of(context.params, context.project_dir).map_err(BuildError::failed)?;
+        let params: DatasetParams = context.typed()?;
+        let source = source_of(&params, context.project_dir).map_err(BuildError::failed)?;
         context.report_progress(0.0, "loading");
         let sets = source
             .load(&mut |progress| {
@@ -349,7 +388,7 @@ impl NodeKind for DatasetKind {
             return Err(BuildError::Cancelled);
         }
         context.report_progress(0.9, "encoding");
-        Ok(output_of(text(context.params, "source"), &sets))
+        Ok(output_of(params.source.word(), &sets))
     }
 
     fn headline(&self, metrics: &Value) -> Option<String> {

@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec};
 use crate::kinds::split::SPLIT_DESCRIPTION;
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
+use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
 
 /// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
 /// change. 2: conv1 as a matrix multiply and cached frozen outputs change the low bits of
@@ -25,9 +25,21 @@ pub const EVALUATION: &str = "evaluation.json";
 /// The safetensors metadata entry that records how a net was made (JSON).
 pub const LINEAGE_METADATA: &str = "tpipe.lineage";
 
-/// The `backend` param's values: `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest
-/// CPU backend built in: torch with the `torch` feature, else flex), or one backend by name.
-const BACKEND_CHOICES: &[&str] = &["auto", "cpu", "flex", "torch", "wgpu"];
+tpipe_engine::choice_enum! {
+    /// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU backend built in: torch
+    /// with the `torch` feature, else flex), or one backend by name.
+    pub enum Backend { Auto = "auto", Cpu = "cpu", Flex = "flex", Torch = "torch", Wgpu = "wgpu" }
+}
+
+tpipe_engine::choice_enum! {
+    /// Which half of a split's classes.
+    pub enum Task { A = "A", B = "B" }
+}
+
+tpipe_engine::choice_enum! {
+    /// He normal, or the paper's Gaussians (std 0.01/0.005).
+    pub enum Init { Modern = "modern", Paper = "paper" }
+}
 
 /// Parameters that describe the network; a transfer must match its base in all of them.
 const NET_PARAMS: &[&str] = &[
@@ -39,149 +51,161 @@ const NET_PARAMS: &[&str] = &[
     "init",
 ];
 
-fn net_params() -> Vec<ParamSpec> {
-    vec![
-        ParamSpec::optional(
-            "conv_channels",
-            ParamType::list_of(ParamType::int_at_least(1)),
-            json!([24, 64, 96, 96, 64]),
-            "output channels of conv1..conv5",
-        ),
-        ParamSpec::optional(
-            "conv_kernels",
-            ParamType::list_of(ParamType::int_at_least(1)),
-            json!([3, 3, 3, 3, 3]),
-            "kernel sizes of conv1..conv5 (stride 1, 'same' padding)",
-        ),
-        ParamSpec::optional(
-            "conv_pool",
-            ParamType::list_of(ParamType::Bool),
-            json!([true, true, false, false, true]),
-            "2×2 max-pool after conv1..conv5",
-        ),
-        ParamSpec::optional(
-            "fc_widths",
-            ParamType::list_of(ParamType::int_at_least(1)),
-            json!([512, 512]),
-            "widths of fc6 and fc7",
-        ),
-        ParamSpec::optional(
-            "dropout",
-            ParamType::Float {
-                min: Some(0.0),
-                max: Some(0.95),
-            },
-            0.5,
-            "dropout after fc6 and fc7",
-        ),
-        ParamSpec::optional(
-            "init",
-            ParamType::Choice(&["modern", "paper"]),
-            "modern",
-            "initialisation: He normal, or the paper's Gaussians (std 0.01/0.005)",
-        ),
-    ]
+tpipe_engine::kind_params! {
+    /// The network: what a transfer must share with its base.
+    pub struct NetParams {
+        conv_channels: Vec<usize> {
+            ty: ParamType::list_of(ParamType::int_at_least(1)),
+            default: [24, 64, 96, 96, 64],
+            doc: "output channels of conv1..conv5",
+        },
+        conv_kernels: Vec<usize> {
+            ty: ParamType::list_of(ParamType::int_at_least(1)),
+            default: [3, 3, 3, 3, 3],
+            doc: "kernel sizes of conv1..conv5 (stride 1, 'same' padding)",
+        },
+        conv_pool: Vec<bool> {
+            ty: ParamType::list_of(ParamType::Bool),
+            default: [true, true, false, false, true],
+            doc: "2×2 max-pool after conv1..conv5",
+        },
+        fc_widths: Vec<usize> {
+            ty: ParamType::list_of(ParamType::int_at_least(1)),
+            default: [512, 512],
+            doc: "widths of fc6 and fc7",
+        },
+        dropout: f64 {
+            ty: ParamType::Float { min: Some(0.0), max: Some(0.95) },
+            default: 0.5,
+            doc: "dropout after fc6 and fc7",
+        },
+        init: Init {
+            ty: ParamType::Choice(Init::WORDS),
+            default: "modern",
+            doc: "initialisation: He normal, or the paper's Gaussians (std 0.01/0.005)",
+        },
+    }
 }
 
-fn training_params() -> Vec<ParamSpec> {
-    vec![
-        ParamSpec::optional(
-            "epochs",
-            ParamType::int_at_least(1),
-            10,
-            "passes over the training images",
-        ),
-        ParamSpec::optional(
-            "batch_size",
-            ParamType::int_at_least(1),
-            128,
-            "images per SGD step",
-        ),
-        ParamSpec::optional(
-            "learning_rate",
-            ParamType::float_at_least(0.0),
-            0.01,
-            "SGD learning rate of the weights",
-        ),
-        ParamSpec::optional(
-            "momentum",
-            ParamType::float_at_least(0.0),
-            0.9,
-            "SGD momentum (no dampening, as in PyTorch and Caffe)",
-        ),
-        ParamSpec::optional(
-            "weight_decay",
-            ParamType::float_at_least(0.0),
-            5e-4,
-            "L2 decay of weights (never biases)",
-        ),
-        ParamSpec::optional(
-            "bias_lr_multiplier",
-            ParamType::float_at_least(0.0),
-            2.0,
-            "biases learn this many times faster (the paper: 2)",
-        ),
-        ParamSpec::optional(
-            "lr_step_epochs",
-            ParamType::int_at_least(0),
-            0,
-            "multiply the learning rate by `lr_gamma` every this many epochs; 0 = never",
-        ),
-        ParamSpec::optional(
-            "lr_gamma",
-            ParamType::float_at_least(0.0),
-            0.1,
-            "factor of the step schedule",
-        ),
-        ParamSpec::optional(
-            "seed",
-            ParamType::int_at_least(0),
-            0,
-            "seeds initialisation, shuffling, augmentation and dropout",
-        ),
-        ParamSpec::optional(
-            "augment_crop_padding",
-            ParamType::int_at_least(0),
-            0,
-            "random crops after padding each side by this many pixels; 0 = off",
-        ),
-        ParamSpec::optional(
-            "augment_flip",
-            ParamType::Bool,
-            false,
-            "random horizontal flips",
-        ),
-        ParamSpec::optional(
-            "backend",
-            ParamType::Choice(BACKEND_CHOICES),
-            "auto",
-            "compute backend: wgpu on a GPU, else the fastest CPU backend built in",
-        )
-        .not_in_key(),
-    ]
+tpipe_engine::kind_params! {
+    /// How a net is trained (SGD as in the paper) and where.
+    pub struct TrainingParams {
+        epochs: usize {
+            ty: ParamType::int_at_least(1),
+            default: 10,
+            doc: "passes over the training images",
+        },
+        batch_size: usize { ty: ParamType::int_at_least(1), default: 128, doc: "images per SGD step" },
+        learning_rate: f64 {
+            ty: ParamType::float_at_least(0.0),
+            default: 0.01,
+            doc: "SGD learning rate of the weights",
+        },
+        momentum: f64 {
+            ty: ParamType::float_at_least(0.0),
+            default: 0.9,
+            doc: "SGD momentum (no dampening, as in PyTorch and Caffe)",
+        },
+        weight_decay: f64 {
+            ty: ParamType::float_at_least(0.0),
+            default: 5e-4,
+            doc: "L2 decay of weights (never biases)",
+        },
+        bias_lr_multiplier: f64 {
+            ty: ParamType::float_at_least(0.0),
+            default: 2.0,
+            doc: "biases learn this many times faster (the paper: 2)",
+        },
+        lr_step_epochs: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "multiply the learning rate by `lr_gamma` every this many epochs; 0 = never",
+        },
+        lr_gamma: f64 { ty: ParamType::float_at_least(0.0), default: 0.1, doc: "factor of the step schedule" },
+        seed: u64 {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "seeds initialisation, shuffling, augmentation and dropout",
+        },
+        augment_crop_padding: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "random crops after padding each side by this many pixels; 0 = off",
+        },
+        augment_flip: bool { ty: ParamType::Bool, default: false, doc: "random horizontal flips" },
+        backend: Backend {
+            ty: ParamType::Choice(Backend::WORDS),
+            default: "auto",
+            doc: "compute backend: wgpu on a GPU, else the fastest CPU backend built in",
+            in_key: false,
+        },
+    }
 }
 
-fn task_param(default: &'static str) -> ParamSpec {
-    ParamSpec::optional(
-        "task",
-        ParamType::Choice(&["A", "B"]),
-        default,
-        "which half of the split's classes",
-    )
+tpipe_engine::kind_params! {
+    /// The `train` kind's parameters.
+    pub struct TrainParams {
+        ..net: NetParams,
+        ..training: TrainingParams,
+        task: Task {
+            ty: ParamType::Choice(Task::WORDS),
+            default: "A",
+            doc: "which half of the split's classes",
+        },
+    }
+}
+
+tpipe_engine::kind_params! {
+    /// The `transfer` kind's parameters.
+    pub struct TransferParams {
+        ..net: NetParams,
+        ..training: TrainingParams,
+        task: Task {
+            ty: ParamType::Choice(Task::WORDS),
+            default: "B",
+            doc: "which half of the split's classes",
+        },
+        layers_copied: usize {
+            ty: ParamType::int_range(1, 7),
+            doc: "n: how many lower layers come from the base net",
+        },
+        finetune: bool {
+            ty: ParamType::Bool,
+            default: false,
+            doc: "train the copied layers too (AnB+) instead of freezing them (AnB)",
+        },
+    }
+}
+
+tpipe_engine::kind_params! {
+    /// The `evaluate` kind's parameters.
+    pub struct EvaluateParams {
+        task: Task {
+            ty: ParamType::Choice(Task::WORDS),
+            default: "B",
+            doc: "which half of the split's classes",
+        },
+        backend: Backend {
+            ty: ParamType::Choice(Backend::WORDS),
+            default: "auto",
+            doc: "compute backend",
+            in_key: false,
+        },
+    }
 }
 
 fn check_net(params: &Map<String, Value>) -> Vec<ParamProblem> {
+    // Parameters of the wrong type were reported already.
+    let Ok(net) = NetParams::from_map(params) else {
+        return Vec::new();
+    };
     let mut problems = Vec::new();
-    for (name, length) in [
-        ("conv_channels", 5),
-        ("conv_kernels", 5),
-        ("conv_pool", 5),
-        ("fc_widths", 2),
+    for (name, length, found) in [
+        ("conv_channels", 5, net.conv_channels.len()),
+        ("conv_kernels", 5, net.conv_kernels.len()),
+        ("conv_pool", 5, net.conv_pool.len()),
+        ("fc_widths", 2, net.fc_widths.len()),
     ] {
-        let found = params
-            .get(name)
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
         if found != length {
             problems.push(ParamProblem::new(
                 name,
@@ -205,8 +229,8 @@ fn training_split_input() -> InputSlot {
 }
 
 #[cfg_attr(not(feature = "ml"), allow(dead_code))]
-fn task_blob(task: &str, part: &str) -> String {
-    format!("{}_{part}", task.to_lowercase())
+fn task_blob(task: Task, part: &str) -> String {
+    format!("{}_{part}", task.word().to_lowercase())
 }
 
 /// `train`: a base network trained from scratch on task A or B.
@@ -223,10 +247,7 @@ impl NodeKind for Train {
         "train the 8-layer net from scratch on one task of a split (baseA, baseB)"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params = vec![task_param("A")];
-        params.extend(net_params());
-        params.extend(training_params());
-        params
+        TrainParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![training_split_input()]
@@ -238,7 +259,8 @@ impl NodeKind for Train {
         check_net(params)
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        backend::train(context, None)
+        let params: TrainParams = context.typed()?;
+        backend::train(context, &params.net, &params.training, params.task, None)
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
         training_headline(metrics)
@@ -259,23 +281,7 @@ impl NodeKind for Transfer {
         "copy layers 1..n of a base net (or keep them random), freeze or fine-tune them, train the rest"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params = vec![
-            task_param("B"),
-            ParamSpec::required(
-                "layers_copied",
-                ParamType::int_range(1, 7),
-                "n: how many lower layers come from the base net",
-            ),
-            ParamSpec::optional(
-                "finetune",
-                ParamType::Bool,
-                false,
-                "train the copied layers too (AnB+) instead of freezing them (AnB)",
-            ),
-        ];
-        params.extend(net_params());
-        params.extend(training_params());
-        params
+        TransferParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
@@ -326,13 +332,15 @@ impl NodeKind for Transfer {
             .collect()
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let layers_copied = context.param_u64("layers_copied")? as usize;
-        let finetune = context.param_bool("finetune")?;
+        let params: TransferParams = context.typed()?;
         backend::train(
             context,
+            &params.net,
+            &params.training,
+            params.task,
             Some(TransferSettings {
-                layers_copied,
-                finetune,
+                layers_copied: params.layers_copied,
+                finetune: params.finetune,
             }),
         )
     }
@@ -355,16 +363,7 @@ impl NodeKind for Evaluate {
         "score a net on a task's held-out images: top-1, top-5, per class, confusion matrix"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![
-            task_param("B"),
-            ParamSpec::optional(
-                "backend",
-                ParamType::Choice(BACKEND_CHOICES),
-                "auto",
-                "compute backend",
-            )
-            .not_in_key(),
-        ]
+        EvaluateParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
@@ -390,7 +389,8 @@ impl NodeKind for Evaluate {
         true
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        backend::evaluate(context)
+        let params: EvaluateParams = context.typed()?;
+        backend::evaluate(context, &params)
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
         let top1 = metrics.get("top1")?.as_f64()?;
@@ -424,12 +424,12 @@ struct TransferSettings {
 /// seed, and the base net's own lineage.
 #[cfg_attr(not(feature = "ml"), allow(dead_code))]
 fn lineage(
-    context: &BuildContext,
+    task: Task,
+    seed: u64,
     settings: Option<TransferSettings>,
     base_lineage: Option<Value>,
 ) -> Result<Map<String, Value>, BuildError> {
-    let task = context.param_str("task")?;
-    let seed = context.param_u64("seed")?;
+    let task = task.word();
     let (variant, layers_copied, source_task, fine_tuned) = match settings {
         None => (format!("base{task}"), 0, task.to_string(), false),
         Some(settings) => {
@@ -471,18 +471,21 @@ mod backend {
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
-    use serde_json::{json, Map, Value};
+    use serde_json::{json, Value};
     use tpipe_ml::{
         BackendChoice, ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig,
         TrainProgress, TransferMode,
     };
 
-    use super::{lineage, task_blob, TransferSettings, EVALUATION, LINEAGE_METADATA, WEIGHTS};
+    use super::{
+        lineage, task_blob, Backend, EvaluateParams, Init, NetParams, Task, TrainingParams,
+        TransferSettings, EVALUATION, LINEAGE_METADATA, WEIGHTS,
+    };
     use crate::data::Dataset;
     use crate::kind::{BuildContext, BuildError, BuildOutput};
     use crate::kinds::split::SPLIT_DESCRIPTION;
 
-    fn image_set(context: &BuildContext, task: &str, part: &str) -> Result<ImageSet, BuildError> {
+    fn image_set(context: &BuildContext, task: Task, part: &str) -> Result<ImageSet, BuildError> {
         let split = context.input("data")?;
         let bytes = context.read(split, &task_blob(task, part))?;
         let dataset = Dataset::from_bytes(&bytes)
@@ -498,32 +501,15 @@ mod backend {
         })
     }
 
-    fn list(params: &Map<String, Value>, name: &str) -> Vec<Value> {
-        params
-            .get(name)
-            .and_then(Value::as_array)
-            .cloned()
-            .unwrap_or_default()
-    }
-
-    fn list_usize(params: &Map<String, Value>, name: &str) -> Vec<usize> {
-        list(params, name)
-            .iter()
-            .filter_map(Value::as_u64)
-            .map(|value| value as usize)
-            .collect()
-    }
-
-    /// The network a node's parameters describe, sized for `data`. The spec layer checked the
-    /// list lengths.
-    fn net_config(params: &Map<String, Value>, data: &ImageSet) -> Result<NetConfig, BuildError> {
-        let channels = list_usize(params, "conv_channels");
-        let kernels = list_usize(params, "conv_kernels");
-        let pools: Vec<bool> = list(params, "conv_pool")
-            .iter()
-            .filter_map(Value::as_bool)
-            .collect();
-        let widths = list_usize(params, "fc_widths");
+    /// The network the parameters describe, sized for `data`. `check` made sure of the list
+    /// lengths before anything was built.
+    fn net_config(net: &NetParams, data: &ImageSet) -> Result<NetConfig, BuildError> {
+        let (channels, kernels, pools, widths) = (
+            &net.conv_channels,
+            &net.conv_kernels,
+            &net.conv_pool,
+            &net.fc_widths,
+        );
         if channels.len() != 5 || kernels.len() != 5 || pools.len() != 5 || widths.len() != 2 {
             return Err(BuildError::failed(
                 "the network parameters need 5 conv layers and 2 fc widths",
@@ -539,11 +525,10 @@ mod backend {
         Ok(NetConfig {
             conv: [layer(0), layer(1), layer(2), layer(3), layer(4)],
             fc_widths: [widths[0], widths[1]],
-            dropout: params.get("dropout").and_then(Value::as_f64).unwrap_or(0.5),
-            init: if params.get("init").and_then(Value::as_str) == Some("paper") {
-                InitScheme::Paper
-            } else {
-                InitScheme::Modern
+            dropout: net.dropout,
+            init: match net.init {
+                Init::Modern => InitScheme::Modern,
+                Init::Paper => InitScheme::Paper,
             },
             channels: data.channels,
             height: data.height,
@@ -552,34 +537,39 @@ mod backend {
         })
     }
 
-    fn train_config(context: &BuildContext) -> Result<TrainConfig, BuildError> {
-        Ok(TrainConfig {
-            epochs: context.param_u64("epochs")? as usize,
-            batch_size: context.param_u64("batch_size")? as usize,
-            learning_rate: context.param_f64("learning_rate")?,
-            momentum: context.param_f64("momentum")?,
-            weight_decay: context.param_f64("weight_decay")?,
-            lr_step_epochs: context.param_u64("lr_step_epochs")? as usize,
-            lr_gamma: context.param_f64("lr_gamma")?,
-            seed: context.param_u64("seed")?,
-            augment_crop_padding: context.param_u64("augment_crop_padding")? as usize,
-            augment_flip: context.param_bool("augment_flip")?,
-            bias_lr_multiplier: context.param_f64("bias_lr_multiplier")?,
-        })
+    fn train_config(training: &TrainingParams) -> TrainConfig {
+        TrainConfig {
+            epochs: training.epochs,
+            batch_size: training.batch_size,
+            learning_rate: training.learning_rate,
+            momentum: training.momentum,
+            weight_decay: training.weight_decay,
+            lr_step_epochs: training.lr_step_epochs,
+            lr_gamma: training.lr_gamma,
+            seed: training.seed,
+            augment_crop_padding: training.augment_crop_padding,
+            augment_flip: training.augment_flip,
+            bias_lr_multiplier: training.bias_lr_multiplier,
+        }
     }
 
-    fn backend_choice(context: &BuildContext) -> Result<BackendChoice, BuildError> {
-        let chosen = match &context.options.backend {
-            Some(backend) => backend.as_str(),
-            None => context.param_str("backend")?,
+    /// `--backend` wins over the node's `backend`.
+    fn backend_choice(context: &BuildContext, backend: Backend) -> BackendChoice {
+        let chosen = match context.options.backend.as_deref() {
+            Some("cpu") => Backend::Cpu,
+            Some("flex") => Backend::Flex,
+            Some("torch") => Backend::Torch,
+            Some("wgpu") => Backend::Wgpu,
+            Some(_) => Backend::Auto,
+            None => backend,
         };
-        Ok(match chosen {
-            "cpu" => BackendChoice::Cpu,
-            "flex" => BackendChoice::Flex,
-            "torch" => BackendChoice::Torch,
-            "wgpu" => BackendChoice::Wgpu,
-            _ => BackendChoice::Auto,
-        })
+        match chosen {
+            Backend::Auto => BackendChoice::Auto,
+            Backend::Cpu => BackendChoice::Cpu,
+            Backend::Flex => BackendChoice::Flex,
+            Backend::Torch => BackendChoice::Torch,
+            Backend::Wgpu => BackendChoice::Wgpu,
+        }
     }
 
     fn ml_error(error: tpipe_ml::MlError) -> BuildError {
@@ -606,12 +596,14 @@ mod backend {
 
     pub(super) fn train(
         context: &BuildContext,
+        net: &NetParams,
+        training: &TrainingParams,
+        task: Task,
         settings: Option<TransferSettings>,
     ) -> Result<BuildOutput, BuildError> {
-        let task = context.param_str("task")?.to_string();
-        let data = image_set(context, &task, "train")?;
-        let net = net_config(context.params, &data)?;
-        let config = train_config(context)?;
+        let data = image_set(context, task, "train")?;
+        let net = net_config(net, &data)?;
+        let config = train_config(training);
         let base_weights = match (settings, context.optional_input("base")) {
             (Some(_), Some(base)) => Some(context.read(base, WEIGHTS)?),
             _ => None,
@@ -655,14 +647,14 @@ mod backend {
         };
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
-            backend: backend_choice(context)?,
+            backend: backend_choice(context, training.backend),
             cancel: Some(cancel),
             progress: Some(&report),
             ..Default::default()
         };
         let outcome =
             tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
-        let lineage = lineage(context, settings, base_lineage)?;
+        let lineage = lineage(task, training.seed, settings, base_lineage)?;
         let mut metadata = BTreeMap::new();
         metadata.insert(
             LINEAGE_METADATA.to_string(),
@@ -682,9 +674,12 @@ mod backend {
         })
     }
 
-    pub(super) fn evaluate(context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let task = context.param_str("task")?.to_string();
-        let data = image_set(context, &task, "test")?;
+    pub(super) fn evaluate(
+        context: &BuildContext,
+        params: &EvaluateParams,
+    ) -> Result<BuildOutput, BuildError> {
+        let task = params.task;
+        let data = image_set(context, task, "test")?;
         let split = context.read_json(context.input("data")?, SPLIT_DESCRIPTION)?;
         let model = context.input("model")?;
         let weights = context.read(model, WEIGHTS)?;
@@ -697,7 +692,7 @@ mod backend {
         })?;
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
-            backend: backend_choice(context)?,
+            backend: backend_choice(context, params.backend),
             cancel: Some(cancel),
             progress: None,
             ..Default::default()
@@ -723,7 +718,7 @@ mod backend {
             "trained_task".into(),
             lineage.get("task").cloned().unwrap_or(Value::Null),
         );
-        object.insert("target_task".into(), json!(task));
+        object.insert("target_task".into(), json!(task.word()));
         object.insert("num_classes".into(), json!(data.num_classes));
         object.insert(
             "split".into(),
@@ -740,7 +735,7 @@ mod backend {
         object.insert(
             "classes".into(),
             split
-                .get(task.to_lowercase())
+                .get(task.word().to_lowercase())
                 .and_then(|task| task.get("classes"))
                 .cloned()
                 .unwrap_or(Value::Null),
@@ -759,18 +754,24 @@ mod backend {
 
 #[cfg(not(feature = "ml"))]
 mod backend {
-    use super::TransferSettings;
+    use super::{EvaluateParams, NetParams, Task, TrainingParams, TransferSettings};
     use crate::kind::{BuildContext, BuildError, BuildOutput};
 
     const WITHOUT_ML: &str = "this tpipe was built without the `ml` feature, so it cannot train (hint: build with default features: `cargo build --release`)";
 
     pub(super) fn train(
         _context: &BuildContext,
+        _net: &NetParams,
+        _training: &TrainingParams,
+        _task: Task,
         _settings: Option<TransferSettings>,
     ) -> Result<BuildOutput, BuildError> {
         Err(BuildError::failed(WITHOUT_ML))
     }
-    pub(super) fn evaluate(_context: &BuildContext) -> Result<BuildOutput, BuildError> {
+    pub(super) fn evaluate(
+        _context: &BuildContext,
+        _params: &EvaluateParams,
+    ) -> Result<BuildOutput, BuildError> {
         Err(BuildError::failed(WITHOUT_ML))
     }
 }

@@ -23,21 +23,33 @@ mod tables;
 use serde_json::{json, Map, Value};
 
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind};
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
+use crate::schema::{Arity, InputSlot, ParamSpec, ParamType, Params};
 use analysis::Analysis;
 use runs::RunSet;
 
 /// The `report` kind.
 pub struct Report;
 
-/// What a report is asked for, after parameter defaults.
-#[derive(Clone, Debug, PartialEq)]
-pub struct ReportOptions {
-    pub title: String,
-    /// Show the paper's ImageNet numbers beside ours.
-    pub paper_reference: bool,
-    /// A run whose top-1 is at most 1/classes + this margin never left chance.
-    pub chance_margin: f64,
+tpipe_engine::kind_params! {
+    /// What a report is asked for: the `report` kind's parameters.
+    #[derive(PartialEq)]
+    pub struct ReportOptions {
+        title: String {
+            ty: ParamType::Text,
+            default: DEFAULT_TITLE,
+            doc: "heading of the figure and the Markdown files",
+        },
+        paper_reference: bool {
+            ty: ParamType::Bool,
+            default: true,
+            doc: "show Yosinski et al.'s ImageNet numbers beside ours (labelled as such)",
+        },
+        chance_margin: f64 {
+            ty: ParamType::Float { min: Some(0.0), max: Some(1.0) },
+            default: 0.05,
+            doc: "runs with top-1 ≤ 1/classes + this margin are flagged as chance level and left out of means",
+        },
+    }
 }
 
 impl Default for ReportOptions {
@@ -64,21 +76,7 @@ impl NodeKind for Report {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        vec![
-            ParamSpec::optional("title", ParamType::Text, DEFAULT_TITLE, "heading of the figure and the Markdown files"),
-            ParamSpec::optional(
-                "paper_reference",
-                ParamType::Bool,
-                true,
-                "show Yosinski et al.'s ImageNet numbers beside ours (labelled as such)",
-            ),
-            ParamSpec::optional(
-                "chance_margin",
-                ParamType::Float { min: Some(0.0), max: Some(1.0) },
-                0.05,
-                "runs with top-1 ≤ 1/classes + this margin are flagged as chance level and left out of means",
-            ),
-        ]
+        ReportOptions::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![InputSlot {
@@ -92,11 +90,7 @@ impl NodeKind for Report {
         }]
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let options = ReportOptions {
-            title: context.param_str("title")?.to_string(),
-            paper_reference: context.param_bool("paper_reference")?,
-            chance_margin: context.param_f64("chance_margin")?,
-        };
+        let options: ReportOptions = context.typed()?;
         let inputs = context
             .inputs
             .get("results")

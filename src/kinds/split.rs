@@ -17,7 +17,7 @@ use crate::data::split::{split, SplitMethod, SplitOptions, Task};
 use crate::data::Dataset;
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
 use crate::kinds::dataset::DATASET_DESCRIPTION;
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
+use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
 
 pub struct SplitKind;
 
@@ -25,16 +25,112 @@ pub struct SplitKind;
 /// classes) as JSON: how dependents learn which split they trained or scored on.
 pub const SPLIT_DESCRIPTION: &str = "split.json";
 
-/// The split's `label`, else `similar` for random splits and `dissimilar` for the others.
-fn split_label(params: &Map<String, Value>) -> String {
-    match params.get("label").and_then(Value::as_str) {
-        Some(label) if !label.is_empty() => label.to_string(),
-        _ if method_name(params) == "random" => "similar".to_string(),
-        _ => "dissimilar".to_string(),
+tpipe_engine::choice_enum! {
+    /// How a split divides the classes.
+    pub enum Method { Random = "random", Classes = "classes", Groups = "groups" }
+}
+
+tpipe_engine::kind_params! {
+    /// The `split` kind's parameters.
+    pub struct SplitParams {
+        method: Method {
+            ty: ParamType::Choice(Method::WORDS),
+            default: "random",
+            doc: "`random`: a seeded shuffle of the classes; `classes`: the classes named in `classes_a`/`classes_b`; \
+                  `groups`: the coarse groups named in `groups_a`/`groups_b`",
+        },
+        seed: u64 {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "the random division of classes, and which images are kept under the caps",
+        },
+        size_a: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "random: classes in task A (0: half, rounded down)",
+        },
+        size_b: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "random: classes in task B (0: all the others)",
+        },
+        classes_a: Vec<String> {
+            ty: ParamType::list_of(ParamType::Text),
+            default: Vec::<String>::new(),
+            doc: "classes: task A's classes, by name or number, in label order",
+        },
+        classes_b: Vec<String> {
+            ty: ParamType::list_of(ParamType::Text),
+            default: Vec::<String>::new(),
+            doc: "classes: task B's classes (empty: every class not in A)",
+        },
+        groups_a: Vec<String> {
+            ty: ParamType::list_of(ParamType::Text),
+            default: Vec::<String>::new(),
+            doc: "groups: coarse groups (CIFAR-100 super-classes, synthetic families) whose classes form task A",
+        },
+        groups_b: Vec<String> {
+            ty: ParamType::list_of(ParamType::Text),
+            default: Vec::<String>::new(),
+            doc: "groups: task B's groups (empty: every class outside A's groups)",
+        },
+        images_per_class: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "at most this many training images per class (0: all)",
+        },
+        test_images_per_class: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "at most this many held-out images per class (0: all)",
+        },
+        label: String {
+            ty: ParamType::Text,
+            default: "",
+            doc: "what to call this split in reports, e.g. `similar` or `dissimilar` (empty: `similar` for random splits, \
+                  `dissimilar` otherwise)",
+        },
     }
 }
 
-pub const METHODS: &[&str] = &["random", "classes", "groups"];
+impl SplitParams {
+    /// The `label`, else `similar` for random splits and `dissimilar` for the others.
+    fn resolved_label(&self) -> String {
+        match (self.label.as_str(), self.method) {
+            ("", Method::Random) => "similar".to_string(),
+            ("", _) => "dissimilar".to_string(),
+            (label, _) => label.to_string(),
+        }
+    }
+
+    /// Whether the seed draws anything: a random division, or images kept under a cap.
+    fn seed_is_used(&self) -> bool {
+        self.method == Method::Random || self.images_per_class > 0 || self.test_images_per_class > 0
+    }
+
+    fn options(&self) -> SplitOptions {
+        let method = match self.method {
+            Method::Classes => SplitMethod::Classes {
+                a: self.classes_a.clone(),
+                b: self.classes_b.clone(),
+            },
+            Method::Groups => SplitMethod::Groups {
+                a: self.groups_a.clone(),
+                b: self.groups_b.clone(),
+            },
+            Method::Random => SplitMethod::Random {
+                size_a: self.size_a,
+                size_b: self.size_b,
+            },
+        };
+        SplitOptions {
+            method,
+            seed: self.seed,
+            images_per_class: self.images_per_class,
+            test_images_per_class: self.test_images_per_class,
+        }
+    }
+}
 
 /// The Fashion-MNIST split recommended as "dissimilar": garments worn on the upper body (and
 /// dresses) against trousers, footwear and bags.
@@ -43,62 +139,15 @@ pub const FASHION_MNIST_DISSIMILAR_A: [&str; 5] =
 pub const FASHION_MNIST_DISSIMILAR_B: [&str; 5] =
     ["Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot"];
 
-fn text_list(params: &Map<String, Value>, name: &str) -> Vec<String> {
-    params
-        .get(name)
-        .and_then(Value::as_array)
-        .map(|items| {
-            items
-                .iter()
-                .filter_map(|item| item.as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-fn whole(params: &Map<String, Value>, name: &str) -> usize {
-    params.get(name).and_then(Value::as_u64).unwrap_or_default() as usize
-}
-
-fn method_name(params: &Map<String, Value>) -> &str {
-    params
-        .get("method")
-        .and_then(Value::as_str)
-        .unwrap_or("random")
-}
-
 /// The parameters only one method reads, with that method.
-const METHOD_PARAMS: &[(&str, &str)] = &[
-    ("size_a", "random"),
-    ("size_b", "random"),
-    ("classes_a", "classes"),
-    ("classes_b", "classes"),
-    ("groups_a", "groups"),
-    ("groups_b", "groups"),
+const METHOD_PARAMS: &[(&str, Method)] = &[
+    ("size_a", Method::Random),
+    ("size_b", Method::Random),
+    ("classes_a", Method::Classes),
+    ("classes_b", Method::Classes),
+    ("groups_a", Method::Groups),
+    ("groups_b", Method::Groups),
 ];
-
-fn options_of(params: &Map<String, Value>) -> SplitOptions {
-    let method = match method_name(params) {
-        "classes" => SplitMethod::Classes {
-            a: text_list(params, "classes_a"),
-            b: text_list(params, "classes_b"),
-        },
-        "groups" => SplitMethod::Groups {
-            a: text_list(params, "groups_a"),
-            b: text_list(params, "groups_b"),
-        },
-        _ => SplitMethod::Random {
-            size_a: whole(params, "size_a"),
-            size_b: whole(params, "size_b"),
-        },
-    };
-    SplitOptions {
-        method,
-        seed: whole(params, "seed") as u64,
-        images_per_class: whole(params, "images_per_class"),
-        test_images_per_class: whole(params, "test_images_per_class"),
-    }
-}
 
 fn task_metrics(task: &Task) -> Value {
     json!({
@@ -124,37 +173,7 @@ impl NodeKind for SplitKind {
     }
 
     fn params(&self) -> Vec<ParamSpec> {
-        let names = || ParamType::list_of(ParamType::Text);
-        vec![
-            ParamSpec::optional(
-                "method",
-                ParamType::Choice(METHODS),
-                "random",
-                "`random`: a seeded shuffle of the classes; `classes`: the classes named in `classes_a`/`classes_b`; \
-                 `groups`: the coarse groups named in `groups_a`/`groups_b`",
-            ),
-            ParamSpec::optional("seed", ParamType::int_at_least(0), 0, "the random division of classes, and which images are kept under the caps"),
-            ParamSpec::optional("size_a", ParamType::int_at_least(0), 0, "random: classes in task A (0: half, rounded down)"),
-            ParamSpec::optional("size_b", ParamType::int_at_least(0), 0, "random: classes in task B (0: all the others)"),
-            ParamSpec::optional("classes_a", names(), json!([]), "classes: task A's classes, by name or number, in label order"),
-            ParamSpec::optional("classes_b", names(), json!([]), "classes: task B's classes (empty: every class not in A)"),
-            ParamSpec::optional(
-                "groups_a",
-                names(),
-                json!([]),
-                "groups: coarse groups (CIFAR-100 super-classes, synthetic families) whose classes form task A",
-            ),
-            ParamSpec::optional("groups_b", names(), json!([]), "groups: task B's groups (empty: every class outside A's groups)"),
-            ParamSpec::optional("images_per_class", ParamType::int_at_least(0), 0, "at most this many training images per class (0: all)"),
-            ParamSpec::optional("test_images_per_class", ParamType::int_at_least(0), 0, "at most this many held-out images per class (0: all)"),
-            ParamSpec::optional(
-                "label",
-                ParamType::Text,
-                "",
-                "what to call this split in reports, e.g. `similar` or `dissimilar` (empty: `similar` for random splits, \
-                 `dissimilar` otherwise)",
-            ),
-        ]
+        SplitParams::specs()
     }
 
     fn inputs(&self) -> Vec<InputSlot> {
@@ -169,8 +188,12 @@ impl NodeKind for SplitKind {
     }
 
     fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
+        // Parameters of the wrong type were reported already; there is nothing more to check.
+        let Ok(typed) = SplitParams::from_map(params) else {
+            return Vec::new();
+        };
         let mut problems = Vec::new();
-        let method = method_name(params);
+        let method = typed.method;
         for &(param, reader) in METHOD_PARAMS {
             let set = match params.get(param) {
                 Some(Value::Array(items)) => !items.is_empty(),
@@ -179,17 +202,38 @@ impl NodeKind for SplitKind {
             };
             if set && method != reader {
                 problems.push(
-                    ParamProblem::new(param, format!("`{param}` is only read with `method: {reader}`, but this split uses `{method}`"))
-                        .with_hint(format!("set `method: {reader}` or remove `{param}`")),
+                    ParamProblem::new(
+                        param,
+                        format!(
+                            "`{param}` is only read with `method: {}`, but this split uses `{}`",
+                            reader.word(),
+                            method.word()
+                        ),
+                    )
+                    .with_hint(format!(
+                        "set `method: {}` or remove `{param}`",
+                        reader.word()
+                    )),
                 );
             }
         }
-        let (a_param, b_param, what) = match method {
-            "classes" => ("classes_a", "classes_b", "classes"),
-            "groups" => ("groups_a", "groups_b", "groups"),
-            _ => return problems,
+        let (a_param, b_param, what, a, b) = match method {
+            Method::Classes => (
+                "classes_a",
+                "classes_b",
+                "classes",
+                &typed.classes_a,
+                &typed.classes_b,
+            ),
+            Method::Groups => (
+                "groups_a",
+                "groups_b",
+                "groups",
+                &typed.groups_a,
+                &typed.groups_b,
+            ),
+            Method::Random => return problems,
         };
-        let (a, b) = (text_list(params, a_param), text_list(params, b_param));
         if a.is_empty() {
             let example = if what == "classes" {
                 "[T-shirt/top, Pullover, Dress, Coat, Shirt]"
@@ -199,12 +243,12 @@ impl NodeKind for SplitKind {
             problems.push(
                 ParamProblem::new(
                     a_param,
-                    format!("`method: {method}` needs the {what} of task A"),
+                    format!("`method: {}` needs the {what} of task A", method.word()),
                 )
                 .with_hint(format!("add `{a_param}: {example}`")),
             );
         }
-        for (param, list) in [(a_param, &a), (b_param, &b)] {
+        for (param, list) in [(a_param, a), (b_param, b)] {
             if let Some((_, twice)) = list
                 .iter()
                 .enumerate()
@@ -229,17 +273,16 @@ impl NodeKind for SplitKind {
     }
 
     fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        let method = method_name(params);
+        let Ok(typed) = SplitParams::from_map(params) else {
+            return Vec::new();
+        };
         let mut unused: Vec<&'static str> = METHOD_PARAMS
             .iter()
-            .filter(|(_, reader)| *reader != method)
+            .filter(|(_, reader)| *reader != typed.method)
             .map(|(param, _)| *param)
             .collect();
         // Without random division or caps nothing is drawn at random.
-        if method != "random"
-            && whole(params, "images_per_class") == 0
-            && whole(params, "test_images_per_class") == 0
-        {
+        if !typed.seed_is_used() {
             unused.push("seed");
         }
         unused
@@ -255,22 +298,22 @@ impl NodeKind for SplitKind {
         };
         let (train, test) = (read("train")?, read("test")?);
         let dataset = context.read_json(data, DATASET_DESCRIPTION)?;
-        let options = options_of(context.params);
+        let params: SplitParams = context.typed()?;
+        let options = params.options();
         let tasks = split(&train, &test, &options)
             .map_err(|error| BuildError::failed(format!("cannot split the data: {error}")))?;
-        let method = method_name(context.params);
-        let label = split_label(context.params);
+        let label = params.resolved_label();
         // Random splits of one label differ by seed; the report pairs runs within one split.
         let id = match &options.method {
             SplitMethod::Random { .. } => format!("{label} s{}", options.seed),
             _ => label.clone(),
         };
         // An unused seed is not in the key, so it must not reach the content either.
-        let seed = (!self.unused_params(context.params).contains(&"seed")).then_some(options.seed);
+        let seed = params.seed_is_used().then_some(options.seed);
         let description = json!({
             "id": id,
             "label": label,
-            "method": method,
+            "method": params.method,
             "seed": seed,
             "dataset": dataset.get("source").cloned().unwrap_or(Value::Null),
             "a": task_metrics(&tasks.a),

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 use crate::cache::record::OutputRef;
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
-use crate::schema::{InputSlot, ParamSpec};
+use crate::schema::{InputSlot, ParamSpec, Params};
 
 /// A problem a kind finds in a node's parameters beyond their types.
 #[derive(Clone, Debug, PartialEq)]
@@ -197,30 +197,9 @@ impl BuildContext<'_> {
         });
     }
 
-    pub fn param(&self, name: &str) -> Result<&Value, BuildError> {
-        self.params
-            .get(name)
-            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is missing")))
-    }
-    pub fn param_u64(&self, name: &str) -> Result<u64, BuildError> {
-        self.param(name)?
-            .as_u64()
-            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not a whole number")))
-    }
-    pub fn param_f64(&self, name: &str) -> Result<f64, BuildError> {
-        self.param(name)?
-            .as_f64()
-            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not a number")))
-    }
-    pub fn param_bool(&self, name: &str) -> Result<bool, BuildError> {
-        self.param(name)?
-            .as_bool()
-            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not true or false")))
-    }
-    pub fn param_str(&self, name: &str) -> Result<&str, BuildError> {
-        self.param(name)?
-            .as_str()
-            .ok_or_else(|| BuildError::failed(format!("parameter `{name}` is not a string")))
+    /// The parameters as the kind's typed struct (see [`kind_params!`](crate::kind_params)).
+    pub fn typed<P: Params>(&self) -> Result<P, BuildError> {
+        P::from_map(self.params).map_err(BuildError::failed)
     }
 }
 

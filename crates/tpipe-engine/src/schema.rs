@@ -270,3 +270,176 @@ pub struct InputSlot {
     /// Then the names are part of the key, so renaming a node reruns what shows its name.
     pub names_in_key: bool,
 }
+
+/// A kind's parameters as one typed struct: what its build reads (deserialised from the
+/// validated, defaulted parameter map) and, from the same declaration, its schema. Declare it
+/// with [`kind_params!`](crate::kind_params).
+pub trait Params: serde::de::DeserializeOwned {
+    /// The schema: each parameter's type, default, documentation and whether it is in the key.
+    fn specs() -> Vec<ParamSpec>;
+
+    /// Reads a parameter map that the spec layer validated against [`Params::specs`]. A failure
+    /// here means the declaration and the struct disagree, a bug in the kind.
+    fn from_map(params: &serde_json::Map<String, Value>) -> Result<Self, String> {
+        serde_json::from_value(Value::Object(params.clone()))
+            .map_err(|error| format!("the parameters do not fit the kind's declaration: {error}"))
+    }
+}
+
+/// A closed set of words as a Rust enum: the parameter type lists [`Choice::WORDS`], and the
+/// build matches on the variants, so no word can fall through to a silent default.
+pub trait Choice {
+    const WORDS: &'static [&'static str];
+}
+
+/// Declares an enum of words for a [`ParamType::Choice`] parameter.
+///
+/// ```ignore
+/// choice_enum! { pub enum Task { A = "A", B = "B" } }
+/// ```
+#[macro_export]
+macro_rules! choice_enum {
+    (
+        $(#[$meta:meta])*
+        $vis:vis enum $name:ident { $($variant:ident = $word:literal),+ $(,)? }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize, serde::Serialize)]
+        $vis enum $name {
+            $(#[serde(rename = $word)] $variant,)+
+        }
+        impl $crate::schema::Choice for $name {
+            const WORDS: &'static [&'static str] = &[$($word),+];
+        }
+        impl $name {
+            /// The word the YAML uses for this value.
+            pub fn word(self) -> &'static str {
+                match self {
+                    $($name::$variant => $word,)+
+                }
+            }
+        }
+    };
+}
+
+/// Declares a kind's parameters once: a struct the build reads and, from the same lines, its
+/// [`ParamSpec`]s. Each field gives its Rust type, then `ty` (the YAML type and its bounds),
+/// an optional `default` (absent: required), `doc`, and `in_key: false` for parameters that
+/// choose how or where but not what (paths, backend). A first line `..name: Group,` flattens
+/// the fields of another declared group in (shared by several kinds).
+///
+/// ```ignore
+/// kind_params! {
+///     pub struct NumberParams {
+///         value: i64 { ty: ParamType::int(), doc: "the number" },
+///         log: String { ty: ParamType::Text, default: "", doc: "build log", in_key: false },
+///     }
+/// }
+/// ```
+#[macro_export]
+macro_rules! kind_params {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident {
+            $(.. $group_field:ident : $group_ty:ty,)*
+            $(
+                $field:ident : $field_ty:ty {
+                    ty: $param_ty:expr,
+                    $(default: $default:expr,)?
+                    doc: $doc:expr
+                    $(, in_key: $in_key:expr)?
+                    $(,)?
+                }
+            ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, serde::Deserialize)]
+        $vis struct $name {
+            $(#[serde(flatten)] pub $group_field: $group_ty,)*
+            $(pub $field: $field_ty,)*
+        }
+        impl $crate::schema::Params for $name {
+            fn specs() -> Vec<$crate::schema::ParamSpec> {
+                #[allow(unused_mut)]
+                let mut specs: Vec<$crate::schema::ParamSpec> = Vec::new();
+                $(specs.extend(<$group_ty as $crate::schema::Params>::specs());)*
+                $(
+                    specs.push($crate::schema::ParamSpec {
+                        name: stringify!($field),
+                        ty: $param_ty,
+                        default: $crate::kind_params!(@default $($default)?),
+                        doc: $doc,
+                        in_key: $crate::kind_params!(@in_key $($in_key)?),
+                    });
+                )*
+                specs
+            }
+        }
+    };
+    (@default) => { None };
+    (@default $default:expr) => { Some($crate::schema::__json!($default)) };
+    (@in_key) => { true };
+    (@in_key $in_key:expr) => { $in_key };
+}
+
+#[doc(hidden)]
+pub use serde_json::json as __json;
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    crate::choice_enum! {
+        enum Colour { Red = "red", Blue = "blue" }
+    }
+
+    crate::kind_params! {
+        struct Shared {
+            seed: u64 { ty: ParamType::int_at_least(0), default: 7, doc: "a seed" },
+        }
+    }
+
+    crate::kind_params! {
+        struct Example {
+            ..shared: Shared,
+            count: usize { ty: ParamType::int_at_least(1), doc: "required" },
+            colour: Colour { ty: ParamType::Choice(Colour::WORDS), default: "blue", doc: "a word" },
+            path: String { ty: ParamType::Text, default: "", doc: "where", in_key: false },
+        }
+    }
+
+    #[test]
+    fn one_declaration_gives_the_schema_and_the_struct() {
+        let specs = Example::specs();
+        let described: Vec<(&str, Option<Value>, bool)> = specs
+            .iter()
+            .map(|spec| (spec.name, spec.default.clone(), spec.in_key))
+            .collect();
+        assert_eq!(
+            described,
+            vec![
+                ("seed", Some(json!(7)), true),
+                ("count", None, true),
+                ("colour", Some(json!("blue")), true),
+                ("path", Some(json!("")), false),
+            ]
+        );
+        let params = json!({ "seed": 3, "count": 2, "colour": "red", "path": "x" });
+        let typed = Example::from_map(params.as_object().unwrap()).unwrap();
+        assert_eq!(
+            (
+                typed.shared.seed,
+                typed.count,
+                typed.colour,
+                typed.path.as_str()
+            ),
+            (3, 2, Colour::Red, "x")
+        );
+        assert_eq!(Colour::Red.word(), "red");
+        let wrong = json!({ "seed": 3, "count": 2, "colour": "green", "path": "x" });
+        assert!(Example::from_map(wrong.as_object().unwrap()).is_err());
+    }
+}

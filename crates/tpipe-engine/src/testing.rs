@@ -9,7 +9,7 @@ use std::time::Duration;
 use serde_json::{json, Map, Value};
 
 use crate::kind::{BuildContext, BuildError, BuildOutput, KindRegistry, NodeKind, ParamProblem};
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType};
+use crate::schema::{Arity, InputSlot, ParamSpec, ParamType, Params};
 
 /// The test kinds: `number`, `sum` and `file_digest`.
 pub fn registry() -> KindRegistry {
@@ -18,29 +18,28 @@ pub fn registry() -> KindRegistry {
     registry
 }
 
-fn common_params() -> Vec<ParamSpec> {
-    vec![
-        ParamSpec::optional(
-            "sleep_ms",
-            ParamType::int_at_least(0),
-            0,
-            "pause while building, to test interruption",
-        )
-        .not_in_key(),
-        ParamSpec::optional("fail", ParamType::Bool, false, "make the build fail"),
-        ParamSpec::optional(
-            "log",
-            ParamType::Text,
-            "",
-            "file to append the node name to on every build",
-        )
-        .not_in_key(),
-    ]
+crate::kind_params! {
+    /// What every test kind accepts besides its own parameters.
+    pub struct CommonParams {
+        sleep_ms: u64 {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "pause while building, to test interruption",
+            in_key: false,
+        },
+        fail: bool { ty: ParamType::Bool, default: false, doc: "make the build fail" },
+        log: String {
+            ty: ParamType::Text,
+            default: "",
+            doc: "file to append the node name to on every build",
+            in_key: false,
+        },
+    }
 }
 
 /// Sleeps in small steps so cancellation is noticed; appends to the build log; fails on request.
-fn common_build(context: &BuildContext) -> Result<(), BuildError> {
-    let log = context.param_str("log")?;
+fn common_build(context: &BuildContext, common: &CommonParams) -> Result<(), BuildError> {
+    let log = &common.log;
     if !log.is_empty() {
         let mut file = std::fs::OpenOptions::new()
             .create(true)
@@ -52,7 +51,7 @@ fn common_build(context: &BuildContext) -> Result<(), BuildError> {
         file.write_all(format!("{}\n", context.node).as_bytes())
             .map_err(BuildError::failed)?;
     }
-    let mut remaining = context.param_u64("sleep_ms")?;
+    let mut remaining = common.sleep_ms;
     while remaining > 0 {
         if context.is_cancelled() {
             return Err(BuildError::Cancelled);
@@ -62,7 +61,7 @@ fn common_build(context: &BuildContext) -> Result<(), BuildError> {
         remaining -= step;
         context.report_progress(0.5, "sleeping");
     }
-    if context.param_bool("fail")? {
+    if common.fail {
         return Err(BuildError::failed("failed on purpose (`fail: true`)"));
     }
     Ok(())
@@ -79,6 +78,19 @@ fn number_output(value: i64) -> BuildOutput {
 /// A constant. `modulo` lets tests change a parameter without changing the output.
 pub struct Number;
 
+crate::kind_params! {
+    pub struct NumberParams {
+        ..common: CommonParams,
+        value: i64 { ty: ParamType::int(), doc: "the number" },
+        modulo: i64 {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "output value % modulo when not 0",
+        },
+        note: String { ty: ParamType::Text, default: "", doc: "read only when `modulo` is 0" },
+    }
+}
+
 impl NodeKind for Number {
     fn name(&self) -> &'static str {
         "number"
@@ -90,32 +102,20 @@ impl NodeKind for Number {
         "a constant (test kind)"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params = vec![
-            ParamSpec::required("value", ParamType::int(), "the number"),
-            ParamSpec::optional(
-                "modulo",
-                ParamType::int_at_least(0),
-                0,
-                "output value % modulo when not 0",
-            ),
-            ParamSpec::optional("note", ParamType::Text, "", "read only when `modulo` is 0"),
-        ];
-        params.extend(common_params());
-        params
+        NumberParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         Vec::new()
     }
     fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        if params.get("modulo").and_then(Value::as_i64).unwrap_or(0) != 0 {
-            vec!["note"]
-        } else {
-            Vec::new()
+        match NumberParams::from_map(params) {
+            Ok(params) if params.modulo != 0 => vec!["note"],
+            _ => Vec::new(),
         }
     }
     fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        match params.get("value").and_then(Value::as_i64) {
-            Some(value) if value == 13 => {
+        match NumberParams::from_map(params) {
+            Ok(params) if params.value == 13 => {
                 vec![ParamProblem::new("value", "13 is not allowed in tests")
                     .with_hint("pick 12 or 14")]
             }
@@ -123,13 +123,12 @@ impl NodeKind for Number {
         }
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        common_build(context)?;
-        let value = context.param("value")?.as_i64().unwrap_or_default();
-        let modulo = context.param("modulo")?.as_i64().unwrap_or_default();
-        Ok(number_output(if modulo == 0 {
-            value
+        let params: NumberParams = context.typed()?;
+        common_build(context, &params.common)?;
+        Ok(number_output(if params.modulo == 0 {
+            params.value
         } else {
-            value % modulo
+            params.value % params.modulo
         }))
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
@@ -139,6 +138,13 @@ impl NodeKind for Number {
 
 /// Adds its inputs and an offset.
 pub struct Sum;
+
+crate::kind_params! {
+    pub struct SumParams {
+        ..common: CommonParams,
+        offset: i64 { ty: ParamType::int(), default: 0, doc: "added to the sum" },
+    }
+}
 
 impl NodeKind for Sum {
     fn name(&self) -> &'static str {
@@ -151,14 +157,7 @@ impl NodeKind for Sum {
         "the sum of its inputs (test kind)"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params = vec![ParamSpec::optional(
-            "offset",
-            ParamType::int(),
-            0,
-            "added to the sum",
-        )];
-        params.extend(common_params());
-        params
+        SumParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![InputSlot {
@@ -171,8 +170,9 @@ impl NodeKind for Sum {
         }]
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        common_build(context)?;
-        let mut total = context.param("offset")?.as_i64().unwrap_or_default();
+        let params: SumParams = context.typed()?;
+        common_build(context, &params.common)?;
+        let mut total = params.offset;
         for input in context.inputs.get("items").into_iter().flatten() {
             let bytes = context.read(input, "value")?;
             let text = String::from_utf8_lossy(&bytes);
@@ -191,6 +191,17 @@ impl NodeKind for Sum {
 /// The length of a file, to test external inputs.
 pub struct FileDigest;
 
+crate::kind_params! {
+    pub struct FileDigestParams {
+        ..common: CommonParams,
+        path: String {
+            ty: ParamType::Text,
+            doc: "file or folder to read",
+            in_key: false,
+        },
+    }
+}
+
 impl NodeKind for FileDigest {
     fn name(&self) -> &'static str {
         "file_digest"
@@ -202,12 +213,7 @@ impl NodeKind for FileDigest {
         "the byte length of a file or folder (test kind)"
     }
     fn params(&self) -> Vec<ParamSpec> {
-        let mut params =
-            vec![
-                ParamSpec::required("path", ParamType::Text, "file or folder to read").not_in_key(),
-            ];
-        params.extend(common_params());
-        params
+        FileDigestParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         Vec::new()
@@ -217,14 +223,12 @@ impl NodeKind for FileDigest {
         params: &Map<String, Value>,
         project_dir: &Path,
     ) -> Result<Vec<PathBuf>, String> {
-        let path = params
-            .get("path")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let path = FileDigestParams::from_map(params)?.path;
         Ok(vec![project_dir.join(path)])
     }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        common_build(context)?;
+        let params: FileDigestParams = context.typed()?;
+        common_build(context, &params.common)?;
         let (path, _) = context
             .external
             .first()
