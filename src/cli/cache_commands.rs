@@ -222,6 +222,13 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
             dead_records.push(key);
         }
     }
+    // Actions whose build never finished (it failed, or was interrupted) have no record to go
+    // with; they are removed like dead records. Removing a record removes its action too.
+    for key in cache.action_keys().map_err(Failure::failed)? {
+        if !live_keys.contains(&key) && !dead_records.contains(&key) {
+            dead_records.push(key);
+        }
+    }
     let dead_blobs: Vec<_> = cache
         .blobs()
         .map_err(Failure::failed)?

@@ -118,5 +118,10 @@ fn gc_removes_only_what_no_pipeline_reaches() {
     );
     assert!(gc(&[]).contains("removed 1 records and 1 blobs"));
     assert_eq!(session.cache.record_keys().unwrap().len(), 2);
+    assert_eq!(
+        session.cache.action_keys().unwrap(),
+        session.cache.record_keys().unwrap(),
+        "the removed record's action went with it"
+    );
     assert_eq!(named(&project.run(), "cached").len(), 2);
 }

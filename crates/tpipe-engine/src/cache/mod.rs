@@ -352,7 +352,17 @@ impl Cache {
 
     /// Every record key in the cache.
     pub fn record_keys(&self) -> Result<Vec<ContentHash>, CacheError> {
-        let dir = self.root.join("records");
+        self.keys_in("records")
+    }
+
+    /// Every key with a stored action (built or not).
+    pub fn action_keys(&self) -> Result<Vec<ContentHash>, CacheError> {
+        self.keys_in("actions")
+    }
+
+    /// The keys named by `<key>.json` files in one of the cache's folders.
+    fn keys_in(&self, folder: &str) -> Result<Vec<ContentHash>, CacheError> {
+        let dir = self.root.join(folder);
         let mut keys = Vec::new();
         for entry in std::fs::read_dir(&dir).map_err(CacheError::io("list", &dir))? {
             let entry = entry.map_err(CacheError::io("list", &dir))?;
