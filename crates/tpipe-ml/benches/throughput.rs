@@ -4,9 +4,10 @@
 //! ```text
 //! CARGO_TARGET_DIR=/var/cache/tpipe-ci/target cargo bench -p tpipe-ml --features wgpu \
 //!     --bench throughput -- [--cpu-only | --flex-only | --torch-only | --wgpu-only] \
-//!     [--steps N] [--warmup N] [--frozen N]
+//!     [--steps N] [--warmup N] [--frozen N] [--conv1-as-conv]
 //! ```
-//! `--cpu-only` measures flex and, built with `--features torch`, LibTorch.
+//! `--cpu-only` measures flex and, built with `--features torch`, LibTorch. `--conv1-as-conv`
+//! runs a trainable conv1 as a convolution instead of a matmul (`Numerics::conv1_as_conv`).
 //! With the `wgpu` feature and no GPU, set `CUBECL_WGPU_DEFAULT_DEVICE=Cpu` to bench lavapipe.
 
 use tpipe_ml::{bench_throughput, cpu_backends, BackendChoice, BenchOptions};
@@ -28,6 +29,7 @@ fn main() {
             "--steps" => options.timed_steps = number("--steps"),
             "--warmup" => options.warmup_steps = number("--warmup"),
             "--frozen" => options.frozen_layers = vec![number("--frozen")],
+            "--conv1-as-conv" => options.numerics.conv1_as_conv = true,
             // `cargo bench` passes `--bench`; other harness flags do not apply here.
             _ => {}
         }

@@ -65,7 +65,7 @@ fn main() {
         ..TrainConfig::default()
     };
     let progress = |report: tpipe_ml::TrainProgress| {
-        if report.batch % 100 == 0 || report.batch == report.batches {
+        if report.batch.is_multiple_of(100) || report.batch == report.batches {
             eprintln!(
                 "epoch {}/{} batch {}/{} loss {:.4}",
                 report.epoch, report.epochs, report.batch, report.batches, report.loss

@@ -7,7 +7,7 @@ use crate::config::{NetConfig, TrainConfig};
 use crate::data::{Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::rng::{Purpose, Rng};
-use crate::train::{PhaseTimes, StepInput, Trainer};
+use crate::train::{Numerics, PhaseTimes, StepInput, Trainer};
 use crate::weights::init_weights;
 
 /// What `bench_throughput` measures.
@@ -23,11 +23,13 @@ pub struct BenchOptions {
     pub warmup_steps: usize,
     /// Timed steps.
     pub timed_steps: usize,
+    /// The numerical path of the steps. With `recompute_frozen` there are no cached rows.
+    pub numerics: Numerics,
 }
 
 impl Default for BenchOptions {
     /// flex (and torch and wgpu when compiled in); full and n = 1, 3, 5, 7 frozen; batch 128;
-    /// 3 warm-up and 20 timed steps.
+    /// 3 warm-up and 20 timed steps; the numerics `train` uses by default.
     fn default() -> Self {
         let mut backends = cpu_backends();
         if backend::wgpu_compiled() {
@@ -39,6 +41,7 @@ impl Default for BenchOptions {
             batch_size: 128,
             warmup_steps: 3,
             timed_steps: 20,
+            numerics: Numerics::default(),
         }
     }
 }
@@ -101,10 +104,17 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
         let backend = backend::resolve(choice)?;
         for &frozen_layers in &options.frozen_layers {
             for cached_features in [false, true] {
-                if cached_features && frozen_layers == 0 {
+                if cached_features && (frozen_layers == 0 || options.numerics.recompute_frozen) {
                     continue;
                 }
-                let mut trainer = Trainer::new(&net, &config, &weights, frozen_layers, &backend)?;
+                let mut trainer = Trainer::new(
+                    &net,
+                    &config,
+                    &weights,
+                    frozen_layers,
+                    &backend,
+                    options.numerics,
+                )?;
                 let cache = if cached_features {
                     trainer.build_feature_cache(&data, &tables, no_augmentation, None)?
                 } else {

@@ -198,6 +198,68 @@ impl NetConfig {
             self.num_classes
         )
     }
+
+    /// The net `tag` describes, or `None` unless `tag` is exactly what `architecture_tag`
+    /// writes for some net. The tag leaves out dropout and init, which only matter in training;
+    /// the net comes back with dropout 0 and `InitScheme::Modern`.
+    pub(crate) fn from_architecture_tag(tag: &str) -> Option<NetConfig> {
+        let mut sections = tag.split(';');
+        let input = sections.next()?.strip_prefix("in")?;
+        let conv = sections.next()?.strip_prefix("conv")?;
+        let fc = sections.next()?.strip_prefix("fc")?;
+        let classes = sections.next()?.strip_prefix("classes")?;
+        if sections.next().is_some() {
+            return None;
+        }
+        let [channels, height, width] = numbers(input, 'x')?;
+        let fc_widths = numbers(fc, ',')?;
+        let conv: Vec<ConvLayerConfig> = conv
+            .split(',')
+            .map(ConvLayerConfig::from_tag)
+            .collect::<Option<_>>()?;
+        let net = NetConfig {
+            conv: conv.try_into().ok()?,
+            fc_widths,
+            dropout: 0.0,
+            init: InitScheme::Modern,
+            channels,
+            height,
+            width,
+            num_classes: classes.parse().ok()?,
+        };
+        // `parse` also takes `+3` and `03`; only the canonical spelling names this net.
+        (net.architecture_tag() == tag).then_some(net)
+    }
+}
+
+impl ConvLayerConfig {
+    /// One layer of an architecture tag: `{out}k{kernel}s{stride}p{padding}`, then `m` when a
+    /// max-pool follows.
+    fn from_tag(text: &str) -> Option<ConvLayerConfig> {
+        let (text, max_pool) = match text.strip_suffix('m') {
+            Some(rest) => (rest, true),
+            None => (text, false),
+        };
+        let (out_channels, rest) = text.split_once('k')?;
+        let (kernel, rest) = rest.split_once('s')?;
+        let (stride, padding) = rest.split_once('p')?;
+        Some(ConvLayerConfig {
+            out_channels: out_channels.parse().ok()?,
+            kernel: kernel.parse().ok()?,
+            stride: stride.parse().ok()?,
+            padding: padding.parse().ok()?,
+            max_pool,
+        })
+    }
+}
+
+/// Exactly `N` whole numbers separated by `separator`.
+fn numbers<const N: usize>(text: &str, separator: char) -> Option<[usize; N]> {
+    let values: Vec<usize> = text
+        .split(separator)
+        .map(|part| part.parse().ok())
+        .collect::<Option<_>>()?;
+    values.try_into().ok()
 }
 
 /// Shape facts of one conv layer.

@@ -55,6 +55,16 @@ pub enum MlError {
     #[error("unusable weights: {0}")]
     BadWeights(String),
 
+    /// `with_metadata` was asked to set a key the crate writes itself.
+    #[error(
+        "metadata key `{key}` belongs to tpipe-ml and cannot be set \
+         (hint: give your own entries another name)"
+    )]
+    ReservedMetadataKey {
+        /// The refused key, e.g. `tpipe.architecture`.
+        key: String,
+    },
+
     /// The requested backend is not compiled in or found no device.
     #[error("backend `{backend}` is unavailable: {reason}")]
     BackendUnavailable {

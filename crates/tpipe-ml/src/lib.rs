@@ -9,6 +9,9 @@
 //! - [`evaluate`] scores weights on an image set.
 //! - [`initial_weights`] gives an untrained net, for random-weight controls.
 //! - [`bench_throughput`] measures training-step speed for the bench binary.
+//! - [`weights_metadata`], [`with_metadata`] and [`net_config_of_weights`] read a weights file's
+//!   metadata, add a caller's entries (such as lineage) in the same canonical layout, and read
+//!   back the net its architecture tag describes.
 //!
 //! Invariants the engine may rely on:
 //! - Weights are byte-stable: the same inputs on flex give the same bytes (tensors sorted by
@@ -20,8 +23,13 @@
 //!   is set: flex allocates every op's output afresh, and without this each large buffer is
 //!   mapped, faulted in page by page and unmapped again (about 10% of a training step).
 //! - A frozen transfer without augmentation runs its frozen layers once over the training set
-//!   and trains on their stored outputs (up to fc6 when dropout is on); `TPIPE_ML_RECOMPUTE_FROZEN=1`
-//!   runs them in every step instead. The two agree up to float rounding.
+//!   and trains on their stored outputs (up to fc6 when dropout is on);
+//!   `Numerics::recompute_frozen` runs them in every step instead. The two agree up to float
+//!   rounding.
+//! - No environment variable changes the numerics: alternative paths are chosen through
+//!   [`Numerics`] in [`RunOptions`], so on a given backend a cache key that covers the inputs
+//!   covers the result. The malloc variables above change speed only; thread counts do not
+//!   change flex's bytes (tested), while LibTorch's sums may depend on `OMP_NUM_THREADS`.
 //! - Input normalisation (per-channel mean/std of the first training set in a transfer chain) is
 //!   stored in the weights and reused by transfers and by `evaluate`.
 
@@ -46,6 +54,7 @@ pub use data::ImageSet;
 pub use error::MlError;
 pub use evaluate::{evaluate, Evaluation};
 pub use train::{
-    initial_weights, train, PhaseTimes, RunOptions, TrainOutcome, TrainProgress, Transfer,
-    TransferMode, CONV1_AS_CONV_VARIABLE, RECOMPUTE_FROZEN_VARIABLE,
+    initial_weights, train, Numerics, PhaseTimes, RunOptions, TrainOutcome, TrainProgress,
+    Transfer, TransferMode,
 };
+pub use weights::{net_config_of_weights, weights_metadata, with_metadata};

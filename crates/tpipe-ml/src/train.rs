@@ -41,8 +41,11 @@ pub struct Transfer<'a> {
     pub mode: TransferMode,
 }
 
-/// How to run: backend, cancellation and progress reports.
-#[derive(Clone, Copy, Default)]
+/// How to run: backend, cancellation, progress reports and the numerical path.
+///
+/// Callers name what they need and take the rest from `Default`:
+/// `RunOptions { backend, cancel, ..Default::default() }`.
+#[derive(Clone, Copy)]
 pub struct RunOptions<'a> {
     /// Which backend executes the run.
     pub backend: BackendChoice,
@@ -50,6 +53,20 @@ pub struct RunOptions<'a> {
     pub cancel: Option<&'a AtomicBool>,
     /// Called after every training batch, on the training thread.
     pub progress: Option<&'a (dyn Fn(TrainProgress) + Sync)>,
+    /// Alternative numerical paths for comparisons; the default is what tpipe runs.
+    pub numerics: Numerics,
+}
+
+impl Default for RunOptions<'_> {
+    /// `BackendChoice::Auto`, no cancel flag, no progress reports, the default numerics.
+    fn default() -> Self {
+        RunOptions {
+            backend: BackendChoice::default(),
+            cancel: None,
+            progress: None,
+            numerics: Numerics::default(),
+        }
+    }
 }
 
 impl std::fmt::Debug for RunOptions<'_> {
@@ -59,8 +76,25 @@ impl std::fmt::Debug for RunOptions<'_> {
             .field("backend", &self.backend)
             .field("cancel", &self.cancel)
             .field("progress", &self.progress.map(|_| "Fn"))
+            .field("numerics", &self.numerics)
             .finish()
     }
+}
+
+/// Alternative numerical paths, for comparisons in tests and benches; tpipe's node kinds always
+/// use the default.
+///
+/// Each alternative computes the same function in another order, so results agree with the
+/// default up to float rounding, not necessarily bit for bit. That is why these are options a
+/// caller passes rather than environment switches: a cached result must depend only on what its
+/// key covers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Numerics {
+    /// Run frozen layers in every step instead of once over the training set. Without it, a
+    /// frozen transfer without augmentation trains on the frozen layers' stored outputs.
+    pub recompute_frozen: bool,
+    /// Run a trainable conv1 as a convolution instead of a matmul on host-unfolded columns.
+    pub conv1_as_conv: bool,
 }
 
 /// Where a training stands, reported after each batch.
@@ -144,7 +178,14 @@ pub fn train(
         .unwrap_or_else(|| Normalization::from_images(data));
 
     let backend = backend::resolve(options.backend)?;
-    let mut trainer = Trainer::new(net, config, &weights, frozen_layers, &backend)?;
+    let mut trainer = Trainer::new(
+        net,
+        config,
+        &weights,
+        frozen_layers,
+        &backend,
+        options.numerics,
+    )?;
     let tables = normalization.lookup_tables();
     let augmentation = Augmentation {
         crop_padding: config.augment_crop_padding,
@@ -259,13 +300,6 @@ pub(crate) struct FeatureCache {
     values: Vec<f32>,
 }
 
-/// Set to `1`, frozen layers run in every step instead of once (for comparisons and tests).
-pub const RECOMPUTE_FROZEN_VARIABLE: &str = "TPIPE_ML_RECOMPUTE_FROZEN";
-
-/// Set to `1`, a trainable conv1 runs as a convolution instead of a matmul on unfolded
-/// columns (for comparisons).
-pub const CONV1_AS_CONV_VARIABLE: &str = "TPIPE_ML_CONV1_AS_CONV";
-
 /// The largest unfolded conv1 batch (large images or kernels fall back to the convolution).
 const CONV1_COLUMNS_LIMIT: usize = 256 << 20;
 
@@ -331,8 +365,7 @@ pub(crate) struct Trainer {
     weight_decay: f64,
     bias_lr_multiplier: f64,
     pub times: PhaseTimes,
-    /// Whether a trainable conv1 runs as a matmul on host-unfolded columns.
-    pub conv1_as_matmul: bool,
+    numerics: Numerics,
 }
 
 impl Trainer {
@@ -342,6 +375,7 @@ impl Trainer {
         weights: &HostWeights,
         frozen_layers: usize,
         backend: &ResolvedBackend,
+        numerics: Numerics,
     ) -> Result<Self, MlError> {
         let geometry = net.geometry()?;
         let network = Network::upload(&weights.layers, &geometry, &backend.device);
@@ -358,13 +392,13 @@ impl Trainer {
             weight_decay: config.weight_decay,
             bias_lr_multiplier: config.bias_lr_multiplier,
             times: PhaseTimes::default(),
-            conv1_as_matmul: std::env::var_os(CONV1_AS_CONV_VARIABLE)
-                .is_none_or(|value| value != "1"),
+            numerics,
         })
     }
 
     /// Runs the frozen layers that can be cached over all of `data`, or returns `None` when
-    /// nothing is frozen, augmentation is on, or the cache would exceed its limit.
+    /// nothing is frozen, augmentation is on, `Numerics::recompute_frozen` is set, or the cache
+    /// would exceed its limit.
     pub(crate) fn build_feature_cache(
         &self,
         data: &ImageSet,
@@ -378,9 +412,7 @@ impl Trainer {
         } else {
             self.first_trainable
         };
-        let disabled =
-            std::env::var_os(RECOMPUTE_FROZEN_VARIABLE).is_some_and(|value| value == "1");
-        if end == 0 || !augmentation.is_off() || disabled {
+        if end == 0 || !augmentation.is_off() || self.numerics.recompute_frozen {
             return Ok(None);
         }
         let indices: Vec<usize> = (0..data.count).collect();
@@ -440,7 +472,7 @@ impl Trainer {
                     * ((geometry.width + 2 * conv.padding - conv.kernel) / conv.stride + 1);
                 let columns_bytes = batch * columns_rows(geometry) * positions * 4;
                 if self.first_trainable == 0
-                    && self.conv1_as_matmul
+                    && !self.numerics.conv1_as_conv
                     && columns_bytes <= CONV1_COLUMNS_LIMIT
                 {
                     let (columns, out_height, out_width) = conv1_columns(&pixels, batch, geometry);

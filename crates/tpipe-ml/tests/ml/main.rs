@@ -3,6 +3,7 @@
 //! when the `torch` feature is).
 
 mod evaluation;
+mod metadata;
 mod support;
 #[cfg(feature = "torch")]
 mod torch;

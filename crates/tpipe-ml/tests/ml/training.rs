@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use tpipe_ml::{evaluate, train, MlError, RunOptions, TrainConfig, TrainProgress};
+use tpipe_ml::{evaluate, train, MlError, Numerics, RunOptions, TrainConfig, TrainProgress};
 
 use crate::support::{
     cpu_backends, flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config,
@@ -308,9 +308,23 @@ fn conv1_as_a_matmul_trains_like_the_convolution() {
             ..quick_config(8)
         };
         let as_matmul = tensors(&train(&net, &config, &data, None, &flex()).unwrap().weights);
-        std::env::set_var(tpipe_ml::CONV1_AS_CONV_VARIABLE, "1");
-        let as_conv = tensors(&train(&net, &config, &data, None, &flex()).unwrap().weights);
-        std::env::remove_var(tpipe_ml::CONV1_AS_CONV_VARIABLE);
+        let conv1_as_conv = RunOptions {
+            numerics: Numerics {
+                conv1_as_conv: true,
+                ..Numerics::default()
+            },
+            ..flex()
+        };
+        let as_conv = tensors(
+            &train(&net, &config, &data, None, &conv1_as_conv)
+                .unwrap()
+                .weights,
+        );
+        // Equal bytes would mean the option did nothing and the comparison proves nothing.
+        assert_ne!(
+            as_matmul, as_conv,
+            "the two conv1 paths gave identical weights"
+        );
         for (name, (_, bytes)) in &as_matmul {
             let (a, b) = (floats(bytes), floats(&as_conv[name].1));
             let largest = a.iter().fold(0f32, |m, &v| m.max(v.abs()));

@@ -1,6 +1,8 @@
 //! Copying layers 1..n from a source net, frozen or fine-tuned.
 
-use tpipe_ml::{initial_weights, train, MlError, RunOptions, TrainConfig, Transfer, TransferMode};
+use tpipe_ml::{
+    initial_weights, train, MlError, Numerics, RunOptions, TrainConfig, Transfer, TransferMode,
+};
 
 use crate::support::{
     cpu_backends, flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config,
@@ -216,6 +218,8 @@ fn frozen_layers_stay_bit_identical_with_augmentation() {
 
 #[test]
 fn cached_frozen_features_train_like_recomputed_ones() {
+    // On flex the two paths happen to give the same bytes (an image's activations do not depend
+    // on the batch it is in); the tolerance is for backends where they need not.
     let source = source_weights();
     for layers_copied in [2, 5, 7] {
         let cached = tensors(&transfer(
@@ -224,14 +228,20 @@ fn cached_frozen_features_train_like_recomputed_ones() {
             TransferMode::Frozen,
             &quick_config(2),
         ));
-        std::env::set_var(tpipe_ml::RECOMPUTE_FROZEN_VARIABLE, "1");
-        let recomputed = tensors(&transfer(
+        let recompute_frozen = RunOptions {
+            numerics: Numerics {
+                recompute_frozen: true,
+                ..Numerics::default()
+            },
+            ..flex()
+        };
+        let recomputed = tensors(&transfer_on(
+            &recompute_frozen,
             &source,
             layers_copied,
             TransferMode::Frozen,
             &quick_config(2),
         ));
-        std::env::remove_var(tpipe_ml::RECOMPUTE_FROZEN_VARIABLE);
         for (name, (_, cached_bytes)) in &cached {
             let (cached_values, recomputed_values) =
                 (floats(cached_bytes), floats(&recomputed[name].1));
