@@ -158,7 +158,7 @@ fn records<'a>(
             path: path.to_path_buf(),
         });
     }
-    if bytes.len() % record_len != 0 {
+    if !bytes.len().is_multiple_of(record_len) {
         return Err(CifarError::BadLength {
             path: path.to_path_buf(),
             length: bytes.len(),

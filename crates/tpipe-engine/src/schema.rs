@@ -360,6 +360,7 @@ macro_rules! kind_params {
             $(pub $field: $field_ty,)*
         }
         impl $crate::schema::Params for $name {
+            #[allow(clippy::vec_init_then_push)]
             fn specs() -> Vec<$crate::schema::ParamSpec> {
                 #[allow(unused_mut)]
                 let mut specs: Vec<$crate::schema::ParamSpec> = Vec::new();

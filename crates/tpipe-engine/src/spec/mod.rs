@@ -208,6 +208,9 @@ struct Block<'a> {
     publish: Option<String>,
 }
 
+/// Per node (by position), its written inputs: slot, the reference as written, where it is.
+type RawInputs = Vec<(usize, Vec<(String, Value, YamlPath)>)>;
+
 struct Validator {
     file: PathBuf,
     lines: Vec<String>,
@@ -351,7 +354,7 @@ impl Validator {
             );
             return pipeline;
         };
-        let mut raw_inputs: Vec<(usize, Vec<(String, Value, YamlPath)>)> = Vec::new();
+        let mut raw_inputs: RawInputs = Vec::new();
         let mut first_seen: HashMap<String, Location> = HashMap::new();
         for (name, block_value) in node_blocks {
             let Ok(template) = key_text(name) else {
@@ -893,12 +896,7 @@ impl Validator {
         params
     }
 
-    fn connect(
-        &mut self,
-        pipeline: &mut Pipeline,
-        raw_inputs: Vec<(usize, Vec<(String, Value, YamlPath)>)>,
-        registry: &KindRegistry,
-    ) {
+    fn connect(&mut self, pipeline: &mut Pipeline, raw_inputs: RawInputs, registry: &KindRegistry) {
         let names: Vec<String> = pipeline
             .nodes
             .iter()
