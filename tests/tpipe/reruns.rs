@@ -297,3 +297,26 @@ fn parallel_runs_respect_dependencies() {
         .unwrap();
     assert_eq!(total.metrics["value"], 78);
 }
+
+/// Issue 9: entries written by an older tpipe (an older key scheme) are misses with a note in
+/// the plan, never errors, and the next run builds anew.
+#[test]
+fn entries_from_an_older_key_scheme_are_misses_with_a_note() {
+    let project = Project::new("nodes:\n  one: { kind: number, value: 1 }\n");
+    project.run();
+    // Make the cached record look like an older tpipe's, under a key this tpipe no longer
+    // derives: the index still names it as `one`'s last key.
+    let record = project.record_of("one");
+    let session = project.session();
+    let path = session.cache.record_path(&record.key);
+    let mut old: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    old["format"] = serde_json::json!(1);
+    std::fs::write(&path, serde_json::to_vec(&old).unwrap()).unwrap();
+    project.edit("value: 1", "value: 2");
+    expect![[r#"
+        one: will-run (the cached result was made by an older tpipe (its keys changed); building anew)
+    "#]]
+    .assert_eq(&project.plan_text());
+    assert_eq!(named(&project.run(), "built"), ["one"]);
+}

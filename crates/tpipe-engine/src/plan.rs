@@ -8,7 +8,8 @@ use serde_json::Value;
 
 use crate::cache::record::Record;
 use crate::cache::Lookup;
-use crate::session::{ResolvedKey, Session};
+use crate::session::{ResolvedKey, Session, Walked};
+use crate::spec::NodeSpec;
 
 /// Why a node will (or may) run.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -266,74 +267,68 @@ fn written_by_older_tpipe(session: &Session, key: &crate::hash::ContentHash) -> 
 /// Plans the selected nodes. `forced` nodes are planned to run even when cached.
 pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
     let index = session.cache.read_index(&session.pipeline_id);
-    let mut records: BTreeMap<String, Arc<Record>> = BTreeMap::new();
-    let mut blocked_by: BTreeMap<String, String> = BTreeMap::new();
-    let mut nodes = Vec::new();
-    for &position in selection {
-        let node = &session.pipeline.nodes[position];
-        let upstream_pending = node.inputs.values().flatten().find_map(|source| {
-            if records.contains_key(source) {
-                None
-            } else {
-                Some(
-                    blocked_by
-                        .get(source)
-                        .cloned()
-                        .unwrap_or_else(|| source.clone()),
-                )
-            }
-        });
-        let mut planned = PlannedNode {
-            name: node.name.clone(),
-            kind: node.kind.clone(),
-            key: None,
-            status: PlanStatus::MayRun,
-            reasons: Vec::new(),
-            error: None,
-        };
-        if let Some(upstream) = upstream_pending {
-            planned.reasons.push(Reason::AfterUpstream {
-                node: upstream.clone(),
-            });
-            blocked_by.insert(node.name.clone(), upstream);
-            nodes.push(planned);
-            continue;
-        }
-        let resolved = match session.resolve_key(node, &records) {
-            Ok(resolved) => resolved,
-            Err(error) => {
-                planned.status = PlanStatus::Error;
-                planned.error = Some(error);
-                blocked_by.insert(node.name.clone(), node.name.clone());
-                nodes.push(planned);
-                continue;
-            }
-        };
-        planned.key = Some(resolved.key.to_hex());
-        match session.cache.lookup(&resolved.key) {
+    let lookup = |node: &NodeSpec, resolved: &ResolvedKey| {
+        let position = session
+            .position_of(&node.name)
+            .expect("planned nodes exist");
+        let found = match session.cache.lookup(&resolved.key) {
             Lookup::Hit(record) if !forced.contains(&position) => {
-                planned.status = PlanStatus::Cached;
-                records.insert(node.name.clone(), Arc::from(record));
+                (Some(Arc::from(record)), (PlanStatus::Cached, Vec::new()))
             }
-            Lookup::Hit(_) => {
-                planned.status = PlanStatus::WillRun;
-                planned.reasons.push(Reason::Forced);
-                blocked_by.insert(node.name.clone(), node.name.clone());
+            Lookup::Hit(_) => (None, (PlanStatus::WillRun, vec![Reason::Forced])),
+            Lookup::Damaged(damage) => (
+                None,
+                (
+                    PlanStatus::WillRun,
+                    vec![Reason::CacheEntryDamaged {
+                        detail: damage.to_string(),
+                    }],
+                ),
+            ),
+            Lookup::Miss => (
+                None,
+                (
+                    PlanStatus::WillRun,
+                    reasons_for_miss(session, &node.name, resolved, &index),
+                ),
+            ),
+        };
+        Ok::<_, std::convert::Infallible>(found)
+    };
+    let Ok(mut walked) = session.walk_keys(selection, &lookup, None);
+    let nodes = selection
+        .iter()
+        .map(|position| {
+            let node = &session.pipeline.nodes[*position];
+            let mut planned = PlannedNode {
+                name: node.name.clone(),
+                kind: node.kind.clone(),
+                key: None,
+                status: PlanStatus::MayRun,
+                reasons: Vec::new(),
+                error: None,
+            };
+            match walked
+                .remove(position)
+                .expect("every selected node is walked")
+            {
+                Walked::Resolved {
+                    resolved,
+                    status: (status, reasons),
+                    ..
+                } => {
+                    planned.key = Some(resolved.key.to_hex());
+                    planned.status = status;
+                    planned.reasons = reasons;
+                }
+                Walked::After { node } => planned.reasons.push(Reason::AfterUpstream { node }),
+                Walked::Failed { error } => {
+                    planned.status = PlanStatus::Error;
+                    planned.error = Some(error);
+                }
             }
-            Lookup::Damaged(damage) => {
-                planned.status = PlanStatus::WillRun;
-                planned.reasons.push(Reason::CacheEntryDamaged {
-                    detail: damage.to_string(),
-                });
-                blocked_by.insert(node.name.clone(), node.name.clone());
-            }
-            Lookup::Miss => {
-                planned.status = PlanStatus::WillRun;
-                planned.reasons = reasons_for_miss(session, &node.name, &resolved, &index);
-                blocked_by.insert(node.name.clone(), node.name.clone());
-            }
-        }
-        nodes.push(planned);
-    }
+            planned
+        })
+        .collect();
     Plan { nodes }
 }

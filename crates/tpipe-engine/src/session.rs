@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::action::{Action, ActionInput, Origin, ACTION_FORMAT};
@@ -33,6 +34,26 @@ pub struct ResolvedKey {
     pub key: ContentHash,
     pub action: Action,
 }
+
+/// What walking a pipeline's keys found for one node (see [`Session::walk_keys`]).
+pub enum Walked<T> {
+    /// Its key is known; the lookup found `record` (so its dependents' keys are known too) or
+    /// not, and said `status`.
+    Resolved {
+        resolved: ResolvedKey,
+        record: Option<Arc<Record>>,
+        status: T,
+    },
+    /// Its key waits on `node`: the first node upstream that has no record.
+    After { node: String },
+    /// Its key cannot be derived (a data file is missing, say).
+    Failed { error: String },
+}
+
+/// The lookup a walk asks for each node whose key is known: the record it has (if any), and
+/// what to say about the node. An `Err` stops the walk (an unreachable remote).
+pub type KeyLookup<'a, T, E> =
+    dyn Fn(&NodeSpec, &ResolvedKey) -> Result<(Option<Arc<Record>>, T), E> + Sync + 'a;
 
 /// The project folder of a pipeline file: the nearest folder above it holding `.git` or
 /// `tpipe.toml`, else the file's own folder. `cache/` lives there by default.
@@ -190,6 +211,99 @@ impl Session {
             key: action.key(),
             action,
         })
+    }
+
+    /// Derives the keys of `selection` (positions in build order) wave by wave: each node whose
+    /// inputs all have records gets its action and key, and `lookup` says whether a record
+    /// exists for it, which makes the next wave's keys known. A node below one without a record
+    /// is `After` it. `plan`, `cache gc`, `cache push` and `cache pull` walk with this; `run`
+    /// schedules builds in between and walks in its own executor, through the same
+    /// [`Session::resolve_key`]. With a `pool`, one wave's lookups run side by side.
+    pub fn walk_keys<T: Send, E: Send>(
+        &self,
+        selection: &[usize],
+        lookup: &KeyLookup<'_, T, E>,
+        pool: Option<&rayon::ThreadPool>,
+    ) -> Result<BTreeMap<usize, Walked<T>>, E> {
+        let mut records: BTreeMap<String, Arc<Record>> = BTreeMap::new();
+        // For each node that has no record, the first node upstream of it without one.
+        let mut waits_on: BTreeMap<String, String> = BTreeMap::new();
+        let mut walked: BTreeMap<usize, Walked<T>> = BTreeMap::new();
+        let mut remaining = selection.to_vec();
+        while !remaining.is_empty() {
+            let mut ready = Vec::new();
+            let mut waiting = Vec::new();
+            for position in remaining {
+                let node = &self.pipeline.nodes[position];
+                let sources = || node.inputs.values().flatten();
+                if let Some(after) = sources().find_map(|source| waits_on.get(source).cloned()) {
+                    waits_on.insert(node.name.clone(), after.clone());
+                    walked.insert(
+                        position,
+                        Walked::After {
+                            node: after.clone(),
+                        },
+                    );
+                } else if sources().all(|source| records.contains_key(source)) {
+                    ready.push(position);
+                } else {
+                    waiting.push(position);
+                }
+            }
+            if ready.is_empty() {
+                // Inputs outside the selection have no record: wait on them.
+                for position in waiting {
+                    let node = &self.pipeline.nodes[position];
+                    let missing = node
+                        .inputs
+                        .values()
+                        .flatten()
+                        .find(|source| !records.contains_key(*source))
+                        .cloned()
+                        .unwrap_or_default();
+                    walked.insert(position, Walked::After { node: missing });
+                }
+                break;
+            }
+            let look = |position: usize| {
+                let node = &self.pipeline.nodes[position];
+                let result = match self.resolve_key(node, &records) {
+                    Ok(resolved) => {
+                        lookup(node, &resolved).map(|(record, status)| Walked::Resolved {
+                            resolved,
+                            record,
+                            status,
+                        })
+                    }
+                    Err(error) => Ok(Walked::Failed { error }),
+                };
+                (position, result)
+            };
+            let results: Vec<(usize, Result<Walked<T>, E>)> = match pool {
+                Some(pool) => {
+                    pool.install(|| ready.par_iter().map(|&position| look(position)).collect())
+                }
+                None => ready.iter().map(|&position| look(position)).collect(),
+            };
+            for (position, result) in results {
+                let name = &self.pipeline.nodes[position].name;
+                let found = result?;
+                match &found {
+                    Walked::Resolved {
+                        record: Some(record),
+                        ..
+                    } => {
+                        records.insert(name.clone(), record.clone());
+                    }
+                    _ => {
+                        waits_on.insert(name.clone(), name.clone());
+                    }
+                }
+                walked.insert(position, found);
+            }
+            remaining = waiting;
+        }
+        Ok(walked)
     }
 
     /// Positions to consider: the targets and what they need, or every node.

@@ -1,7 +1,7 @@
 //! `tpipe cache push` and `tpipe cache pull`: many entries at once, side by side.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use rayon::prelude::*;
 use serde::Serialize;
@@ -11,7 +11,8 @@ use crate::cache::record::Record;
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::plan::{plan, PlanStatus};
-use crate::session::Session;
+use crate::session::{ResolvedKey, Session, Walked};
+use crate::spec::NodeSpec;
 
 /// Transfers are network-bound, not CPU-bound: more of them than cores.
 const TRANSFER_THREADS: usize = 8;
@@ -174,9 +175,9 @@ pub(crate) enum Found {
     Missing(PullStatus),
 }
 
-/// Derives a pipeline's keys level by level: every node whose inputs are known is looked up
-/// (side by side), and what it finds makes the next level's keys known. `lookup` gets the node's
-/// name and key. Stops at the first failure to reach the remote.
+/// Derives a pipeline's keys level by level ([`Session::walk_keys`]): every node whose inputs
+/// are known is looked up (side by side), and what it finds makes the next level's keys known.
+/// `lookup` gets the node's name and key. Stops at the first failure to reach the remote.
 pub(crate) fn walk_keys(
     session: &Session,
     observer: &dyn TransferObserver,
@@ -186,89 +187,52 @@ pub(crate) fn walk_keys(
         .selection(&[])
         .expect("selecting every node cannot fail");
     observer.start("pull", order.len());
-    let mut records: BTreeMap<String, Arc<Record>> = BTreeMap::new();
-    let mut outcome: BTreeMap<usize, (Option<ContentHash>, PullStatus)> = BTreeMap::new();
-    let mut remaining = order.clone();
-    let pool = pool();
-    loop {
-        let mut ready = Vec::new();
-        let mut waiting = Vec::new();
-        for position in remaining {
-            let node = &session.pipeline.nodes[position];
-            let blocked = node.inputs.values().flatten().find_map(|source| {
-                let source_position = session.position_of(source).expect("inputs exist");
-                match outcome.get(&source_position) {
-                    Some((_, PullStatus::AfterMissing { node })) => Some(node.clone()),
-                    Some(_) if !records.contains_key(source) => Some(source.clone()),
-                    _ => None,
-                }
-            });
-            if let Some(missing) = blocked {
-                outcome.insert(position, (None, PullStatus::AfterMissing { node: missing }));
-                observer.advance(&node.name);
-            } else if node
-                .inputs
-                .values()
-                .flatten()
-                .all(|source| records.contains_key(source))
-            {
-                ready.push(position);
-            } else {
-                waiting.push(position);
+    // Nodes of one level fail side by side when the remote goes away: keep the clearest cause.
+    let unreachable: Mutex<Option<RemoteError>> = Mutex::new(None);
+    let look = |node: &NodeSpec, resolved: &ResolvedKey| {
+        let found = lookup(&node.name, &resolved.key);
+        observer.advance(&node.name);
+        match found {
+            Ok(Found::Record(record, status)) => Ok((Some(record), status)),
+            Ok(Found::Missing(status)) => Ok((None, status)),
+            Err(error) => {
+                keep_first_cause(&mut unreachable.lock().unwrap(), error);
+                Err(())
             }
         }
-        if ready.is_empty() {
-            break;
-        }
-        let results: Vec<(usize, Option<ContentHash>, Result<Found, RemoteError>)> =
-            pool.install(|| {
-                ready
-                    .par_iter()
-                    .map(|&position| {
-                        let node = &session.pipeline.nodes[position];
-                        let result = match session.resolve_key(node, &records) {
-                            Ok(resolved) => (Some(resolved.key), lookup(&node.name, &resolved.key)),
-                            Err(error) => (None, Ok(Found::Missing(PullStatus::Failed { error }))),
-                        };
-                        observer.advance(&node.name);
-                        (position, result.0, result.1)
-                    })
-                    .collect()
-            });
-        let mut unreachable = None;
-        for (position, key, result) in results {
-            let name = session.pipeline.nodes[position].name.clone();
-            let found = match result {
-                Ok(found) => found,
-                Err(error) => {
-                    keep_first_cause(&mut unreachable, error);
-                    continue;
-                }
-            };
-            match found {
-                Found::Record(record, status) => {
-                    records.insert(name, record);
-                    outcome.insert(position, (key, status));
-                }
-                Found::Missing(status) => {
-                    outcome.insert(position, (key, status));
-                }
-            }
-        }
-        if let Some(error) = unreachable {
+    };
+    let walked = session.walk_keys(&order, &look, Some(&pool()));
+    let mut walked = match walked {
+        Ok(walked) => walked,
+        Err(()) => {
             observer.finish();
-            return Err(error);
+            return Err(unreachable
+                .into_inner()
+                .unwrap()
+                .expect("a stopped walk kept its cause"));
         }
-        remaining = waiting;
-    }
-    observer.finish();
-    Ok(order
+    };
+    let outcome = order
         .iter()
         .map(|position| {
-            let (key, status) = outcome.remove(position).expect("every node is decided");
-            (session.pipeline.nodes[*position].name.clone(), key, status)
+            let name = session.pipeline.nodes[*position].name.clone();
+            match walked.remove(position).expect("every node is walked") {
+                Walked::Resolved {
+                    resolved, status, ..
+                } => (name, Some(resolved.key), status),
+                Walked::After { node } => {
+                    observer.advance(&name);
+                    (name, None, PullStatus::AfterMissing { node })
+                }
+                Walked::Failed { error } => {
+                    observer.advance(&name);
+                    (name, None, PullStatus::Failed { error })
+                }
+            }
         })
-        .collect())
+        .collect();
+    observer.finish();
+    Ok(outcome)
 }
 
 /// Fetches what `session`'s pipeline needs and the local cache lacks. Entries that fail
