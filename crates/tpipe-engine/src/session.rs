@@ -40,7 +40,7 @@ pub enum Walked<T> {
     /// Its key is known; the lookup found `record` (so its dependents' keys are known too) or
     /// not, and said `status`.
     Resolved {
-        resolved: ResolvedKey,
+        resolved: Box<ResolvedKey>,
         record: Option<Arc<Record>>,
         status: T,
     },
@@ -270,7 +270,7 @@ impl Session {
                 let result = match self.resolve_key(node, &records) {
                     Ok(resolved) => {
                         lookup(node, &resolved).map(|(record, status)| Walked::Resolved {
-                            resolved,
+                            resolved: Box::new(resolved),
                             record,
                             status,
                         })
