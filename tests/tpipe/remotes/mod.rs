@@ -964,3 +964,52 @@ fn the_flag_beats_the_environment_beats_config_files_beats_the_pipeline() {
         "{error}"
     );
 }
+
+/// Issue 9: a job on another machine has only the action and a remote: `exec-node` fetches the
+/// inputs the action reads from the remote, builds, and pushes the result.
+#[test]
+fn exec_node_fetches_its_inputs_from_the_remote_and_pushes_its_result() {
+    let shared = tempfile::tempdir().unwrap();
+    let remote = shared.path().to_str().unwrap().to_string();
+    let (alice, job) = alice_pushes(&remote, &[]);
+    let total = alice.record_of("total");
+    let key = total.key.to_hex();
+    let alice_cache = alice.session().cache;
+    // The job's cache holds the action and nothing else.
+    std::fs::create_dir_all(job.path("job-cache/actions")).unwrap();
+    std::fs::copy(
+        alice_cache.action_path(&total.key),
+        job.path(&format!("job-cache/actions/{key}.json")),
+    )
+    .unwrap();
+    // The remote does not have `total` yet, so the job must build it.
+    let remote_record = shared.path().join(format!("records/{key}.json"));
+    std::fs::remove_file(&remote_record).unwrap();
+    let (stdout, _) = ok(
+        &job,
+        &[
+            "exec-node",
+            &key,
+            "--cache",
+            "job-cache",
+            "--remote",
+            &remote,
+            "--push",
+        ],
+        &[],
+    );
+    assert!(stdout.contains("fetched input `n1`"), "{stdout}");
+    assert!(stdout.contains("built total"), "{stdout}");
+    let job_cache = tpipe::cache::Cache::open(&job.path("job-cache")).unwrap();
+    let rebuilt = job_cache.read_record(&total.key).unwrap().unwrap();
+    assert_eq!(
+        (
+            &rebuilt.outputs,
+            &rebuilt.content,
+            &rebuilt.inputs,
+            &rebuilt.params
+        ),
+        (&total.outputs, &total.content, &total.inputs, &total.params)
+    );
+    assert!(remote_record.exists(), "the job pushed its result");
+}
