@@ -17,7 +17,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tpipe::cache::record::{OutputRef, Provenance, Record, RECORD_FORMAT};
+use tpipe::cache::record::{Metrics, OutputRef, Provenance, Record, RECORD_FORMAT};
 use tpipe::cache::Cache;
 use tpipe::hash::ContentHash;
 use tpipe::remote::{RemoteLocation, RemoteSettings, RemoteSpec, StoreRemote};
@@ -86,7 +86,8 @@ fn synthetic_entry(cache: &Cache, size: usize) -> Record {
         external: Vec::new(),
         content: tpipe::key::outputs_digest(&outputs),
         outputs,
-        metrics: serde_json::json!({ "top1": 0.62, "epochs": 10 }),
+        metrics: Metrics::from_value(&serde_json::json!({ "top1": 0.62, "epochs": 10 })),
+        headline: None,
         provenance: Provenance {
             tool_version: env!("CARGO_PKG_VERSION").into(),
             host: "bench".into(),

@@ -295,7 +295,7 @@ fn parallel_runs_respect_dependencies() {
         )
         .unwrap()
         .unwrap();
-    assert_eq!(total.metrics["value"], 78);
+    assert_eq!(total.metrics.to_value()["value"], 78);
 }
 
 /// Issue 9: entries written by an older tpipe (an older key scheme) are misses with a note in

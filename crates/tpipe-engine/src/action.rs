@@ -21,7 +21,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::cache::record::{
-    ExternalInput, OutputRef, Provenance, Record, RecordInput, RECORD_FORMAT,
+    ExternalInput, Metrics, OutputRef, Provenance, Record, RecordInput, RECORD_FORMAT,
 };
 use crate::cache::Cache;
 use crate::hash::ContentHash;
@@ -248,7 +248,8 @@ pub fn build_action(
         external: action.external.clone(),
         content: crate::key::outputs_digest(&outputs),
         outputs,
-        metrics: output.metrics,
+        headline: kind.headline(&output.metrics),
+        metrics: Metrics::from_value(&output.metrics),
         provenance: Provenance {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),
             backend: output.backend,

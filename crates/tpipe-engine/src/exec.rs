@@ -334,13 +334,10 @@ impl<'a> Scheduler<'a> {
         let node = &self.session.pipeline.nodes[position];
         let clock = Instant::now();
         let (status, record, key) = self.decide_and_build(node, position);
-        let kind = self.session.kind_of(node);
         let outcome = NodeOutcome {
             name: node.name.clone(),
             kind: node.kind.clone(),
-            headline: record
-                .as_ref()
-                .and_then(|record| kind.headline(&record.metrics)),
+            headline: record.as_ref().and_then(|record| record.headline.clone()),
             status,
             seconds: clock.elapsed().as_secs_f64(),
             key: key.map(|key| key.to_hex()),
@@ -405,7 +402,12 @@ impl<'a> Scheduler<'a> {
                     return (NodeStatus::Skipped { after }, None, None);
                 }
             }
-            state.records.clone()
+            // Only this node's inputs: cloning every record so far would make a run quadratic.
+            node.inputs
+                .values()
+                .flatten()
+                .map(|source| (source.clone(), state.records[source].clone()))
+                .collect::<BTreeMap<String, Arc<Record>>>()
         };
         if self.options.cancel.load(Ordering::Relaxed) {
             return (NodeStatus::Cancelled, None, None);

@@ -35,9 +35,11 @@ impl ContentHash {
     }
 
     pub fn to_hex(&self) -> String {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut text = String::with_capacity(64);
         for byte in self.0 {
-            text.push_str(&format!("{byte:02x}"));
+            text.push(DIGITS[usize::from(byte >> 4)] as char);
+            text.push(DIGITS[usize::from(byte & 0xf)] as char);
         }
         text
     }
@@ -70,11 +72,15 @@ impl FromStr for ContentHash {
         if text.len() != 64 || !text.bytes().all(|byte| byte.is_ascii_hexdigit()) {
             return Err(ParseHashError(text.to_string()));
         }
+        // Every byte is an ASCII hex digit (checked above).
+        let value = |digit: u8| match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            _ => digit - b'A' + 10,
+        };
         let mut bytes = [0u8; 32];
-        for (index, chunk) in text.as_bytes().chunks(2).enumerate() {
-            let pair = std::str::from_utf8(chunk).map_err(|_| ParseHashError(text.to_string()))?;
-            bytes[index] =
-                u8::from_str_radix(pair, 16).map_err(|_| ParseHashError(text.to_string()))?;
+        for (index, pair) in text.as_bytes().chunks_exact(2).enumerate() {
+            bytes[index] = value(pair[0]) << 4 | value(pair[1]);
         }
         Ok(ContentHash(bytes))
     }

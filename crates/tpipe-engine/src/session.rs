@@ -26,6 +26,9 @@ pub struct Session {
     pub project_dir: PathBuf,
     /// Identifies the pipeline file in the cache's index of last keys.
     pub pipeline_id: ContentHash,
+    /// Per kind, the names of its parameters that are in the key (worked out once: a kind's
+    /// schema is built afresh on every `params()` call).
+    in_key: BTreeMap<&'static str, Vec<&'static str>>,
 }
 
 /// A node's key and the action it is the hash of.
@@ -85,6 +88,18 @@ impl Session {
         let canonical =
             std::fs::canonicalize(&pipeline.file).unwrap_or_else(|_| pipeline.file.clone());
         let pipeline_id = pipeline_id(&canonical.to_string_lossy());
+        let in_key = registry
+            .names()
+            .map(|name| {
+                let specs = registry.get(name).expect("listed kinds exist").params();
+                let names = specs
+                    .into_iter()
+                    .filter(|spec| spec.in_key)
+                    .map(|spec| spec.name)
+                    .collect();
+                (name, names)
+            })
+            .collect();
         Session {
             pipeline,
             graph,
@@ -92,6 +107,7 @@ impl Session {
             cache,
             project_dir,
             pipeline_id,
+            in_key,
         }
     }
 
@@ -112,12 +128,7 @@ impl Session {
     pub fn key_params(&self, node: &NodeSpec) -> Map<String, Value> {
         let kind = self.kind_of(node);
         let unused = kind.unused_params(&node.params);
-        let in_key: Vec<&'static str> = kind
-            .params()
-            .into_iter()
-            .filter(|spec| spec.in_key)
-            .map(|spec| spec.name)
-            .collect();
+        let in_key = &self.in_key[kind.name()];
         node.params
             .iter()
             .filter(|(name, _)| in_key.contains(&name.as_str()) && !unused.contains(&name.as_str()))

@@ -183,7 +183,7 @@ fn round_trip(remote: &str, environment: &[(String, String)]) {
             );
         }
     }
-    assert_eq!(bob.record_of("total").metrics["value"], 16);
+    assert_eq!(bob.record_of("total").metrics.to_value()["value"], 16);
     assert_cache_verifies(&bob);
     let (statuses, _) = run(&bob, &["--remote", remote], environment);
     assert!(all(&statuses, "cached"), "{statuses:?}");
@@ -328,7 +328,7 @@ fn bob_survives(damage: impl FnOnce(&Path, &Project), damaged_node: &str, expect
     );
     assert!(warnings[0].contains("building it locally"), "{warnings:?}");
     assert_eq!(bob.record_of(damaged_node).provenance.fetched_from, None);
-    assert_eq!(bob.record_of("total").metrics["value"], 16);
+    assert_eq!(bob.record_of("total").metrics.to_value()["value"], 16);
     assert_cache_verifies(&bob);
 }
 

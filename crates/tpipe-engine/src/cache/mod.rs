@@ -246,7 +246,7 @@ impl Cache {
         match std::fs::metadata(&path) {
             Err(_) => Err(EntryDamageKind::Missing),
             Ok(metadata) if metadata.len() != output.size => Err(EntryDamageKind::Corrupt),
-            Ok(_) => match self.stat_cache.hash_file(&path) {
+            Ok(metadata) => match self.stat_cache.hash_file_with(&path, &metadata) {
                 Ok(actual) if actual == output.blob => Ok(true),
                 Ok(_) => Err(EntryDamageKind::Corrupt),
                 Err(_) => Err(EntryDamageKind::Missing),

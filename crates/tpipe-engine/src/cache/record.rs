@@ -62,6 +62,40 @@ pub struct Record {
     pub outputs: BTreeMap<String, OutputRef>,
     /// Digest of `outputs`; dependents' keys use it (early cutoff).
     pub content: ContentHash,
-    pub metrics: Value,
+    pub metrics: Metrics,
+    /// The kind's one-line summary of the metrics, worked out when the node was built, so a
+    /// run that only finds records need not parse their metrics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headline: Option<String>,
     pub provenance: Provenance,
+}
+
+/// A record's metrics, kept as the JSON text they were stored as. A no-op run reads every
+/// record of a pipeline and needs none of their metrics, so they are parsed only when asked
+/// for (`show`, the summary's headline is stored beside them).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Metrics(Box<serde_json::value::RawValue>);
+
+impl Metrics {
+    pub fn from_value(value: &Value) -> Metrics {
+        Metrics(serde_json::value::to_raw_value(value).expect("JSON values always serialise"))
+    }
+
+    /// The metrics as a JSON value.
+    pub fn to_value(&self) -> Value {
+        serde_json::from_str(self.0.get()).expect("stored metrics are JSON")
+    }
+}
+
+impl PartialEq for Metrics {
+    fn eq(&self, other: &Metrics) -> bool {
+        self.0.get() == other.0.get()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        Metrics::from_value(&Value::Null)
+    }
 }

@@ -2,7 +2,7 @@
 //! it has already hashed. A stale or lost stat cache only costs time, never correctness: an
 //! entry is used only while the file's size, modification time and inode are unchanged.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -36,7 +36,9 @@ struct Entry {
 
 #[derive(Default, Serialize, Deserialize)]
 struct Entries {
-    files: BTreeMap<PathBuf, Entry>,
+    // Hashed, not ordered: a no-op run looks up every blob, and ordered paths compare component
+    // by component.
+    files: HashMap<PathBuf, Entry>,
 }
 
 pub struct StatCache {
@@ -61,8 +63,16 @@ impl StatCache {
 
     /// The content hash of `path`, rehashing only when its stamp changed.
     pub fn hash_file(&self, path: &Path) -> std::io::Result<ContentHash> {
-        let metadata = std::fs::metadata(path)?;
-        let stamp = FileStamp::of(&metadata);
+        self.hash_file_with(path, &std::fs::metadata(path)?)
+    }
+
+    /// [`StatCache::hash_file`] for a caller that already has the file's metadata.
+    pub fn hash_file_with(
+        &self,
+        path: &Path,
+        metadata: &std::fs::Metadata,
+    ) -> std::io::Result<ContentHash> {
+        let stamp = FileStamp::of(metadata);
         if let Some(entry) = self.entries.lock().unwrap().files.get(path) {
             if entry.stamp == stamp {
                 return Ok(entry.hash);
