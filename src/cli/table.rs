@@ -154,7 +154,22 @@ pub fn write_kinds(out: &mut impl Write, registry: &KindRegistry) -> std::io::Re
         let kind = registry.get(name).expect("listed");
         writeln!(out, "{name} (version {}): {}", kind.version(), kind.about())?;
         for slot in kind.inputs() {
-            writeln!(out, "  input  {:<22} {}", slot.name, slot.doc)?;
+            // What the build may read of each input node, which is also what its key covers.
+            let reads = if slot.reads.is_empty() {
+                "every output".to_string()
+            } else {
+                slot.reads.join(", ")
+            };
+            let names = if slot.names_in_key {
+                "; its node names (in the key)"
+            } else {
+                ""
+            };
+            writeln!(
+                out,
+                "  input  {:<22} {} [reads: {reads}{names}]",
+                slot.name, slot.doc
+            )?;
         }
         for param in kind.params() {
             let default = param
