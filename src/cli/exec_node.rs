@@ -119,13 +119,7 @@ fn pull_missing_inputs(
             if complete {
                 continue;
             }
-            let Some(upstream) = action
-                .origin
-                .inputs
-                .iter()
-                .filter(|origin| &origin.slot == slot)
-                .nth(index)
-            else {
+            let Some(upstream) = action.upstream(slot, index) else {
                 continue;
             };
             match remote.fetch(&upstream.key, cache) {

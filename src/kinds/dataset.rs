@@ -37,9 +37,6 @@ tpipe_engine::choice_enum! {
     pub enum Cifar100Labels { Fine = "fine", Coarse = "coarse" }
 }
 
-/// Every source, for messages and tests.
-pub const SOURCES: &[&str] = <SourceName as Choice>::WORDS;
-
 impl SourceName {
     /// Sources that read a folder named by `path`.
     fn needs_path(self) -> bool {
@@ -79,9 +76,7 @@ impl SourceName {
 /// other sources' keys without a second list to keep in step.
 fn source_specific_params() -> Vec<&'static str> {
     let mut all: Vec<&'static str> = Vec::new();
-    for source in SOURCES {
-        let source: SourceName =
-            serde_json::from_value(json!(source)).expect("every word names a source");
+    for source in SourceName::ALL {
         for param in source.params_read() {
             if !all.contains(param) {
                 all.push(param);

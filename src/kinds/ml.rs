@@ -41,16 +41,6 @@ tpipe_engine::choice_enum! {
     pub enum Init { Modern = "modern", Paper = "paper" }
 }
 
-/// Parameters that describe the network; a transfer must match its base in all of them.
-const NET_PARAMS: &[&str] = &[
-    "conv_channels",
-    "conv_kernels",
-    "conv_pool",
-    "fc_widths",
-    "dropout",
-    "init",
-];
-
 tpipe_engine::kind_params! {
     /// The network: what a transfer must share with its base.
     pub struct NetParams {
@@ -310,17 +300,19 @@ impl NodeKind for Transfer {
         let Some(base) = inputs.get("base").and_then(|bases| bases.first()) else {
             return Vec::new();
         };
-        NET_PARAMS
+        // Every parameter that describes the network must match the base's.
+        NetParams::specs()
             .iter()
-            .filter(|name| base.params.get(**name) != params.get(**name))
+            .map(|spec| spec.name)
+            .filter(|name| base.params.get(*name) != params.get(*name))
             .map(|name| {
                 let show = |value: Option<&Value>| value.map(Value::to_string).unwrap_or_default();
                 ParamProblem::new(
                     name,
                     format!(
                         "parameter `{name}` is {} here but {} in base `{}`; copied layers need the same network",
-                        show(params.get(*name)),
-                        show(base.params.get(*name)),
+                        show(params.get(name)),
+                        show(base.params.get(name)),
                         base.name
                     ),
                 )

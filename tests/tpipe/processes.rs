@@ -22,6 +22,16 @@ fn tpipe(project: &Project) -> Command {
     command
 }
 
+/// `output`, after checking that its process succeeded (its stderr otherwise).
+fn succeeded(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
+
 fn build_log(project: &Project) -> Vec<String> {
     let mut lines: Vec<String> = std::fs::read_to_string(project.path("build.log"))
         .unwrap_or_default()
@@ -50,14 +60,11 @@ fn a_killed_run_resumes_with_what_finished() {
     child.wait().unwrap();
     let finished_before = project.session().cache.record_keys().unwrap().len();
     assert!(finished_before < 9, "the run was killed before the end");
-    let output = tpipe(&project)
-        .args(["run", "pipeline.yaml", "--json"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        tpipe(&project)
+            .args(["run", "pipeline.yaml", "--json"])
+            .output()
+            .unwrap(),
     );
     let summary: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let cached = summary["nodes"]
@@ -86,12 +93,7 @@ fn two_processes_on_one_cache_build_each_node_once() {
         .spawn()
         .unwrap();
     for child in [first, second] {
-        let output = child.wait_with_output().unwrap();
-        assert!(
-            output.status.success(),
-            "{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
+        succeeded(child.wait_with_output().unwrap());
     }
     let mut expected: Vec<String> = (1..=8).map(|i| format!("n{i}")).collect();
     expected.push("total".into());
@@ -151,14 +153,11 @@ fn without_when_and_where(record_bytes: &[u8]) -> serde_json::Value {
 fn exec_node_rebuilds_a_node_from_its_stored_action_alone() {
     let project = Project::new("");
     project.set_pipeline(&grid(&project.path("build.log"), 0));
-    let output = tpipe(&project)
-        .args(["run", "pipeline.yaml"])
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    succeeded(
+        tpipe(&project)
+            .args(["run", "pipeline.yaml"])
+            .output()
+            .unwrap(),
     );
     let record = project.record_of("total");
     let key = record.key.to_hex();
@@ -178,12 +177,7 @@ fn exec_node_rebuilds_a_node_from_its_stored_action_alone() {
             .output()
             .unwrap()
     };
-    let output = exec(&key);
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    succeeded(exec(&key));
     let rebuilt = std::fs::read(&record_path).unwrap();
     assert_eq!(
         without_when_and_where(&rebuilt),

@@ -93,14 +93,19 @@ impl Action {
         })
     }
 
-    /// The upstream node behind `slot` #`index`, from the origin, for messages.
-    pub fn upstream_name(&self, slot: &str, index: usize) -> Option<&str> {
+    /// The upstream node (name, key) behind `slot` #`index`, from the origin.
+    pub fn upstream(&self, slot: &str, index: usize) -> Option<&RecordInput> {
         self.origin
             .inputs
             .iter()
             .filter(|input| input.slot == slot)
             .nth(index)
-            .map(|input| input.node.as_str())
+    }
+
+    /// The upstream node's name behind `slot` #`index`, for messages.
+    pub fn upstream_name(&self, slot: &str, index: usize) -> &str {
+        self.upstream(slot, index)
+            .map_or("?", |input| input.node.as_str())
     }
 }
 
@@ -170,7 +175,7 @@ pub fn build_action(
         };
         return Err(ActionError::InputBlob {
             slot: slot.to_string(),
-            node: action.upstream_name(slot, index).unwrap_or("?").to_string(),
+            node: action.upstream_name(slot, index).to_string(),
             output: output.to_string(),
             blob: reference.blob.short(),
             state,
@@ -222,8 +227,12 @@ pub fn build_action(
         })?
         .map_err(|error| match error {
             // Name the node behind the slot: the build itself never sees it.
-            BuildError::Input { slot, source } => {
-                let node = action.upstream_name(&slot, 0).unwrap_or("?");
+            BuildError::Input {
+                slot,
+                index,
+                source,
+            } => {
+                let node = action.upstream_name(&slot, index);
                 BuildError::failed(format!("input `{slot}` (node `{node}`): {source}"))
             }
             other => other,

@@ -53,7 +53,11 @@ pub enum BuildError {
     /// An input's blob is missing or damaged. The engine, not the build, names the node behind
     /// the slot (a build never sees upstream names).
     #[error("input `{slot}`: {source}")]
-    Input { slot: String, source: CacheError },
+    Input {
+        slot: String,
+        index: usize,
+        source: CacheError,
+    },
 }
 
 impl BuildError {
@@ -153,6 +157,7 @@ impl BuildContext<'_> {
             .read_blob(&reference.blob)
             .map_err(|source| BuildError::Input {
                 slot: input.slot.clone(),
+                index: input.index,
                 source,
             })
     }

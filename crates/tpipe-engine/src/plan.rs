@@ -267,12 +267,13 @@ fn written_by_older_tpipe(session: &Session, key: &crate::hash::ContentHash) -> 
 /// Plans the selected nodes. `forced` nodes are planned to run even when cached.
 pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
     let index = session.cache.read_index(&session.pipeline_id);
+    let forced: std::collections::HashSet<&str> = forced
+        .iter()
+        .map(|position| session.pipeline.nodes[*position].name.as_str())
+        .collect();
     let lookup = |node: &NodeSpec, resolved: &ResolvedKey| {
-        let position = session
-            .position_of(&node.name)
-            .expect("planned nodes exist");
         let found = match session.cache.lookup(&resolved.key) {
-            Lookup::Hit(record) if !forced.contains(&position) => {
+            Lookup::Hit(record) if !forced.contains(node.name.as_str()) => {
                 (Some(Arc::from(record)), (PlanStatus::Cached, Vec::new()))
             }
             Lookup::Hit(_) => (None, (PlanStatus::WillRun, vec![Reason::Forced])),

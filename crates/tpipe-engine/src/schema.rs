@@ -312,6 +312,10 @@ macro_rules! choice_enum {
             const WORDS: &'static [&'static str] = &[$($word),+];
         }
         impl $name {
+            /// Every value, in the order declared.
+            #[allow(dead_code)]
+            pub const ALL: &'static [$name] = &[$($name::$variant),+];
+
             /// The word the YAML uses for this value.
             pub fn word(self) -> &'static str {
                 match self {

@@ -93,9 +93,3 @@ impl PartialEq for Metrics {
         self.0.get() == other.0.get()
     }
 }
-
-impl Default for Metrics {
-    fn default() -> Metrics {
-        Metrics::from_value(&Value::Null)
-    }
-}

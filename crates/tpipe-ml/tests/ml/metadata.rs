@@ -8,7 +8,9 @@ use tpipe_ml::{
     InitScheme, MlError, NetConfig, Transfer, TransferMode,
 };
 
-use crate::support::{flex, metadata, quadrant_images, quick_config, tensors, tiny_net};
+use crate::support::{
+    flex, metadata, quadrant_images, quick_config, serialize_tensors, tensors, tiny_net,
+};
 
 /// Weights of the tiny grey net after a short training, so they carry a normalisation.
 fn trained_weights() -> Vec<u8> {
@@ -221,20 +223,9 @@ fn the_net_read_back_evaluates_the_weights() {
     );
 }
 
-/// The tensors of `bytes` under new metadata, written by the safetensors crate (which lets any
-/// key through).
+/// The tensors of `bytes` under new metadata, written by the safetensors crate.
 fn with_raw_metadata(bytes: &[u8], metadata: HashMap<String, String>) -> Vec<u8> {
-    let all = tensors(bytes);
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = all
-        .iter()
-        .map(|(name, (shape, data))| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                    .unwrap();
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize(views, Some(metadata)).unwrap()
+    serialize_tensors(&tensors(bytes), Some(metadata))
 }
 
 fn with_tag(bytes: &[u8], tag: &str) -> Vec<u8> {

@@ -165,6 +165,24 @@ pub fn tensors(bytes: &[u8]) -> BTreeMap<String, (Vec<usize>, Vec<u8>)> {
         .collect()
 }
 
+/// F32 tensors (as from [`tensors`]) written by the safetensors crate itself, with `metadata`
+/// (which it lets through unchecked): for files our own writer would never produce.
+pub fn serialize_tensors(
+    all: &BTreeMap<String, (Vec<usize>, Vec<u8>)>,
+    metadata: Option<std::collections::HashMap<String, String>>,
+) -> Vec<u8> {
+    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = all
+        .iter()
+        .map(|(name, (shape, data))| {
+            let view =
+                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                    .expect("F32 data of its shape");
+            (name.clone(), view)
+        })
+        .collect();
+    safetensors::serialize(views, metadata).expect("serialisable tensors")
+}
+
 /// The `__metadata__` of a safetensors file.
 pub fn metadata(bytes: &[u8]) -> BTreeMap<String, String> {
     let (_, header) = safetensors::SafeTensors::read_metadata(bytes).expect("valid safetensors");

@@ -2,7 +2,9 @@
 
 use tpipe_ml::{initial_weights, train, InitScheme, MlError, NetConfig, Transfer, TransferMode};
 
-use crate::support::{flex, floats, metadata, quadrant_images, quick_config, tensors, tiny_net};
+use crate::support::{
+    flex, floats, metadata, quadrant_images, quick_config, serialize_tensors, tensors, tiny_net,
+};
 
 #[test]
 fn weights_use_pytorch_names_and_layouts() {
@@ -138,16 +140,7 @@ fn rewrite(
 ) -> Vec<u8> {
     let mut all = tensors(bytes);
     edit(&mut all);
-    let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = all
-        .iter()
-        .map(|(name, (shape, data))| {
-            let view =
-                safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
-                    .unwrap();
-            (name.clone(), view)
-        })
-        .collect();
-    safetensors::serialize(views, None).unwrap()
+    serialize_tensors(&all, None)
 }
 
 #[test]
