@@ -232,7 +232,11 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
     match cli.command {
         Command::Run(args) => {
             let session = open_session(&args.file, cli.cache.as_deref(), registry)?;
-            run_command(&session, args, &mut stdout)
+            let code = run_command(&session, args, &mut stdout);
+            // The process ends next: freeing the pipeline's nodes one by one would only add to
+            // the time of a no-op run.
+            std::mem::forget(session);
+            code
         }
         Command::Plan {
             file,
@@ -416,7 +420,10 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
             .map_err(|error| Failure::failed(error.to_string()))?;
         writeln!(stdout)?;
     } else {
-        table::write_summary(stdout, &summary)?;
+        // One write for the whole table, not one per node.
+        let mut buffered = std::io::BufWriter::new(stdout);
+        table::write_summary(&mut buffered, &summary)?;
+        buffered.flush()?;
     }
     Ok(if summary.cancelled || cancel.load(Ordering::Relaxed) {
         exit::INTERRUPTED

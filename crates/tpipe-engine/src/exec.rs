@@ -12,7 +12,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use crate::action::{build_action, Action, ActionError, ActionRun};
-use crate::cache::record::Record;
+use crate::cache::record::{Record, RecordHead};
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::kind::{BuildError, BuildOptions, Progress};
@@ -205,7 +205,7 @@ impl Drop for PermitGuard<'_> {
 struct State {
     /// Dependencies not finished yet, per selected position.
     waiting_on: BTreeMap<usize, usize>,
-    records: BTreeMap<String, Arc<Record>>,
+    records: BTreeMap<String, Arc<RecordHead>>,
     outcomes: BTreeMap<usize, NodeOutcome>,
 }
 
@@ -381,7 +381,7 @@ impl<'a> Scheduler<'a> {
         &self,
         node: &NodeSpec,
         position: usize,
-    ) -> (NodeStatus, Option<Arc<Record>>, Option<ContentHash>) {
+    ) -> (NodeStatus, Option<Arc<RecordHead>>, Option<ContentHash>) {
         // Inputs: all must have succeeded.
         let upstream = {
             let state = self.state.lock().unwrap();
@@ -407,7 +407,7 @@ impl<'a> Scheduler<'a> {
                 .values()
                 .flatten()
                 .map(|source| (source.clone(), state.records[source].clone()))
-                .collect::<BTreeMap<String, Arc<Record>>>()
+                .collect::<BTreeMap<String, Arc<RecordHead>>>()
         };
         if self.options.cancel.load(Ordering::Relaxed) {
             return (NodeStatus::Cancelled, None, None);
@@ -421,7 +421,7 @@ impl<'a> Scheduler<'a> {
         if !forced {
             if let Some(record) = self.usable_record(node, &resolved) {
                 // `--push` shares what was built before too; the remote skips what it has.
-                self.push_to_remote(node, &record);
+                self.push_cached_to_remote(node, &resolved.key);
                 return (NodeStatus::Cached, Some(record), key);
             }
             if let Some((record, remote)) = self.fetch_from_remote(node, &resolved) {
@@ -497,7 +497,7 @@ impl<'a> Scheduler<'a> {
         match result {
             Ok(record) => {
                 self.push_to_remote(node, &record);
-                (NodeStatus::Built, Some(Arc::new(record)), key)
+                (NodeStatus::Built, Some(Arc::new(record.head())), key)
             }
             Err(ActionError::Build(BuildError::Cancelled)) => (NodeStatus::Cancelled, None, key),
             Err(error) => (
@@ -510,8 +510,8 @@ impl<'a> Scheduler<'a> {
         }
     }
 
-    fn usable_record(&self, node: &NodeSpec, resolved: &ResolvedKey) -> Option<Arc<Record>> {
-        match self.session.cache.lookup(&resolved.key) {
+    fn usable_record(&self, node: &NodeSpec, resolved: &ResolvedKey) -> Option<Arc<RecordHead>> {
+        match self.session.cache.lookup_head(&resolved.key) {
             Lookup::Hit(record) => Some(Arc::from(record)),
             Lookup::Miss => None,
             Lookup::Damaged(damage) => {
@@ -529,10 +529,10 @@ impl<'a> Scheduler<'a> {
         &self,
         node: &NodeSpec,
         resolved: &ResolvedKey,
-    ) -> Option<(Arc<Record>, String)> {
+    ) -> Option<(Arc<RecordHead>, String)> {
         let remote = self.options.remote.as_ref()?;
         match remote.fetch(&resolved.key, &self.session.cache) {
-            Ok(true) => match self.session.cache.lookup(&resolved.key) {
+            Ok(true) => match self.session.cache.lookup_head(&resolved.key) {
                 Lookup::Hit(record) => Some((Arc::from(record), remote.describe())),
                 _ => None,
             },
@@ -544,6 +544,21 @@ impl<'a> Scheduler<'a> {
                 ));
                 None
             }
+        }
+    }
+
+    /// With `--push`, uploads the entry of a node found in the cache. Only then is its whole
+    /// record read: a run that finds the node cached read its head alone.
+    fn push_cached_to_remote(&self, node: &NodeSpec, key: &ContentHash) {
+        if self.options.remote.is_none() || !self.options.push {
+            return;
+        }
+        match self.session.cache.lookup(key) {
+            Lookup::Hit(record) => self.push_to_remote(node, &record),
+            _ => self.observer.warning(&format!(
+                "node `{}`: not pushed: its cache entry went away",
+                node.name
+            )),
         }
     }
 
@@ -559,7 +574,7 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Copies a node's outputs into a folder the user reads, skipping files already identical.
-    fn publish(&self, record: &Record, folder: &Path) -> Result<(), String> {
+    fn publish(&self, record: &RecordHead, folder: &Path) -> Result<(), String> {
         std::fs::create_dir_all(folder).map_err(|error| error.to_string())?;
         let cache: &Cache = &self.session.cache;
         for (name, output) in &record.outputs {

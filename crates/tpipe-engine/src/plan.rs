@@ -272,7 +272,7 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
         .map(|position| session.pipeline.nodes[*position].name.as_str())
         .collect();
     let lookup = |node: &NodeSpec, resolved: &ResolvedKey| {
-        let found = match session.cache.lookup(&resolved.key) {
+        let found = match session.cache.lookup_head(&resolved.key) {
             Lookup::Hit(record) if !forced.contains(node.name.as_str()) => {
                 (Some(Arc::from(record)), (PlanStatus::Cached, Vec::new()))
             }

@@ -9,7 +9,7 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::action::{Action, ActionInput, Origin, ACTION_FORMAT};
-use crate::cache::record::{ExternalInput, Record, RecordInput};
+use crate::cache::record::{ExternalInput, RecordHead, RecordInput};
 use crate::cache::Cache;
 use crate::graph::PipelineGraph;
 use crate::hash::ContentHash;
@@ -44,7 +44,7 @@ pub enum Walked<T> {
     /// not, and said `status`.
     Resolved {
         resolved: Box<ResolvedKey>,
-        record: Option<Arc<Record>>,
+        record: Option<Arc<RecordHead>>,
         status: T,
     },
     /// Its key waits on `node`: the first node upstream that has no record.
@@ -56,7 +56,7 @@ pub enum Walked<T> {
 /// The lookup a walk asks for each node whose key is known: the record it has (if any), and
 /// what to say about the node. An `Err` stops the walk (an unreachable remote).
 pub type KeyLookup<'a, T, E> =
-    dyn Fn(&NodeSpec, &ResolvedKey) -> Result<(Option<Arc<Record>>, T), E> + Sync + 'a;
+    dyn Fn(&NodeSpec, &ResolvedKey) -> Result<(Option<Arc<RecordHead>>, T), E> + Sync + 'a;
 
 /// The project folder of a pipeline file: the nearest folder above it holding `.git` or
 /// `tpipe.toml`, else the file's own folder. `cache/` lives there by default.
@@ -161,7 +161,7 @@ impl Session {
     pub fn resolve_key(
         &self,
         node: &NodeSpec,
-        upstream: &BTreeMap<String, Arc<Record>>,
+        upstream: &BTreeMap<String, Arc<RecordHead>>,
     ) -> Result<ResolvedKey, String> {
         let kind = self.kind_of(node);
         let params = self.key_params(node);
@@ -236,7 +236,7 @@ impl Session {
         lookup: &KeyLookup<'_, T, E>,
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<BTreeMap<usize, Walked<T>>, E> {
-        let mut records: BTreeMap<String, Arc<Record>> = BTreeMap::new();
+        let mut records: BTreeMap<String, Arc<RecordHead>> = BTreeMap::new();
         // For each node that has no record, the first node upstream of it without one.
         let mut waits_on: BTreeMap<String, String> = BTreeMap::new();
         let mut walked: BTreeMap<usize, Walked<T>> = BTreeMap::new();

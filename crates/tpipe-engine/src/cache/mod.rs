@@ -28,7 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::action::{Action, ACTION_FORMAT};
 use crate::hash::ContentHash;
-use record::{OutputRef, Record, RECORD_FORMAT};
+use record::{OutputRef, Record, RecordFields, RecordHead, RECORD_FORMAT};
 use stat_cache::StatCache;
 
 #[derive(Debug, thiserror::Error)]
@@ -96,9 +96,9 @@ impl std::fmt::Display for EntryDamage {
     }
 }
 
-/// What the cache holds for a key.
-pub enum Lookup {
-    Hit(Box<Record>),
+/// What the cache holds for a key: the whole record, or only its [`RecordHead`].
+pub enum Lookup<R = Record> {
+    Hit(Box<R>),
     Miss,
     Damaged(EntryDamage),
 }
@@ -142,15 +142,19 @@ pub(crate) fn write_atomically(
 /// content digest matches the outputs. Shared by the cache and by remotes, which run it on every
 /// record they download.
 pub fn parse_record(key: &ContentHash, bytes: &[u8]) -> Result<Record, String> {
-    let record: Record = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
-    if record.key != *key || record.format != RECORD_FORMAT {
+    parse_record_as(key, bytes)
+}
+
+fn parse_record_as<R: RecordFields>(key: &ContentHash, bytes: &[u8]) -> Result<R, String> {
+    let record: R = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
+    if record.key() != key || record.format() != RECORD_FORMAT {
         return Err(format!(
             "it describes key {} in format {}",
-            record.key.short(),
-            record.format
+            record.key().short(),
+            record.format()
         ));
     }
-    if crate::key::outputs_digest(&record.outputs) != record.content {
+    if crate::key::outputs_digest(record.outputs()) != *record.content() {
         return Err("its content digest does not match its outputs".into());
     }
     Ok(record)
@@ -256,6 +260,10 @@ impl Cache {
 
     /// Reads and parses the record for `key` without checking its blobs.
     pub fn read_record(&self, key: &ContentHash) -> Result<Option<Record>, CacheError> {
+        self.read_record_as(key)
+    }
+
+    fn read_record_as<R: RecordFields>(&self, key: &ContentHash) -> Result<Option<R>, CacheError> {
         let path = self.record_path(key);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
@@ -268,19 +276,29 @@ impl Cache {
                 })
             }
         };
-        parse_record(key, &bytes)
+        parse_record_as(key, &bytes)
             .map(Some)
             .map_err(|reason| CacheError::CorruptRecord { path, reason })
     }
 
     /// A record whose blobs are all present and intact.
     pub fn lookup(&self, key: &ContentHash) -> Lookup {
-        let record = match self.read_record(key) {
+        self.lookup_as(key)
+    }
+
+    /// Like [`Cache::lookup`], parsing only the record's head: for a run and the key walk,
+    /// which need nothing more of a cached node.
+    pub fn lookup_head(&self, key: &ContentHash) -> Lookup<RecordHead> {
+        self.lookup_as(key)
+    }
+
+    fn lookup_as<R: RecordFields>(&self, key: &ContentHash) -> Lookup<R> {
+        let record = match self.read_record_as::<R>(key) {
             Ok(Some(record)) => record,
             Ok(None) => return Lookup::Miss,
             Err(error) => return Lookup::Damaged(EntryDamage::UnreadableRecord(error.to_string())),
         };
-        for (output, reference) in &record.outputs {
+        for (output, reference) in record.outputs() {
             match self.blob_is_intact(reference) {
                 Ok(_) => {}
                 Err(EntryDamageKind::Missing) => {

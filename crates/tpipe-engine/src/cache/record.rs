@@ -70,6 +70,60 @@ pub struct Record {
     pub provenance: Provenance,
 }
 
+/// The part of a record that a run and the nodes downstream need: where the outputs are, their
+/// digest and the summary line. A run that finds a node cached parses only this much of its
+/// record (serde skips the rest without building it), which is most of what a no-op run costs.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+pub struct RecordHead {
+    pub format: u32,
+    pub key: ContentHash,
+    pub outputs: BTreeMap<String, OutputRef>,
+    pub content: ContentHash,
+    #[serde(default)]
+    pub headline: Option<String>,
+}
+
+impl Record {
+    pub fn head(&self) -> RecordHead {
+        RecordHead {
+            format: self.format,
+            key: self.key,
+            outputs: self.outputs.clone(),
+            content: self.content,
+            headline: self.headline.clone(),
+        }
+    }
+}
+
+/// What the cache checks of any record it parses, whole or head only.
+pub(crate) trait RecordFields: serde::de::DeserializeOwned {
+    fn format(&self) -> u32;
+    fn key(&self) -> &ContentHash;
+    fn outputs(&self) -> &BTreeMap<String, OutputRef>;
+    fn content(&self) -> &ContentHash;
+}
+
+macro_rules! record_fields {
+    ($type:ty) => {
+        impl RecordFields for $type {
+            fn format(&self) -> u32 {
+                self.format
+            }
+            fn key(&self) -> &ContentHash {
+                &self.key
+            }
+            fn outputs(&self) -> &BTreeMap<String, OutputRef> {
+                &self.outputs
+            }
+            fn content(&self) -> &ContentHash {
+                &self.content
+            }
+        }
+    };
+}
+record_fields!(Record);
+record_fields!(RecordHead);
+
 /// A record's metrics, kept as the JSON text they were stored as. A no-op run reads every
 /// record of a pipeline and needs none of their metrics, so they are parsed only when asked
 /// for (`show`, the summary's headline is stored beside them).

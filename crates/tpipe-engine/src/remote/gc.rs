@@ -70,7 +70,7 @@ pub fn plan_remote_gc(
                 Err(error) if error.is_remote_wide() => return Err(error),
                 // A damaged entry the pipelines reach is kept: this is not the place to judge it.
                 Err(_) => {
-                    return Ok(match session.cache.lookup(key) {
+                    return Ok(match session.cache.lookup_head(key) {
                         Lookup::Hit(record) => {
                             Found::Record(Arc::from(record), PullStatus::Fetched { bytes: 0 })
                         }
@@ -80,11 +80,11 @@ pub fn plan_remote_gc(
             };
             if let Some(record) = on_remote {
                 return Ok(Found::Record(
-                    Arc::new(record),
+                    Arc::new(record.head()),
                     PullStatus::Fetched { bytes: 0 },
                 ));
             }
-            Ok(match session.cache.lookup(key) {
+            Ok(match session.cache.lookup_head(key) {
                 Lookup::Hit(record) => Found::Record(Arc::from(record), PullStatus::Cached),
                 _ => Found::Missing(PullStatus::NotOnRemote),
             })

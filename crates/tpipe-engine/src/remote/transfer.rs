@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{PushOutcome, RemoteError, StoreRemote};
-use crate::cache::record::Record;
+use crate::cache::record::RecordHead;
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::plan::{plan, PlanStatus};
@@ -171,7 +171,7 @@ impl PullReport {
 
 /// What a lookup found for one node while walking a pipeline's keys.
 pub(crate) enum Found {
-    Record(Arc<Record>, PullStatus),
+    Record(Arc<RecordHead>, PullStatus),
     Missing(PullStatus),
 }
 
@@ -244,12 +244,12 @@ pub fn pull(
 ) -> Result<PullReport, RemoteError> {
     let cache = &session.cache;
     let lookup = |_name: &str, key: &ContentHash| -> Result<Found, RemoteError> {
-        if let Lookup::Hit(record) = cache.lookup(key) {
+        if let Lookup::Hit(record) = cache.lookup_head(key) {
             return Ok(Found::Record(Arc::from(record), PullStatus::Cached));
         }
         match remote.fetch_entry(key, cache) {
             Ok(Some(fetched)) => Ok(Found::Record(
-                Arc::new(fetched.record),
+                Arc::new(fetched.record.head()),
                 PullStatus::Fetched {
                     bytes: fetched.bytes_downloaded,
                 },

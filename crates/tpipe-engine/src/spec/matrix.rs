@@ -93,24 +93,53 @@ pub fn placeholders(text: &str) -> Vec<String> {
     found
 }
 
+/// Replaces each `{name}` of a matrix variable with its label, in one pass: a label is never
+/// scanned again, and text without braces is copied as it is.
 pub fn substitute_text(text: &str, combination: &Combination) -> String {
-    let mut result = text.to_string();
-    for (name, _, label) in combination {
-        result = result.replace(&format!("{{{name}}}"), label);
+    let mut result = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('{') {
+        result.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let replaced = after.find('}').and_then(|close| {
+            let label = label_for(&after[..close], combination)?;
+            Some((label, close))
+        });
+        match replaced {
+            Some((label, close)) => {
+                result.push_str(label);
+                rest = &after[close + 1..];
+            }
+            None => {
+                result.push('{');
+                rest = after;
+            }
+        }
     }
+    result.push_str(rest);
     result
 }
 
-/// Substitutes matrix values into a parameter or input value.
+fn label_for<'c>(name: &str, combination: &'c Combination) -> Option<&'c str> {
+    combination
+        .iter()
+        .find(|(variable, _, _)| variable == name)
+        .map(|(_, _, label)| label.as_str())
+}
+
+/// Substitutes matrix values into a parameter or input value. A string that is exactly
+/// `{name}` takes the variable's value with its type (a number stays a number).
 pub fn substitute(value: &Value, combination: &Combination) -> Value {
     match value {
         Value::String(text) => {
-            for (name, value, _) in combination {
-                if *text == format!("{{{name}}}") {
-                    return value.clone();
-                }
+            let whole = text
+                .strip_prefix('{')
+                .and_then(|inner| inner.strip_suffix('}'))
+                .and_then(|name| combination.iter().find(|(variable, _, _)| variable == name));
+            match whole {
+                Some((_, value, _)) => value.clone(),
+                None => Value::String(substitute_text(text, combination)),
             }
-            Value::String(substitute_text(text, combination))
         }
         Value::Array(items) => Value::Array(
             items
@@ -180,6 +209,17 @@ mod tests {
             substitute(&Value::from("A{n}B"), &combination),
             Value::from("A3B")
         );
+    }
+
+    #[test]
+    fn text_substitution_replaces_known_names_once_and_keeps_other_braces() {
+        let combination = vec![
+            ("n".to_string(), Value::from(3), "3".to_string()),
+            ("s".to_string(), Value::from("{n}"), "{n}".to_string()),
+        ];
+        assert_eq!(substitute_text("A{n}B{n}_s{s}", &combination), "A3B3_s{n}");
+        assert_eq!(substitute_text("{x}{n}{", &combination), "{x}3{");
+        assert_eq!(substitute_text("plain", &combination), "plain");
     }
 
     #[test]

@@ -201,6 +201,8 @@ struct Block<'a> {
     template: String,
     path: YamlPath,
     kind: &'a std::sync::Arc<dyn crate::kind::NodeKind>,
+    /// The kind's parameters, built once per block: a matrix block expands to many nodes.
+    specs: Vec<crate::schema::ParamSpec>,
     variables: Vec<Variable>,
     excluded: Vec<Map<String, Value>>,
     params: Vec<(String, Value)>,
@@ -551,12 +553,12 @@ impl Validator {
                 return None;
             }
         };
-        let specs = kind.params();
         let slots = kind.inputs();
         let mut block = Block {
             template: template.to_string(),
             path: block_path.clone(),
             kind,
+            specs: kind.params(),
             variables: Vec::new(),
             excluded: Vec::new(),
             params: Vec::new(),
@@ -648,10 +650,11 @@ impl Validator {
                     ),
                 },
                 _ => {
-                    if specs.iter().any(|spec| spec.name == key) {
+                    if block.specs.iter().any(|spec| spec.name == key) {
                         block.params.push((key, value));
                     } else {
-                        let candidates = specs
+                        let candidates = block
+                            .specs
                             .iter()
                             .map(|spec| spec.name)
                             .chain(RESERVED_NODE_KEYS.iter().copied());
@@ -659,7 +662,8 @@ impl Validator {
                             Some(format!(
                                 "`{}` takes {}",
                                 kind.name(),
-                                specs
+                                block
+                                    .specs
                                     .iter()
                                     .map(|spec| format!("`{}`", spec.name))
                                     .collect::<Vec<_>>()
@@ -826,7 +830,8 @@ impl Validator {
         let kind = block.kind;
         let node = Some(name);
         let mut params = Map::new();
-        for spec in kind.params() {
+        let specs = &block.specs;
+        for spec in specs {
             if let Some(default) = &spec.default {
                 params.insert(spec.name.to_string(), default.clone());
             }
@@ -834,7 +839,6 @@ impl Validator {
         if let Some(pipeline_defaults) = defaults.get(kind.name()) {
             params.extend(pipeline_defaults.clone());
         }
-        let specs = kind.params();
         for (param, raw) in &block.params {
             let spec = specs
                 .iter()
@@ -863,7 +867,7 @@ impl Validator {
                 }
             }
         }
-        for spec in &specs {
+        for spec in specs {
             let written = block.params.iter().any(|(param, _)| param == spec.name);
             if !params.contains_key(spec.name) && !written {
                 let message = format!(
