@@ -49,6 +49,9 @@ pub fn show(session: &Session, name: &str, out: &mut impl Write) -> Result<u8, F
                 "node `{name}` ({}) is not built: {why}",
                 session.pipeline.nodes[position].kind
             )?;
+            if let Some(key) = node_plan.key.as_deref().and_then(|key| key.parse().ok()) {
+                show_slurm_log(session, &key, out)?;
+            }
             return Ok(exit::BUILD_FAILED);
         }
     };
@@ -261,4 +264,25 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
         live_keys.len()
     )?;
     Ok(exit::SUCCESS)
+}
+
+/// The log of the last Slurm job that tried to build `key`: where it is and how it ends.
+fn show_slurm_log(
+    session: &Session,
+    key: &ContentHash,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let files: Vec<_> = crate::remote::config::user_config_path()
+        .into_iter()
+        .chain([session.project_dir.join("tpipe.toml")])
+        .collect();
+    let config = crate::slurm::ExecutorConfig::load(&files).unwrap_or_default();
+    let logs = crate::slurm::logs_dir(&config.slurm, session.cache.root());
+    if let Some(log) = crate::slurm::latest_log(&logs, key) {
+        writeln!(out, "its last Slurm job's log: {}", log.display())?;
+        for line in crate::slurm::log_tail(&log, 10) {
+            writeln!(out, "  {line}")?;
+        }
+    }
+    Ok(())
 }

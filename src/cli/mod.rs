@@ -3,6 +3,7 @@
 
 mod cache_commands;
 mod exec_node;
+mod executor;
 mod progress;
 mod remote_commands;
 mod table;
@@ -123,6 +124,10 @@ struct RunArgs {
     /// Upload each node to the remote as it finishes.
     #[arg(long)]
     push: bool,
+    /// Where nodes are built: here, or one Slurm job per node over the shared cache (default:
+    /// `executor.default` in tpipe.toml or ~/.config/tpipe/config.toml, else local).
+    #[arg(long, value_enum)]
+    executor: Option<executor::ExecutorArg>,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -391,30 +396,31 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     }
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(cancel.clone());
-    let jobs = args.jobs.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(usize::from)
-            .unwrap_or(2)
-    });
+    let backend = args
+        .backend
+        .map(|backend| format!("{backend:?}").to_lowercase());
+    let runner = executor::choose(session, args.executor, backend.clone())?;
+    let jobs = args.jobs.unwrap_or_else(|| runner.default_jobs());
     let options = RunOptions {
         jobs,
-        // On a CPU, a training uses about one core: run as many as there are jobs.
+        // On a CPU, a training uses about one core: run as many as there are jobs. On a
+        // cluster, Slurm decides what runs at once.
         device_jobs: args.device_jobs.unwrap_or(jobs),
         targets: args.targets,
         force: args.force,
-        build: BuildOptions {
-            backend: args
-                .backend
-                .map(|backend| format!("{backend:?}").to_lowercase()),
-        },
+        build: BuildOptions { backend },
         cancel: cancel.clone(),
         remote: remote.map(|remote| remote as Arc<dyn crate::remote::Remote>),
         push: args.push,
     };
     let observer = progress::TerminalObserver::new(session, &options);
-    let summary: RunSummary =
-        crate::exec::run(session, &options, &observer).map_err(Failure::usage)?;
+    let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
+    let cluster_report = runner.finish();
+    let summary: RunSummary = summary.map_err(Failure::usage)?;
     observer.finish();
+    if let Some(report) = cluster_report {
+        executor::print_report(&report);
+    }
     if args.json {
         serde_json::to_writer_pretty(&mut *stdout, &summary)
             .map_err(|error| Failure::failed(error.to_string()))?;

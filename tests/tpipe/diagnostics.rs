@@ -318,3 +318,50 @@ fn a_transfer_whose_network_differs_from_its_base_is_reported_before_anything_tr
             1 error in the pipeline file"#]],
     );
 }
+
+#[test]
+fn bad_resources_point_at_their_field_in_nodes_and_defaults() {
+    check(
+        r#"defaults:
+  number: { resources: { time: 1h } }
+nodes:
+  a:
+    kind: number
+    value: 1
+    resources:
+      gpu: 1
+      mem: 4 GB
+      gpus: two
+"#,
+        expect![[r#"
+            error: `time` must be a Slurm time limit such as `90`, `2:00:00` or `1-12:00:00`, found "1h"
+             --> pipeline.yaml:2:32
+              |
+            2 |   number: { resources: { time: 1h } }
+              |                                ^^
+              = hint: minutes, or hours:minutes:seconds, optionally after `days-`
+
+            error: unknown resource `gpu` (in node `a`)
+             --> pipeline.yaml:8:7
+              |
+            8 |       gpu: 1
+              |       ^^^
+              = hint: did you mean `gpus`?
+
+            error: `gpus` must be a count or `type:count`, found "two" (in node `a`)
+              --> pipeline.yaml:10:13
+               |
+            10 |       gpus: two
+               |             ^^^
+               = hint: for example `gpus: 1`, `gpus: a100:2` or `gpus: {count: 2, type: a100}`
+
+            error: `mem` must be a size such as `4G` or `500M`, found "4 GB" (in node `a`)
+             --> pipeline.yaml:9:12
+              |
+            9 |       mem: 4 GB
+              |            ^
+              = hint: a whole number with K, M, G or T (megabytes without a suffix)
+
+            4 errors in the pipeline file"#]],
+    );
+}

@@ -15,3 +15,4 @@ mod keys;
 mod processes;
 mod remotes;
 mod reruns;
+mod slurm;

@@ -269,6 +269,7 @@ pub fn build_action(
             pipeline: action.origin.pipeline.clone(),
             all_params: params,
             fetched_from: None,
+            slurm: crate::cache::record::SlurmProvenance::of_this_process(),
         },
     };
     cache

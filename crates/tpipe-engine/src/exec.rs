@@ -146,6 +146,9 @@ pub enum RunError {
 /// One node to build: its action, stored in the cache under its key before the runner is called.
 pub struct NodeJob<'a> {
     pub session: &'a Session,
+    /// The node as the pipeline declares it: a runner reads its `resources`, never its
+    /// parameters (the action has what the build reads).
+    pub node: &'a NodeSpec,
     pub key: ContentHash,
     pub action: &'a Action,
     pub options: &'a BuildOptions,
@@ -158,6 +161,13 @@ pub struct NodeJob<'a> {
 /// shared cache.
 pub trait NodeRunner: Sync {
     fn run_node(&self, job: NodeJob<'_>) -> Result<Record, ActionError>;
+
+    /// Whether `node` is built in this process. Only then does the scheduler hold the node's
+    /// cache lock while it builds: a job elsewhere takes that lock itself (`exec-node`), and
+    /// would wait forever on one held here.
+    fn builds_here(&self, _session: &Session, _node: &NodeSpec) -> bool {
+        true
+    }
 }
 
 pub struct LocalRunner;
@@ -434,9 +444,11 @@ impl<'a> Scheduler<'a> {
             return (NodeStatus::Cancelled, None, key);
         }
         // Another process may be building the same key: wait for it, then use its result.
-        let _lock = match self.session.cache.lock_node(&resolved.key) {
-            Ok(lock) => lock,
-            Err(error) => {
+        let builds_here = self.runner.builds_here(self.session, node);
+        let _lock = match builds_here.then(|| self.session.cache.lock_node(&resolved.key)) {
+            None => None,
+            Some(Ok(lock)) => Some(lock),
+            Some(Err(error)) => {
                 return (
                     NodeStatus::Failed {
                         error: error.to_string(),
@@ -470,6 +482,7 @@ impl<'a> Scheduler<'a> {
         let progress = |progress: Progress| self.observer.node_progress(&node.name, &progress);
         let job = NodeJob {
             session: self.session,
+            node,
             key: resolved.key,
             action: &resolved.action,
             options: &self.options.build,

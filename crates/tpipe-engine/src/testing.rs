@@ -28,6 +28,12 @@ crate::kind_params! {
             in_key: false,
         },
         fail: bool { ty: ParamType::Bool, default: false, doc: "make the build fail" },
+        hog_mb: u64 {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "megabytes to fill and hold while sleeping, to exceed a memory limit",
+            in_key: false,
+        },
         log: String {
             ty: ParamType::Text,
             default: "",
@@ -51,6 +57,8 @@ fn common_build(context: &BuildContext, common: &CommonParams) -> Result<(), Bui
         file.write_all(format!("{}\n", context.node).as_bytes())
             .map_err(BuildError::failed)?;
     }
+    // Filled page by page so the memory is really resident, and held until the build ends.
+    let _hog: Vec<u8> = vec![1; (common.hog_mb as usize) << 20];
     let mut remaining = common.sleep_ms;
     while remaining > 0 {
         if context.is_cancelled() {

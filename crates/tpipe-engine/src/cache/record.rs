@@ -46,6 +46,28 @@ pub struct Provenance {
     /// Set when the record was fetched from a remote instead of built here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched_from: Option<String>,
+    /// Set when the node was built inside a Slurm job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slurm: Option<SlurmProvenance>,
+}
+
+/// The Slurm job a node was built in, and the GPUs Slurm gave it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
+pub struct SlurmProvenance {
+    pub job_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuda_visible_devices: Option<String>,
+}
+
+impl SlurmProvenance {
+    /// The job this process runs in, from the variables Slurm sets in it.
+    pub fn of_this_process() -> Option<SlurmProvenance> {
+        let job_id = std::env::var("SLURM_JOB_ID").ok()?;
+        Some(SlurmProvenance {
+            job_id,
+            cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
+        })
+    }
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]

@@ -24,13 +24,21 @@ use std::path::{Path, PathBuf};
 use serde_json::{Map, Value};
 
 use crate::kind::{KindRegistry, UpstreamSpec};
+use crate::resources::Resources;
 use crate::schema::{nearest_name, show_value, Arity};
 pub use diagnostic::{Diagnostic, SpecErrors};
 use matrix::{Combination, Variable};
 use source_map::{path, Location, PathSegment, SourceMap, YamlPath};
 
 /// The keys a node block may have besides its kind's parameters.
-const RESERVED_NODE_KEYS: &[&str] = &["kind", "matrix", "exclude", "inputs", "publish"];
+const RESERVED_NODE_KEYS: &[&str] = &[
+    "kind",
+    "matrix",
+    "exclude",
+    "inputs",
+    "publish",
+    "resources",
+];
 const TOP_LEVEL_KEYS: &[&str] = &["nodes", "defaults", "cache", "remote"];
 
 /// A validated pipeline: every node expanded, typed, defaulted and connected.
@@ -59,6 +67,9 @@ pub struct NodeSpec {
     pub location: Location,
     /// The YAML block this node came from (its name template when it has a matrix).
     pub block: String,
+    /// What the node asks of the machine that builds it (`resources:`, after the kind's
+    /// `defaults:`). Never part of a key.
+    pub resources: Resources,
 }
 
 impl Pipeline {
@@ -102,6 +113,7 @@ pub fn parse(file: &Path, text: &str, registry: &KindRegistry) -> Result<Pipelin
         lines: text.lines().map(str::to_string).collect(),
         source_map: SourceMap::index(text),
         diagnostics: Vec::new(),
+        resource_defaults: BTreeMap::new(),
     };
     let pipeline = validator.pipeline(text, registry);
     if validator.diagnostics.is_empty() {
@@ -208,6 +220,7 @@ struct Block<'a> {
     params: Vec<(String, Value)>,
     inputs: Vec<(String, Value)>,
     publish: Option<String>,
+    resources: Resources,
 }
 
 /// Per node (by position), its written inputs: slot, the reference as written, where it is.
@@ -218,6 +231,8 @@ struct Validator {
     lines: Vec<String>,
     source_map: SourceMap,
     diagnostics: Vec<Diagnostic>,
+    /// `resources:` under `defaults:`, per kind.
+    resource_defaults: BTreeMap<String, Resources>,
 }
 
 impl Validator {
@@ -417,6 +432,10 @@ impl Validator {
                         .map(|text| PathBuf::from(matrix::substitute_text(text, &combination))),
                     location,
                     block: block.template.clone(),
+                    resources: block.resources.clone().or(self
+                        .resource_defaults
+                        .get(block.kind.name())
+                        .unwrap_or(&Resources::default())),
                 });
             }
         }
@@ -467,6 +486,11 @@ impl Validator {
             let mut normalised = Map::new();
             for (param, value) in params {
                 let param_path = with_key(&kind_path, &param);
+                if param == "resources" {
+                    let resources = self.resources(&param_path, None, &value);
+                    self.resource_defaults.insert(kind_name.clone(), resources);
+                    continue;
+                }
                 match specs.iter().find(|spec| spec.name == param) {
                     None => {
                         let hint = hint_did_you_mean(&param, specs.iter().map(|spec| spec.name));
@@ -493,6 +517,30 @@ impl Validator {
             defaults.insert(kind_name, normalised);
         }
         defaults
+    }
+
+    /// Reads a `resources:` mapping; each problem is reported at the field it concerns.
+    fn resources(&mut self, path: &[PathSegment], node: Option<&str>, value: &Value) -> Resources {
+        match Resources::parse(value) {
+            Ok(resources) => resources,
+            Err(problems) => {
+                for problem in problems {
+                    match &problem.field {
+                        Some(field) if problem.message.starts_with("unknown") => {
+                            self.at_key(&with_key(path, field), node, problem.message, problem.hint)
+                        }
+                        Some(field) => self.at_value(
+                            &with_key(path, field),
+                            node,
+                            problem.message,
+                            problem.hint,
+                        ),
+                        None => self.at_value(path, node, problem.message, problem.hint),
+                    }
+                }
+                Resources::default()
+            }
+        }
     }
 
     fn block<'r>(
@@ -564,6 +612,7 @@ impl Validator {
             params: Vec::new(),
             inputs: Vec::new(),
             publish: None,
+            resources: Resources::default(),
         };
         for (key, value) in json {
             let key_path = with_key(&block_path, &key);
@@ -584,6 +633,7 @@ impl Validator {
                         None,
                     ),
                 },
+                "resources" => block.resources = self.resources(&key_path, node, &value),
                 "publish" => match value {
                     Value::String(text) => block.publish = Some(text),
                     _ => self.at_value(&key_path, node, "`publish` must be a folder path", None),

@@ -1,0 +1,130 @@
+//! The batch script piped to `sbatch`: `#SBATCH` lines, then the `exec-node` command.
+
+use std::path::Path;
+
+use super::{JobCommand, SlurmConfig};
+use crate::resources::Resources;
+
+pub struct JobScript<'a> {
+    pub job_name: &'a str,
+    pub node: &'a str,
+    pub key: &'a str,
+    /// `--output`, with Slurm's `%j` for the job id.
+    pub log_pattern: &'a Path,
+    /// The resources after the executor's defaults.
+    pub resources: &'a Resources,
+    pub config: &'a SlurmConfig,
+    pub command: &'a JobCommand,
+}
+
+/// Quotes a word for `sh`: inside single quotes nothing is special but the quote itself.
+fn quoted(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+pub fn job_script(job: &JobScript) -> String {
+    let mut options: Vec<String> = vec![
+        format!("--job-name={}", job.job_name),
+        format!("--output={}", job.log_pattern.display()),
+        // A requeued job would only find its record and stop; tpipe resubmits what failed.
+        "--no-requeue".to_string(),
+    ];
+    let config = job.config;
+    for (flag, value) in [
+        ("partition", &config.partition),
+        ("account", &config.account),
+        ("qos", &config.qos),
+    ] {
+        if let Some(value) = value {
+            options.push(format!("--{flag}={value}"));
+        }
+    }
+    let resources = job.resources;
+    if let Some(gpus) = resources.gpus.as_ref().filter(|gpus| gpus.count > 0) {
+        options.push(format!("--gpus={}", gpus.sbatch_value()));
+    }
+    if let Some(cpus) = resources.cpus {
+        options.push(format!("--cpus-per-task={cpus}"));
+    }
+    if let Some(mem) = &resources.mem {
+        options.push(format!("--mem={mem}"));
+    }
+    if let Some(time) = &resources.time {
+        options.push(format!("--time={time}"));
+    }
+    options.extend(config.sbatch_args.iter().cloned());
+    let mut script = String::from("#!/bin/sh\n");
+    for option in options {
+        script.push_str("#SBATCH ");
+        script.push_str(&option);
+        script.push('\n');
+    }
+    script.push_str(&format!(
+        "# tpipe: node `{}`, key {}\n",
+        job.node.replace('\n', " "),
+        job.key
+    ));
+    let command = job.command;
+    let mut line = format!(
+        "exec {} exec-node {} --cache {}",
+        quoted(&command.executable.to_string_lossy()),
+        job.key,
+        quoted(&command.cache_dir.to_string_lossy())
+    );
+    if let Some(backend) = &command.backend {
+        line.push_str(&format!(" --backend {}", quoted(backend)));
+    }
+    script.push_str(&line);
+    script.push('\n');
+    script
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn resources_and_settings_become_sbatch_lines_and_paths_are_quoted() {
+        let resources = Resources::parse(
+            &json!({"gpus": "a100:2", "cpus": 4, "mem": "16G", "time": "2:00:00"}),
+        )
+        .unwrap();
+        let config = SlurmConfig {
+            partition: Some("gpu".into()),
+            sbatch_args: vec!["--constraint=ib".into()],
+            ..SlurmConfig::default()
+        };
+        let command = JobCommand {
+            executable: PathBuf::from("/opt/tpipe/bin/tpipe"),
+            cache_dir: PathBuf::from("/shared/it's/cache"),
+            backend: Some("wgpu".into()),
+        };
+        let script = job_script(&JobScript {
+            job_name: "tpipe-0123456789ab",
+            node: "train_baseA",
+            key: "0123456789abcdef",
+            log_pattern: Path::new("/shared/logs/0123456789ab-%j.log"),
+            resources: &resources,
+            config: &config,
+            command: &command,
+        });
+        let expected = "#!/bin/sh
+#SBATCH --job-name=tpipe-0123456789ab
+#SBATCH --output=/shared/logs/0123456789ab-%j.log
+#SBATCH --no-requeue
+#SBATCH --partition=gpu
+#SBATCH --gpus=a100:2
+#SBATCH --cpus-per-task=4
+#SBATCH --mem=16G
+#SBATCH --time=2:00:00
+#SBATCH --constraint=ib
+# tpipe: node `train_baseA`, key 0123456789abcdef
+exec '/opt/tpipe/bin/tpipe' exec-node 0123456789abcdef --cache '/shared/it'\\''s/cache' --backend 'wgpu'
+";
+        assert_eq!(script, expected);
+    }
+}

@@ -1,0 +1,320 @@
+//! Follows this run's Slurm jobs with one `squeue` call per tick for all of them.
+
+use std::collections::{HashMap, HashSet};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use super::SlurmConfig;
+use crate::kind::Progress;
+
+/// States after which a job does nothing more (squeue's `%T`).
+const TERMINAL_STATES: &[&str] = &[
+    "COMPLETED",
+    "CANCELLED",
+    "FAILED",
+    "TIMEOUT",
+    "NODE_FAIL",
+    "OUT_OF_MEMORY",
+    "BOOT_FAIL",
+    "DEADLINE",
+    "PREEMPTED",
+    "REVOKED",
+    "SPECIAL_EXIT",
+];
+
+/// How a followed job ended, as far as Slurm tells.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) enum JobEnd {
+    Finished {
+        state: String,
+        reason: String,
+    },
+    /// No longer listed by `squeue` although it was submitted before the call.
+    Gone,
+    /// `squeue` kept failing for longer than its patience.
+    PollFailed(String),
+    /// This run was interrupted while the job waited.
+    Cancelled,
+}
+
+struct Watch {
+    submitted_at: Instant,
+    state: String,
+}
+
+#[derive(Default)]
+struct State {
+    waiting: HashMap<String, Watch>,
+    ended: HashMap<String, JobEnd>,
+    finished: HashSet<String>,
+    in_queue: usize,
+    squeue_calls: usize,
+    stop: bool,
+    /// Set by a submission: poll soon again instead of backing off.
+    fresh: bool,
+    warnings: Vec<String>,
+}
+
+pub(super) struct Tracker {
+    state: Mutex<State>,
+    changed: Condvar,
+    poller: Mutex<Option<JoinHandle<()>>>,
+    poll_min: Duration,
+    poll_max: Duration,
+    squeue_patience: Duration,
+}
+
+/// A place in Slurm's queue, given back when dropped.
+pub(super) struct QueueSlot<'a>(&'a Tracker);
+
+impl Drop for QueueSlot<'_> {
+    fn drop(&mut self) {
+        self.0.state.lock().unwrap().in_queue -= 1;
+        self.0.changed.notify_all();
+    }
+}
+
+impl Tracker {
+    pub(super) fn start(config: &SlurmConfig) -> Arc<Tracker> {
+        let tracker = Arc::new(Tracker {
+            state: Mutex::new(State::default()),
+            changed: Condvar::new(),
+            poller: Mutex::new(None),
+            poll_min: config.poll_min,
+            poll_max: config.poll_max.max(config.poll_min),
+            squeue_patience: config.squeue_patience,
+        });
+        let polling = tracker.clone();
+        let handle = std::thread::Builder::new()
+            .name("tpipe-squeue".into())
+            .spawn(move || polling.poll_loop())
+            .expect("start the squeue thread");
+        *tracker.poller.lock().unwrap() = Some(handle);
+        tracker
+    }
+
+    /// Waits until fewer than `most` of this run's jobs are queued or running.
+    pub(super) fn queue_slot(&self, most: usize, cancel: &AtomicBool) -> QueueSlot<'_> {
+        let mut state = self.state.lock().unwrap();
+        while state.in_queue >= most && !cancel.load(Ordering::Relaxed) {
+            state = self
+                .changed
+                .wait_timeout(state, Duration::from_millis(200))
+                .unwrap()
+                .0;
+        }
+        state.in_queue += 1;
+        QueueSlot(self)
+    }
+
+    /// Follows job `id` until it ends or `cancel` is set, reporting its state as progress.
+    pub(super) fn wait(
+        &self,
+        id: &str,
+        cancel: &AtomicBool,
+        progress: &(dyn Fn(Progress) + Sync),
+    ) -> JobEnd {
+        let mut state = self.state.lock().unwrap();
+        state.waiting.insert(
+            id.to_string(),
+            Watch {
+                submitted_at: Instant::now(),
+                state: "SUBMITTED".into(),
+            },
+        );
+        state.fresh = true;
+        self.changed.notify_all();
+        let mut shown = String::new();
+        loop {
+            if let Some(end) = state.ended.remove(id) {
+                return end;
+            }
+            if cancel.load(Ordering::Relaxed) {
+                return JobEnd::Cancelled;
+            }
+            if let Some(watch) = state.waiting.get(id) {
+                if watch.state != shown {
+                    shown = watch.state.clone();
+                    progress(Progress {
+                        fraction: 0.0,
+                        message: format!("Slurm job {id} {}", shown.to_lowercase()),
+                    });
+                }
+            }
+            state = self
+                .changed
+                .wait_timeout(state, Duration::from_millis(200))
+                .unwrap()
+                .0;
+        }
+    }
+
+    /// Cancels, with one `scancel`, every followed job that has not ended; returns their ids.
+    pub(super) fn cancel_unfinished(&self) -> Vec<String> {
+        let mut ids: Vec<String> = {
+            let state = self.state.lock().unwrap();
+            state
+                .waiting
+                .keys()
+                .filter(|id| !state.finished.contains(*id))
+                .cloned()
+                .collect()
+        };
+        if ids.is_empty() {
+            return ids;
+        }
+        ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(u64::MAX));
+        let result = Command::new("scancel")
+            .args(&ids)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .output();
+        let problem = match result {
+            Ok(output) if output.status.success() => None,
+            Ok(output) => Some(String::from_utf8_lossy(&output.stderr).trim().to_string()),
+            Err(error) => Some(error.to_string()),
+        };
+        if let Some(problem) = problem {
+            self.state.lock().unwrap().warnings.push(format!(
+                "scancel {} failed: {problem}; cancel them by hand",
+                ids.join(" ")
+            ));
+        }
+        ids
+    }
+
+    /// Stops polling; returns how many `squeue` calls the run made and any warnings.
+    pub(super) fn stop(&self) -> (usize, Vec<String>) {
+        self.state.lock().unwrap().stop = true;
+        self.changed.notify_all();
+        if let Some(handle) = self.poller.lock().unwrap().take() {
+            let _ = handle.join();
+        }
+        let mut state = self.state.lock().unwrap();
+        (state.squeue_calls, std::mem::take(&mut state.warnings))
+    }
+
+    fn poll_loop(&self) {
+        let mut interval = self.poll_min;
+        let mut failing_since: Option<Instant> = None;
+        loop {
+            {
+                let mut state = self.state.lock().unwrap();
+                while !state.stop && state.waiting.len() == state.finished.len() {
+                    state = self.changed.wait(state).unwrap();
+                }
+                if state.stop {
+                    return;
+                }
+                state.squeue_calls += 1;
+                state.fresh = false;
+            }
+            let called_at = Instant::now();
+            let listed = list_jobs();
+            let mut state = self.state.lock().unwrap();
+            let mut anything_changed = false;
+            match listed {
+                Ok(listed) => {
+                    failing_since = None;
+                    let mut ended = Vec::new();
+                    for (id, watch) in state.waiting.iter_mut() {
+                        match listed.get(id) {
+                            Some((job_state, reason)) => {
+                                if TERMINAL_STATES.contains(&job_state.as_str()) {
+                                    ended.push((
+                                        id.clone(),
+                                        JobEnd::Finished {
+                                            state: job_state.clone(),
+                                            reason: reason.clone(),
+                                        },
+                                    ));
+                                } else if watch.state != *job_state {
+                                    watch.state = job_state.clone();
+                                    anything_changed = true;
+                                }
+                            }
+                            // Submitted before this call began, yet not listed: it is gone.
+                            None if watch.submitted_at < called_at => {
+                                ended.push((id.clone(), JobEnd::Gone));
+                            }
+                            None => {}
+                        }
+                    }
+                    for (id, end) in ended {
+                        if state.finished.insert(id.clone()) {
+                            state.ended.insert(id, end);
+                            anything_changed = true;
+                        }
+                    }
+                }
+                Err(error) => {
+                    let since = *failing_since.get_or_insert(called_at);
+                    if since.elapsed() >= self.squeue_patience {
+                        let ids: Vec<String> = state
+                            .waiting
+                            .keys()
+                            .filter(|id| !state.finished.contains(*id))
+                            .cloned()
+                            .collect();
+                        for id in ids {
+                            state.finished.insert(id.clone());
+                            state.ended.insert(id, JobEnd::PollFailed(error.clone()));
+                        }
+                        anything_changed = true;
+                    }
+                }
+            }
+            // Forget what every waiter has collected.
+            let collected: Vec<String> = state
+                .finished
+                .iter()
+                .filter(|id| !state.ended.contains_key(*id))
+                .cloned()
+                .collect();
+            for id in collected {
+                state.waiting.remove(&id);
+                state.finished.remove(&id);
+            }
+            if anything_changed || state.fresh {
+                interval = self.poll_min;
+                self.changed.notify_all();
+            } else {
+                interval = (interval * 2).min(self.poll_max);
+            }
+            // Sleep `interval`, but wake early for a new submission or the end of the run.
+            let deadline = Instant::now() + interval;
+            while !state.stop && !state.fresh {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                state = self.changed.wait_timeout(state, left).unwrap().0;
+            }
+        }
+    }
+}
+
+/// This user's jobs that Slurm still knows, finished ones included: id → (state, reason).
+fn list_jobs() -> Result<HashMap<String, (String, String)>, String> {
+    let output = Command::new("squeue")
+        .args(["--me", "--noheader", "--states=all", "--format=%i|%T|%r"])
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|error| format!("cannot run squeue: {error}"))?;
+    if !output.status.success() {
+        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| {
+            let mut fields = line.trim().splitn(3, '|');
+            let id = fields.next()?.to_string();
+            let state = fields.next()?.to_string();
+            let reason = fields.next().unwrap_or_default().to_string();
+            Some((id, (state, reason)))
+        })
+        .collect())
+}

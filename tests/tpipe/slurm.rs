@@ -1,0 +1,417 @@
+//! `tpipe run --executor slurm` against a real Slurm: each test starts its own one-node
+//! cluster (munged, slurmctld, slurmd with two fake GPUs) under a temporary folder with
+//! `tests/slurm/cluster.sh`, and stops it when done. A missing install fails with the command
+//! that installs it (scripts/test installs it): a test that quietly skipped would hide a broken
+//! executor.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::{tpipe_binary, Project};
+
+const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slurm/cluster.sh");
+
+/// Polls quickly: these jobs take a second, not hours.
+const FAST_POLLING: &str = "[executor.slurm]\npoll_min_seconds = 0.2\npoll_max_seconds = 1\ngpus = true\nrecord_patience_seconds = 5\n";
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    conf: PathBuf,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let dir = tempfile::Builder::new()
+            .prefix("tpipe-slurm-")
+            .tempdir()
+            .expect("temporary folder");
+        let output = Command::new("bash")
+            .arg(CLUSTER_SCRIPT)
+            .arg("start")
+            .arg(dir.path())
+            .output()
+            .expect("run tests/slurm/cluster.sh");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        match output.status.code() {
+            Some(0) => {}
+            Some(2) => panic!("Slurm is not installed; the Slurm executor tests need it (install: `apt-get install -y --no-install-recommends slurmctld slurmd slurm-client munge`, or run scripts/test):\n{stderr}"),
+            _ => panic!("the test cluster did not start:\n{stderr}"),
+        }
+        Cluster {
+            conf: dir.path().join("slurm.conf"),
+            dir,
+        }
+    }
+
+    /// A tpipe command that talks to this cluster, in `project`.
+    fn tpipe(&self, project: &Project, args: &[&str]) -> Command {
+        let mut command = Command::new(tpipe_binary());
+        command
+            .current_dir(project.dir.path())
+            .env("SLURM_CONF", &self.conf)
+            .env("TPIPE_TEST_KINDS", "1")
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        command
+    }
+
+    /// Every job the cluster knows, finished ones included: (id, state, name).
+    fn jobs(&self) -> Vec<(String, String, String)> {
+        let output = Command::new("squeue")
+            .env("SLURM_CONF", &self.conf)
+            .args(["--noheader", "--states=all", "--format=%i|%T|%j"])
+            .output()
+            .expect("run squeue");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|line| {
+                let mut fields = line.trim().split('|');
+                Some((
+                    fields.next()?.to_string(),
+                    fields.next()?.to_string(),
+                    fields.next()?.to_string(),
+                ))
+            })
+            .collect()
+    }
+
+    /// Waits until `count` jobs are RUNNING; returns their ids.
+    fn wait_for_running(&self, count: usize) -> Vec<String> {
+        let started = Instant::now();
+        loop {
+            let running: Vec<String> = self
+                .jobs()
+                .into_iter()
+                .filter(|(_, state, _)| state == "RUNNING")
+                .map(|(id, _, _)| id)
+                .collect();
+            if running.len() >= count {
+                return running;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{count} jobs never ran: {:?}",
+                self.jobs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    fn scancel(&self, id: &str) {
+        let status = Command::new("scancel")
+            .env("SLURM_CONF", &self.conf)
+            .arg(id)
+            .status()
+            .expect("run scancel");
+        assert!(status.success());
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(CLUSTER_SCRIPT)
+            .arg("stop")
+            .arg(self.dir.path())
+            .output();
+    }
+}
+
+fn slurm_project(yaml: &str) -> Project {
+    let project = Project::new(yaml);
+    std::fs::write(project.path("tpipe.toml"), FAST_POLLING).unwrap();
+    project
+}
+
+fn text(output: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The line of the summary table for `node`.
+fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(node))
+        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
+}
+
+fn run_json(command: &mut Command) -> serde_json::Value {
+    let output = command.arg("--json").output().expect("run tpipe");
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|error| panic!("{error}: {stdout}"))
+}
+
+/// Node name → (key, outputs as name → blob) of a run's summary and its cache.
+fn built_outputs(project: &Project, summary: &serde_json::Value) -> Vec<(String, String, String)> {
+    let mut built = Vec::new();
+    for node in summary["nodes"].as_array().unwrap() {
+        let name = node["name"].as_str().unwrap().to_string();
+        let key = node["key"].as_str().unwrap().to_string();
+        let record: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(project.path(&format!("cache/records/{key}.json"))).unwrap(),
+        )
+        .unwrap();
+        built.push((name, key, record["outputs"].to_string()));
+    }
+    built
+}
+
+fn slurm_job_of(project: &Project, key: &str) -> serde_json::Value {
+    let record: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(project.path(&format!("cache/records/{key}.json"))).unwrap(),
+    )
+    .unwrap();
+    record["provenance"]["slurm"].clone()
+}
+
+const SMALL_GRID: &str = "nodes:
+  one: { kind: number, value: 41, resources: { local: false } }
+  two: { kind: number, value: 1, resources: { local: false, gpus: 1, cpus: 1, mem: 200M, time: 5 } }
+  both: { kind: sum, inputs: { items: [one, two] }, offset: 1, resources: { local: false } }
+  last: { kind: sum, inputs: { items: both } }
+";
+
+#[test]
+fn a_grid_through_slurm_builds_what_a_local_run_builds_and_a_second_run_submits_nothing() {
+    let cluster = Cluster::start();
+    let on_slurm = slurm_project(SMALL_GRID);
+    let here = slurm_project(SMALL_GRID);
+    let slurm_summary =
+        run_json(&mut cluster.tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"]));
+    let local_summary = run_json(&mut cluster.tpipe(&here, &["run", "pipeline.yaml"]));
+    assert_eq!(
+        built_outputs(&on_slurm, &slurm_summary),
+        built_outputs(&here, &local_summary)
+    );
+    // Three nodes went to Slurm, the light `last` stayed here; the GPU node got a GPU.
+    assert_eq!(cluster.jobs().len(), 3, "{:?}", cluster.jobs());
+    let key_of = |summary: &serde_json::Value, name: &str| {
+        summary["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|node| node["name"] == name)
+            .unwrap()["key"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let gpu_job = slurm_job_of(&on_slurm, &key_of(&slurm_summary, "two"));
+    assert_eq!(gpu_job["cuda_visible_devices"], "0", "{gpu_job}");
+    assert!(slurm_job_of(&on_slurm, &key_of(&slurm_summary, "one"))["job_id"].is_string());
+    assert!(slurm_job_of(&on_slurm, &key_of(&slurm_summary, "last")).is_null());
+
+    let again = cluster
+        .tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&again);
+    assert!(again.status.success(), "{stderr}");
+    assert!(stdout.contains("4 cached"), "{stdout}");
+    assert!(
+        stderr.contains("slurm: 0 jobs submitted, 0 squeue calls"),
+        "{stderr}"
+    );
+    assert_eq!(cluster.jobs().len(), 3);
+}
+
+#[cfg(feature = "ml")]
+#[test]
+fn the_quick_pipeline_through_slurm_gives_the_keys_and_outputs_of_a_local_run() {
+    let cluster = Cluster::start();
+    let yaml =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/quick.yaml"))
+            .unwrap();
+    // Results go into the project folder, not the repository's.
+    let yaml = yaml.replace("publish: results/quick", "publish: published");
+    let on_slurm = slurm_project(&yaml);
+    let here = slurm_project(&yaml);
+    let slurm_summary =
+        run_json(&mut cluster.tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"]));
+    let local_summary = run_json(&mut cluster.tpipe(&here, &["run", "pipeline.yaml"]));
+    assert_eq!(
+        built_outputs(&on_slurm, &slurm_summary),
+        built_outputs(&here, &local_summary)
+    );
+    let trainings: Vec<&serde_json::Value> = slurm_summary["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|node| node["kind"] == "train" || node["kind"] == "transfer")
+        .collect();
+    assert!(!trainings.is_empty());
+    for node in trainings {
+        let job = slurm_job_of(&on_slurm, node["key"].as_str().unwrap());
+        assert!(
+            job["cuda_visible_devices"].is_string(),
+            "{} asked for a GPU: {job}",
+            node["name"]
+        );
+    }
+}
+
+#[test]
+fn a_job_cancelled_from_outside_fails_its_node_skips_its_dependents_and_the_rest_is_built() {
+    let cluster = Cluster::start();
+    let project = slurm_project(
+        "nodes:
+  slow: { kind: number, value: 1, sleep_ms: 120000, resources: { local: false } }
+  after: { kind: sum, inputs: { items: slow } }
+  other: { kind: number, value: 2 }
+",
+    );
+    let child = cluster
+        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .spawn()
+        .unwrap();
+    let running = cluster.wait_for_running(1);
+    cluster.scancel(&running[0]);
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let slow = summary_line(&stdout, "slow");
+    assert!(slow.contains("failed"), "{slow}");
+    assert!(
+        slow.contains(&format!(
+            "Slurm job {}, CANCELLED was cancelled outside tpipe",
+            running[0]
+        )),
+        "{slow}"
+    );
+    assert!(
+        summary_line(&stdout, "after").contains("skipped"),
+        "{stdout}"
+    );
+    assert!(summary_line(&stdout, "other").contains("built"), "{stdout}");
+}
+
+#[test]
+fn a_job_over_its_memory_fails_with_the_reason_and_the_fix_after_its_retries() {
+    let cluster = Cluster::start();
+    let project = slurm_project(
+        "nodes:
+  greedy: { kind: number, value: 1, hog_mb: 400, sleep_ms: 5000, resources: { local: false, mem: 50M, retries: 1 } }
+",
+    );
+    let output = cluster
+        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = summary_line(&stdout, "greedy");
+    assert!(line.contains("memory"), "{line}");
+    assert!(line.contains("raise `mem` (now 50M)"), "{line}");
+    assert!(line.contains("(after 2 attempts)"), "{line}");
+    assert_eq!(cluster.jobs().len(), 2, "one retry: {:?}", cluster.jobs());
+    // `tpipe show` points at the last job's log and shows how it ended.
+    let show = cluster
+        .tpipe(&project, &["show", "pipeline.yaml", "greedy"])
+        .output()
+        .unwrap();
+    let (shown, _) = text(&show);
+    assert!(shown.contains("its last Slurm job's log: "), "{shown}");
+    assert!(
+        shown.contains("-2.log"),
+        "the second attempt's log: {shown}"
+    );
+    assert!(shown.contains("exceeded memory limit"), "{shown}");
+}
+
+#[test]
+fn a_job_over_its_time_limit_fails_with_the_reason_and_the_fix() {
+    let cluster = Cluster::start();
+    // One minute is Slurm's smallest limit; it kills the job 60-90 s after it starts.
+    let project = slurm_project(
+        "nodes:
+  long: { kind: number, value: 1, sleep_ms: 300000, resources: { local: false, time: 1 } }
+",
+    );
+    let output = cluster
+        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = summary_line(&stdout, "long");
+    assert!(line.contains("TIMEOUT hit its time limit (1)"), "{line}");
+    assert!(line.contains("raise `time`"), "{line}");
+}
+
+#[test]
+fn ctrl_c_cancels_every_job_the_run_submitted() {
+    let cluster = Cluster::start();
+    let project = slurm_project(
+        "nodes:
+  \"slow{i}\": { kind: number, matrix: { i: 1..=3 }, value: \"{i}\", sleep_ms: 120000, resources: { local: false } }
+",
+    );
+    let child = cluster
+        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .spawn()
+        .unwrap();
+    // Two run (the node has two CPUs), the third waits in the queue.
+    cluster.wait_for_running(2);
+    let started = Instant::now();
+    while cluster.jobs().len() < 3 {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            cluster.jobs()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("slurm: cancelled jobs 1 2 3 (scancel)"),
+        "{stderr}"
+    );
+    let started = Instant::now();
+    loop {
+        let jobs = cluster.jobs();
+        if jobs.iter().all(|(_, state, _)| state == "CANCELLED") {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "jobs left: {jobs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn resources_never_change_a_key() {
+    let plain = Project::new("nodes:\n  one: { kind: number, value: 1 }\n");
+    let with_resources = Project::new(
+        "defaults:\n  number: { resources: { time: 60 } }\nnodes:\n  one: { kind: number, value: 1, resources: { gpus: a100:2, cpus: 8, mem: 64G, retries: 3, local: false } }\n",
+    );
+    let key = |project: &Project| project.plan().nodes[0].key.clone().unwrap();
+    assert_eq!(key(&plain), key(&with_resources));
+    let session = with_resources.session();
+    let resources = &session.pipeline.nodes[0].resources;
+    assert_eq!(
+        resources.time.as_deref(),
+        Some("60"),
+        "the kind's default applies"
+    );
+    assert_eq!(resources.gpus.as_ref().unwrap().sbatch_value(), "a100:2");
+}
