@@ -136,3 +136,55 @@ fn pull_missing_inputs(
     }
     Ok(())
 }
+
+/// `tpipe exec-pipeline-node FILE --snapshot HASH --node NAME`: builds one node of a pipeline
+/// text stored in the cache, read as if it were FILE (so relative paths and the project folder
+/// are FILE's). A detached job runs this for a node whose key depends on inputs that were not
+/// built when it was submitted; by the time it starts they are (`afterok`).
+pub fn exec_pipeline_node(
+    file: &Path,
+    snapshot: &str,
+    node: &str,
+    cache_dir: &Path,
+    backend: Option<String>,
+    registry: KindRegistry,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let cache = super::open_cache(cache_dir)?;
+    let snapshot: ContentHash = snapshot
+        .parse()
+        .map_err(|error| Failure::usage(format!("--snapshot: {error}")))?;
+    let bytes = cache.read_blob(&snapshot).map_err(|error| {
+        Failure::failed(format!(
+            "the pipeline snapshot is not in the cache: {error}"
+        ))
+    })?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Failure::failed("the pipeline snapshot is not UTF-8 text"))?;
+    let pipeline = crate::spec::parse(file, &text, &registry).map_err(Failure::usage)?;
+    let graph = crate::graph::PipelineGraph::build(&pipeline).map_err(Failure::usage)?;
+    let project_dir = crate::session::project_dir_of(file);
+    let session = crate::session::Session::new(pipeline, graph, registry, cache, project_dir);
+    let options = crate::exec::RunOptions {
+        jobs: 1,
+        device_jobs: 1,
+        targets: vec![node.to_string()],
+        build: BuildOptions { backend },
+        ..crate::exec::RunOptions::default()
+    };
+    let summary =
+        crate::exec::run(&session, &options, &crate::exec::Quiet).map_err(Failure::usage)?;
+    for outcome in &summary.nodes {
+        let detail = match &outcome.status {
+            crate::exec::NodeStatus::Failed { error } => format!(": {error}"),
+            crate::exec::NodeStatus::Skipped { after } => format!(" (needs `{after}`)"),
+            _ => String::new(),
+        };
+        writeln!(out, "{} {}{detail}", outcome.status.word(), outcome.name)?;
+    }
+    Ok(if summary.all_succeeded() {
+        exit::SUCCESS
+    } else {
+        exit::BUILD_FAILED
+    })
+}

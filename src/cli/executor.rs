@@ -1,11 +1,21 @@
 //! `tpipe run --executor local|slurm`: which runner builds the nodes.
 
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::sync::Arc;
+
 use clap::ValueEnum;
 
+use crate::cache::Lookup;
 use crate::exec::{LocalRunner, NodeRunner};
+use crate::plan::{Plan, PlanStatus};
 use crate::remote::config::user_config_path;
-use crate::session::Session;
-use crate::slurm::{ExecutorChoice, ExecutorConfig, JobCommand, SlurmReport, SlurmRunner};
+use crate::session::{ResolvedKey, Session, Walked};
+use crate::slurm::detached::DetachedJobs;
+use crate::slurm::{
+    exec_node_line, exec_pipeline_node_line, ExecutorChoice, ExecutorConfig, JobCommand,
+    SlurmReport, SlurmRunner,
+};
 
 use super::Failure;
 
@@ -117,4 +127,156 @@ pub fn print_report(report: &SlurmReport) {
     for warning in &report.warnings {
         eprintln!("warning: slurm: {warning}");
     }
+}
+
+impl Runner {
+    /// A Slurm run waits for the jobs the last `--detach` of this pipeline submitted.
+    pub fn attach_detached(&self, session: &Session) {
+        if let Runner::Slurm(runner) = self {
+            let detached = DetachedJobs::load(&session.cache, &session.pipeline_id);
+            runner.attach(detached.jobs);
+        }
+    }
+
+    /// After a run that built everything, the detached jobs are history.
+    pub fn forget_detached(&self, session: &Session) {
+        if let Runner::Slurm(_) = self {
+            DetachedJobs::remove(&session.cache, &session.pipeline_id);
+        }
+    }
+}
+
+/// `run --detach`: submits every node still to build, each after its inputs' jobs, records the
+/// job ids for `plan` and a later `run`, and returns.
+pub fn detach(
+    session: &Session,
+    runner: &Runner,
+    targets: &[String],
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
+    let Runner::Slurm(runner) = runner else {
+        return Err(Failure::usage(
+            "`--detach` needs the Slurm executor (hint: add `--executor slurm`)",
+        ));
+    };
+    let selection = session.selection(targets).map_err(Failure::usage)?;
+    // Jobs whose key is known only later read the pipeline as it is now, not as it is edited.
+    let snapshot = session
+        .cache
+        .put_blob(session.pipeline.text.as_bytes())
+        .map_err(|error| Failure::failed(error.to_string()))?
+        .blob;
+    let pipeline_file = std::fs::canonicalize(&session.pipeline.file)
+        .map_err(|error| Failure::failed(format!("cannot resolve the pipeline file: {error}")))?;
+    let lookup = |_: &crate::spec::NodeSpec, resolved: &ResolvedKey| {
+        let found = match session.cache.lookup_head(&resolved.key) {
+            Lookup::Hit(record) => Some(Arc::from(record)),
+            _ => None,
+        };
+        Ok::<_, std::convert::Infallible>((found, ()))
+    };
+    let Ok(mut walked) = session.walk_keys(&selection, &lookup, None);
+    let mut jobs: BTreeMap<String, String> = BTreeMap::new();
+    let mut rows = Vec::new();
+    for position in selection {
+        let node = &session.pipeline.nodes[position];
+        let (exec_line, log_name) = match walked.remove(&position).expect("every node is walked") {
+            Walked::Resolved {
+                record: Some(_), ..
+            } => continue,
+            Walked::Resolved { resolved, .. } => {
+                session
+                    .cache
+                    .write_action(&resolved.key, &resolved.action)
+                    .map_err(|error| Failure::failed(error.to_string()))?;
+                let key = resolved.key.to_hex();
+                (
+                    exec_node_line(runner.command(), &key),
+                    key[..12].to_string(),
+                )
+            }
+            Walked::After { .. } => (
+                exec_pipeline_node_line(
+                    runner.command(),
+                    &pipeline_file,
+                    &snapshot.to_hex(),
+                    &node.name,
+                ),
+                node.name.clone(),
+            ),
+            Walked::Failed { error } => {
+                return Err(Failure::failed(format!(
+                    "node `{}`: {error}; nothing was submitted after it",
+                    node.name
+                )))
+            }
+        };
+        let after: Vec<String> = node
+            .inputs
+            .values()
+            .flatten()
+            .filter_map(|input| jobs.get(input).cloned())
+            .collect();
+        let id = runner
+            .submit_detached(session, node, &exec_line, &log_name, &after)
+            .map_err(|error| Failure::failed(format!("node `{}`: {error}", node.name)))?;
+        rows.push(format!("{:<24} job {id}", node.name));
+        jobs.insert(node.name.clone(), id);
+    }
+    let detached = DetachedJobs {
+        pipeline: session.pipeline.file.display().to_string(),
+        jobs,
+    };
+    detached
+        .save(&session.cache, &session.pipeline_id)
+        .map_err(Failure::failed)?;
+    for row in &rows {
+        writeln!(out, "{row}")?;
+    }
+    writeln!(
+        out,
+        "\n{} job{} submitted; `tpipe plan` shows them, and `tpipe run --executor slurm` waits for them",
+        rows.len(),
+        if rows.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(super::exit::SUCCESS)
+}
+
+/// After `plan`'s table: the nodes still to build that a detached job is working on.
+pub fn write_detached_jobs(
+    session: &Session,
+    planned: &Plan,
+    out: &mut impl Write,
+) -> std::io::Result<()> {
+    let detached = DetachedJobs::load(&session.cache, &session.pipeline_id);
+    if detached.jobs.is_empty() {
+        return Ok(());
+    }
+    let states = match crate::slurm::job_states() {
+        Ok(states) => states,
+        Err(error) => {
+            writeln!(out, "\n(detached Slurm jobs: squeue failed: {error})")?;
+            return Ok(());
+        }
+    };
+    let mut lines = Vec::new();
+    for node in &planned.nodes {
+        if node.status == PlanStatus::Cached {
+            continue;
+        }
+        if let Some(id) = detached.jobs.get(&node.name) {
+            let state = states
+                .get(id)
+                .map(|(state, _)| state.as_str())
+                .unwrap_or("no longer in squeue");
+            lines.push(format!("  {:<24} job {id} {state}", node.name));
+        }
+    }
+    if !lines.is_empty() {
+        writeln!(out, "\non Slurm (from `run --detach`):")?;
+        for line in lines {
+            writeln!(out, "{line}")?;
+        }
+    }
+    Ok(())
 }

@@ -93,6 +93,20 @@ enum Command {
         #[arg(long)]
         push: bool,
     },
+    /// Build node NODE of a pipeline text stored in the cache (`--snapshot`), read as if it
+    /// were FILE: what a job of `run --detach` runs for a node whose key is known only once
+    /// its inputs are built.
+    #[command(hide = true)]
+    ExecPipelineNode {
+        file: PathBuf,
+        /// The stored pipeline text's content hash.
+        #[arg(long)]
+        snapshot: String,
+        #[arg(long)]
+        node: String,
+        #[arg(long, value_enum)]
+        backend: Option<BackendArg>,
+    },
 }
 
 #[derive(clap::Args, Debug)]
@@ -128,6 +142,10 @@ struct RunArgs {
     /// `executor.default` in tpipe.toml or ~/.config/tpipe/config.toml, else local).
     #[arg(long, value_enum)]
     executor: Option<executor::ExecutorArg>,
+    /// With the Slurm executor: submit every node still to build, each after the jobs of its
+    /// inputs (`afterok`), and return at once. A later `run` waits for those jobs.
+    #[arg(long)]
+    detach: bool,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -257,6 +275,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                 writeln!(stdout)?;
             } else {
                 table::write_plan(&mut stdout, &planned)?;
+                executor::write_detached_jobs(&session, &planned, &mut stdout)?;
             }
             Ok(if planned.count(PlanStatus::Error) > 0 {
                 exit::BUILD_FAILED
@@ -346,6 +365,24 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             };
             exec_node::exec_node(&request, &registry, &mut stdout)
         }
+        Command::ExecPipelineNode {
+            file,
+            snapshot,
+            node,
+            backend,
+        } => {
+            let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
+            let backend = backend.map(|backend| format!("{backend:?}").to_lowercase());
+            exec_node::exec_pipeline_node(
+                &file,
+                &snapshot,
+                &node,
+                &cache_dir,
+                backend,
+                registry,
+                &mut stdout,
+            )
+        }
     }
 }
 
@@ -400,6 +437,10 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         .backend
         .map(|backend| format!("{backend:?}").to_lowercase());
     let runner = executor::choose(session, args.executor, backend.clone())?;
+    if args.detach {
+        return executor::detach(session, &runner, &args.targets, stdout);
+    }
+    runner.attach_detached(session);
     let jobs = args.jobs.unwrap_or_else(|| runner.default_jobs());
     let options = RunOptions {
         jobs,
@@ -416,6 +457,9 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     let observer = progress::TerminalObserver::new(session, &options);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
     let cluster_report = runner.finish();
+    if summary.as_ref().is_ok_and(RunSummary::all_succeeded) {
+        runner.forget_detached(session);
+    }
     let summary: RunSummary = summary.map_err(Failure::usage)?;
     observer.finish();
     if let Some(report) = cluster_report {

@@ -399,6 +399,69 @@ fn ctrl_c_cancels_every_job_the_run_submitted() {
 }
 
 #[test]
+fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
+    let cluster = Cluster::start();
+    let project = slurm_project(
+        "nodes:
+  one: { kind: number, value: 1, sleep_ms: 10000 }
+  two: { kind: sum, inputs: { items: one }, offset: 1 }
+  three: { kind: sum, inputs: { items: two }, offset: 1 }
+",
+    );
+    let detached = cluster
+        .tpipe(
+            &project,
+            &["run", "pipeline.yaml", "--executor", "slurm", "--detach"],
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&detached);
+    assert!(detached.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("3 jobs submitted"), "{stdout}");
+    // Every node went to Slurm, each after its input's job; nothing is built yet.
+    assert_eq!(cluster.jobs().len(), 3, "{:?}", cluster.jobs());
+    let plan = cluster
+        .tpipe(&project, &["plan", "pipeline.yaml"])
+        .output()
+        .unwrap();
+    let (planned, _) = text(&plan);
+    assert!(
+        planned.contains("on Slurm (from `run --detach`):"),
+        "{planned}"
+    );
+    for (node, job) in [("one", "1"), ("two", "2"), ("three", "3")] {
+        assert!(
+            planned
+                .lines()
+                .any(|line| line.split_whitespace().take(3).eq([node, "job", job])),
+            "{node} as job {job}: {planned}"
+        );
+    }
+    let attached = cluster
+        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&attached);
+    assert!(attached.status.success(), "{stdout}\n{stderr}");
+    assert!(stderr.contains("slurm: 0 jobs submitted"), "{stderr}");
+    assert!(summary_line(&stdout, "three").contains("= 3"), "{stdout}");
+    let jobs = cluster.jobs();
+    assert_eq!(jobs.len(), 3, "nothing submitted again: {jobs:?}");
+    assert!(
+        jobs.iter().all(|(_, state, _)| state == "COMPLETED"),
+        "{jobs:?}"
+    );
+    let again = cluster
+        .tpipe(&project, &["plan", "pipeline.yaml"])
+        .output()
+        .unwrap();
+    assert!(
+        !text(&again).0.contains("on Slurm"),
+        "the jobs are forgotten once built"
+    );
+}
+
+#[test]
 fn resources_never_change_a_key() {
     let plain = Project::new("nodes:\n  one: { kind: number, value: 1 }\n");
     let with_resources = Project::new(

@@ -14,6 +14,7 @@
 //!   one `scancel`.
 
 pub mod config;
+pub mod detached;
 mod script;
 mod tracker;
 
@@ -32,7 +33,7 @@ use crate::session::Session;
 use crate::spec::NodeSpec;
 
 pub use config::{ExecutorChoice, ExecutorConfig, SlurmConfig};
-pub use script::job_script;
+pub use script::{exec_node_line, exec_pipeline_node_line, job_script};
 use tracker::{JobEnd, Tracker};
 
 /// What each job runs: this tpipe binary's `exec-node` over the shared cache.
@@ -61,6 +62,8 @@ pub struct SlurmRunner {
     logs: PathBuf,
     tracker: Arc<Tracker>,
     submitted: Mutex<Vec<String>>,
+    /// Jobs an earlier `--detach` submitted, by node: waited for instead of submitted again.
+    attached: Mutex<std::collections::BTreeMap<String, String>>,
 }
 
 impl SlurmRunner {
@@ -89,7 +92,48 @@ impl SlurmRunner {
             logs,
             tracker,
             submitted: Mutex::new(Vec::new()),
+            attached: Mutex::new(Default::default()),
         })
+    }
+
+    /// Waits for these jobs of an earlier `--detach` (node → job id) instead of submitting
+    /// their nodes again.
+    pub fn attach(&self, jobs: std::collections::BTreeMap<String, String>) {
+        *self.attached.lock().unwrap() = jobs;
+    }
+
+    pub fn config(&self) -> &SlurmConfig {
+        &self.config
+    }
+
+    pub fn command(&self) -> &JobCommand {
+        &self.command
+    }
+
+    /// Submits one job for `node` that runs `exec_line` after the jobs `after` complete, and
+    /// returns its id (`--detach`). Its log is `<log_name>-<id>.log`.
+    pub fn submit_detached(
+        &self,
+        session: &Session,
+        node: &NodeSpec,
+        exec_line: &str,
+        log_name: &str,
+        after: &[String],
+    ) -> Result<String, String> {
+        let uses_device = session.kind_of(node).uses_device();
+        let resources = self.job_resources(&node.resources, uses_device);
+        let script = job_script(&script::JobScript {
+            job_name: &format!("tpipe-{log_name}"),
+            node: &node.name,
+            exec_line,
+            after,
+            log_pattern: &self.logs.join(format!("{log_name}-%j.log")),
+            resources: &resources,
+            config: &self.config,
+        });
+        let id = self.submit(&script)?;
+        self.submitted.lock().unwrap().push(id.clone());
+        Ok(id)
     }
 
     /// How many of this run's jobs may be in Slurm's queue at once.
@@ -180,16 +224,35 @@ impl SlurmRunner {
         let key_prefix = &job.key.to_hex()[..12];
         let attempts = 1 + resources.retries.unwrap_or(0);
         let mut last_error = String::new();
+        // A job an earlier `--detach` submitted for this node: follow it first.
+        let detached = self.attached.lock().unwrap().remove(node.as_str());
+        if let Some(id) = detached {
+            (job.progress)(Progress {
+                fraction: 0.0,
+                message: format!("Slurm job {id} (detached)"),
+            });
+            let end = self.tracker.wait(&id, job.cancel, job.progress);
+            if end == JobEnd::Cancelled {
+                return Err(BuildError::Cancelled.into());
+            }
+            if let Some(record) =
+                wait_for_record(&job.session.cache, job, self.config.record_patience, &end)
+            {
+                return Ok(record);
+            }
+            // It ended without this node's record: build it as if never submitted.
+        }
+        let exec_line = exec_node_line(&self.command, &job.key.to_hex());
         for attempt in 1..=attempts {
             let log_pattern = self.logs.join(format!("{key_prefix}-%j.log"));
             let script = job_script(&script::JobScript {
                 job_name: &format!("tpipe-{key_prefix}"),
                 node,
-                key: &job.key.to_hex(),
+                exec_line: &exec_line,
+                after: &[],
                 log_pattern: &log_pattern,
                 resources,
                 config: &self.config,
-                command: &self.command,
             });
             let _slot = self.tracker.queue_slot(self.config.max_jobs, job.cancel);
             if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
@@ -245,13 +308,23 @@ impl NodeRunner for SlurmRunner {
     }
 
     /// A node stays on the submitting machine when its `resources:` say `local: true`, or
-    /// when its kind does not use the compute device and light kinds stay local.
+    /// when its kind does not use the compute device and light kinds stay local, unless a
+    /// detached job is building it.
     fn builds_here(&self, session: &Session, node: &NodeSpec) -> bool {
+        // A detached job is already on its way for this node, light or not: wait for it.
+        if self.attached.lock().unwrap().contains_key(&node.name) {
+            return false;
+        }
         let uses_device = session.kind_of(node).uses_device();
         node.resources
             .local
             .unwrap_or(!uses_device && self.config.light_kinds_local)
     }
+}
+
+/// The state and reason of every job of this user that Slurm still knows (finished ones too).
+pub fn job_states() -> Result<std::collections::HashMap<String, (String, String)>, String> {
+    tracker::list_jobs()
 }
 
 /// The folder job logs go to for the cache at `cache_dir`.

@@ -8,13 +8,16 @@ use crate::resources::Resources;
 pub struct JobScript<'a> {
     pub job_name: &'a str,
     pub node: &'a str,
-    pub key: &'a str,
+    /// What the job runs: [`exec_node_line`] or [`exec_pipeline_node_line`].
+    pub exec_line: &'a str,
+    /// Jobs that must complete first (`--dependency=afterok:…`); a dependent of a failed job
+    /// is cancelled by Slurm rather than left pending for ever.
+    pub after: &'a [String],
     /// `--output`, with Slurm's `%j` for the job id.
     pub log_pattern: &'a Path,
     /// The resources after the executor's defaults.
     pub resources: &'a Resources,
     pub config: &'a SlurmConfig,
-    pub command: &'a JobCommand,
 }
 
 /// Quotes a word for `sh`: inside single quotes nothing is special but the quote itself.
@@ -52,6 +55,10 @@ pub fn job_script(job: &JobScript) -> String {
     if let Some(time) = &resources.time {
         options.push(format!("--time={time}"));
     }
+    if !job.after.is_empty() {
+        options.push(format!("--dependency=afterok:{}", job.after.join(":")));
+        options.push("--kill-on-invalid-dep=yes".to_string());
+    }
     options.extend(config.sbatch_args.iter().cloned());
     let mut script = String::from("#!/bin/sh\n");
     for option in options {
@@ -60,23 +67,48 @@ pub fn job_script(job: &JobScript) -> String {
         script.push('\n');
     }
     script.push_str(&format!(
-        "# tpipe: node `{}`, key {}\n",
-        job.node.replace('\n', " "),
-        job.key
+        "# tpipe: node `{}`\n",
+        job.node.replace('\n', " ")
     ));
-    let command = job.command;
+    script.push_str(job.exec_line);
+    script.push('\n');
+    script
+}
+
+/// Builds the stored action `key`: for a node whose inputs are all built, so its key is known.
+pub fn exec_node_line(command: &JobCommand, key: &str) -> String {
     let mut line = format!(
-        "exec {} exec-node {} --cache {}",
+        "exec {} exec-node {key} --cache {}",
         quoted(&command.executable.to_string_lossy()),
-        job.key,
         quoted(&command.cache_dir.to_string_lossy())
     );
+    push_backend(&mut line, command);
+    line
+}
+
+/// Builds node `node` of the pipeline text stored in the cache as blob `snapshot`, read as if
+/// it were `pipeline`: for a detached node whose key is known only once its inputs are built.
+pub fn exec_pipeline_node_line(
+    command: &JobCommand,
+    pipeline: &Path,
+    snapshot: &str,
+    node: &str,
+) -> String {
+    let mut line = format!(
+        "exec {} exec-pipeline-node {} --snapshot {snapshot} --node {} --cache {}",
+        quoted(&command.executable.to_string_lossy()),
+        quoted(&pipeline.to_string_lossy()),
+        quoted(node),
+        quoted(&command.cache_dir.to_string_lossy())
+    );
+    push_backend(&mut line, command);
+    line
+}
+
+fn push_backend(line: &mut String, command: &JobCommand) {
     if let Some(backend) = &command.backend {
         line.push_str(&format!(" --backend {}", quoted(backend)));
     }
-    script.push_str(&line);
-    script.push('\n');
-    script
 }
 
 #[cfg(test)]
@@ -106,11 +138,11 @@ mod tests {
         let script = job_script(&JobScript {
             job_name: "tpipe-0123456789ab",
             node: "train_baseA",
-            key: "0123456789abcdef",
+            exec_line: &exec_node_line(&command, "0123456789abcdef"),
+            after: &["12".to_string(), "13".to_string()],
             log_pattern: Path::new("/shared/logs/0123456789ab-%j.log"),
             resources: &resources,
             config: &config,
-            command: &command,
         });
         let expected = "#!/bin/sh
 #SBATCH --job-name=tpipe-0123456789ab
@@ -121,8 +153,10 @@ mod tests {
 #SBATCH --cpus-per-task=4
 #SBATCH --mem=16G
 #SBATCH --time=2:00:00
+#SBATCH --dependency=afterok:12:13
+#SBATCH --kill-on-invalid-dep=yes
 #SBATCH --constraint=ib
-# tpipe: node `train_baseA`, key 0123456789abcdef
+# tpipe: node `train_baseA`
 exec '/opt/tpipe/bin/tpipe' exec-node 0123456789abcdef --cache '/shared/it'\\''s/cache' --backend 'wgpu'
 ";
         assert_eq!(script, expected);

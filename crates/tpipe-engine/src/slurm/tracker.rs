@@ -298,7 +298,7 @@ impl Tracker {
 }
 
 /// This user's jobs that Slurm still knows, finished ones included: id → (state, reason).
-fn list_jobs() -> Result<HashMap<String, (String, String)>, String> {
+pub(super) fn list_jobs() -> Result<HashMap<String, (String, String)>, String> {
     let output = Command::new("squeue")
         .args(["--me", "--noheader", "--states=all", "--format=%i|%T|%r"])
         .stdin(Stdio::null())
