@@ -145,6 +145,30 @@ fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
 }
 
+/// Runs the project's pipeline through Slurm, which must succeed; returns stdout and stderr.
+fn run_through_slurm(cluster: &Cluster, project: &Project) -> (String, String) {
+    let output = cluster
+        .tpipe(project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    (stdout, stderr)
+}
+
+/// Runs `yaml` through Slurm, which must fail; returns the project and `node`'s summary line.
+fn run_expecting_failure(cluster: &Cluster, yaml: &str, node: &str) -> (Project, String) {
+    let project = slurm_project(yaml);
+    let output = cluster
+        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = summary_line(&stdout, node).to_string();
+    (project, line)
+}
+
 fn run_json(command: &mut Command) -> serde_json::Value {
     let output = command.arg("--json").output().expect("run tpipe");
     let (stdout, stderr) = text(&output);
@@ -212,12 +236,7 @@ fn a_grid_through_slurm_builds_what_a_local_run_builds_and_a_second_run_submits_
     assert!(slurm_job_of(&on_slurm, &key_of(&slurm_summary, "one"))["job_id"].is_string());
     assert!(slurm_job_of(&on_slurm, &key_of(&slurm_summary, "last")).is_null());
 
-    let again = cluster
-        .tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&again);
-    assert!(again.status.success(), "{stderr}");
+    let (stdout, stderr) = run_through_slurm(&cluster, &on_slurm);
     assert!(stdout.contains("4 cached"), "{stdout}");
     assert!(
         stderr.contains("slurm: 0 jobs submitted, 0 squeue calls"),
@@ -299,18 +318,13 @@ fn a_job_cancelled_from_outside_fails_its_node_skips_its_dependents_and_the_rest
 #[test]
 fn a_job_over_its_memory_fails_with_the_reason_and_the_fix_after_its_retries() {
     let cluster = Cluster::start();
-    let project = slurm_project(
+    let (project, line) = run_expecting_failure(
+        &cluster,
         "nodes:
   greedy: { kind: number, value: 1, hog_mb: 400, sleep_ms: 5000, resources: { local: false, mem: 50M, retries: 1 } }
 ",
+        "greedy",
     );
-    let output = cluster
-        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    let line = summary_line(&stdout, "greedy");
     assert!(line.contains("memory"), "{line}");
     assert!(line.contains("raise `mem` (now 50M)"), "{line}");
     assert!(line.contains("(after 2 attempts)"), "{line}");
@@ -333,18 +347,13 @@ fn a_job_over_its_memory_fails_with_the_reason_and_the_fix_after_its_retries() {
 fn a_job_over_its_time_limit_fails_with_the_reason_and_the_fix() {
     let cluster = Cluster::start();
     // One minute is Slurm's smallest limit; it kills the job 60-90 s after it starts.
-    let project = slurm_project(
+    let (_, line) = run_expecting_failure(
+        &cluster,
         "nodes:
   long: { kind: number, value: 1, sleep_ms: 300000, resources: { local: false, time: 1 } }
 ",
+        "long",
     );
-    let output = cluster
-        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
-    let line = summary_line(&stdout, "long");
     assert!(line.contains("TIMEOUT hit its time limit (1)"), "{line}");
     assert!(line.contains("raise `time`"), "{line}");
 }
@@ -437,12 +446,7 @@ fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
             "{node} as job {job}: {planned}"
         );
     }
-    let attached = cluster
-        .tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"])
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&attached);
-    assert!(attached.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = run_through_slurm(&cluster, &project);
     assert!(stderr.contains("slurm: 0 jobs submitted"), "{stderr}");
     assert!(summary_line(&stdout, "three").contains("= 3"), "{stdout}");
     let jobs = cluster.jobs();

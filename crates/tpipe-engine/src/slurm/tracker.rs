@@ -58,6 +58,17 @@ struct State {
     warnings: Vec<String>,
 }
 
+impl State {
+    /// Followed jobs whose end is not known yet.
+    fn unfinished(&self) -> Vec<String> {
+        self.waiting
+            .keys()
+            .filter(|id| !self.finished.contains(*id))
+            .cloned()
+            .collect()
+    }
+}
+
 pub(super) struct Tracker {
     state: Mutex<State>,
     changed: Condvar,
@@ -154,15 +165,7 @@ impl Tracker {
 
     /// Cancels, with one `scancel`, every followed job that has not ended; returns their ids.
     pub(super) fn cancel_unfinished(&self) -> Vec<String> {
-        let mut ids: Vec<String> = {
-            let state = self.state.lock().unwrap();
-            state
-                .waiting
-                .keys()
-                .filter(|id| !state.finished.contains(*id))
-                .cloned()
-                .collect()
-        };
+        let mut ids = self.state.lock().unwrap().unfinished();
         if ids.is_empty() {
             return ids;
         }
@@ -253,13 +256,7 @@ impl Tracker {
                 Err(error) => {
                     let since = *failing_since.get_or_insert(called_at);
                     if since.elapsed() >= self.squeue_patience {
-                        let ids: Vec<String> = state
-                            .waiting
-                            .keys()
-                            .filter(|id| !state.finished.contains(*id))
-                            .cloned()
-                            .collect();
-                        for id in ids {
+                        for id in state.unfinished() {
                             state.finished.insert(id.clone());
                             state.ended.insert(id, JobEnd::PollFailed(error.clone()));
                         }
