@@ -7,7 +7,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
 use crate::action::{build_action, ActionError, ActionRun};
-use crate::cache::{Cache, Lookup};
+use crate::cache::Lookup;
 use crate::hash::ContentHash;
 use crate::kind::{BuildOptions, KindRegistry, Progress};
 use crate::remote::Remote;
@@ -21,6 +21,9 @@ pub struct ExecNodeRequest<'a> {
     pub remote: &'a remote_commands::RemoteArgs,
     /// Upload the built node to the remote.
     pub push: bool,
+    /// The action as JSON in this file (`-`: stdin), stored in the cache before the build: a
+    /// job whose cache starts empty (node-local scratch) gets its action this way.
+    pub action_file: Option<&'a Path>,
 }
 
 pub fn exec_node(
@@ -34,6 +37,9 @@ pub fn exec_node(
         ))
     })?;
     let cache = super::open_cache(request.cache_dir)?;
+    if let Some(file) = request.action_file {
+        store_given_action(&cache, &key, file)?;
+    }
     let remote = remote_commands::choose_remote(request.remote, Path::new("."), None)?;
     // A record already there means another job (or a requeue) built it: nothing to do.
     if let Lookup::Hit(record) = cache.lookup(&key) {
@@ -50,7 +56,9 @@ pub fn exec_node(
             })
         })?;
     if let Some(remote) = &remote {
-        pull_missing_inputs(&action, &cache, remote.as_ref(), out)?;
+        for line in crate::remote::fetch_missing_inputs(&action, &cache, remote.as_ref()) {
+            writeln!(out, "{line}")?;
+        }
     }
     let _lock = cache
         .lock_node(&key)
@@ -100,41 +108,6 @@ pub fn exec_node(
         record.provenance.duration_seconds
     )?;
     Ok(exit::SUCCESS)
-}
-
-/// Fetches from the remote every upstream entry whose blobs this action reads and the cache
-/// lacks, so a job on a fresh machine needs only the action.
-fn pull_missing_inputs(
-    action: &crate::action::Action,
-    cache: &Cache,
-    remote: &dyn Remote,
-    out: &mut impl Write,
-) -> Result<(), Failure> {
-    for (slot, inputs) in &action.inputs {
-        for (index, input) in inputs.iter().enumerate() {
-            let complete = input
-                .outputs
-                .values()
-                .all(|reference| cache.blob_is_intact(reference).unwrap_or(false));
-            if complete {
-                continue;
-            }
-            let Some(upstream) = action.upstream(slot, index) else {
-                continue;
-            };
-            match remote.fetch(&upstream.key, cache) {
-                Ok(true) => writeln!(
-                    out,
-                    "fetched input `{}` from {}",
-                    upstream.node,
-                    remote.describe()
-                )?,
-                Ok(false) => {}
-                Err(error) => writeln!(out, "warning: input `{}`: {error}", upstream.node)?,
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `tpipe exec-pipeline-node FILE --snapshot HASH --node NAME`: builds one node of a pipeline
@@ -187,4 +160,39 @@ pub fn exec_pipeline_node(
     } else {
         exit::BUILD_FAILED
     })
+}
+
+/// Reads an action from `file` (`-`: stdin) and stores it under `key`, refusing one that does not
+/// hash to `key`: it would build something else than asked.
+fn store_given_action(
+    cache: &crate::cache::Cache,
+    key: &ContentHash,
+    file: &Path,
+) -> Result<(), Failure> {
+    let text = if file == Path::new("-") {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut text).map_err(|error| {
+            Failure::failed(format!("cannot read the action from stdin: {error}"))
+        })?;
+        text
+    } else {
+        std::fs::read_to_string(file).map_err(|error| {
+            Failure::failed(format!(
+                "cannot read the action `{}`: {error}",
+                file.display()
+            ))
+        })?
+    };
+    let action: crate::action::Action = serde_json::from_str(&text)
+        .map_err(|error| Failure::usage(format!("--action: not an action: {error}")))?;
+    if action.format != crate::action::ACTION_FORMAT || action.key() != *key {
+        return Err(Failure::usage(format!(
+            "--action describes key {}, not {}",
+            action.key().short(),
+            key.short()
+        )));
+    }
+    cache
+        .write_action(key, &action)
+        .map_err(|error| Failure::failed(error.to_string()))
 }

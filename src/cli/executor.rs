@@ -130,6 +130,25 @@ pub fn print_report(report: &SlurmReport) {
 }
 
 impl Runner {
+    /// With `artifacts = "remote"`, hands the run's remote to the Slurm runner; returns whether
+    /// the run then reads records only from the remote.
+    pub fn use_remote_for_artifacts(
+        &mut self,
+        remote: Option<&Arc<dyn crate::remote::Remote>>,
+    ) -> Result<bool, Failure> {
+        let Runner::Slurm(runner) = self else {
+            return Ok(false);
+        };
+        if !runner.artifacts_on_remote() {
+            return Ok(false);
+        }
+        let remote = remote.ok_or_else(|| {
+            Failure::usage("`artifacts = \"remote\"` in `[executor.slurm]` needs a remote (hint: pass `--remote URL`, set TPIPE_REMOTE, or write `remote:` in the pipeline file)")
+        })?;
+        runner.use_remote(remote.clone());
+        Ok(true)
+    }
+
     /// A Slurm run waits for the jobs the last `--detach` of this pipeline submitted.
     pub fn attach_detached(&self, session: &Session) {
         if let Runner::Slurm(runner) = self {
@@ -159,6 +178,11 @@ pub fn detach(
             "`--detach` needs the Slurm executor (hint: add `--executor slurm`)",
         ));
     };
+    if runner.artifacts_on_remote() {
+        return Err(Failure::usage(
+            "`--detach` works over the shared cache folder; it does not take `artifacts = \"remote\"` yet",
+        ));
+    }
     let selection = session.selection(targets).map_err(Failure::usage)?;
     // Jobs whose key is known only later read the pipeline as it is now, not as it is edited.
     let snapshot = session

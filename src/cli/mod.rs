@@ -92,6 +92,9 @@ enum Command {
         /// Upload the built node to the remote.
         #[arg(long)]
         push: bool,
+        /// Read the action from this JSON file (`-`: stdin) instead of the cache.
+        #[arg(long, value_name = "FILE")]
+        action: Option<PathBuf>,
     },
     /// Build node NODE of a pipeline text stored in the cache (`--snapshot`), read as if it
     /// were FILE: what a job of `run --detach` runs for a node whose key is known only once
@@ -354,6 +357,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             backend,
             remote,
             push,
+            action,
         } => {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
             let request = exec_node::ExecNodeRequest {
@@ -362,6 +366,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                 backend: backend.map(|backend| format!("{backend:?}").to_lowercase()),
                 remote: &remote,
                 push,
+                action_file: action.as_deref(),
             };
             exec_node::exec_node(&request, &registry, &mut stdout)
         }
@@ -436,7 +441,9 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     let backend = args
         .backend
         .map(|backend| format!("{backend:?}").to_lowercase());
-    let runner = executor::choose(session, args.executor, backend.clone())?;
+    let remote = remote.map(|remote| remote as Arc<dyn crate::remote::Remote>);
+    let mut runner = executor::choose(session, args.executor, backend.clone())?;
+    let remote_records_only = runner.use_remote_for_artifacts(remote.as_ref())?;
     if args.detach {
         return executor::detach(session, &runner, &args.targets, stdout);
     }
@@ -451,8 +458,9 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         force: args.force,
         build: BuildOptions { backend },
         cancel: cancel.clone(),
-        remote: remote.map(|remote| remote as Arc<dyn crate::remote::Remote>),
+        remote,
         push: args.push,
+        remote_records_only,
     };
     let observer = progress::TerminalObserver::new(session, &options);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());

@@ -465,6 +465,93 @@ fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
     );
 }
 
+/// The files under `folder`, recursively (none when it does not exist).
+fn files_under(folder: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(folder) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .flat_map(|entry| {
+            let path = entry.path();
+            if path.is_dir() {
+                files_under(&path)
+            } else {
+                vec![path]
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn through_a_remote_jobs_build_in_scratch_and_only_published_outputs_come_down() {
+    let cluster = Cluster::start();
+    let yaml = SMALL_GRID.replace(
+        "last: { kind: sum, inputs: { items: both } }",
+        "last: { kind: sum, inputs: { items: both }, publish: published }",
+    );
+    let on_slurm = slurm_project(&yaml);
+    std::fs::write(
+        on_slurm.path("tpipe.toml"),
+        format!("{FAST_POLLING}artifacts = \"remote\"\n"),
+    )
+    .unwrap();
+    let remote = on_slurm.path("remote");
+    std::fs::create_dir(&remote).unwrap();
+    let remote_flag = remote.to_str().unwrap();
+    let summary = run_json(&mut cluster.tpipe(
+        &on_slurm,
+        &[
+            "run",
+            "pipeline.yaml",
+            "--executor",
+            "slurm",
+            "--remote",
+            remote_flag,
+        ],
+    ));
+    // Every node went to Slurm (the light `last` too: here it would download its input).
+    assert_eq!(cluster.jobs().len(), 4, "{:?}", cluster.jobs());
+    // The submitting cache holds only the published node's entry, fetched to publish it.
+    assert_eq!(files_under(&on_slurm.path("cache/records")).len(), 1);
+    assert_eq!(files_under(&on_slurm.path("cache/blobs")).len(), 1);
+    assert_eq!(
+        std::fs::read_to_string(on_slurm.path("published/value")).unwrap(),
+        "43"
+    );
+    // The remote has what a local run builds, byte for byte.
+    let here = slurm_project(&yaml);
+    let local_summary = run_json(&mut cluster.tpipe(&here, &["run", "pipeline.yaml"]));
+    for (name, key, outputs) in built_outputs(&here, &local_summary) {
+        let on_remote: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(remote.join(format!("records/{key}.json"))).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(on_remote["outputs"].to_string(), outputs, "{name}");
+    }
+    assert_eq!(summary["nodes"].as_array().unwrap().len(), 4);
+    // Again: every node is found on the remote by its record; nothing is submitted.
+    let again = cluster
+        .tpipe(
+            &on_slurm,
+            &[
+                "run",
+                "pipeline.yaml",
+                "--executor",
+                "slurm",
+                "--remote",
+                remote_flag,
+            ],
+        )
+        .output()
+        .unwrap();
+    let (stdout, stderr) = text(&again);
+    assert!(again.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("1 cached, 3 fetched"), "{stdout}");
+    assert!(stderr.contains("slurm: 0 jobs submitted"), "{stderr}");
+    assert_eq!(files_under(&on_slurm.path("cache/blobs")).len(), 1);
+}
+
 #[test]
 fn resources_never_change_a_key() {
     let plain = Project::new("nodes:\n  one: { kind: number, value: 1 }\n");

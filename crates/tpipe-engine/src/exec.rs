@@ -116,6 +116,9 @@ pub struct RunOptions {
     pub remote: Option<Arc<dyn Remote>>,
     /// Upload each node to the remote once it is built.
     pub push: bool,
+    /// A node the remote has counts as done from its record alone: its blobs stay there (the
+    /// Slurm executor with `artifacts = "remote"`; only published outputs are downloaded).
+    pub remote_records_only: bool,
 }
 
 impl Default for RunOptions {
@@ -131,6 +134,7 @@ impl Default for RunOptions {
             cancel: Arc::new(AtomicBool::new(false)),
             remote: None,
             push: false,
+            remote_records_only: false,
         }
     }
 }
@@ -544,6 +548,17 @@ impl<'a> Scheduler<'a> {
         resolved: &ResolvedKey,
     ) -> Option<(Arc<RecordHead>, String)> {
         let remote = self.options.remote.as_ref()?;
+        if self.options.remote_records_only {
+            return match remote.fetch_record(&resolved.key) {
+                Ok(Some(record)) => Some((Arc::new(record.head()), remote.describe())),
+                Ok(None) => None,
+                Err(error) => {
+                    self.observer
+                        .warning(&format!("node `{}`: {error}; building it", node.name));
+                    None
+                }
+            };
+        }
         match remote.fetch(&resolved.key, &self.session.cache) {
             Ok(true) => match self.session.cache.lookup_head(&resolved.key) {
                 Lookup::Hit(record) => Some((Arc::from(record), remote.describe())),
@@ -580,6 +595,10 @@ impl<'a> Scheduler<'a> {
         let Some(remote) = self.options.remote.as_ref().filter(|_| self.options.push) else {
             return;
         };
+        // A node built in a job through the remote is there already, and only there.
+        if self.options.remote_records_only {
+            return;
+        }
         if let Err(error) = remote.push(record, &self.session.cache) {
             self.observer
                 .warning(&format!("node `{}`: not pushed: {error}", node.name));
@@ -590,6 +609,16 @@ impl<'a> Scheduler<'a> {
     fn publish(&self, record: &RecordHead, folder: &Path) -> Result<(), String> {
         std::fs::create_dir_all(folder).map_err(|error| error.to_string())?;
         let cache: &Cache = &self.session.cache;
+        // Outputs left on the remote (`remote_records_only`) come down to be published.
+        let missing = record
+            .outputs
+            .values()
+            .any(|output| cache.blob_is_intact(output).is_err());
+        if let (true, Some(remote)) = (missing, &self.options.remote) {
+            remote
+                .fetch(&record.key, cache)
+                .map_err(|error| error.to_string())?;
+        }
         for (name, output) in &record.outputs {
             let destination = folder.join(name);
             let same = std::fs::metadata(&destination)

@@ -86,6 +86,49 @@ pub trait Remote: Send + Sync {
     /// Downloads the entry for `key` into `cache` after verifying it. `Ok(false)` if the remote
     /// does not have it.
     fn fetch(&self, key: &ContentHash, cache: &Cache) -> Result<bool, RemoteError>;
+    /// The record for `key` alone, checked (it names `key`, its digest matches its outputs),
+    /// with nothing downloaded into a cache: what a run needs of a node whose artifacts stay on
+    /// the remote.
+    fn fetch_record(&self, key: &ContentHash) -> Result<Option<Record>, RemoteError>;
     /// Uploads a record and its blobs, blobs first.
     fn push(&self, record: &Record, cache: &Cache) -> Result<(), RemoteError>;
+}
+
+/// Fetches from `remote` every upstream entry whose blobs `action` reads and `cache` lacks, so
+/// a build on a machine that has only the action can read its inputs. Returns a line for each
+/// input it fetched or could not fetch, for the caller to show.
+pub fn fetch_missing_inputs(
+    action: &crate::action::Action,
+    cache: &Cache,
+    remote: &dyn Remote,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    for (slot, inputs) in &action.inputs {
+        for (index, input) in inputs.iter().enumerate() {
+            let complete = input
+                .outputs
+                .values()
+                .all(|reference| cache.blob_is_intact(reference).unwrap_or(false));
+            if complete {
+                continue;
+            }
+            let Some(upstream) = action.upstream(slot, index) else {
+                continue;
+            };
+            match remote.fetch(&upstream.key, cache) {
+                Ok(true) => lines.push(format!(
+                    "fetched input `{}` from {}",
+                    upstream.node,
+                    remote.describe()
+                )),
+                Ok(false) => lines.push(format!(
+                    "warning: input `{}` is neither here nor on {}",
+                    upstream.node,
+                    remote.describe()
+                )),
+                Err(error) => lines.push(format!("warning: input `{}`: {error}", upstream.node)),
+            }
+        }
+    }
+    lines
 }

@@ -338,6 +338,10 @@ impl Remote for StoreRemote {
         self.name.clone()
     }
 
+    fn fetch_record(&self, key: &ContentHash) -> Result<Option<Record>, RemoteError> {
+        StoreRemote::fetch_record(self, key)
+    }
+
     /// During a run: after the first failure to reach the remote (or its first refusal), later
     /// lookups are quiet misses.
     fn fetch(&self, key: &ContentHash, cache: &Cache) -> Result<bool, RemoteError> {

@@ -13,6 +13,7 @@
 //! gpus = true                    # the cluster has GPUs: trainings ask for one
 //! light_kinds_local = true       # data sets, splits, evaluations, reports stay here
 //! max_jobs = 100                 # jobs in Slurm's queue at once
+//! artifacts = "shared"           # or "remote": jobs build in scratch through the remote
 //! ```
 //!
 //! The project's file overrides the user's, key by key.
@@ -37,6 +38,16 @@ impl ExecutorChoice {
             _ => None,
         }
     }
+}
+
+/// Where a job finds its inputs and leaves its outputs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Artifacts {
+    /// The cache folder, on a file system the compute nodes share.
+    SharedCache,
+    /// The run's remote: a job pulls its inputs into node-local scratch and pushes its
+    /// outputs, and the submitting machine reads records only, never intermediate blobs.
+    Remote,
 }
 
 /// How tpipe uses a Slurm cluster.
@@ -66,6 +77,7 @@ pub struct SlurmConfig {
     pub record_patience: Duration,
     /// Where job logs go; `None`: `slurm-logs/` in the cache folder.
     pub logs: Option<PathBuf>,
+    pub artifacts: Artifacts,
 }
 
 impl Default for SlurmConfig {
@@ -84,6 +96,7 @@ impl Default for SlurmConfig {
             squeue_patience: Duration::from_secs(300),
             record_patience: Duration::from_secs(60),
             logs: None,
+            artifacts: Artifacts::SharedCache,
         }
     }
 }
@@ -111,6 +124,7 @@ struct SlurmSection {
     squeue_patience_seconds: Option<f64>,
     record_patience_seconds: Option<f64>,
     logs: Option<PathBuf>,
+    artifacts: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -203,6 +217,18 @@ impl ExecutorConfig {
         }
         if let Some(patience) = seconds(slurm.record_patience_seconds, "record_patience_seconds")? {
             target.record_patience = patience;
+        }
+        if let Some(word) = slurm.artifacts {
+            target.artifacts = match word.as_str() {
+                "shared" => Artifacts::SharedCache,
+                "remote" => Artifacts::Remote,
+                _ => {
+                    return Err(format!(
+                        "`{}`: `executor.slurm.artifacts` must be \"shared\" (the cache folder) or \"remote\" (the run's remote), found \"{word}\"",
+                        path.display()
+                    ))
+                }
+            };
         }
         if target.max_jobs == 0 {
             return Err(format!(

@@ -25,14 +25,15 @@ use std::time::{Duration, Instant};
 
 use crate::action::ActionError;
 use crate::cache::record::Record;
-use crate::cache::{Cache, Lookup};
+use crate::cache::Lookup;
 use crate::exec::{LocalRunner, NodeJob, NodeRunner};
 use crate::kind::{BuildError, Progress};
+use crate::remote::Remote;
 use crate::resources::Resources;
 use crate::session::Session;
 use crate::spec::NodeSpec;
 
-pub use config::{ExecutorChoice, ExecutorConfig, SlurmConfig};
+pub use config::{Artifacts, ExecutorChoice, ExecutorConfig, SlurmConfig};
 pub use script::{exec_node_line, exec_pipeline_node_line, job_script};
 use tracker::{JobEnd, Tracker};
 
@@ -64,6 +65,8 @@ pub struct SlurmRunner {
     submitted: Mutex<Vec<String>>,
     /// Jobs an earlier `--detach` submitted, by node: waited for instead of submitted again.
     attached: Mutex<std::collections::BTreeMap<String, String>>,
+    /// With `artifacts = "remote"`: the remote jobs pull from and push to.
+    remote: Option<Arc<dyn Remote>>,
 }
 
 impl SlurmRunner {
@@ -93,7 +96,18 @@ impl SlurmRunner {
             tracker,
             submitted: Mutex::new(Vec::new()),
             attached: Mutex::new(Default::default()),
+            remote: None,
         })
+    }
+
+    /// With `artifacts = "remote"`, jobs work in node-local scratch through `remote`.
+    pub fn use_remote(&mut self, remote: Arc<dyn Remote>) {
+        self.remote = Some(remote);
+    }
+
+    /// Whether artifacts travel through the remote rather than the shared cache folder.
+    pub fn artifacts_on_remote(&self) -> bool {
+        self.config.artifacts == Artifacts::Remote
     }
 
     /// Waits for these jobs of an earlier `--detach` (node → job id) instead of submitting
@@ -235,14 +249,20 @@ impl SlurmRunner {
             if end == JobEnd::Cancelled {
                 return Err(BuildError::Cancelled.into());
             }
-            if let Some(record) =
-                wait_for_record(&job.session.cache, job, self.config.record_patience, &end)
-            {
+            if let Some(record) = self.wait_for_record(job, &end) {
                 return Ok(record);
             }
             // It ended without this node's record: build it as if never submitted.
         }
-        let exec_line = exec_node_line(&self.command, &job.key.to_hex());
+        let exec_line = match &self.remote {
+            Some(remote) => script::exec_node_in_scratch_lines(
+                &self.command,
+                &job.key.to_hex(),
+                &remote.describe(),
+                &serde_json::to_string(job.action).expect("actions always serialise"),
+            ),
+            None => exec_node_line(&self.command, &job.key.to_hex()),
+        };
         for attempt in 1..=attempts {
             let log_pattern = self.logs.join(format!("{key_prefix}-%j.log"));
             let script = job_script(&script::JobScript {
@@ -269,15 +289,14 @@ impl SlurmRunner {
             match end {
                 JobEnd::Cancelled => return Err(BuildError::Cancelled.into()),
                 JobEnd::Gone | JobEnd::Finished { .. } => {
-                    if let Some(record) =
-                        wait_for_record(&job.session.cache, job, self.config.record_patience, &end)
-                    {
+                    if let Some(record) = self.wait_for_record(job, &end) {
                         return Ok(record);
                     }
                 }
                 JobEnd::PollFailed(_) => {}
             }
-            last_error = failure_message(&id, &end, &log, resources);
+            let remote = self.remote.as_ref().map(|remote| remote.describe());
+            last_error = failure_message(&id, &end, &log, resources, remote.as_deref());
             if attempt < attempts {
                 (job.progress)(Progress {
                     fraction: 0.0,
@@ -300,7 +319,27 @@ impl SlurmRunner {
 impl NodeRunner for SlurmRunner {
     fn run_node(&self, job: NodeJob<'_>) -> Result<Record, ActionError> {
         if self.builds_here(job.session, job.node) {
-            return LocalRunner.run_node(job);
+            let Some(remote) = &self.remote else {
+                return LocalRunner.run_node(job);
+            };
+            // Built here while the jobs use the remote: read the inputs from it, and leave
+            // the outputs there for the jobs downstream.
+            for line in
+                crate::remote::fetch_missing_inputs(job.action, &job.session.cache, remote.as_ref())
+            {
+                if line.starts_with("warning") {
+                    (job.progress)(Progress {
+                        fraction: 0.0,
+                        message: line,
+                    });
+                }
+            }
+            let (node, session) = (job.node.name.clone(), job.session);
+            let record = LocalRunner.run_node(job)?;
+            remote.push(&record, &session.cache).map_err(|error| {
+                BuildError::failed(format!("node `{node}` built here but not pushed: {error}"))
+            })?;
+            return Ok(record);
         }
         let uses_device = job.session.kind_of(job.node).uses_device();
         let resources = self.job_resources(&job.node.resources, uses_device);
@@ -316,9 +355,10 @@ impl NodeRunner for SlurmRunner {
             return false;
         }
         let uses_device = session.kind_of(node).uses_device();
-        node.resources
-            .local
-            .unwrap_or(!uses_device && self.config.light_kinds_local)
+        // Through a remote, a light node built here would download its inputs: it goes to
+        // Slurm too unless it says `local: true`.
+        let light_here = self.config.light_kinds_local && self.remote.is_none();
+        node.resources.local.unwrap_or(!uses_device && light_here)
     }
 }
 
@@ -359,33 +399,41 @@ pub fn log_tail(log: &Path, lines: usize) -> Vec<String> {
     tail
 }
 
-/// A finished job's record, waited for a little: on a shared file system the job's last write
-/// may show here later than Slurm reports the job done.
-fn wait_for_record(
-    cache: &Cache,
-    job: &NodeJob<'_>,
-    patience: Duration,
-    end: &JobEnd,
-) -> Option<Record> {
-    // Only a job that says it completed is worth waiting for; any other end checks once.
-    let patience = match end {
-        JobEnd::Finished { state, .. } if state == "COMPLETED" => patience,
-        _ => Duration::ZERO,
-    };
-    let started = Instant::now();
-    loop {
-        if let Lookup::Hit(record) = cache.lookup(&job.key) {
-            return Some(*record);
+impl SlurmRunner {
+    /// A finished job's record, waited for a little: on a shared file system (or a remote) the
+    /// job's last write may show here later than Slurm reports the job done. Through a remote
+    /// only the record is read; its blobs stay there.
+    fn wait_for_record(&self, job: &NodeJob<'_>, end: &JobEnd) -> Option<Record> {
+        // Only a job that says it completed is worth waiting for; any other end checks once.
+        let patience = match end {
+            JobEnd::Finished { state, .. } if state == "COMPLETED" => self.config.record_patience,
+            _ => Duration::ZERO,
+        };
+        let started = Instant::now();
+        loop {
+            let found = match &self.remote {
+                Some(remote) => remote.fetch_record(&job.key).ok().flatten(),
+                None => match job.session.cache.lookup(&job.key) {
+                    Lookup::Hit(record) => Some(*record),
+                    _ => None,
+                },
+            };
+            if found.is_some() || started.elapsed() >= patience {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(250));
         }
-        if started.elapsed() >= patience {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(250));
     }
 }
 
 /// Why a job did not leave a record, with what to do about it and the end of its log.
-fn failure_message(id: &str, end: &JobEnd, log: &Path, resources: &Resources) -> String {
+fn failure_message(
+    id: &str,
+    end: &JobEnd,
+    log: &Path,
+    resources: &Resources,
+    remote: Option<&str>,
+) -> String {
     let log_text = std::fs::read_to_string(log).unwrap_or_default();
     let memory_killed = log_text.contains("exceeded memory limit")
         || log_text.contains("oom-kill")
@@ -420,11 +468,16 @@ fn failure_message(id: &str, end: &JobEnd, log: &Path, resources: &Resources) ->
                 "was cancelled outside tpipe (scancel?)".to_string(),
                 "run again to resubmit it".to_string(),
             ),
-            "COMPLETED" => (
-                "completed but wrote no record".to_string(),
-                "check that the cache folder is on a file system the compute nodes share"
-                    .to_string(),
-            ),
+            "COMPLETED" => match remote {
+                Some(remote) => (
+                    format!("completed but its record is not on the remote `{remote}`"),
+                    "check that the compute nodes reach the remote (the log says what the job pushed)".to_string(),
+                ),
+                None => (
+                    "completed but wrote no record".to_string(),
+                    "check that the cache folder is on a file system the compute nodes share".to_string(),
+                ),
+            },
             _ => (
                 format!(
                     "failed ({state}{})",

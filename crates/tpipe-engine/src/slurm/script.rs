@@ -105,6 +105,28 @@ pub fn exec_pipeline_node_line(
     line
 }
 
+/// Builds the action `key` in node-local scratch through `remote`: the action travels in the
+/// script, the inputs come from the remote, the outputs go back to it, and the scratch folder
+/// is removed when the job ends.
+pub fn exec_node_in_scratch_lines(
+    command: &JobCommand,
+    key: &str,
+    remote: &str,
+    action_json: &str,
+) -> String {
+    let terminator = format!("TPIPE_ACTION_{}", &key[..16]);
+    let mut line = format!(
+        "scratch=\"${{TMPDIR:-/tmp}}/tpipe-job-$SLURM_JOB_ID\"\n\
+         trap 'rm -rf \"$scratch\"' EXIT\n\
+         {} exec-node {key} --cache \"$scratch\" --remote {} --push --action -",
+        quoted(&command.executable.to_string_lossy()),
+        quoted(remote)
+    );
+    push_backend(&mut line, command);
+    line.push_str(&format!(" <<'{terminator}'\n{action_json}\n{terminator}"));
+    line
+}
+
 fn push_backend(line: &mut String, command: &JobCommand) {
     if let Some(backend) = &command.backend {
         line.push_str(&format!(" --backend {}", quoted(backend)));
