@@ -35,11 +35,16 @@ impl ContentHash {
     }
 
     pub fn to_hex(&self) -> String {
+        String::from_utf8(self.hex_bytes().to_vec()).expect("hex digits are ASCII")
+    }
+
+    /// The hex digits without an allocation (keys hash them for every input blob).
+    pub fn hex_bytes(&self) -> [u8; 64] {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
-        let mut text = String::with_capacity(64);
-        for byte in self.0 {
-            text.push(DIGITS[usize::from(byte >> 4)] as char);
-            text.push(DIGITS[usize::from(byte & 0xf)] as char);
+        let mut text = [0u8; 64];
+        for (index, byte) in self.0.iter().enumerate() {
+            text[2 * index] = DIGITS[usize::from(byte >> 4)];
+            text[2 * index + 1] = DIGITS[usize::from(byte & 0xf)];
         }
         text
     }

@@ -27,13 +27,13 @@ pub fn action_key(action: &Action) -> ContentHash {
             }
             for (output, reference) in &input.outputs {
                 hasher.part("output", output.as_bytes());
-                hasher.part("blob", reference.blob.to_hex().as_bytes());
+                hasher.part("blob", &reference.blob.hex_bytes());
             }
         }
     }
     for external in &action.external {
         // The path is left out on purpose: moving a data set does not change what it holds.
-        hasher.part("external content", external.content.to_hex().as_bytes());
+        hasher.part("external content", &external.content.hex_bytes());
     }
     hasher.finish()
 }
@@ -43,7 +43,7 @@ pub fn outputs_digest(outputs: &BTreeMap<String, OutputRef>) -> ContentHash {
     let mut hasher = KeyHasher::new("tpipe outputs");
     for (name, output) in outputs {
         hasher.part("name", name.as_bytes());
-        hasher.part("blob", output.blob.to_hex().as_bytes());
+        hasher.part("blob", &output.blob.hex_bytes());
     }
     hasher.finish()
 }

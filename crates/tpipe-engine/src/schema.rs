@@ -281,7 +281,10 @@ pub trait Params: serde::de::DeserializeOwned {
     /// Reads a parameter map that the spec layer validated against [`Params::specs`]. A failure
     /// here means the declaration and the struct disagree, a bug in the kind.
     fn from_map(params: &serde_json::Map<String, Value>) -> Result<Self, String> {
-        serde_json::from_value(Value::Object(params.clone()))
+        // Read in place: validation reads every node's parameters, so no copy of the map.
+        let entries = params.iter().map(|(name, value)| (name.as_str(), value));
+        let deserializer = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries);
+        Self::deserialize(deserializer)
             .map_err(|error| format!("the parameters do not fit the kind's declaration: {error}"))
     }
 }

@@ -265,7 +265,13 @@ impl Cache {
 
     fn read_record_as<R: RecordFields>(&self, key: &ContentHash) -> Result<Option<R>, CacheError> {
         let path = self.record_path(key);
-        let bytes = match std::fs::read(&path) {
+        // Not `fs::read`: its size hint costs a `statx` per record, and a no-op run reads
+        // every record of the pipeline.
+        let read = File::open(&path).and_then(|mut file| {
+            let mut bytes = Vec::with_capacity(16 * 1024);
+            std::io::Read::read_to_end(&mut file, &mut bytes).map(|_| bytes)
+        });
+        let bytes = match read {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(source) => {
