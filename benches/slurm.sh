@@ -47,7 +47,7 @@ echo "machine: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) cores
 dir=$(project overhead)
 {
   echo "nodes:"
-  echo "  \"n{i}\": { kind: number, matrix: { i: 1..=$nodes }, value: \"{i}\", resources: { local: false } }"
+  echo "  \"n{i}\": { kind: number, matrix: { i: 100..=$((99 + nodes)) }, value: \"{i}\", resources: { local: false } }"
 } >"$dir/pipeline.yaml"
 cd "$dir"
 timed "$nodes trivial nodes through Slurm" env TPIPE_TEST_KINDS=1 "$tpipe" run pipeline.yaml --executor slurm

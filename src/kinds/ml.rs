@@ -380,6 +380,10 @@ impl NodeKind for Evaluate {
     fn uses_device(&self) -> bool {
         true
     }
+    /// One pass over the held-out images: less work than a job's start-up on a cluster.
+    fn runs_on_cluster(&self) -> bool {
+        false
+    }
     fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
         let params: EvaluateParams = context.typed()?;
         backend::evaluate(context, &params)

@@ -231,6 +231,12 @@ pub trait NodeKind: Send + Sync {
     fn uses_device(&self) -> bool {
         false
     }
+    /// Whether a cluster executor sends this kind to the cluster unless a node says otherwise.
+    /// Trainings go; light kinds (data sets, splits, evaluations, reports) build on the
+    /// submitting machine, where a job's start-up would cost more than the work.
+    fn runs_on_cluster(&self) -> bool {
+        self.uses_device()
+    }
     /// Checks that go beyond parameter types; every problem is reported.
     fn check(&self, _params: &Map<String, Value>) -> Vec<ParamProblem> {
         Vec::new()

@@ -347,18 +347,18 @@ impl NodeRunner for SlurmRunner {
     }
 
     /// A node stays on the submitting machine when its `resources:` say `local: true`, or
-    /// when its kind does not use the compute device and light kinds stay local, unless a
+    /// when its kind is light (`NodeKind::runs_on_cluster`) and light kinds stay local, unless a
     /// detached job is building it.
     fn builds_here(&self, session: &Session, node: &NodeSpec) -> bool {
         // A detached job is already on its way for this node, light or not: wait for it.
         if self.attached.lock().unwrap().contains_key(&node.name) {
             return false;
         }
-        let uses_device = session.kind_of(node).uses_device();
+        let heavy = session.kind_of(node).runs_on_cluster();
         // Through a remote, a light node built here would download its inputs: it goes to
         // Slurm too unless it says `local: true`.
         let light_here = self.config.light_kinds_local && self.remote.is_none();
-        node.resources.local.unwrap_or(!uses_device && light_here)
+        node.resources.local.unwrap_or(!heavy && light_here)
     }
 }
 
