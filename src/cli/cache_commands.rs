@@ -50,7 +50,7 @@ pub fn show(session: &Session, name: &str, out: &mut impl Write) -> Result<u8, F
                 session.pipeline.nodes[position].kind
             )?;
             if let Some(key) = node_plan.key.as_deref().and_then(|key| key.parse().ok()) {
-                show_slurm_log(session, &key, out)?;
+                show_slurm_log(session, &key, name, out)?;
             }
             return Ok(exit::BUILD_FAILED);
         }
@@ -270,6 +270,7 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
 fn show_slurm_log(
     session: &Session,
     key: &ContentHash,
+    node: &str,
     out: &mut impl Write,
 ) -> std::io::Result<()> {
     let files: Vec<_> = crate::remote::config::user_config_path()
@@ -278,7 +279,7 @@ fn show_slurm_log(
         .collect();
     let config = crate::slurm::ExecutorConfig::load(&files).unwrap_or_default();
     let logs = crate::slurm::logs_dir(&config.slurm, session.cache.root());
-    if let Some(log) = crate::slurm::latest_log(&logs, key) {
+    if let Some(log) = crate::slurm::latest_log(&logs, key, node) {
         writeln!(out, "its last Slurm job's log: {}", log.display())?;
         for line in crate::slurm::log_tail(&log, 10) {
             writeln!(out, "  {line}")?;

@@ -375,9 +375,14 @@ pub fn logs_dir(config: &SlurmConfig, cache_dir: &Path) -> PathBuf {
         .unwrap_or_else(|| cache_dir.join("slurm-logs"))
 }
 
-/// The log of the latest Slurm job that built (or tried to build) `key`, if any.
-pub fn latest_log(logs: &Path, key: &crate::hash::ContentHash) -> Option<PathBuf> {
-    let prefix = format!("{}-", &key.to_hex()[..12]);
+/// The log of the latest Slurm job that built (or tried to build) `key`, if any: named by the
+/// key's prefix, or by the node's name for a job `--detach` submitted before the key was known.
+pub fn latest_log(logs: &Path, key: &crate::hash::ContentHash, node: &str) -> Option<PathBuf> {
+    latest_log_named(logs, &key.to_hex()[..12]).or_else(|| latest_log_named(logs, node))
+}
+
+fn latest_log_named(logs: &Path, name: &str) -> Option<PathBuf> {
+    let prefix = format!("{name}-");
     std::fs::read_dir(logs)
         .ok()?
         .filter_map(Result::ok)
