@@ -191,14 +191,21 @@ impl NodeRunner for LocalRunner {
     }
 }
 
-/// A counting semaphore for the device limit.
-struct Permits {
+/// A counting semaphore for the device limit (and a cluster runner's local builds).
+pub(crate) struct Permits {
     free: Mutex<usize>,
     released: Condvar,
 }
 
 impl Permits {
-    fn acquire(&self) -> PermitGuard<'_> {
+    pub(crate) fn new(count: usize) -> Permits {
+        Permits {
+            free: Mutex::new(count.max(1)),
+            released: Condvar::new(),
+        }
+    }
+
+    pub(crate) fn acquire(&self) -> PermitGuard<'_> {
         let mut free = self.free.lock().unwrap();
         while *free == 0 {
             free = self.released.wait(free).unwrap();
@@ -208,7 +215,7 @@ impl Permits {
     }
 }
 
-struct PermitGuard<'a>(&'a Permits);
+pub(crate) struct PermitGuard<'a>(&'a Permits);
 impl Drop for PermitGuard<'_> {
     fn drop(&mut self) {
         *self.0.free.lock().unwrap() += 1;
@@ -288,10 +295,7 @@ pub fn run_with(
         observer,
         runner,
         forced,
-        device: Permits {
-            free: Mutex::new(options.device_jobs.max(1)),
-            released: Condvar::new(),
-        },
+        device: Permits::new(options.device_jobs),
         state: Mutex::new(State {
             waiting_on,
             records: BTreeMap::new(),

@@ -67,6 +67,9 @@ pub struct SlurmRunner {
     attached: Mutex<std::collections::BTreeMap<String, String>>,
     /// With `artifacts = "remote"`: the remote jobs pull from and push to.
     remote: Option<Arc<dyn Remote>>,
+    /// Nodes built here run at most as many at once as this machine has CPUs: the run's
+    /// `--jobs` is sized for the cluster's queue, not for this machine.
+    local_builds: crate::exec::Permits,
 }
 
 impl SlurmRunner {
@@ -97,6 +100,11 @@ impl SlurmRunner {
             submitted: Mutex::new(Vec::new()),
             attached: Mutex::new(Default::default()),
             remote: None,
+            local_builds: crate::exec::Permits::new(
+                std::thread::available_parallelism()
+                    .map(usize::from)
+                    .unwrap_or(2),
+            ),
         })
     }
 
@@ -319,6 +327,7 @@ impl SlurmRunner {
 impl NodeRunner for SlurmRunner {
     fn run_node(&self, job: NodeJob<'_>) -> Result<Record, ActionError> {
         if self.builds_here(job.session, job.node) {
+            let _permit = self.local_builds.acquire();
             let Some(remote) = &self.remote else {
                 return LocalRunner.run_node(job);
             };
