@@ -1,7 +1,9 @@
 //! `tpipe run --executor slurm`: every node that is not light becomes one Slurm job that runs
-//! `tpipe exec-node KEY` over the shared cache folder. The scheduler in `exec` decides what to
-//! build exactly as it does locally; this runner only replaces "build it here" with "submit it,
-//! wait for its record".
+//! `tpipe exec-node KEY` over the shared cache folder, or, with `artifacts = "remote"`, in
+//! node-local scratch through the run's remote. The scheduler in `exec` decides what to build
+//! exactly as it does locally; this runner only replaces "build it here" with "submit it, wait
+//! for its record". `--detach` (the CLI, with [`SlurmRunner::submit_detached`]) submits a whole
+//! graph at once; a later run [`attach`](SlurmRunner::attach)es to those jobs.
 //!
 //! Invariants:
 //! - The record in the cache is the truth, not Slurm's state: a job counts as built only when
