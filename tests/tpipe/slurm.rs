@@ -552,6 +552,66 @@ fn through_a_remote_jobs_build_in_scratch_and_only_published_outputs_come_down()
     assert_eq!(files_under(&on_slurm.path("cache/blobs")).len(), 1);
 }
 
+/// A folder with an `squeue` that fails its first `failures` calls, then runs the real one.
+fn flaky_squeue(project: &Project, failures: u32) -> PathBuf {
+    let folder = project.path("flaky-bin");
+    std::fs::create_dir_all(&folder).unwrap();
+    let real = String::from_utf8(
+        Command::new("sh")
+            .args(["-c", "command -v squeue"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    let script = format!(
+        "#!/bin/sh\ncount_file={count}\ncount=$(cat \"$count_file\" 2>/dev/null || echo 0)\necho $((count + 1)) > \"$count_file\"\nif [ \"$count\" -lt {failures} ]; then echo 'slurm_load_jobs error: Socket timed out' >&2; exit 1; fi\nexec {real} \"$@\"\n",
+        count = folder.join("calls").display(),
+        real = real.trim(),
+    );
+    let path = folder.join("squeue");
+    std::fs::write(&path, script).unwrap();
+    Command::new("chmod").arg("+x").arg(&path).status().unwrap();
+    folder
+}
+
+#[test]
+fn a_failing_squeue_is_tolerated_for_its_patience_then_the_waiting_nodes_fail() {
+    let cluster = Cluster::start();
+    let yaml = "nodes:\n  one: { kind: number, value: 1, resources: { local: false } }\n";
+    let with_path = |project: &Project, folder: &std::path::Path| {
+        let mut command = cluster.tpipe(project, &["run", "pipeline.yaml", "--executor", "slurm"]);
+        let path = format!("{}:{}", folder.display(), std::env::var("PATH").unwrap());
+        command.env("PATH", path);
+        command
+    };
+    // Three failed calls, then squeue answers: the run does not notice beyond a delay.
+    let patient = slurm_project(yaml);
+    let folder = flaky_squeue(&patient, 3);
+    let output = with_path(&patient, &folder).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(summary_line(&stdout, "one").contains("built"), "{stdout}");
+    // squeue failing for longer than `squeue_patience_seconds`: the node fails, saying why.
+    let impatient = slurm_project(yaml);
+    std::fs::write(
+        impatient.path("tpipe.toml"),
+        format!("{FAST_POLLING}squeue_patience_seconds = 1\n"),
+    )
+    .unwrap();
+    let folder = flaky_squeue(&impatient, 1_000);
+    let output = with_path(&impatient, &folder).output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    let line = summary_line(&stdout, "one");
+    assert!(
+        line.contains(
+            "could not be followed: squeue kept failing (slurm_load_jobs error: Socket timed out)"
+        ),
+        "{line}"
+    );
+}
+
 #[test]
 fn resources_never_change_a_key() {
     let plain = Project::new("nodes:\n  one: { kind: number, value: 1 }\n");
