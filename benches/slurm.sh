@@ -14,11 +14,12 @@ cd "$(dirname "$0")/.."
 nodes=${1:-40}
 pipeline=${2:-pipelines/quick.yaml}
 tpipe=$PWD/target/release/tpipe
+cluster_script=$PWD/tests/slurm/cluster.sh   # absolute: the cases below change folder
 work=$(mktemp -d /tmp/tpipe-slurm-bench.XXXXXX)
 cluster="$work/cluster"
-env=$(tests/slurm/cluster.sh start "$cluster")
+env=$("$cluster_script" start "$cluster")
 eval "$env"
-trap 'tests/slurm/cluster.sh stop "$cluster" >/dev/null 2>&1; rm -rf "$work"' EXIT
+trap '"$cluster_script" stop "$cluster" >/dev/null 2>&1; rm -rf "$work"' EXIT
 
 # Poll as fast as a small cluster answers; the defaults (2 s up to 60 s) suit a busy one.
 config='[executor.slurm]
