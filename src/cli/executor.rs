@@ -51,6 +51,40 @@ impl Runner {
         }
     }
 
+    /// With `artifacts = "remote"`, hands the run's remote to the Slurm runner; returns whether
+    /// the run then reads records only from the remote.
+    pub fn use_remote_for_artifacts(
+        &mut self,
+        remote: Option<&Arc<dyn crate::remote::Remote>>,
+    ) -> Result<bool, Failure> {
+        let Runner::Slurm(runner) = self else {
+            return Ok(false);
+        };
+        if !runner.artifacts_on_remote() {
+            return Ok(false);
+        }
+        let remote = remote.ok_or_else(|| {
+            Failure::usage("`artifacts = \"remote\"` in `[executor.slurm]` needs a remote (hint: pass `--remote URL`, set TPIPE_REMOTE, or write `remote:` in the pipeline file)")
+        })?;
+        runner.use_remote(remote.clone());
+        Ok(true)
+    }
+
+    /// A Slurm run waits for the jobs the last `--detach` of this pipeline submitted.
+    pub fn attach_detached(&self, session: &Session) {
+        if let Runner::Slurm(runner) = self {
+            let detached = DetachedJobs::load(&session.cache, &session.pipeline_id);
+            runner.attach(detached.jobs);
+        }
+    }
+
+    /// After a run that built everything, the detached jobs are history.
+    pub fn forget_detached(&self, session: &Session) {
+        if let Runner::Slurm(_) = self {
+            DetachedJobs::remove(&session.cache, &session.pipeline_id);
+        }
+    }
+
     /// Cancels what a cluster still runs for this run (after Ctrl-C) and returns its figures.
     pub fn finish(&self) -> Option<SlurmReport> {
         match self {
@@ -126,42 +160,6 @@ pub fn print_report(report: &SlurmReport) {
     }
     for warning in &report.warnings {
         eprintln!("warning: slurm: {warning}");
-    }
-}
-
-impl Runner {
-    /// With `artifacts = "remote"`, hands the run's remote to the Slurm runner; returns whether
-    /// the run then reads records only from the remote.
-    pub fn use_remote_for_artifacts(
-        &mut self,
-        remote: Option<&Arc<dyn crate::remote::Remote>>,
-    ) -> Result<bool, Failure> {
-        let Runner::Slurm(runner) = self else {
-            return Ok(false);
-        };
-        if !runner.artifacts_on_remote() {
-            return Ok(false);
-        }
-        let remote = remote.ok_or_else(|| {
-            Failure::usage("`artifacts = \"remote\"` in `[executor.slurm]` needs a remote (hint: pass `--remote URL`, set TPIPE_REMOTE, or write `remote:` in the pipeline file)")
-        })?;
-        runner.use_remote(remote.clone());
-        Ok(true)
-    }
-
-    /// A Slurm run waits for the jobs the last `--detach` of this pipeline submitted.
-    pub fn attach_detached(&self, session: &Session) {
-        if let Runner::Slurm(runner) = self {
-            let detached = DetachedJobs::load(&session.cache, &session.pipeline_id);
-            runner.attach(detached.jobs);
-        }
-    }
-
-    /// After a run that built everything, the detached jobs are history.
-    pub fn forget_detached(&self, session: &Session) {
-        if let Runner::Slurm(_) = self {
-            DetachedJobs::remove(&session.cache, &session.pipeline_id);
-        }
     }
 }
 

@@ -210,4 +210,28 @@ fn exec_node_rebuilds_a_node_from_its_stored_action_alone() {
     let output = exec(&"0".repeat(64));
     assert_eq!(output.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&output.stderr).contains("no action"));
+
+    // `--action FILE` (what a job in node-local scratch gets) must describe the key asked for.
+    let n1 = project.record_of("n1");
+    let action_file = project.path("action.json");
+    std::fs::copy(session.cache.action_path(&record.key), &action_file).unwrap();
+    let scratch = tempfile::tempdir().unwrap();
+    let output = Command::new(tpipe_binary())
+        .env("TPIPE_TEST_KINDS", "1")
+        .args(["exec-node", &n1.key.to_hex(), "--cache"])
+        .arg(scratch.path())
+        .arg("--action")
+        .arg(&action_file)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "--action describes key {}, not {}",
+            record.key.short(),
+            n1.key.short()
+        )),
+        "{stderr}"
+    );
 }

@@ -467,19 +467,11 @@ fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
 
 /// The files under `folder`, recursively (none when it does not exist).
 fn files_under(folder: &std::path::Path) -> Vec<PathBuf> {
-    let Ok(entries) = std::fs::read_dir(folder) else {
-        return Vec::new();
-    };
-    entries
+    walkdir::WalkDir::new(folder)
+        .into_iter()
         .flatten()
-        .flat_map(|entry| {
-            let path = entry.path();
-            if path.is_dir() {
-                files_under(&path)
-            } else {
-                vec![path]
-            }
-        })
+        .filter(|entry| entry.file_type().is_file())
+        .map(walkdir::DirEntry::into_path)
         .collect()
 }
 
@@ -491,25 +483,18 @@ fn through_a_remote_jobs_build_in_scratch_and_only_published_outputs_come_down()
         "last: { kind: sum, inputs: { items: both }, publish: published }",
     );
     let on_slurm = slurm_project(&yaml);
-    std::fs::write(
-        on_slurm.path("tpipe.toml"),
-        format!("{FAST_POLLING}artifacts = \"remote\"\n"),
-    )
-    .unwrap();
     let remote = on_slurm.path("remote");
     std::fs::create_dir(&remote).unwrap();
-    let remote_flag = remote.to_str().unwrap();
-    let summary = run_json(&mut cluster.tpipe(
-        &on_slurm,
-        &[
-            "run",
-            "pipeline.yaml",
-            "--executor",
-            "slurm",
-            "--remote",
-            remote_flag,
-        ],
-    ));
+    std::fs::write(
+        on_slurm.path("tpipe.toml"),
+        format!(
+            "remote = \"{}\"\n{FAST_POLLING}artifacts = \"remote\"\n",
+            remote.display()
+        ),
+    )
+    .unwrap();
+    let summary =
+        run_json(&mut cluster.tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"]));
     // Every node went to Slurm (the light `last` too: here it would download its input).
     assert_eq!(cluster.jobs().len(), 4, "{:?}", cluster.jobs());
     // The submitting cache holds only the published node's entry, fetched to publish it.
@@ -531,22 +516,7 @@ fn through_a_remote_jobs_build_in_scratch_and_only_published_outputs_come_down()
     }
     assert_eq!(summary["nodes"].as_array().unwrap().len(), 4);
     // Again: every node is found on the remote by its record; nothing is submitted.
-    let again = cluster
-        .tpipe(
-            &on_slurm,
-            &[
-                "run",
-                "pipeline.yaml",
-                "--executor",
-                "slurm",
-                "--remote",
-                remote_flag,
-            ],
-        )
-        .output()
-        .unwrap();
-    let (stdout, stderr) = text(&again);
-    assert!(again.status.success(), "{stdout}\n{stderr}");
+    let (stdout, stderr) = run_through_slurm(&cluster, &on_slurm);
     assert!(stdout.contains("1 cached, 3 fetched"), "{stdout}");
     assert!(stderr.contains("slurm: 0 jobs submitted"), "{stderr}");
     assert_eq!(files_under(&on_slurm.path("cache/blobs")).len(), 1);

@@ -126,10 +126,6 @@ impl SlurmRunner {
         *self.attached.lock().unwrap() = jobs;
     }
 
-    pub fn config(&self) -> &SlurmConfig {
-        &self.config
-    }
-
     pub fn command(&self) -> &JobCommand {
         &self.command
     }
