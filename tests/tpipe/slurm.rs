@@ -191,6 +191,21 @@ fn built_outputs(project: &Project, summary: &serde_json::Value) -> Vec<(String,
     built
 }
 
+/// Builds `yaml` through Slurm and, in another project, locally; checks that both give the same
+/// keys and outputs; returns the Slurm project and its run's JSON summary.
+fn built_through_slurm_as_here(cluster: &Cluster, yaml: &str) -> (Project, serde_json::Value) {
+    let on_slurm = slurm_project(yaml);
+    let here = slurm_project(yaml);
+    let slurm_summary =
+        run_json(&mut cluster.tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"]));
+    let local_summary = run_json(&mut cluster.tpipe(&here, &["run", "pipeline.yaml"]));
+    assert_eq!(
+        built_outputs(&on_slurm, &slurm_summary),
+        built_outputs(&here, &local_summary)
+    );
+    (on_slurm, slurm_summary)
+}
+
 fn slurm_job_of(project: &Project, key: &str) -> serde_json::Value {
     let record: serde_json::Value = serde_json::from_slice(
         &std::fs::read(project.path(&format!("cache/records/{key}.json"))).unwrap(),
@@ -209,15 +224,7 @@ const SMALL_GRID: &str = "nodes:
 #[test]
 fn a_grid_through_slurm_builds_what_a_local_run_builds_and_a_second_run_submits_nothing() {
     let cluster = Cluster::start();
-    let on_slurm = slurm_project(SMALL_GRID);
-    let here = slurm_project(SMALL_GRID);
-    let slurm_summary =
-        run_json(&mut cluster.tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"]));
-    let local_summary = run_json(&mut cluster.tpipe(&here, &["run", "pipeline.yaml"]));
-    assert_eq!(
-        built_outputs(&on_slurm, &slurm_summary),
-        built_outputs(&here, &local_summary)
-    );
+    let (on_slurm, slurm_summary) = built_through_slurm_as_here(&cluster, SMALL_GRID);
     // Three nodes went to Slurm, the light `last` stayed here; the GPU node got a GPU.
     assert_eq!(cluster.jobs().len(), 3, "{:?}", cluster.jobs());
     let key_of = |summary: &serde_json::Value, name: &str| {
@@ -254,15 +261,7 @@ fn the_quick_pipeline_through_slurm_gives_the_keys_and_outputs_of_a_local_run() 
             .unwrap();
     // Results go into the project folder, not the repository's.
     let yaml = yaml.replace("publish: results/quick", "publish: published");
-    let on_slurm = slurm_project(&yaml);
-    let here = slurm_project(&yaml);
-    let slurm_summary =
-        run_json(&mut cluster.tpipe(&on_slurm, &["run", "pipeline.yaml", "--executor", "slurm"]));
-    let local_summary = run_json(&mut cluster.tpipe(&here, &["run", "pipeline.yaml"]));
-    assert_eq!(
-        built_outputs(&on_slurm, &slurm_summary),
-        built_outputs(&here, &local_summary)
-    );
+    let (on_slurm, slurm_summary) = built_through_slurm_as_here(&cluster, &yaml);
     let trainings: Vec<&serde_json::Value> = slurm_summary["nodes"]
         .as_array()
         .unwrap()
