@@ -28,7 +28,7 @@ pub enum TransferMode {
 /// Start a training from another net's lower layers.
 ///
 /// Layers 1..=layers_copied come from `source_weights` (canonical safetensors bytes of a net with
-/// the same `NetConfig`), layers above are freshly initialised from `TrainConfig::seed` (exactly
+/// the same `NetConfig`, except perhaps its number of classes: fc8 is never copied), layers above are freshly initialised from `TrainConfig::seed` (exactly
 /// as `initial_weights` with that seed would draw them). If the source carries an input
 /// normalisation (any trained net does), the new net uses it too.
 #[derive(Clone, Copy, Debug)]
@@ -164,7 +164,15 @@ pub fn train(
                 transfer.layers_copied
             )));
         }
-        let source = HostWeights::from_safetensors(transfer.source_weights, net, &geometry)?;
+        // fc8 is never copied, so the source may have been trained on another number of
+        // classes (the paper's natural/man-made split is 449 vs 551): everything else must match.
+        let source_net = NetConfig {
+            num_classes: HostWeights::stored_classes(transfer.source_weights)?,
+            ..net.clone()
+        };
+        let source_geometry = source_net.geometry()?;
+        let source =
+            HostWeights::from_safetensors(transfer.source_weights, &source_net, &source_geometry)?;
         weights.layers[..transfer.layers_copied]
             .clone_from_slice(&source.layers[..transfer.layers_copied]);
         weights.normalization = source.normalization;

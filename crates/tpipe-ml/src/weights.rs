@@ -231,6 +231,21 @@ impl HostWeights {
         })
     }
 
+    /// The number of classes stored weights were trained on: the length of `fc8.bias`.
+    pub(crate) fn stored_classes(bytes: &[u8]) -> Result<usize, MlError> {
+        let tensors = safetensors::SafeTensors::deserialize(bytes).map_err(not_safetensors)?;
+        let name = format!("{}.bias", LAYER_NAMES[LAYER_COUNT - 1]);
+        let view = tensors
+            .tensor(&name)
+            .map_err(|_| MlError::MissingTensor { name: name.clone() })?;
+        match view.shape() {
+            [classes] => Ok(*classes),
+            shape => Err(MlError::BadWeights(format!(
+                "tensor `{name}` has shape {shape:?}, expected one dimension"
+            ))),
+        }
+    }
+
     /// Whether every value is finite.
     pub(crate) fn all_finite(&self) -> bool {
         self.layers.iter().all(|layer| {

@@ -267,3 +267,60 @@ fn a_frozen_transfer_gives_the_same_bytes_twice() {
         transfer(&source, 5, TransferMode::Frozen, &config)
     );
 }
+
+#[test]
+fn the_source_may_have_another_number_of_classes_but_nothing_else() {
+    // The paper's dissimilar split is 449 vs 551 classes: fc8 is never copied, so a source
+    // trained on more (or fewer) classes than the target task is a valid base.
+    let wider = tpipe_ml::NetConfig {
+        num_classes: 7,
+        ..tiny_net(1)
+    };
+    let source = initial_weights(&wider, 3).unwrap();
+    let still = TrainConfig {
+        learning_rate: 0.0,
+        ..quick_config(7)
+    };
+    let assembled = tensors(&transfer(&source, 3, TransferMode::Frozen, &still));
+    let source_tensors = tensors(&source);
+    for layer in 1..=3 {
+        for name in layer_tensor_names(layer) {
+            assert_eq!(
+                assembled[&name], source_tensors[&name],
+                "{name} should be copied"
+            );
+        }
+    }
+    let fresh = tensors(&initial_weights(&tiny_net(1), 7).unwrap());
+    assert_eq!(
+        assembled["fc8.bias"], fresh["fc8.bias"],
+        "fc8 is the target's own"
+    );
+
+    // Any other difference is still refused, before training.
+    let other_width = tpipe_ml::NetConfig {
+        fc_widths: [12, 16],
+        ..wider
+    };
+    let source = initial_weights(&other_width, 3).unwrap();
+    let data = quadrant_images(64, 1, 6, 180);
+    let refused = train(
+        &tiny_net(1),
+        &still,
+        &data,
+        Some(Transfer {
+            source_weights: &source,
+            layers_copied: 3,
+            mode: TransferMode::Frozen,
+        }),
+        &flex(),
+    );
+    assert!(
+        matches!(
+            refused,
+            Err(MlError::BadWeights(_)) | Err(MlError::ShapeMismatch { .. })
+        ),
+        "{:?}",
+        refused.err()
+    );
+}
