@@ -9,7 +9,12 @@ use crate::hash::ContentHash;
 use crate::plan::{plan, PlanStatus};
 use crate::session::Session;
 
-pub fn show(session: &Session, name: &str, out: &mut impl Write) -> Result<u8, Failure> {
+pub fn show(
+    session: &Session,
+    name: &str,
+    json_only: bool,
+    out: &mut impl Write,
+) -> Result<u8, Failure> {
     let position = session.position_of(name).ok_or_else(|| {
         let hint = crate::schema::nearest_name(
             name,
@@ -63,7 +68,114 @@ pub fn show(session: &Session, name: &str, out: &mut impl Write) -> Result<u8, F
     serde_json::to_writer_pretty(&mut *out, &record)
         .map_err(|error| Failure::failed(error.to_string()))?;
     writeln!(out)?;
+    if !json_only {
+        if let Some((heading, rows)) = training_curve(&record.metrics.to_value(), CURVE_EPOCHS) {
+            writeln!(out, "\n{heading}")?;
+            super::table::write_rows(out, &rows)?;
+        }
+    }
     Ok(exit::SUCCESS)
+}
+
+/// How many of a training's last epochs `show` prints.
+const CURVE_EPOCHS: usize = 4;
+
+/// The last `epochs` epochs of a training curve, from a train or transfer node's metrics: is
+/// the loss still falling when the learning rate has dropped? A heading and table rows; `None`
+/// for other nodes.
+fn training_curve(
+    metrics: &serde_json::Value,
+    epochs: usize,
+) -> Option<(String, Vec<Vec<String>>)> {
+    let series = |name: &str| -> Option<Vec<f64>> {
+        metrics
+            .get(name)?
+            .as_array()?
+            .iter()
+            .map(serde_json::Value::as_f64)
+            .collect()
+    };
+    let losses = series("epoch_losses")?;
+    let accuracies = series("epoch_accuracies").unwrap_or_default();
+    let rates = series("epoch_learning_rates").unwrap_or_default();
+    let first = losses.len().saturating_sub(epochs);
+    let heading = format!(
+        "training curve, last {} of {} epochs (training mode: dropout and augmentation on):",
+        losses.len() - first,
+        losses.len()
+    );
+    let mut rows = vec![vec![
+        "epoch".to_string(),
+        "learning rate".into(),
+        "loss".into(),
+        "train accuracy".into(),
+    ]];
+    for (index, loss) in losses.iter().enumerate().skip(first) {
+        let optional = |values: &[f64], digits: usize| {
+            values
+                .get(index)
+                .map(|value| format!("{value:.digits$}"))
+                .unwrap_or_else(|| "—".into())
+        };
+        rows.push(vec![
+            (index + 1).to_string(),
+            rates
+                .get(index)
+                .map(|rate| format!("{rate}"))
+                .unwrap_or_else(|| "—".into()),
+            format!("{loss:.4}"),
+            optional(&accuracies, 4),
+        ]);
+    }
+    Some((heading, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_training_curve_shows_the_last_epochs_with_their_learning_rates() {
+        let metrics = json!({
+            "epoch_losses": [0.9, 0.5, 0.4, 0.35, 0.3],
+            "epoch_accuracies": [0.6, 0.8, 0.85, 0.87, 0.9],
+            "epoch_learning_rates": [0.01, 0.01, 0.01, 0.001, 0.001],
+        });
+        let (heading, rows) = training_curve(&metrics, 3).unwrap();
+        assert!(
+            heading.starts_with("training curve, last 3 of 5 epochs"),
+            "{heading}"
+        );
+        assert_eq!(
+            rows[1..],
+            [
+                vec![
+                    "3".to_string(),
+                    "0.01".into(),
+                    "0.4000".into(),
+                    "0.8500".into()
+                ],
+                vec![
+                    "4".to_string(),
+                    "0.001".into(),
+                    "0.3500".into(),
+                    "0.8700".into()
+                ],
+                vec![
+                    "5".to_string(),
+                    "0.001".into(),
+                    "0.3000".into(),
+                    "0.9000".into()
+                ],
+            ]
+        );
+        // Older records have losses only; evaluations have no curve.
+        let (_, rows) = training_curve(&json!({ "epoch_losses": [0.5] }), 3).unwrap();
+        assert_eq!(rows[1], ["1", "—", "0.5000", "—"]);
+        assert_eq!(training_curve(&json!({ "top1": 0.9 }), 3), None);
+    }
 }
 
 pub fn list(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {

@@ -72,8 +72,15 @@ enum Command {
         #[arg(long, value_enum, default_value_t = DagFormat::Text)]
         format: DagFormat,
     },
-    /// Show the cache record of a node: outputs, metrics and provenance.
-    Show { file: PathBuf, node: String },
+    /// Show the cache record of a node: outputs, metrics and provenance, then, for a trained
+    /// net, the last epochs of its training curve.
+    Show {
+        file: PathBuf,
+        node: String,
+        /// Print the record alone, as JSON, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
     /// Inspect and maintain the cache.
     #[command(subcommand)]
     Cache(CacheCommand),
@@ -296,9 +303,9 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             stdout.write_all(text.as_bytes())?;
             Ok(exit::SUCCESS)
         }
-        Command::Show { file, node } => {
+        Command::Show { file, node, json } => {
             let session = open_session(&file, cli.cache.as_deref(), registry)?;
-            cache_commands::show(&session, &node, &mut stdout)
+            cache_commands::show(&session, &node, json, &mut stdout)
         }
         Command::Cache(command) => {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));

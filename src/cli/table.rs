@@ -14,7 +14,7 @@ fn width(rows: &[Vec<String>], column: usize) -> usize {
 }
 
 /// Writes aligned columns; the last column is not padded.
-fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
+pub(super) fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()> {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns).map(|column| width(rows, column)).collect();
     for row in rows {

@@ -659,6 +659,11 @@ mod backend {
         let weights = tpipe_ml::with_metadata(&outcome.weights, &metadata).map_err(ml_error)?;
         let mut metrics = lineage;
         metrics.insert("epoch_losses".into(), json!(outcome.epoch_losses));
+        metrics.insert("epoch_accuracies".into(), json!(outcome.epoch_accuracies));
+        metrics.insert(
+            "epoch_learning_rates".into(),
+            json!(outcome.epoch_learning_rates),
+        );
         metrics.insert("train_accuracy".into(), json!(outcome.train_accuracy));
         metrics.insert("images_per_second".into(), json!(outcome.images_per_second));
         metrics.insert("train_images".into(), json!(data.count));

@@ -119,6 +119,11 @@ pub struct TrainOutcome {
     pub weights: Vec<u8>,
     /// Mean training cross-entropy of each epoch (over its images, in training mode).
     pub epoch_losses: Vec<f64>,
+    /// Share of training images classified right in each epoch, in training mode, as the
+    /// batches went by: with `epoch_losses`, the training curve.
+    pub epoch_accuracies: Vec<f64>,
+    /// The weights' learning rate in each epoch (the step schedule).
+    pub epoch_learning_rates: Vec<f64>,
     /// Share of training images classified right during the last epoch, in training mode
     /// (dropout and augmentation on), as the batches went by.
     pub train_accuracy: f64,
@@ -207,7 +212,8 @@ pub fn train(
     let batches = data.count.div_ceil(config.batch_size);
     let mut order: Vec<usize> = (0..data.count).collect();
     let mut epoch_losses = Vec::with_capacity(config.epochs);
-    let mut last_epoch_correct = 0usize;
+    let mut epoch_accuracies = Vec::with_capacity(config.epochs);
+    let mut epoch_learning_rates = Vec::with_capacity(config.epochs);
     for epoch in 0..config.epochs {
         // Each epoch's order is a shuffle of the identity, so it does not depend on earlier ones.
         order.iter_mut().enumerate().for_each(|(i, slot)| *slot = i);
@@ -257,7 +263,8 @@ pub fn train(
             }
         }
         epoch_losses.push(loss_sum / data.count as f64);
-        last_epoch_correct = correct;
+        epoch_accuracies.push(correct as f64 / data.count as f64);
+        epoch_learning_rates.push(learning_rate);
     }
     let elapsed = started.elapsed().as_secs_f64();
 
@@ -276,7 +283,9 @@ pub fn train(
     Ok(TrainOutcome {
         weights: trained.to_safetensors(net),
         epoch_losses,
-        train_accuracy: last_epoch_correct as f64 / data.count as f64,
+        train_accuracy: epoch_accuracies.last().copied().unwrap_or_default(),
+        epoch_accuracies,
+        epoch_learning_rates,
         images_per_second: (config.epochs * data.count) as f64 / elapsed.max(1e-9),
         backend: backend.name,
     })
