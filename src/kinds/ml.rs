@@ -15,8 +15,28 @@ use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
 /// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
 /// change. 2: conv1 as a matrix multiply and cached frozen outputs change the low bits of
 /// trained weights. 3: lineage travels in the weights' metadata and `evaluation.json`, and
-/// the net to score comes from the weights, not from upstream parameters.
-const ML_KINDS_VERSION: u32 = 3;
+/// the net to score comes from the weights, not from upstream parameters. 4: a transfer draws
+/// its fresh layers, batch order and dropout from its own stream (`transfer_stream_seed`), not
+/// from its base's.
+const ML_KINDS_VERSION: u32 = 4;
+
+/// The seed a transfer's training draws from for a `seed:` of `seed`.
+///
+/// A base and its transfers usually share a `seed:` (one per split), and with the same stream
+/// a transfer's fresh upper layers would start exactly where its base's started, see the same
+/// batches in the same order and drop the same units: its result would be tied to its base's
+/// beyond the copied layers. A SplitMix64 step of the seed mixed with a fixed tag gives every
+/// transfer a stream of its own that is still a pure function of its parameters. Transfers of
+/// one seed share it across n and variants (common random numbers, so their differences carry
+/// less noise), and the random-weight control draws its frozen layers from it too.
+#[cfg_attr(not(feature = "ml"), allow(dead_code))]
+pub fn transfer_stream_seed(seed: u64) -> u64 {
+    const TRANSFER_TAG: u64 = 0x7472_616e_7366_6572; // "transfer"
+    let mut z = (seed ^ TRANSFER_TAG).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
 
 /// The weights a `train` or `transfer` node writes.
 pub const WEIGHTS: &str = "weights.safetensors";
@@ -599,7 +619,10 @@ mod backend {
     ) -> Result<BuildOutput, BuildError> {
         let data = image_set(context, task, "train")?;
         let net = net_config(net, &data)?;
-        let config = train_config(training);
+        let mut config = train_config(training);
+        if settings.is_some() {
+            config.seed = super::transfer_stream_seed(training.seed);
+        }
         let base_weights = match (settings, context.optional_input("base")) {
             (Some(_), Some(base)) => Some(context.read(base, WEIGHTS)?),
             _ => None,

@@ -15,4 +15,6 @@ mod keys;
 mod processes;
 mod remotes;
 mod reruns;
+#[cfg(feature = "ml")]
+mod seeds;
 mod slurm;
