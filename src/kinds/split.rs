@@ -164,8 +164,9 @@ impl NodeKind for SplitKind {
     }
 
     /// 2: writes `split.json` (label, method, classes), the split's lineage as content.
+    /// 3: a split whose seed draws its images has the seed in its id, whatever its method.
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn about(&self) -> &'static str {
@@ -303,13 +304,15 @@ impl NodeKind for SplitKind {
         let tasks = split(&train, &test, &options)
             .map_err(|error| BuildError::failed(format!("cannot split the data: {error}")))?;
         let label = params.resolved_label();
-        // Random splits of one label differ by seed; the report pairs runs within one split.
-        let id = match &options.method {
-            SplitMethod::Random { .. } => format!("{label} s{}", options.seed),
-            _ => label.clone(),
-        };
-        // An unused seed is not in the key, so it must not reach the content either.
+        // Splits of one label differ by seed wherever the seed draws something (the classes, or
+        // the images kept under a cap): the report pairs runs within one split, so each seed's
+        // split needs an id of its own. An unused seed is not in the key, so it must not reach
+        // the content either.
         let seed = params.seed_is_used().then_some(options.seed);
+        let id = match seed {
+            Some(seed) => format!("{label} s{seed}"),
+            None => label.clone(),
+        };
         let description = json!({
             "id": id,
             "label": label,
@@ -430,7 +433,8 @@ mod tests {
         // The split's lineage travels as content: label, method, data set, classes.
         let description: Value = serde_json::from_slice(&output.outputs[4].1).unwrap();
         assert_eq!(description["label"], "dissimilar");
-        assert_eq!(description["id"], "dissimilar");
+        // The cap draws images with the seed, so seeds give different splits with their own ids.
+        assert_eq!(description["id"], "dissimilar s0");
         assert_eq!(description["dataset"], "synthetic");
         assert_eq!(
             description["seed"], 0,
