@@ -44,10 +44,10 @@ tpipe_engine::kind_params! {
             default: true,
             doc: "show Yosinski et al.'s ImageNet numbers beside ours (labelled as such)",
         },
-        chance_margin: f64 {
+        chance_alpha: f64 {
             ty: ParamType::Float { min: Some(0.0), max: Some(1.0) },
             default: 0.05,
-            doc: "runs with top-1 ≤ 1/classes + this margin are flagged as chance level and left out of means",
+            doc: "a run is at chance (listed, in no mean) when a one-sided binomial test of its correct count against 1/classes gives p ≥ this",
         },
     }
 }
@@ -57,7 +57,7 @@ impl Default for ReportOptions {
         ReportOptions {
             title: DEFAULT_TITLE.to_string(),
             paper_reference: true,
-            chance_margin: 0.05,
+            chance_alpha: 0.05,
         }
     }
 }
@@ -69,8 +69,10 @@ impl NodeKind for Report {
         "report"
     }
     /// 2: reads each run from its `evaluation.json` (content), not from its node's metrics.
+    /// 3: splits as units of replication, one baseB, the binomial chance rule, verdicts against
+    /// the paper's effect sizes, the AnB+ vs BnB+ control.
     fn version(&self) -> u32 {
-        2
+        3
     }
     fn about(&self) -> &'static str {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
@@ -127,7 +129,7 @@ pub fn build_report<'a>(
     inputs: impl IntoIterator<Item = (&'a str, &'a Value)>,
     options: &ReportOptions,
 ) -> Result<BuildOutput, BuildError> {
-    let set = RunSet::from_metrics(inputs, options.chance_margin);
+    let set = RunSet::from_metrics(inputs, options.chance_alpha);
     let analysis = Analysis::new(&set);
     let found = findings::findings(&analysis);
     let headline = headline(&analysis);
@@ -135,7 +137,7 @@ pub fn build_report<'a>(
     let summary_options = summary::SummaryOptions {
         title: &options.title,
         headline: &headline,
-        chance_margin: options.chance_margin,
+        chance_alpha: options.chance_alpha,
         paper_reference: options.paper_reference,
     };
     let figure = figure::Figure::from_analysis(&analysis, &options.title, options.paper_reference);
@@ -191,10 +193,11 @@ fn interval_json(interval: Option<statistics::Interval>) -> (Value, Value) {
     }
 }
 
-fn relative_json(entry: &mut Map<String, Value>, relative: Option<&analysis::Relative>) {
-    if let Some(relative) = relative {
-        let (low, high) = interval_json(relative.estimate.interval());
-        entry.insert("delta_points".into(), rounded(relative.estimate.value));
+/// A pooled cell's Δ across units, with its 95% interval.
+fn relative_json(entry: &mut Map<String, Value>, relative: &analysis::PerUnit) {
+    if let Some(sample) = relative.sample() {
+        let (low, high) = interval_json(sample.interval(findings::CONFIDENCE));
+        entry.insert("delta_points".into(), rounded(sample.mean));
         entry.insert("delta_low".into(), low);
         entry.insert("delta_high".into(), high);
     }
@@ -206,7 +209,7 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         let mut entry = Map::new();
         entry.insert("runs".into(), json!(cell.runs.len()));
         if let Some(top1) = cell.top1 {
-            let (low, high) = interval_json(top1.interval());
+            let (low, high) = interval_json(top1.interval(findings::CONFIDENCE));
             entry.insert("top1".into(), rounded(top1.mean));
             entry.insert("top1_low".into(), low);
             entry.insert("top1_high".into(), high);
@@ -214,7 +217,9 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         if let Some(top5) = cell.top5 {
             entry.insert("top5".into(), rounded(top5.mean));
         }
-        relative_json(&mut entry, cell.relative.as_ref());
+        if let Some(delta) = cell.relative {
+            entry.insert("delta_points".into(), rounded(delta));
+        }
         let key = format!(
             "{} {} {} n={}",
             cell.split, cell.target_task, cell.variant, cell.layers_copied
@@ -225,11 +230,12 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
     for cell in &analysis.kind_cells {
         let mut entry = Map::new();
         entry.insert("runs".into(), json!(cell.runs.len()));
-        entry.insert("splits".into(), json!(cell.splits));
-        if let Some(top1) = cell.top1 {
+        entry.insert("chance_level_runs".into(), json!(cell.chance_level.len()));
+        entry.insert("units".into(), json!(cell.top1.len()));
+        if let Some(top1) = cell.top1.sample() {
             entry.insert("top1".into(), rounded(top1.mean));
         }
-        relative_json(&mut entry, cell.relative.as_ref());
+        relative_json(&mut entry, &cell.relative);
         pooled.insert(
             format!(
                 "{} {} n={}",
@@ -389,12 +395,13 @@ mod tests {
         let built = build(&paper_like_grid(), &ReportOptions::default());
         let summary = String::from_utf8(output(&built, "summary.md").to_vec()).unwrap();
         for expected in [
-            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **dissimilar: not measured.** no BnB nodes.\n- **similar: seen.** BnB is 2.50 points below baseB at n = 5",
+            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **dissimilar: not measured.** no BnB nodes.\n- **similar: seen.** At its lowest over n = 3–5, n = 5, BnB is 2.50 points below baseB (98.3% CI [-3.26, -1.74], corrected for 3 looks",
             "### 2. Specificity: AnB falls at high n\n\n- **dissimilar: seen.**",
-            "- **dissimilar vs similar: seen.** At n = 7,",
-            "### 4. Random weights: frozen random lower layers collapse accuracy\n\n- **dissimilar: not measured.** no random-weight (`random`) nodes.\n- **similar: seen.** From n = 3 on",
-            "### 5. Lingering boost: AnB+ beats baseB\n\n- **dissimilar: not measured.** no AnB+ nodes.\n- **similar: seen.** Averaged over n = 1–7, AnB+ is 1.20 points above baseB",
-            "- `eval_split_similar_s0_random_n3_s0` (random, n = 3): top-1 0.1100 ≤ 0.1500 (1/10 + 0.05)",
+            "- **dissimilar vs similar: seen.** At n = 7, AnB is 8.00 points below baseB on the dissimilar split (3 seeds of one split) and 2.40 points below baseB on the similar split",
+            "### 4. Random weights: frozen random lower layers collapse accuracy\n\n- **dissimilar: not measured.** no random-weight (`random`) nodes.\n- **similar: seen.** At n = 7, 3 of 3 random-weight nets are at chance.",
+            "### 5. Lingering boost: AnB+ beats baseB\n\n- **dissimilar: not measured.** no AnB+ nodes.\n- **similar: seen.** Averaged over n = 1–7 within each unit, AnB+ is 1.20 points above baseB",
+            "### 6. The boost's control: AnB+ beats BnB+, so the boost comes from transfer, not from longer training\n\n- **dissimilar: not measured.** no AnB+ runs with a baseB to compare with.\n- **similar: seen.** Averaged over n = 1–7 and paired within each unit, AnB+ is 1.10 points above BnB+",
+            "- `eval_split_similar_s0_random_n3_s0` (random, n = 3): top-1 0.1100 on 1000 images, 110 right; guessing among 10 gets at least as many with p = 0.158 (≥ 0.05)",
         ] {
             assert!(summary.contains(expected), "missing `{expected}` in\n{summary}");
         }
@@ -436,7 +443,7 @@ mod tests {
             "baseB (circles: seeds, thin line: mean)",
             "AnB, similar (bars: 95% CI)",
             "AnB, dissimilar (bars: 95% CI)",
-            "random weights, similar (incl. chance-level runs) (bars: 95% CI)",
+            "random weights, similar (bars: 95% CI)",
             "paper (ImageNet), right axis, same colours",
             "paper (ImageNet) AnB, random split",
             "paper (ImageNet) AnB, dissimilar",
@@ -500,7 +507,7 @@ mod tests {
     #[test]
     fn the_kind_declares_its_params_and_input() {
         let names: Vec<&str> = Report.params().iter().map(|param| param.name).collect();
-        assert_eq!(names, ["title", "paper_reference", "chance_margin"]);
+        assert_eq!(names, ["title", "paper_reference", "chance_alpha"]);
         let inputs = Report.inputs();
         assert_eq!(
             (inputs[0].name, inputs[0].arity, inputs[0].accepts),

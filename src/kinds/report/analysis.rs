@@ -1,39 +1,78 @@
-//! Runs grouped into cells (a variant at one n) and compared with their own split's base.
+//! Runs grouped into cells (a variant at one n), each measured against its own split's base.
 //!
-//! Two groupings: per split and target task, as the tables list them; and pooled per split
-//! kind under the paper's names (both directions, every split of that kind), as the findings
-//! and the figure use them. Chance-level runs are in neither mean.
+//! Two groupings: per split and target task, as the per-split tables list them; and pooled per
+//! split kind under the paper's names, as the findings, the figure and the pooled table use
+//! them. Invariants of the pooled cells:
+//! - The unit of replication is the split. A cell holds one value per split: the mean over the
+//!   split's target tasks of (variant mean − base mean) on that task. Intervals are Student's t
+//!   across those values, so runs that share a base never count as independent.
+//! - Where a split kind has a single split, its seeds are the units instead (a variant's seed
+//!   against the base of the same seed, else the split's base mean).
+//! - baseB is one number per split kind: the same per-split base values every Δ subtracts,
+//!   over the target tasks some transfer targets. A base whose task no transfer targets (baseA
+//!   when every transfer goes into B) is listed per split but never pooled into baseB.
+//! - Chance-level runs are in no mean, no base and no unit.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::runs::{Role, Run, RunSet};
-use super::statistics::{Estimate, Sample};
+use super::statistics::Sample;
 
 /// Accuracy points per unit of top-1.
 pub const POINTS: f64 = 100.0;
 
-/// The split and target task whose base a run is compared with.
-type BaseKey = (String, String);
+/// One value per unit of replication (a split, or a seed of a single split), by unit name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct PerUnit(pub BTreeMap<String, f64>);
 
-fn base_key(run: &Run) -> BaseKey {
-    (run.split.clone(), run.target_task.clone())
+impl PerUnit {
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// The values' mean and spread; `None` without values.
+    pub fn sample(&self) -> Option<Sample> {
+        Sample::of(&self.0.values().copied().collect::<Vec<_>>())
+    }
+
+    /// `self − other` unit by unit, over the units both have (a paired difference).
+    pub fn paired_minus(&self, other: &PerUnit) -> PerUnit {
+        PerUnit(
+            self.0
+                .iter()
+                .filter_map(|(unit, value)| {
+                    other
+                        .0
+                        .get(unit)
+                        .map(|theirs| (unit.clone(), value - theirs))
+                })
+                .collect(),
+        )
+    }
+
+    /// Per unit, the mean of the parts that have it (a curve averaged over n within a unit).
+    pub fn averaged<'p>(parts: impl IntoIterator<Item = &'p PerUnit>) -> PerUnit {
+        let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
+        for part in parts {
+            for (unit, value) in &part.0 {
+                let entry = sums.entry(unit.clone()).or_default();
+                entry.0 += value;
+                entry.1 += 1;
+            }
+        }
+        PerUnit(
+            sums.into_iter()
+                .map(|(unit, (sum, count))| (unit, sum / count as f64))
+                .collect(),
+        )
+    }
 }
 
-/// A variant's difference from the base, in accuracy points.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Relative {
-    pub estimate: Estimate,
-    /// Runs of the variant that had a base to compare with.
-    pub runs: usize,
-    /// Distinct seeds among them.
-    pub seeds: usize,
-    /// Base runs behind the comparison.
-    pub base_runs: usize,
-    /// Runs left out for want of a base on their split and task.
-    pub without_base: usize,
-}
-
-/// One variant at one n on one split and target task.
+/// One variant at one n on one split and target task (the per-split tables).
 #[derive(Clone, Debug)]
 pub struct SplitCell<'a> {
     pub split_kind: &'a str,
@@ -46,8 +85,9 @@ pub struct SplitCell<'a> {
     pub chance_level_runs: usize,
     pub top1: Option<Sample>,
     pub top5: Option<Sample>,
-    /// `None` for the base itself, or when the split has no usable base.
-    pub relative: Option<Relative>,
+    /// Mean difference from the split's base on the same task, in points; `None` for the base
+    /// itself or without a usable base. No interval: a split is one unit.
+    pub relative: Option<f64>,
 }
 
 /// One paper variant at one n, pooled over a split kind.
@@ -57,65 +97,121 @@ pub struct KindCell<'a> {
     pub paper_variant: String,
     pub role: Role,
     pub layers_copied: u32,
+    /// Runs in the cell's values (for baseB: only bases of targeted tasks).
     pub runs: Vec<&'a Run>,
-    /// The same cell's chance-level runs (left out of `runs`).
+    /// The cell's chance-level runs, in no value.
     pub chance_level: Vec<&'a Run>,
-    pub splits: usize,
-    pub top1: Option<Sample>,
-    pub relative: Option<Relative>,
+    /// Per unit, the mean top-1 over the unit's target tasks.
+    pub top1: PerUnit,
+    /// Per unit, the mean difference from the same unit's base, in points (empty for baseB).
+    pub relative: PerUnit,
 }
 
 impl KindCell<'_> {
     /// Every run of the cell, chance-level ones included.
-    pub fn all_runs(&self) -> Vec<&Run> {
-        let mut runs: Vec<&Run> = self
-            .runs
-            .iter()
-            .chain(&self.chance_level)
-            .copied()
-            .collect();
-        runs.sort_by(|first, second| first.node.cmp(&second.node));
-        runs
+    pub fn total_runs(&self) -> usize {
+        self.runs.len() + self.chance_level.len()
     }
 }
 
+/// The unit and target task a base mean belongs to.
+type BaseKey = (String, String);
+
 pub struct Analysis<'a> {
     pub set: &'a RunSet,
-    /// Usable base runs per split and target task.
-    pub bases: BTreeMap<BaseKey, Sample>,
     pub split_cells: Vec<SplitCell<'a>>,
     pub kind_cells: Vec<KindCell<'a>>,
     /// Split kinds in name order.
     pub kinds: Vec<&'a str>,
+    /// Kinds with a single split, whose seeds are the units.
+    seed_units: BTreeSet<&'a str>,
+    /// Usable base runs' mean top-1 per unit and target task, then per split and target task.
+    unit_bases: BTreeMap<BaseKey, f64>,
+    split_bases: BTreeMap<BaseKey, f64>,
 }
 
 impl<'a> Analysis<'a> {
     pub fn new(set: &'a RunSet) -> Analysis<'a> {
-        let mut base_values: BTreeMap<BaseKey, Vec<f64>> = BTreeMap::new();
-        for run in set.usable().filter(|run| run.role == Role::Base) {
-            base_values.entry(base_key(run)).or_default().push(run.top1);
-        }
-        let bases = base_values
-            .iter()
-            .filter_map(|(key, values)| Some((key.clone(), Sample::of(values)?)))
-            .collect();
-        let mut analysis = Analysis {
-            set,
-            bases,
-            split_cells: Vec::new(),
-            kind_cells: Vec::new(),
-            kinds: Vec::new(),
-        };
-        analysis.kinds = set
+        let kinds: Vec<&str> = set
             .runs
             .iter()
             .map(|run| run.split_kind.as_str())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
+        let seed_units = kinds
+            .iter()
+            .copied()
+            .filter(|kind| {
+                set.runs
+                    .iter()
+                    .filter(|run| run.split_kind == *kind)
+                    .map(|run| run.split.as_str())
+                    .collect::<BTreeSet<_>>()
+                    .len()
+                    == 1
+            })
+            .collect();
+        let mut analysis = Analysis {
+            set,
+            split_cells: Vec::new(),
+            kind_cells: Vec::new(),
+            kinds,
+            seed_units,
+            unit_bases: BTreeMap::new(),
+            split_bases: BTreeMap::new(),
+        };
+        let mut unit_values: BTreeMap<BaseKey, Vec<f64>> = BTreeMap::new();
+        let mut split_values: BTreeMap<BaseKey, Vec<f64>> = BTreeMap::new();
+        for run in set.usable().filter(|run| run.role == Role::Base) {
+            let task = run.target_task.clone();
+            unit_values
+                .entry((analysis.unit(run), task.clone()))
+                .or_default()
+                .push(run.top1);
+            split_values
+                .entry((run.split.clone(), task))
+                .or_default()
+                .push(run.top1);
+        }
+        let means = |values: BTreeMap<BaseKey, Vec<f64>>| {
+            values
+                .into_iter()
+                .map(|(key, values)| (key, values.iter().sum::<f64>() / values.len() as f64))
+                .collect()
+        };
+        analysis.unit_bases = means(unit_values);
+        analysis.split_bases = means(split_values);
         analysis.split_cells = analysis.group_by_split();
         analysis.kind_cells = analysis.group_by_kind();
         analysis
+    }
+
+    /// The unit of replication a run belongs to.
+    fn unit(&self, run: &Run) -> String {
+        if self.seed_units.contains(run.split_kind.as_str()) {
+            // Named with their split, so units of different kinds never meet.
+            match run.seed {
+                Some(seed) => format!("{}, seed {seed}", run.split),
+                None => format!("{}, run {}", run.split, run.node),
+            }
+        } else {
+            run.split.clone()
+        }
+    }
+
+    /// Whether a kind's units are the seeds of its single split.
+    pub fn units_are_seeds(&self, split_kind: &str) -> bool {
+        self.seed_units.contains(split_kind)
+    }
+
+    /// The base a run is measured against: its unit's, else its split's (on the same task).
+    fn base_of(&self, unit: &str, run: &Run) -> Option<f64> {
+        let task = run.target_task.clone();
+        self.unit_bases
+            .get(&(unit.to_string(), task.clone()))
+            .or_else(|| self.split_bases.get(&(run.split.clone(), task)))
+            .copied()
     }
 
     fn group_by_split(&self) -> Vec<SplitCell<'a>> {
@@ -127,16 +223,18 @@ impl<'a> Analysis<'a> {
                 .and_then(|group| group.first())
                 .is_some_and(|first| {
                     (
+                        first.split_kind.as_str(),
                         first.split.as_str(),
                         first.target_task.as_str(),
                         first.variant.as_str(),
                         first.layers_copied,
                     ) == (
+                        run.split_kind.as_str(),
                         run.split.as_str(),
                         run.target_task.as_str(),
                         run.variant.as_str(),
                         run.layers_copied,
-                    ) && first.split_kind == run.split_kind
+                    )
                 });
             if same_cell {
                 groups.last_mut().expect("checked").push(run);
@@ -149,9 +247,15 @@ impl<'a> Analysis<'a> {
             .map(|group| {
                 let first = group[0];
                 let runs: Vec<&Run> = group.iter().copied().filter(|run| !run.at_chance).collect();
-                let relative = (first.role != Role::Base)
-                    .then(|| self.relative_points(&runs))
-                    .flatten();
+                let top1 = Sample::of(&runs.iter().map(|run| run.top1).collect::<Vec<_>>());
+                let base = self
+                    .split_bases
+                    .get(&(first.split.clone(), first.target_task.clone()));
+                let relative = match (first.role, top1, base) {
+                    (Role::Base, _, _) => None,
+                    (_, Some(top1), Some(base)) => Some((top1.mean - base) * POINTS),
+                    _ => None,
+                };
                 SplitCell {
                     split_kind: &first.split_kind,
                     split: &first.split,
@@ -159,7 +263,7 @@ impl<'a> Analysis<'a> {
                     variant: &first.variant,
                     layers_copied: first.layers_copied,
                     chance_level_runs: group.len() - runs.len(),
-                    top1: Sample::of(&runs.iter().map(|run| run.top1).collect::<Vec<_>>()),
+                    top1,
                     top5: Sample::of(&runs.iter().filter_map(|run| run.top5).collect::<Vec<_>>()),
                     relative,
                     runs,
@@ -168,10 +272,36 @@ impl<'a> Analysis<'a> {
             .collect()
     }
 
+    /// The (split, target task) pairs that some non-base run targets, per split kind.
+    fn targeted(&self) -> BTreeSet<(&'a str, &'a str)> {
+        self.set
+            .runs
+            .iter()
+            .filter(|run| run.role != Role::Base)
+            .map(|run| (run.split.as_str(), run.target_task.as_str()))
+            .collect()
+    }
+
     fn group_by_kind(&self) -> Vec<KindCell<'a>> {
+        let targeted = self.targeted();
+        let kinds_with_targets: BTreeSet<&str> = self
+            .set
+            .runs
+            .iter()
+            .filter(|run| run.role != Role::Base)
+            .map(|run| run.split_kind.as_str())
+            .collect();
         type KindKey<'k> = (&'k str, Role, bool, String, u32);
         let mut groups: BTreeMap<KindKey<'a>, Vec<&'a Run>> = BTreeMap::new();
         for run in &self.set.runs {
+            // baseB is the base of the tasks transfers go into; in a kind without transfers,
+            // every base is.
+            let pooled = run.role != Role::Base
+                || !kinds_with_targets.contains(run.split_kind.as_str())
+                || targeted.contains(&(run.split.as_str(), run.target_task.as_str()));
+            if !pooled {
+                continue;
+            }
             let key = (
                 run.split_kind.as_str(),
                 run.role,
@@ -187,83 +317,53 @@ impl<'a> Analysis<'a> {
                 |((split_kind, role, _, paper_variant, layers_copied), group)| {
                     let (chance_level, runs): (Vec<&Run>, Vec<&Run>) =
                         group.into_iter().partition(|run| run.at_chance);
-                    let relative = (role != Role::Base)
-                        .then(|| self.relative_points(&runs))
-                        .flatten();
+                    let (top1, relative) = self.unit_values(&runs, role != Role::Base);
                     KindCell {
                         split_kind,
                         paper_variant,
                         role,
                         layers_copied,
-                        splits: runs
-                            .iter()
-                            .map(|run| run.split.as_str())
-                            .collect::<BTreeSet<_>>()
-                            .len(),
-                        top1: Sample::of(&runs.iter().map(|run| run.top1).collect::<Vec<_>>()),
-                        relative,
                         runs,
                         chance_level,
+                        top1,
+                        relative,
                     }
                 },
             )
             .collect()
     }
 
-    /// The mean difference, in points, between `runs` and the base of each run's own split and
-    /// target task. Its uncertainty counts the spread of the runs and of every base involved.
-    pub fn relative_points(&self, runs: &[&Run]) -> Option<Relative> {
-        let compared: Vec<(&Run, &Sample)> = runs
-            .iter()
-            .filter_map(|run| self.bases.get(&base_key(run)).map(|base| (*run, base)))
-            .collect();
-        if compared.is_empty() {
-            return None;
+    /// Per unit: the mean top-1 over target tasks, and (when `relative`) the mean over target
+    /// tasks of (runs' mean − base), in points. A unit without a base has no relative value.
+    fn unit_values(&self, runs: &[&Run], relative: bool) -> (PerUnit, PerUnit) {
+        let mut per_task: BTreeMap<(String, &str), Vec<&Run>> = BTreeMap::new();
+        for run in runs {
+            per_task
+                .entry((self.unit(run), run.target_task.as_str()))
+                .or_default()
+                .push(run);
         }
-        let differences: Vec<f64> = compared
-            .iter()
-            .map(|(run, base)| (run.top1 - base.mean) * POINTS)
-            .collect();
-        let difference_sample = Sample::of(&differences)?;
-        let mut runs_per_base: BTreeMap<BaseKey, usize> = BTreeMap::new();
-        for (run, _) in &compared {
-            *runs_per_base.entry(base_key(run)).or_default() += 1;
+        let mut top1: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        let mut difference: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+        for ((unit, _), runs) in per_task {
+            let mean = runs.iter().map(|run| run.top1).sum::<f64>() / runs.len() as f64;
+            top1.entry(unit.clone()).or_default().push(mean);
+            if let Some(base) = relative.then(|| self.base_of(&unit, runs[0])).flatten() {
+                difference
+                    .entry(unit)
+                    .or_default()
+                    .push((mean - base) * POINTS);
+            }
         }
-        let count = compared.len() as f64;
-        let mut samples = vec![(1.0, difference_sample)];
-        samples.extend(
-            runs_per_base
-                .iter()
-                .map(|(key, runs)| (-(*runs as f64) / count, self.bases[key].scaled(POINTS))),
-        );
-        Some(Relative {
-            estimate: Estimate::weighted_sum(difference_sample.mean, &samples),
-            runs: compared.len(),
-            seeds: distinct_seeds(compared.iter().map(|(run, _)| *run)),
-            base_runs: runs_per_base.keys().map(|key| self.bases[key].count).sum(),
-            without_base: runs.len() - compared.len(),
-        })
-    }
-
-    /// The difference between two groups of runs, each taken against its own base first, so the
-    /// base cancels (used for AnB against BnB at the same n).
-    pub fn gap_points(&self, first: &[&Run], second: &[&Run]) -> Option<Estimate> {
-        let differences = |runs: &[&Run]| -> Option<Sample> {
-            let values: Vec<f64> = runs
-                .iter()
-                .filter_map(|run| {
-                    self.bases
-                        .get(&base_key(run))
-                        .map(|base| (run.top1 - base.mean) * POINTS)
-                })
-                .collect();
-            Sample::of(&values)
+        let average = |values: BTreeMap<String, Vec<f64>>| {
+            PerUnit(
+                values
+                    .into_iter()
+                    .map(|(unit, values)| (unit, values.iter().sum::<f64>() / values.len() as f64))
+                    .collect(),
+            )
         };
-        let (first, second) = (differences(first)?, differences(second)?);
-        Some(Estimate::weighted_sum(
-            first.mean - second.mean,
-            &[(1.0, first), (-1.0, second)],
-        ))
+        (average(top1), average(difference))
     }
 
     pub fn kind_cell(
@@ -287,6 +387,11 @@ impl<'a> Analysis<'a> {
             .collect()
     }
 
+    /// baseB of a split kind: the per-unit base values every Δ of the kind subtracts.
+    pub fn base(&self, split_kind: &str) -> Option<&KindCell<'a>> {
+        self.kind_cell(split_kind, "baseB", 0)
+    }
+
     /// The split kind the paper's Figure 2 describes: `similar` (random splits) when present,
     /// else the first kind with transferred nets.
     pub fn primary_kind(&self) -> Option<&'a str> {
@@ -304,35 +409,27 @@ impl<'a> Analysis<'a> {
             .or_else(|| self.kinds.first().copied())
     }
 
+    /// A single run's difference from its unit's base, in points (for the CSV).
+    pub fn run_relative(&self, run: &Run) -> Option<f64> {
+        (run.role != Role::Base && !run.at_chance)
+            .then(|| self.base_of(&self.unit(run), run))
+            .flatten()
+            .map(|base| (run.top1 - base) * POINTS)
+    }
+
     /// Distinct (split, target task, variant, n) cells: the report's "variants".
     pub fn variant_count(&self) -> usize {
         self.split_cells.len()
     }
-}
 
-/// How many different seeds a group of runs has (runs without a seed count once each).
-pub fn distinct_seeds<'r>(runs: impl IntoIterator<Item = &'r Run>) -> usize {
-    let mut seeds = BTreeSet::new();
-    let mut unseeded = 0;
-    for run in runs {
-        match run.seed {
-            Some(seed) => {
-                seeds.insert(seed);
-            }
-            None => unseeded += 1,
-        }
-    }
-    seeds.len() + unseeded
-}
-
-/// "3 seeds", or "6 runs (3 seeds)" when seeds repeat across splits or directions.
-pub fn describe_runs(runs: usize, seeds: usize) -> String {
-    let seeds_word = if seeds == 1 { "seed" } else { "seeds" };
-    if runs == seeds {
-        format!("{runs} {seeds_word}")
-    } else {
-        let runs_word = if runs == 1 { "run" } else { "runs" };
-        format!("{runs} {runs_word} ({seeds} {seeds_word})")
+    /// "3 splits" or "3 seeds of one split": what a kind's intervals are taken across.
+    pub fn units_word(&self, split_kind: &str, units: usize) -> String {
+        let (one, many) = if self.units_are_seeds(split_kind) {
+            ("seed of one split", "seeds of one split")
+        } else {
+            ("split", "splits")
+        };
+        format!("{units} {}", if units == 1 { one } else { many })
     }
 }
 
@@ -342,17 +439,20 @@ pub(crate) mod tests {
 
     use super::*;
 
-    /// Metrics as an evaluate node writes them.
+    /// Metrics as an evaluate node writes them (10 classes, 1,000 held-out images).
     pub(crate) fn metrics(split: &str, variant: &str, layers: u32, seed: i64, top1: f64) -> Value {
         let split_kind = if split.contains("dissimilar") {
             "dissimilar"
         } else {
             "similar"
         };
+        let target = super::super::runs::classify(variant)
+            .2
+            .unwrap_or_else(|| "B".to_string());
         json!({
             "top1": top1, "top5": (top1 + 0.1).min(1.0), "count": 1000, "num_classes": 10,
             "variant": variant, "layers_copied": layers, "seed": seed,
-            "split": split, "split_kind": split_kind, "target_task": "B",
+            "split": split, "split_kind": split_kind, "target_task": target,
         })
     }
 
@@ -372,15 +472,29 @@ pub(crate) mod tests {
         );
     }
 
+    fn input(
+        node: &str,
+        split: &str,
+        variant: &str,
+        layers: u32,
+        seed: i64,
+        top1: f64,
+    ) -> (String, Value) {
+        (
+            node.to_string(),
+            metrics(split, variant, layers, seed, top1),
+        )
+    }
+
     #[test]
     fn cells_group_by_split_variant_and_n() {
         let inputs = vec![
-            ("b0".to_string(), metrics("s_similar", "baseB", 0, 0, 0.80)),
-            ("b1".to_string(), metrics("s_similar", "baseB", 0, 1, 0.82)),
-            ("a0".to_string(), metrics("s_similar", "AnB", 3, 0, 0.70)),
-            ("a1".to_string(), metrics("s_similar", "AnB", 3, 1, 0.72)),
-            ("a2".to_string(), metrics("s_similar", "AnB", 4, 0, 0.60)),
-            ("d0".to_string(), metrics("s_dissimilar", "AnB", 3, 0, 0.50)),
+            input("b0", "s_similar", "baseB", 0, 0, 0.80),
+            input("b1", "s_similar", "baseB", 0, 1, 0.82),
+            input("a0", "s_similar", "AnB", 3, 0, 0.70),
+            input("a1", "s_similar", "AnB", 3, 1, 0.72),
+            input("a2", "s_similar", "AnB", 4, 0, 0.60),
+            input("d0", "s_dissimilar", "AnB", 3, 0, 0.50),
         ];
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
@@ -409,71 +523,158 @@ pub(crate) mod tests {
         assert_eq!(analysis.variant_count(), 4);
         // The dissimilar split has no base of its own, so no difference.
         assert!(analysis.split_cells[0].relative.is_none());
-        let anb = &analysis.split_cells[2];
-        close(anb.top1.unwrap().mean, 0.71);
-        close(anb.relative.as_ref().unwrap().estimate.value, -10.0);
-        assert_eq!(anb.relative.as_ref().unwrap().base_runs, 2);
+        close(analysis.split_cells[2].relative.unwrap(), -10.0);
     }
 
     #[test]
-    fn each_variant_is_compared_with_its_own_splits_base() {
+    fn the_unit_is_the_split_and_differences_are_paired_within_it() {
+        // Three splits whose bases differ by 10 points; every BnB is 1 point below its own.
+        let mut inputs = Vec::new();
+        for (split, base) in [("s0", 0.70), ("s1", 0.80), ("s2", 0.90)] {
+            inputs.push(input(&format!("b_{split}"), split, "baseB", 0, 0, base));
+            inputs.push(input(
+                &format!("x_{split}"),
+                split,
+                "BnB",
+                2,
+                0,
+                base - 0.01,
+            ));
+        }
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        let cell = analysis.kind_cell("similar", "BnB", 2).unwrap();
+        let relative = cell.relative.sample().unwrap();
+        assert_eq!(relative.count, 3);
+        close(relative.mean, -1.0);
+        // Pairing removes the bases' spread entirely: a zero-width interval.
+        let interval = relative.interval(0.95).unwrap();
+        close(interval.low, -1.0);
+        close(interval.high, -1.0);
+        close(cell.top1.sample().unwrap().mean, 0.79);
+        close(
+            analysis
+                .base("similar")
+                .unwrap()
+                .top1
+                .sample()
+                .unwrap()
+                .mean,
+            0.80,
+        );
+    }
+
+    #[test]
+    fn runs_within_a_split_are_averaged_before_the_split_counts_once() {
         let inputs = vec![
-            ("b_s0".to_string(), metrics("s0", "baseB", 0, 0, 0.80)),
-            ("b_s1".to_string(), metrics("s1", "baseB", 0, 0, 0.60)),
-            ("x_s0".to_string(), metrics("s0", "BnB", 2, 0, 0.78)),
-            ("x_s1".to_string(), metrics("s1", "BnB", 2, 0, 0.58)),
+            input("b0", "s0", "baseB", 0, 0, 0.80),
+            input("x0", "s0", "BnB", 2, 0, 0.78),
+            input("x1", "s0", "BnB", 2, 1, 0.76),
+            input("b1", "s1", "baseB", 0, 0, 0.60),
+            input("y0", "s1", "BnB", 2, 0, 0.61),
         ];
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
-        let pooled = analysis.kind_cell("similar", "BnB", 2).unwrap();
-        assert_eq!((pooled.runs.len(), pooled.splits), (2, 2));
-        let relative = pooled.relative.as_ref().unwrap();
-        // Both are 2 points below their own base; pooling raw accuracy would mislead.
-        close(relative.estimate.value, -2.0);
-        assert_eq!(relative.base_runs, 2);
+        let relative = &analysis.kind_cell("similar", "BnB", 2).unwrap().relative;
+        assert_eq!(relative.len(), 2);
+        close(relative.0["s0"], -3.0);
+        close(relative.0["s1"], 1.0);
+    }
+
+    #[test]
+    fn a_base_no_transfer_targets_is_not_pooled_into_base_b() {
+        let inputs = vec![
+            input("bA", "s0", "baseA", 0, 0, 0.95),
+            input("bB", "s0", "baseB", 0, 0, 0.85),
+            input("t", "s0", "AnB", 3, 0, 0.84),
+        ];
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        let base = analysis.base("similar").unwrap();
+        assert_eq!(base.runs.len(), 1);
+        close(base.top1.sample().unwrap().mean, 0.85);
+        // It stays in its split's table.
+        assert!(analysis
+            .split_cells
+            .iter()
+            .any(|cell| cell.variant == "baseA"));
+    }
+
+    #[test]
+    fn both_directions_of_a_split_are_one_unit() {
+        let inputs = vec![
+            input("bA", "d_dissimilar", "baseA", 0, 0, 0.90),
+            input("bB", "d_dissimilar", "baseB", 0, 0, 0.80),
+            input("AB", "d_dissimilar", "AnB", 7, 0, 0.70),
+            input("BA", "d_dissimilar", "BnA", 7, 0, 0.70),
+        ];
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        let base = analysis.base("dissimilar").unwrap();
+        assert_eq!(base.runs.len(), 2);
+        close(base.top1.sample().unwrap().mean, 0.85);
+        let relative = &analysis.kind_cell("dissimilar", "AnB", 7).unwrap().relative;
+        // One seed of one split: the unit is that seed; −10 and −20 average to −15.
+        assert_eq!(relative.len(), 1);
+        close(relative.0["d_dissimilar, seed 0"], -15.0);
+    }
+
+    #[test]
+    fn a_single_split_uses_its_seeds_as_units_paired_by_seed() {
+        let inputs = vec![
+            input("b0", "s", "baseB", 0, 0, 0.80),
+            input("b1", "s", "baseB", 0, 1, 0.70),
+            input("x0", "s", "BnB", 2, 0, 0.79),
+            input("x1", "s", "BnB", 2, 1, 0.69),
+            input("x2", "s", "BnB", 2, 2, 0.74),
+        ];
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        assert!(analysis.units_are_seeds("similar"));
+        let relative = &analysis.kind_cell("similar", "BnB", 2).unwrap().relative;
+        close(relative.0["s, seed 0"], -1.0);
+        close(relative.0["s, seed 1"], -1.0);
+        // Seed 2 has no base of its own: the split's base mean, 0.75.
+        close(relative.0["s, seed 2"], -1.0);
     }
 
     #[test]
     fn chance_level_runs_stay_out_of_means_and_bases() {
         let inputs = vec![
-            ("b0".to_string(), metrics("s", "baseB", 0, 0, 0.80)),
-            ("b_failed".to_string(), metrics("s", "baseB", 0, 1, 0.10)),
-            ("r0".to_string(), metrics("s", "random", 5, 0, 0.11)),
-            ("r1".to_string(), metrics("s", "random", 5, 1, 0.40)),
+            input("b0", "s", "baseB", 0, 0, 0.80),
+            input("b_failed", "s", "baseB", 0, 1, 0.10),
+            input("r0", "s", "random", 5, 0, 0.11),
+            input("r1", "s", "random", 5, 1, 0.40),
         ];
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
-        assert_eq!(analysis.bases[&("s".to_string(), "B".to_string())].count, 1);
+        assert_eq!(analysis.base("similar").unwrap().runs.len(), 1);
         let random = analysis.kind_cell("similar", "random", 5).unwrap();
-        assert_eq!(random.runs.len(), 1);
-        assert_eq!(random.chance_level.len(), 1);
-        assert_eq!(random.all_runs().len(), 2);
-        close(random.top1.unwrap().mean, 0.40);
+        assert_eq!((random.runs.len(), random.chance_level.len()), (1, 1));
+        assert_eq!(random.total_runs(), 2);
+        close(random.top1.sample().unwrap().mean, 0.40);
+        // Seed 1's base failed: its random run is measured against the split's base mean.
+        close(random.relative.0["s, seed 1"], -40.0);
     }
 
     #[test]
-    fn gap_between_two_groups_cancels_the_base() {
-        let inputs = vec![
-            ("b".to_string(), metrics("s", "baseB", 0, 0, 0.80)),
-            ("a0".to_string(), metrics("s", "AnB", 7, 0, 0.60)),
-            ("a1".to_string(), metrics("s", "AnB", 7, 1, 0.62)),
-            ("s0".to_string(), metrics("s", "BnB", 7, 0, 0.78)),
-            ("s1".to_string(), metrics("s", "BnB", 7, 1, 0.80)),
-        ];
-        let set = set_of(&inputs);
-        let analysis = Analysis::new(&set);
-        let transfer = &analysis.kind_cell("similar", "AnB", 7).unwrap().runs;
-        let selffer = &analysis.kind_cell("similar", "BnB", 7).unwrap().runs;
-        let gap = analysis.gap_points(transfer, selffer).unwrap();
-        close(gap.value, -18.0);
-        // Only the spread within each group counts: 0.01·√2·100 / √2 per side.
-        close(gap.standard_error().unwrap(), 2f64.sqrt());
-    }
-
-    #[test]
-    fn run_counts_read_as_seeds_when_each_run_is_one_seed() {
-        assert_eq!(describe_runs(3, 3), "3 seeds");
-        assert_eq!(describe_runs(1, 1), "1 seed");
-        assert_eq!(describe_runs(6, 3), "6 runs (3 seeds)");
+    fn per_unit_values_pair_and_average() {
+        let first = PerUnit([("a".to_string(), 1.0), ("b".to_string(), 3.0)].into());
+        let second = PerUnit([("b".to_string(), 1.0), ("c".to_string(), 9.0)].into());
+        assert_eq!(
+            first.paired_minus(&second),
+            PerUnit([("b".to_string(), 2.0)].into())
+        );
+        assert_eq!(
+            PerUnit::averaged([&first, &second]),
+            PerUnit(
+                [
+                    ("a".to_string(), 1.0),
+                    ("b".to_string(), 2.0),
+                    ("c".to_string(), 9.0)
+                ]
+                .into()
+            )
+        );
     }
 }

@@ -16,6 +16,7 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::analysis::{Analysis, KindCell};
+use super::findings::CONFIDENCE;
 use super::runs::Role;
 use super::statistics::Interval;
 use crate::kinds::paper_reference as paper;
@@ -148,9 +149,10 @@ impl Figure {
             drop_range: (-1.0, 1.0),
         };
 
-        if let Some(base) = analysis.kind_cell(kind, "baseB", 0) {
+        // baseB is the same per-split base every Δ subtracts (see `analysis`).
+        if let Some(base) = analysis.base(kind) {
             figure.base_dots = base.runs.iter().map(|run| (0.0, run.top1)).collect();
-            figure.base_mean = base.top1.map(|sample| sample.mean);
+            figure.base_mean = base.top1.sample().map(|sample| sample.mean);
         }
         let variants = [
             ("BnB", SELFFER_COLOR, -0.15),
@@ -175,6 +177,7 @@ impl Figure {
                 .iter()
                 .filter_map(|cell| {
                     cell.top1
+                        .sample()
                         .map(|sample| (cell.layers_copied as f64, sample.mean))
                 })
                 .collect();
@@ -199,10 +202,7 @@ impl Figure {
         figure.chance_level_not_plotted = analysis
             .kind_cells
             .iter()
-            .filter(|cell| {
-                cell.split_kind == kind
-                    && matches!(cell.role, Role::Base | Role::Selffer | Role::Transfer)
-            })
+            .filter(|cell| cell.role != Role::Other)
             .map(|cell| cell.chance_level.len())
             .sum();
         let accuracies = figure
@@ -212,13 +212,11 @@ impl Figure {
             .map(|(_, top1)| *top1);
         figure.accuracy_range = padded(accuracies, 0.02, Some((0.0, 1.0)));
 
-        // Figure 3: AnB on every split kind, and random weights (chance-level runs included: the
-        // collapse is the effect).
+        // Figure 3: AnB on every split kind, and random weights. Chance-level runs are in no
+        // point here either; the note under the figure counts them.
         for (index, split_kind) in analysis.kinds.iter().enumerate() {
             let color = kind_color(split_kind, index);
-            let points = drop_points(&analysis.kind_curve(split_kind, "AnB"), |cell| {
-                cell.relative.clone()
-            });
+            let points = drop_points(&analysis.kind_curve(split_kind, "AnB"));
             if !points.is_empty() {
                 figure.drops.push(DropCurve {
                     label: format!("AnB, {split_kind}"),
@@ -228,11 +226,9 @@ impl Figure {
             }
         }
         for split_kind in &analysis.kinds {
-            let points = drop_points(&analysis.kind_curve(split_kind, "random"), |cell| {
-                analysis.relative_points(&cell.all_runs())
-            });
+            let points = drop_points(&analysis.kind_curve(split_kind, "random"));
             if !points.is_empty() {
-                let label = format!("random weights, {split_kind} (incl. chance-level runs)");
+                let label = format!("random weights, {split_kind}");
                 let color = if *split_kind == kind {
                     RANDOM_COLOR
                 } else {
@@ -293,19 +289,17 @@ impl Figure {
     }
 }
 
-fn drop_points(
-    curve: &[&KindCell],
-    relative: impl Fn(&KindCell) -> Option<super::analysis::Relative>,
-) -> Vec<(f64, f64, Option<Interval>)> {
+/// Each n's mean difference from baseB across units, with its 95% t-interval.
+fn drop_points(curve: &[&KindCell]) -> Vec<(f64, f64, Option<Interval>)> {
     curve
         .iter()
         .filter(|cell| cell.layers_copied >= 1)
         .filter_map(|cell| {
-            relative(cell).map(|relative| {
+            cell.relative.sample().map(|relative| {
                 (
                     cell.layers_copied as f64,
-                    relative.estimate.value,
-                    relative.estimate.interval(),
+                    relative.mean,
+                    relative.interval(CONFIDENCE),
                 )
             })
         })

@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
+use super::statistics::binomial_upper_tail;
+
 /// What a run measures, in the paper's terms. Both directions (into B and into A) fold onto
 /// the same roles, as the paper pools its half-nets.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -39,7 +41,11 @@ pub struct Run {
     pub top5: Option<f64>,
     pub images: Option<u64>,
     pub num_classes: Option<u64>,
-    /// Top-1 never rose above chance plus the margin: listed, and left out of every mean.
+    /// One-sided binomial p-value of the run's correct count against guessing (1/classes);
+    /// `None` when the class or image count is unknown.
+    pub chance_p_value: Option<f64>,
+    /// Not distinguishable from guessing (`chance_p_value` ≥ the report's `chance_alpha`):
+    /// listed, and left out of every mean, figure and sentence.
     pub at_chance: bool,
 }
 
@@ -50,11 +56,23 @@ impl Run {
         paper_variant(self.role, self.fine_tuned, &self.variant)
     }
 
-    /// 1 / classes + margin, when the number of classes is known.
-    pub fn chance_threshold(&self, margin: f64) -> Option<f64> {
+    /// 1 / classes, when the number of classes is known.
+    pub fn chance_accuracy(&self) -> Option<f64> {
         self.num_classes
             .filter(|classes| *classes > 0)
-            .map(|classes| 1.0 / classes as f64 + margin)
+            .map(|classes| 1.0 / classes as f64)
+    }
+
+    /// The binomial test of the one chance rule: how likely guessing is to get at least this
+    /// run's correct count on its held-out images.
+    fn chance_test(&self) -> Option<f64> {
+        let images = self.images.filter(|images| *images > 0)?;
+        let correct = (self.top1 * images as f64).round() as u64;
+        Some(binomial_upper_tail(
+            correct,
+            images,
+            self.chance_accuracy()?,
+        ))
     }
 }
 
@@ -87,16 +105,16 @@ pub struct RunSet {
 }
 
 impl RunSet {
-    /// Reads `(node, metrics)` pairs. `chance_margin` sets which runs count as never having left
-    /// chance accuracy.
+    /// Reads `(node, metrics)` pairs. A run is at chance when the binomial test against
+    /// guessing gives a p-value of at least `chance_alpha`.
     pub fn from_metrics<'a>(
         inputs: impl IntoIterator<Item = (&'a str, &'a Value)>,
-        chance_margin: f64,
+        chance_alpha: f64,
     ) -> RunSet {
         let mut set = RunSet::default();
         let mut missing: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
         for (node, metrics) in inputs {
-            match parse_run(node, metrics, chance_margin, &mut missing) {
+            match parse_run(node, metrics, chance_alpha, &mut missing) {
                 Ok(run) => set.runs.push(run),
                 Err(reason) => set.skipped.push(Skipped {
                     node: node.to_string(),
@@ -118,7 +136,7 @@ impl RunSet {
                 "split_kind" => "labelled `unlabelled`",
                 "target_task" => "target task taken from the variant label, else `?`",
                 "layers_copied" => "taken as 0 (a base)",
-                "num_classes" => "cannot be checked for chance-level accuracy",
+                "num_classes" | "count" => "cannot be checked for chance-level accuracy",
                 "seed" => "counted as runs without a seed",
                 _ => "left blank",
             };
@@ -217,7 +235,7 @@ pub fn classify(variant: &str) -> (Role, bool, Option<String>) {
 fn parse_run(
     node: &str,
     metrics: &Value,
-    chance_margin: f64,
+    chance_alpha: f64,
     missing: &mut BTreeMap<&'static str, Vec<String>>,
 ) -> Result<Run, String> {
     if !metrics.is_object() {
@@ -276,6 +294,15 @@ fn parse_run(
     if num_classes.is_none() {
         note_missing("num_classes");
     }
+    let images = metrics.get("count").and_then(Value::as_u64);
+    if images.is_none() {
+        note_missing("count");
+    }
+    // Top-5 of a task with five classes or fewer is 1 by construction: no information.
+    let top5 = metrics
+        .get("top5")
+        .and_then(Value::as_f64)
+        .filter(|_| num_classes.is_none_or(|classes| classes > 5));
     let mut run = Run {
         node: node.to_string(),
         variant,
@@ -287,14 +314,16 @@ fn parse_run(
         split,
         split_kind,
         top1,
-        top5: metrics.get("top5").and_then(Value::as_f64),
-        images: metrics.get("count").and_then(Value::as_u64),
+        top5,
+        images,
         num_classes,
+        chance_p_value: None,
         at_chance: false,
     };
+    run.chance_p_value = run.chance_test();
     run.at_chance = run
-        .chance_threshold(chance_margin)
-        .is_some_and(|threshold| run.top1 <= threshold);
+        .chance_p_value
+        .is_some_and(|p_value| p_value >= chance_alpha);
     Ok(run)
 }
 
@@ -389,6 +418,7 @@ mod tests {
         assert_eq!(
             set.notes,
             [
+                "`count` missing in 1 run(s), cannot be checked for chance-level accuracy: `bare`",
                 "`num_classes` missing in 1 run(s), cannot be checked for chance-level accuracy: `bare`",
                 "`seed` missing in 1 run(s), counted as runs without a seed: `bare`",
                 "`split` missing in 1 run(s), grouped under split `?`: `bare`",
@@ -398,13 +428,47 @@ mod tests {
     }
 
     #[test]
-    fn chance_level_uses_one_over_classes_plus_margin() {
-        let metrics = |top1: f64| json!({ "top1": top1, "variant": "random", "layers_copied": 5, "num_classes": 10 });
-        let (low, edge, above) = (metrics(0.12), metrics(0.15), metrics(0.151));
-        let set = RunSet::from_metrics([("low", &low), ("edge", &edge), ("above", &above)], 0.05);
+    fn chance_level_is_a_binomial_test_against_guessing() {
+        let metrics = |top1: f64, count: u64, classes: u64| json!({ "top1": top1, "count": count, "variant": "random", "layers_copied": 5, "num_classes": classes });
+        // 562 of 2,500 right on 5 classes is 0.2248: about 3 standard errors above 0.20
+        // (p = 0.0012), so it left chance even though it is below 1/5 + 0.05.
+        let clear = metrics(0.2248, 2500, 5);
+        // 520 of 2,500 (p = 0.165) and 13 of 50 (p = 0.19 on 5 classes) are not distinguishable.
+        let (close_to_guessing, small_test) = (metrics(0.208, 2500, 5), metrics(0.26, 50, 5));
+        let below = metrics(0.05, 1000, 10);
+        let set = RunSet::from_metrics(
+            [
+                ("clear", &clear),
+                ("close", &close_to_guessing),
+                ("small", &small_test),
+                ("below", &below),
+            ],
+            0.05,
+        );
         let flagged: Vec<&str> = set.chance_level().map(|run| run.node.as_str()).collect();
-        assert_eq!(flagged, ["edge", "low"]);
-        assert_eq!(set.usable().count(), 1);
+        assert_eq!(flagged, ["below", "close", "small"]);
+        let clear_run = set.runs.iter().find(|run| run.node == "clear").unwrap();
+        assert!((clear_run.chance_p_value.unwrap() - 0.0012020161098077623).abs() < 1e-9);
+        // A stricter level flags more.
+        let strict = RunSet::from_metrics([("clear", &clear)], 0.01);
+        assert_eq!(strict.chance_level().count(), 0);
+        let lax = RunSet::from_metrics([("clear", &clear)], 0.002);
+        assert_eq!(lax.chance_level().count(), 0);
+        let laxest = RunSet::from_metrics([("clear", &clear)], 0.0011);
+        assert_eq!(laxest.chance_level().count(), 1);
+    }
+
+    #[test]
+    fn top5_is_dropped_for_five_classes_or_fewer() {
+        let metrics = |classes: u64| json!({ "top1": 0.8, "top5": 1.0, "count": 100, "variant": "baseB", "num_classes": classes });
+        let (five, ten) = (metrics(5), metrics(10));
+        let set = RunSet::from_metrics([("five", &five), ("ten", &ten)], 0.05);
+        let top5: Vec<(&str, Option<f64>)> = set
+            .runs
+            .iter()
+            .map(|run| (run.node.as_str(), run.top5))
+            .collect();
+        assert_eq!(top5, [("five", None), ("ten", Some(1.0))]);
     }
 
     #[test]

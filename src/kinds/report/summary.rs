@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::analysis::{Analysis, KindCell};
-use super::findings::{Finding, HIGH_LAYERS, MIDDLE_LAYERS};
+use super::findings::{Finding, HIGH_LAYERS, MIDDLE_LAYERS, POWER};
 use super::runs::quoted_list;
 use super::tables::{fraction, signed_points};
 use crate::kinds::paper_reference as paper;
@@ -12,7 +12,7 @@ use crate::kinds::paper_reference as paper;
 pub struct SummaryOptions<'a> {
     pub title: &'a str,
     pub headline: &'a str,
-    pub chance_margin: f64,
+    pub chance_alpha: f64,
     pub paper_reference: bool,
 }
 
@@ -54,16 +54,28 @@ pub fn summary_markdown(
     );
     let _ = writeln!(
         md,
-        "How to read it: means are over seeds, with 95% Student t-intervals. Each variant is compared with the base net \
-         on its own split and target task, in accuracy points (1 point = 0.01 top-1), with a Welch interval that counts \
-         the spread of both. Both transfer directions are pooled under the paper's names (BnA counts as AnB, baseA on A \
-         as baseB). An effect is *seen* when its 95% interval excludes zero in the paper's direction, *inconclusive* when \
-         the mean points that way but the interval does not exclude zero, and *not seen at this scale* otherwise. \
-         Middle n is {}–{} and high n {}–{}, as in the paper's eight-layer net.\n",
+        "How to read it: the unit of replication is the split (a kind with a single split uses its seeds). Each \
+         variant is compared with the base net on its own split and target task, in accuracy points (1 point = \
+         0.01 top-1); the differences are averaged within a split, and intervals are Student t-intervals across \
+         splits. Both transfer directions are pooled under the paper's names (BnA counts as AnB); baseB is the base \
+         of the tasks transfers go into, one value per kind, the same in every table, Δ and figure. A run is at \
+         chance when a one-sided binomial test of its correct count against 1/classes gives p ≥ {}: it is listed \
+         below and left out of every mean, figure and sentence. An effect is *seen* when its interval excludes zero \
+         in the paper's direction, *not seen* when it excludes an effect as large as the paper's, and *inconclusive* \
+         otherwise. Where a finding takes the most favourable of several n, its intervals are Bonferroni-corrected \
+         (1 − 0.05/looks). Each verdict gives the smallest effect its units could detect ({:.0}% power at that level, \
+         with the spread they showed). Middle n is {}–{} and high n {}–{}, as in the paper's eight-layer net.{}\n",
+        options.chance_alpha,
+        POWER * 100.0,
         MIDDLE_LAYERS.start(),
         MIDDLE_LAYERS.end(),
         HIGH_LAYERS.start(),
         HIGH_LAYERS.end(),
+        if options.paper_reference {
+            format!(" The paper's figures are computed from its tables ({}).", paper::SOURCE)
+        } else {
+            String::new()
+        },
     );
 
     md.push_str("## Findings\n\n");
@@ -91,22 +103,21 @@ pub fn summary_markdown(
     md.push_str("## Chance-level runs (left out of every mean)\n\n");
     let chance_level: Vec<_> = set.chance_level().collect();
     if chance_level.is_empty() {
-        md.push_str("None: every run whose class count is known rose above chance.\n");
+        md.push_str("None: every run whose class and image counts are known is above chance.\n");
     } else {
         for run in chance_level {
             let classes = run.num_classes.unwrap_or_default();
+            let images = run.images.unwrap_or_default();
             let _ = writeln!(
                 md,
-                "- `{}` ({}, n = {}): top-1 {} ≤ {} (1/{classes} + {})",
+                "- `{}` ({}, n = {}): top-1 {} on {images} images, {} right; guessing among {classes} gets at least as many with p = {:.3} (≥ {})",
                 run.node,
                 run.variant,
                 run.layers_copied,
                 fraction(run.top1),
-                fraction(
-                    run.chance_threshold(options.chance_margin)
-                        .unwrap_or_default()
-                ),
-                options.chance_margin,
+                (run.top1 * images as f64).round(),
+                run.chance_p_value.unwrap_or(1.0),
+                options.chance_alpha,
             );
         }
     }
@@ -139,20 +150,28 @@ pub fn summary_markdown(
 }
 
 fn cell_fraction(cell: Option<&KindCell>) -> String {
-    cell.and_then(|cell| cell.top1)
+    cell.and_then(|cell| cell.top1.sample())
         .map(|sample| fraction(sample.mean))
         .unwrap_or_else(|| "—".into())
 }
 
 fn cell_points(cell: Option<&KindCell>) -> String {
-    cell.and_then(|cell| cell.relative.as_ref())
-        .map(|relative| signed_points(relative.estimate.value))
+    cell.and_then(|cell| cell.relative.sample())
+        .map(|sample| signed_points(sample.mean))
         .unwrap_or_else(|| "—".into())
 }
 
+/// Runs in the cell, with the chance-level ones that are in no mean.
 fn cell_runs(cell: Option<&KindCell>) -> String {
-    cell.map(|cell| cell.runs.len().to_string())
-        .unwrap_or_else(|| "0".into())
+    match cell {
+        None => "0".into(),
+        Some(cell) if cell.chance_level.is_empty() => cell.runs.len().to_string(),
+        Some(cell) => format!(
+            "{} (+{} at chance)",
+            cell.runs.len(),
+            cell.chance_level.len()
+        ),
+    }
 }
 
 /// The paper's numbers next to ours: Figure 2's curves, then Figure 3's drops.
@@ -162,12 +181,14 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
     let _ = writeln!(
         md,
         "The paper's columns are ImageNet figures ({}; 500/500-class random splits, mean of the 10 best evaluations), \
-         not targets for this data set. Ours are the `{primary}` split kind. Δ is in points against each side's own baseB.\n",
+         not targets for this data set. Ours are the `{primary}` split kind, averaged over its units. Δ is in points \
+         against each side's own baseB: ours is the mean of the per-split differences, so with every cell measured \
+         on every split, our Δ = our top-1 − our baseB.\n",
         paper::SOURCE
     );
     md.push_str("| variant | n | paper top-1 (ImageNet) | paper Δ (points) | our top-1 | our Δ (points) | our runs |\n");
     md.push_str("|---|---|---|---|---|---|---|\n");
-    let base = analysis.kind_cell(primary, "baseB", 0);
+    let base = analysis.base(primary);
     let _ = writeln!(
         md,
         "| baseB | 0 | {} | — | {} | — | {} |",
@@ -203,29 +224,29 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
     let _ = writeln!(
         md,
         "Figure 3's drops in points. Paper dissimilar: natural ↔ man-made, both directions averaged. Paper random weights: \
-         against the 1000-class net ({}); beyond n = 2 the paper gives only a range, {}–{} top-1. Our random-weights \
-         column includes chance-level runs, since collapsing to chance is the effect.\n",
+         against the 1000-class net ({}); beyond n = 2 the paper gives only a range, {}–{} top-1. Our columns leave \
+         chance-level runs out, as every mean does; the last column counts them.\n",
         fraction(paper::WHOLE_NET),
         fraction(paper::RANDOM_WEIGHTS_HIGH_RANGE.0),
         fraction(paper::RANDOM_WEIGHTS_HIGH_RANGE.1),
     );
     let _ = writeln!(
         md,
-        "| n | paper AnB, random split | our AnB, {other} | paper AnB, dissimilar | our AnB, dissimilar | paper random weights | our random weights, {primary} |"
+        "| n | paper AnB, random split | our AnB, {other} | paper AnB, dissimilar | our AnB, dissimilar | paper random weights | our random weights, {primary} | our random-weight runs at chance |"
     );
-    md.push_str("|---|---|---|---|---|---|---|\n");
+    md.push_str("|---|---|---|---|---|---|---|---|\n");
     for n in 1..=7 {
-        let random_ours = analysis
-            .kind_cell(primary, "random", n)
-            .and_then(|cell| analysis.relative_points(&cell.all_runs()))
-            .map(|relative| signed_points(relative.estimate.value))
+        let random = analysis.kind_cell(primary, "random", n);
+        let random_ours = cell_points(random);
+        let random_chance = random
+            .map(|cell| format!("{} of {}", cell.chance_level.len(), cell.total_runs()))
             .unwrap_or_else(|| "—".into());
         let random_paper = paper::random_weights_drop_points(n)
             .map(signed_points)
             .unwrap_or_else(|| "near chance".into());
         let _ = writeln!(
             md,
-            "| {n} | {} | {} | {} | {} | {random_paper} | {random_ours} |",
+            "| {n} | {} | {} | {} | {} | {random_paper} | {random_ours} | {random_chance} |",
             paper::random_split_drop_points("AnB", n)
                 .map(signed_points)
                 .unwrap_or_else(|| "—".into()),
@@ -251,7 +272,7 @@ mod tests {
         let options = SummaryOptions {
             title: "T",
             headline: "2 variants, 4 runs",
-            chance_margin: 0.05,
+            chance_alpha: 0.05,
             paper_reference,
         };
         summary_markdown(&analysis, &found, &options)
@@ -262,7 +283,7 @@ mod tests {
             ("b0".into(), metrics("s", "baseB", 0, 0, 0.80)),
             ("b1".into(), metrics("s", "baseB", 0, 1, 0.82)),
             ("r0".into(), metrics("s", "random", 4, 0, 0.12)),
-            ("r1".into(), metrics("s", "random", 4, 1, 0.13)),
+            ("r1".into(), metrics("s", "random", 4, 1, 0.105)),
             ("broken".into(), serde_json::json!({ "variant": "AnB" })),
         ]
     }
@@ -270,22 +291,25 @@ mod tests {
     #[test]
     fn summary_lists_chance_level_runs_and_skipped_inputs() {
         let md = render(&inputs(), true);
+        // 120 of 1,000 right on 10 classes: binom.sf(119, 1000, 0.1) = 0.022 is below 0.05,
+        // so r0 is above chance; 105 of 1,000 (p = 0.32) is not.
         assert!(
-            md.contains("- `r0` (random, n = 4): top-1 0.1200 ≤ 0.1500 (1/10 + 0.05)"),
+            md.contains("- `r1` (random, n = 4): top-1 0.1050 on 1000 images, 105 right; guessing among 10 gets at least as many with p = 0.3"),
             "{md}"
         );
+        assert!(!md.contains("- `r0` (random"), "{md}");
         assert!(
             md.contains("- `broken` skipped: no numeric `top1` in its metrics."),
             "{md}"
         );
         assert!(
             md.contains(
-                "2 variants, 4 runs: 2 chance-level runs left out of every mean, 1 inputs skipped."
+                "2 variants, 4 runs: 1 chance-level runs left out of every mean, 1 inputs skipped."
             ),
             "{md}"
         );
         assert!(
-            md.contains("- **similar: seen.** From n = 4 on, random-weight nets stay at chance"),
+            md.contains("- **similar: inconclusive.** At n = 4, random-weight nets above chance are 68.00 points below baseB (no interval: 1 seed of one split): too few units for an interval. Runs at chance: 1 of 2 at n = 4."),
             "{md}"
         );
         assert!(md.contains("### 1. Fragile co-adaptation: BnB dips at middle n vs baseB"));
@@ -308,7 +332,7 @@ mod tests {
             "{with_paper}"
         );
         assert!(
-            with_paper.contains("| 4 | -2.53 | — | -7.30 | — | near chance | -68.50 |"),
+            with_paper.contains("| 4 | -2.53 | — | -7.30 | — | near chance | -68.00 | 1 of 2 |"),
             "{with_paper}"
         );
         assert!(with_paper.contains("- Paper (ImageNet, CaffeNet): BnB dips"));

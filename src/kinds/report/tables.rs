@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::analysis::{describe_runs, Analysis, Relative};
-use super::runs::Role;
+use super::analysis::{Analysis, PerUnit};
+use super::findings::CONFIDENCE;
 use super::statistics::{Interval, Sample};
 
 pub const CSV_HEADER: &str = "node,split_kind,split,target_task,variant,paper_variant,layers_copied,seed,top1,top5,images,num_classes,chance_level,delta_vs_base_points";
@@ -42,7 +42,7 @@ pub fn points_interval(interval: Option<Interval>) -> String {
 }
 
 fn fraction_interval(sample: Option<&Sample>) -> String {
-    match sample.and_then(Sample::interval) {
+    match sample.and_then(|sample| sample.interval(CONFIDENCE)) {
         Some(interval) => format!("[{}, {}]", fraction(interval.low), fraction(interval.high)),
         None => "—".to_string(),
     }
@@ -57,14 +57,10 @@ pub fn results_csv(analysis: &Analysis) -> String {
     let mut csv = String::from(CSV_HEADER);
     csv.push('\n');
     for run in &analysis.set.runs {
-        let delta = if run.role == Role::Base || run.at_chance {
-            String::new()
-        } else {
-            analysis
-                .relative_points(&[run])
-                .map(|relative| format!("{:.4}", relative.estimate.value))
-                .unwrap_or_default()
-        };
+        let delta = analysis
+            .run_relative(run)
+            .map(|points| format!("{points:.4}"))
+            .unwrap_or_default();
         let fields = [
             csv_field(&run.node),
             csv_field(&run.split_kind),
@@ -93,15 +89,13 @@ fn escape_cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-fn relative_columns(relative: Option<&Relative>) -> (String, String) {
-    match relative {
-        Some(relative) => {
-            let mut difference = signed_points(relative.estimate.value);
-            if relative.estimate.spread_borrowed {
-                difference.push('*');
-            }
-            (difference, points_interval(relative.estimate.interval()))
-        }
+/// A pooled cell's mean difference across units and its interval.
+fn relative_columns(relative: &PerUnit) -> (String, String) {
+    match relative.sample() {
+        Some(sample) => (
+            signed_points(sample.mean),
+            points_interval(sample.interval(CONFIDENCE)),
+        ),
         None => ("—".to_string(), "—".to_string()),
     }
 }
@@ -121,28 +115,47 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
         set.chance_level().count(),
     );
     md.push_str(
-        "Intervals are 95% Student t-intervals over seeds (mean ± t(0.975, n−1)·sd/√n). Δ is the difference from \
-         the base net on the same split and target task, in accuracy points (1 point = 0.01 top-1), with a Welch \
-         interval that counts the spread of both. `—`: a single run, no interval. `*`: one side had a single run and \
-         borrowed the other side's spread.\n\n",
+        "The unit of replication is the split (or, where a split kind has a single split, each of its seeds). \
+         Δ is a variant's difference from the base net on the same split and target task, in accuracy points \
+         (1 point = 0.01 top-1); a split's Δ averages its target tasks. The per-split tables give each split's \
+         own numbers, with no interval for Δ (one split is one unit). The pooled table averages the units, \
+         with 95% Student t-intervals across them (mean ± t(0.975, u − 1)·sd/√u); its baseB is the base of \
+         the tasks transfers go into, the same one every Δ subtracts. Chance-level runs (not distinguishable \
+         from guessing by a one-sided binomial test) are listed but in no mean. Top-5 is left out for tasks \
+         of five classes or fewer, where it is 1 by construction.\n\n",
     );
 
+    let show_top5 = set.runs.iter().any(|run| run.top5.is_some());
     let mut current_split: Option<(&str, &str)> = None;
     for (index, cell) in analysis.split_cells.iter().enumerate() {
         if current_split != Some((cell.split_kind, cell.split)) {
             current_split = Some((cell.split_kind, cell.split));
             let _ = writeln!(md, "## Split `{}` ({})\n", cell.split, cell.split_kind);
-            md.push_str("| target | variant | n | runs | top-1 mean | 95% interval | top-5 mean | Δ vs base (points) | 95% interval |\n");
-            md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+            let top5 = if show_top5 { " top-5 mean |" } else { "" };
+            let top5_rule = if show_top5 { "---|" } else { "" };
+            let _ = writeln!(
+                md,
+                "| target | variant | n | runs | top-1 mean | 95% interval |{top5} Δ vs base (points) |"
+            );
+            let _ = writeln!(md, "|---|---|---|---|---|---|{top5_rule}---|");
         }
-        let (difference, difference_interval) = relative_columns(cell.relative.as_ref());
         let mut runs = cell.runs.len().to_string();
         if cell.chance_level_runs > 0 {
             let _ = write!(runs, " (+{} at chance)", cell.chance_level_runs);
         }
+        let top5 = if show_top5 {
+            format!(
+                " {} |",
+                cell.top5
+                    .map(|sample| fraction(sample.mean))
+                    .unwrap_or_else(|| "—".into())
+            )
+        } else {
+            String::new()
+        };
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} |{top5} {} |",
             escape_cell(cell.target_task),
             escape_cell(cell.variant),
             cell.layers_copied,
@@ -151,11 +164,9 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
                 .map(|sample| fraction(sample.mean))
                 .unwrap_or_else(|| "—".into()),
             fraction_interval(cell.top1.as_ref()),
-            cell.top5
-                .map(|sample| fraction(sample.mean))
+            cell.relative
+                .map(signed_points)
                 .unwrap_or_else(|| "—".into()),
-            difference,
-            difference_interval,
         );
         let next = analysis.split_cells.get(index + 1);
         if next.is_none_or(|next| (next.split_kind, next.split) != (cell.split_kind, cell.split)) {
@@ -165,31 +176,33 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
 
     md.push_str("## Pooled by split kind\n\n");
     md.push_str(
-        "Every split of a kind and both target tasks together, under the paper's names (BnA counts as AnB, \
-         baseA on A as baseB); each run is compared with its own split's base before pooling.\n\n",
+        "Every unit of a kind together, under the paper's names (BnA counts as AnB, baseA on A as baseB when \
+         some transfer goes into A). Means and intervals are across units; `units` says what they are.\n\n",
     );
-    md.push_str("| split kind | variant | n | runs | splits | top-1 mean | 95% interval | Δ vs base (points) | 95% interval |\n");
+    md.push_str("| split kind | variant | n | runs | units | top-1 mean | 95% interval | Δ vs baseB (points) | 95% interval |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|\n");
     for cell in &analysis.kind_cells {
-        let (difference, difference_interval) = relative_columns(cell.relative.as_ref());
-        let seeds = super::analysis::distinct_seeds(cell.runs.iter().copied());
+        let (difference, difference_interval) = relative_columns(&cell.relative);
+        let top1 = cell.top1.sample();
+        let mut runs = cell.runs.len().to_string();
+        if !cell.chance_level.is_empty() {
+            let _ = write!(runs, " (+{} at chance)", cell.chance_level.len());
+        }
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             escape_cell(cell.split_kind),
             escape_cell(&cell.paper_variant),
             cell.layers_copied,
-            describe_runs(cell.runs.len(), seeds),
-            cell.splits,
-            cell.top1
-                .map(|sample| fraction(sample.mean))
+            runs,
+            analysis.units_word(cell.split_kind, cell.top1.len()),
+            top1.map(|sample| fraction(sample.mean))
                 .unwrap_or_else(|| "—".into()),
-            fraction_interval(cell.top1.as_ref()),
+            fraction_interval(top1.as_ref()),
             difference,
             difference_interval,
         );
     }
-
     md.push_str("\n## Every run\n\n");
     md.push_str("| node | split | target | variant | n | seed | top-1 | top-5 | images | note |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
@@ -210,10 +223,11 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
             run.images
                 .map(|images| images.to_string())
                 .unwrap_or_else(|| "—".into()),
-            if run.at_chance {
-                "chance level, not in means"
-            } else {
-                ""
+            match (run.at_chance, run.chance_p_value) {
+                (true, Some(p_value)) =>
+                    format!("chance level (binomial p = {p_value:.3}), in no mean"),
+                (true, None) => "chance level, in no mean".to_string(),
+                _ => String::new(),
             },
         );
     }
@@ -302,7 +316,8 @@ mod tests {
             .find(|row| row[column("node")] == "weird,name")
             .expect("quoted node name");
         assert_eq!(weird[column("variant")], "BnB");
-        assert_eq!(weird[column("delta_vs_base_points")], "-2.0000");
+        // One split: its seeds are the units, so seed 0's BnB is paired with seed 0's base.
+        assert_eq!(weird[column("delta_vs_base_points")], "-1.0000");
         let random: Vec<&Vec<String>> = rows
             .iter()
             .filter(|row| row[column("variant")] == "random")
@@ -344,17 +359,20 @@ mod tests {
         assert_eq!(run_rows, set.runs.len());
         assert!(md.contains("## Split `split_similar_s0` (similar)"));
         assert!(md.contains("## Split `split_dissimilar` (dissimilar)"));
-        assert!(md.contains("| B | AnB | 3 | 3 | 0.7600 |"), "{md}");
+        assert!(
+            md.contains("| B | AnB | 3 | 3 | 0.7600 | [0.7352, 0.7848] | 0.8600 | -5.00 |"),
+            "{md}"
+        );
         assert!(
             md.contains("| B | random | 5 | 0 (+3 at chance) | — |"),
             "{md}"
         );
         assert!(
-            md.contains("| similar | AnB | 3 | 3 seeds | 1 | 0.7600 |"),
+            md.contains("| similar | AnB | 3 | 3 | 3 seeds of one split | 0.7600 | [0.7352, 0.7848] | -5.00 | [-5.00, -5.00] |"),
             "{md}"
         );
         assert!(md.contains("`weird,name`"));
-        assert!(md.contains("Student t-intervals"));
+        assert!(md.contains("Student t-intervals across them"));
     }
 
     #[test]
