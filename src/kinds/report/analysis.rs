@@ -639,6 +639,30 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn seed_units_of_two_single_split_kinds_never_meet() {
+        // Both kinds have one split, so both use seed 0 as a unit: each must keep its own base.
+        let inputs = vec![
+            input("s_base", "s", "baseB", 0, 0, 0.80),
+            input("s_x", "s", "BnB", 2, 0, 0.79),
+            input("d_base", "d_dissimilar", "baseB", 0, 0, 0.60),
+            input("d_x", "d_dissimilar", "BnB", 2, 0, 0.58),
+        ];
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        let relative = |kind| {
+            analysis
+                .kind_cell(kind, "BnB", 2)
+                .unwrap()
+                .relative
+                .sample()
+                .unwrap()
+                .mean
+        };
+        close(relative("similar"), -1.0);
+        close(relative("dissimilar"), -2.0);
+    }
+
+    #[test]
     fn chance_level_runs_stay_out_of_means_and_bases() {
         let inputs = vec![
             input("b0", "s", "baseB", 0, 0, 0.80),
