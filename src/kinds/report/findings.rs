@@ -248,6 +248,29 @@ fn verdict_reason(verdict: Verdict, paper_effect: f64, has_interval: bool) -> St
     }
 }
 
+/// A tested effect in words, with its verdict: "<subject> is 1.20 points above <reference>
+/// (95% CI …, across 3 splits; …): the interval excludes zero." `chosen` is the look the
+/// sentence reports, one of `looks`, all judged together against `paper_effect`.
+fn judged_sentence(
+    analysis: &Analysis,
+    kind: &str,
+    looks: &[Look],
+    chosen: &Look,
+    paper_effect: f64,
+    subject: &str,
+    reference: &str,
+) -> (Verdict, String) {
+    let (verdict, confidence) = judge(looks, paper_effect);
+    let has_interval = chosen.effect.interval(confidence).is_some();
+    let sentence = format!(
+        "{subject} is {} {}: {}.",
+        distance(chosen.effect.value, reference),
+        evidence(analysis, kind, chosen, confidence, looks.len()),
+        verdict_reason(verdict, paper_effect, has_interval)
+    );
+    (verdict, sentence)
+}
+
 /// "2.10 points below baseB"
 fn distance(value: f64, reference: &str) -> String {
     let side = if value < 0.0 { "below" } else { "above" };
@@ -334,19 +357,20 @@ fn co_adaptation(analysis: &Analysis, kind: &str) -> Judgement {
         .clone()
         .filter_map(|n| paper::random_split_drop_points("BnB", n))
         .fold(0.0, f64::min);
-    let (verdict, confidence) = judge(&looks, paper_effect);
     let measured: Vec<u32> = looks.iter().map(|look| look.layers).collect();
-    let mut detail = format!(
-        "At its lowest over n = {}, n = {}, BnB is {} {}: {}.",
+    let subject = format!(
+        "At its lowest over n = {}, n = {}, BnB",
         layers_text(&measured),
-        lowest.layers,
-        distance(lowest.effect.value, "baseB"),
-        evidence(analysis, kind, lowest, confidence, looks.len()),
-        verdict_reason(
-            verdict,
-            paper_effect,
-            lowest.effect.interval(confidence).is_some()
-        )
+        lowest.layers
+    );
+    let (verdict, mut detail) = judged_sentence(
+        analysis,
+        kind,
+        &looks,
+        lowest,
+        paper_effect,
+        &subject,
+        "baseB",
     );
     // The paper's dip recovers at n = 6–7: say where ours ends.
     let high = looks_in(analysis, kind, "BnB", &HIGH_LAYERS);
@@ -373,17 +397,15 @@ fn specificity(analysis: &Analysis, kind: &str) -> Judgement {
     };
     let paper_effect =
         paper::random_split_drop_points("AnB", deepest.layers).expect("n is in 6..=7");
-    let (verdict, confidence) = judge(std::slice::from_ref(&deepest), paper_effect);
-    let mut detail = format!(
-        "At n = {}, AnB is {} {}: {}.",
-        deepest.layers,
-        distance(deepest.effect.value, "baseB"),
-        evidence(analysis, kind, &deepest, confidence, 1),
-        verdict_reason(
-            verdict,
-            paper_effect,
-            deepest.effect.interval(confidence).is_some()
-        )
+    let subject = format!("At n = {}, AnB", deepest.layers);
+    let (verdict, mut detail) = judged_sentence(
+        analysis,
+        kind,
+        std::slice::from_ref(&deepest),
+        &deepest,
+        paper_effect,
+        &subject,
+        "baseB",
     );
     // What AnB loses beyond BnB at the same n is what the paper calls specificity (the rest is
     // co-adaptation, which BnB shows too). Paired within each unit, so the base cancels.
@@ -589,17 +611,18 @@ fn lingering_boost(analysis: &Analysis, kind: &str) -> Judgement {
         return not_measured(kind, missing_reason("AnB+", &curve, &ALL_LAYERS));
     };
     let paper_effect = paper::random_split_mean_points("AnB+", ALL_LAYERS);
-    let (verdict, confidence) = judge(std::slice::from_ref(&look), paper_effect);
-    let mut detail = format!(
-        "Averaged over n = {} within each unit, AnB+ is {} {}: {}.",
-        layers_text(&layers),
-        distance(look.effect.value, "baseB"),
-        evidence(analysis, kind, &look, confidence, 1),
-        verdict_reason(
-            verdict,
-            paper_effect,
-            look.effect.interval(confidence).is_some()
-        )
+    let subject = format!(
+        "Averaged over n = {} within each unit, AnB+",
+        layers_text(&layers)
+    );
+    let (verdict, mut detail) = judged_sentence(
+        analysis,
+        kind,
+        std::slice::from_ref(&look),
+        &look,
+        paper_effect,
+        &subject,
+        "baseB",
     );
     let (high, high_layers) = averaged_relative(analysis, kind, "AnB+", &(5..=7));
     if let (Some(high), true) = (Look::of(0, &high), layers.len() > high_layers.len()) {
@@ -652,17 +675,18 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
     };
     let paper_effect = paper::random_split_mean_points("AnB+", ALL_LAYERS)
         - paper::random_split_mean_points("BnB+", ALL_LAYERS);
-    let (verdict, confidence) = judge(std::slice::from_ref(&look), paper_effect);
-    let mut detail = format!(
-        "Averaged over n = {} and paired within each unit, AnB+ is {} {}: {}.",
-        layers_text(&common),
-        distance(look.effect.value, "BnB+"),
-        evidence(analysis, kind, &look, confidence, 1),
-        verdict_reason(
-            verdict,
-            paper_effect,
-            look.effect.interval(confidence).is_some()
-        )
+    let subject = format!(
+        "Averaged over n = {} and paired within each unit, AnB+",
+        layers_text(&common)
+    );
+    let (verdict, mut detail) = judged_sentence(
+        analysis,
+        kind,
+        std::slice::from_ref(&look),
+        &look,
+        paper_effect,
+        &subject,
+        "BnB+",
     );
     if let Some(extra) = Look::of(0, &selffer) {
         detail.push_str(&format!(
