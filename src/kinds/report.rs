@@ -395,7 +395,7 @@ mod tests {
         let built = build(&paper_like_grid(), &ReportOptions::default());
         let summary = String::from_utf8(output(&built, "summary.md").to_vec()).unwrap();
         for expected in [
-            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **dissimilar: not measured.** no BnB nodes.\n- **similar: seen.** At its lowest over n = 3–5, n = 5, BnB is 2.50 points below baseB (98.3% CI [-3.26, -1.74], corrected for 3 looks",
+            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **dissimilar: not measured.** no BnB nodes.\n- **similar: seen.** Over n = 3–5, at n = 5, BnB is 2.50 points below baseB (98.3% CI [-3.26, -1.74], corrected for 3 looks",
             "### 2. Specificity: AnB falls at high n\n\n- **dissimilar: seen.**",
             "- **dissimilar vs similar: seen.** At n = 7, AnB is 8.00 points below baseB on the dissimilar split (3 seeds of one split) and 2.40 points below baseB on the similar split",
             "### 4. Random weights: frozen random lower layers collapse accuracy\n\n- **dissimilar: not measured.** no random-weight (`random`) nodes.\n- **similar: seen.** At n = 7, 3 of 3 random-weight nets are at chance.",

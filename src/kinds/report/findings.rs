@@ -232,25 +232,30 @@ fn evidence(analysis: &Analysis, kind: &str, look: &Look, confidence: f64, looks
     )
 }
 
-/// Why the verdict is what it is, after the numbers.
-fn verdict_reason(verdict: Verdict, paper_effect: f64, has_interval: bool) -> String {
-    match verdict {
-        Verdict::Seen => "the interval excludes zero".into(),
-        Verdict::NotSeen => format!(
-            "the interval excludes an effect as large as the paper's {}",
-            signed_points(paper_effect)
-        ),
+/// Why the verdict is what it is, after the numbers, for `looks` intervals judged together.
+fn verdict_reason(verdict: Verdict, paper_effect: f64, has_interval: bool, looks: usize) -> String {
+    let paper = signed_points(paper_effect);
+    match (verdict, looks) {
+        (Verdict::Seen, 1) => "the interval excludes zero".into(),
+        (Verdict::Seen, _) => "its interval excludes zero".into(),
+        (Verdict::NotSeen, 1) => {
+            format!("the interval excludes an effect as large as the paper's {paper}")
+        }
+        (Verdict::NotSeen, _) => {
+            format!("all {looks} intervals exclude an effect as large as the paper's {paper}")
+        }
         _ if !has_interval => "too few units for an interval".into(),
+        (_, 1) => format!("the interval includes zero and the paper's {paper}"),
         _ => format!(
-            "the interval includes zero and the paper's {}",
-            signed_points(paper_effect)
+            "none of the {looks} intervals excludes zero, and not all exclude the paper's {paper}"
         ),
     }
 }
 
 /// A tested effect in words, with its verdict: "<subject> is 1.20 points above <reference>
 /// (95% CI …, across 3 splits; …): the interval excludes zero." `chosen` is the look the
-/// sentence reports, one of `looks`, all judged together against `paper_effect`.
+/// sentence reports, one of `looks`, all judged together against `paper_effect`; when the
+/// effect is seen, the sentence reports the most extreme look that shows it instead.
 fn judged_sentence(
     analysis: &Analysis,
     kind: &str,
@@ -261,12 +266,29 @@ fn judged_sentence(
     reference: &str,
 ) -> (Verdict, String) {
     let (verdict, confidence) = judge(looks, paper_effect);
-    let has_interval = chosen.effect.interval(confidence).is_some();
+    let direction = paper_effect.signum();
+    let shown = (verdict == Verdict::Seen)
+        .then(|| {
+            looks
+                .iter()
+                .filter(|look| {
+                    look.effect
+                        .interval(confidence)
+                        .is_some_and(|interval| interval.beyond(0.0, direction))
+                })
+                .max_by(|first, second| {
+                    (first.effect.value * direction).total_cmp(&(second.effect.value * direction))
+                })
+        })
+        .flatten()
+        .unwrap_or(chosen);
+    let subject = subject.replace("{n}", &shown.layers.to_string());
+    let has_interval = shown.effect.interval(confidence).is_some();
     let sentence = format!(
         "{subject} is {} {}: {}.",
-        distance(chosen.effect.value, reference),
-        evidence(analysis, kind, chosen, confidence, looks.len()),
-        verdict_reason(verdict, paper_effect, has_interval)
+        distance(shown.effect.value, reference),
+        evidence(analysis, kind, shown, confidence, looks.len()),
+        verdict_reason(verdict, paper_effect, has_interval, looks.len())
     );
     (verdict, sentence)
 }
@@ -358,11 +380,9 @@ fn co_adaptation(analysis: &Analysis, kind: &str) -> Judgement {
         .filter_map(|n| paper::random_split_drop_points("BnB", n))
         .fold(0.0, f64::min);
     let measured: Vec<u32> = looks.iter().map(|look| look.layers).collect();
-    let subject = format!(
-        "At its lowest over n = {}, n = {}, BnB",
-        layers_text(&measured),
-        lowest.layers
-    );
+    // `{n}` becomes the n the sentence reports: the lowest BnB (the lowest that shows a dip,
+    // when one does).
+    let subject = format!("Over n = {}, at n = {{n}}, BnB", layers_text(&measured));
     let (verdict, mut detail) = judged_sentence(
         analysis,
         kind,
@@ -508,7 +528,7 @@ fn dissimilar_drop(analysis: &Analysis) -> Judgement {
         distance(comparison.mean, "baseB"),
         analysis.units_word(other, comparison.count),
         gap.effect.value.abs(),
-        verdict_reason(verdict, paper_effect, gap.effect.interval(confidence).is_some())
+        verdict_reason(verdict, paper_effect, gap.effect.interval(confidence).is_some(), 1)
     );
     Judgement {
         scope,
@@ -572,6 +592,7 @@ fn random_weights(analysis: &Analysis, kind: &str) -> Judgement {
             other,
             paper_effect,
             look.effect.interval(confidence).is_some(),
+            1,
         ),
     };
     Judgement {
@@ -821,7 +842,7 @@ mod tests {
         );
         assert!(
             judgement.detail.starts_with(
-                "At its lowest over n = 3–5, n = 4, BnB is 5.00 points below baseB (98.3% CI [-5."
+                "Over n = 3–5, at n = 4, BnB is 5.00 points below baseB (98.3% CI [-5."
             ),
             "{}",
             judgement.detail
@@ -846,6 +867,35 @@ mod tests {
     }
 
     #[test]
+    fn a_seen_dip_is_reported_at_the_n_that_shows_it() {
+        // n = 3 is lowest but too noisy to exclude zero; n = 4 is a tight 2-point dip.
+        let noisy = |index: i64| [-0.10, 0.0, 0.10][index as usize];
+        let inputs = grid(
+            &["similar"],
+            &[("BnB", &[3, 4])],
+            |_, variant, n, index| match (variant, n) {
+                ("BnB", 3) => base(index) - 0.10 + noisy(index),
+                ("BnB", 4) => base(index) - 0.02 + around(0.0, index),
+                _ => base(index),
+            },
+        );
+        let judgement = judged(&inputs, "fragile_co_adaptation");
+        assert_eq!(judgement.verdict, Verdict::Seen);
+        assert!(
+            judgement
+                .detail
+                .starts_with("Over n = 3–4, at n = 4, BnB is 2.00 points below baseB (97.5% CI"),
+            "{}",
+            judgement.detail
+        );
+        assert!(
+            judgement.detail.contains("corrected for 2 looks"),
+            "{}",
+            judgement.detail
+        );
+    }
+
+    #[test]
     fn a_flat_bnb_curve_with_a_tight_interval_is_not_seen() {
         let inputs = grid(
             &["similar"],
@@ -860,7 +910,7 @@ mod tests {
         assert!(
             judgement
                 .detail
-                .contains("the interval excludes an effect as large as the paper's -3.16"),
+                .contains("all 3 intervals exclude an effect as large as the paper's -3.16"),
             "{}",
             judgement.detail
         );
