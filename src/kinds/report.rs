@@ -70,9 +70,10 @@ impl NodeKind for Report {
     }
     /// 2: reads each run from its `evaluation.json` (content), not from its node's metrics.
     /// 3: splits as units of replication, one baseB, the binomial chance rule, verdicts against
-    /// the paper's effect sizes, the AnB+ vs BnB+ control.
+    /// the paper's effect sizes, the AnB+ vs BnB+ control. 4: with several looks, a seen effect
+    /// is reported at the n that shows it.
     fn version(&self) -> u32 {
-        3
+        4
     }
     fn about(&self) -> &'static str {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
