@@ -130,54 +130,6 @@ fn training_curve(
     Some((heading, rows))
 }
 
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn a_training_curve_shows_the_last_epochs_with_their_learning_rates() {
-        let metrics = json!({
-            "epoch_losses": [0.9, 0.5, 0.4, 0.35, 0.3],
-            "epoch_accuracies": [0.6, 0.8, 0.85, 0.87, 0.9],
-            "epoch_learning_rates": [0.01, 0.01, 0.01, 0.001, 0.001],
-        });
-        let (heading, rows) = training_curve(&metrics, 3).unwrap();
-        assert!(
-            heading.starts_with("training curve, last 3 of 5 epochs"),
-            "{heading}"
-        );
-        assert_eq!(
-            rows[1..],
-            [
-                vec![
-                    "3".to_string(),
-                    "0.01".into(),
-                    "0.4000".into(),
-                    "0.8500".into()
-                ],
-                vec![
-                    "4".to_string(),
-                    "0.001".into(),
-                    "0.3500".into(),
-                    "0.8700".into()
-                ],
-                vec![
-                    "5".to_string(),
-                    "0.001".into(),
-                    "0.3000".into(),
-                    "0.9000".into()
-                ],
-            ]
-        );
-        // Older records have losses only; evaluations have no curve.
-        let (_, rows) = training_curve(&json!({ "epoch_losses": [0.5] }), 3).unwrap();
-        assert_eq!(rows[1], ["1", "—", "0.5000", "—"]);
-        assert_eq!(training_curve(&json!({ "top1": 0.9 }), 3), None);
-    }
-}
-
 pub fn list(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
     let mut rows = vec![vec![
         "key".to_string(),
@@ -398,4 +350,52 @@ fn show_slurm_log(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn a_training_curve_shows_the_last_epochs_with_their_learning_rates() {
+        let metrics = json!({
+            "epoch_losses": [0.9, 0.5, 0.4, 0.35, 0.3],
+            "epoch_accuracies": [0.6, 0.8, 0.85, 0.87, 0.9],
+            "epoch_learning_rates": [0.01, 0.01, 0.01, 0.001, 0.001],
+        });
+        let (heading, rows) = training_curve(&metrics, 3).unwrap();
+        assert!(
+            heading.starts_with("training curve, last 3 of 5 epochs"),
+            "{heading}"
+        );
+        assert_eq!(
+            rows[1..],
+            [
+                vec![
+                    "3".to_string(),
+                    "0.01".into(),
+                    "0.4000".into(),
+                    "0.8500".into()
+                ],
+                vec![
+                    "4".to_string(),
+                    "0.001".into(),
+                    "0.3500".into(),
+                    "0.8700".into()
+                ],
+                vec![
+                    "5".to_string(),
+                    "0.001".into(),
+                    "0.3000".into(),
+                    "0.9000".into()
+                ],
+            ]
+        );
+        // Older records have losses only; evaluations have no curve.
+        let (_, rows) = training_curve(&json!({ "epoch_losses": [0.5] }), 3).unwrap();
+        assert_eq!(rows[1], ["1", "—", "0.5000", "—"]);
+        assert_eq!(training_curve(&json!({ "top1": 0.9 }), 3), None);
+    }
 }
