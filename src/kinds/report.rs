@@ -1,8 +1,9 @@
 //! `report`: reads many `evaluate` nodes and writes what the experiment found.
 //!
 //! Outputs: `results.csv` (one row per run), `results.md` (means and 95% intervals per split
-//! and pooled per split kind), `summary.md` (each of the paper's five findings judged on these
-//! numbers, chance-level runs listed, the paper's ImageNet numbers beside ours), and `figure.svg`
+//! and pooled per split kind), `summary.md` (the paper's five findings and its AnB+ vs BnB+
+//! control judged on these numbers, chance-level runs listed, the paper's ImageNet numbers
+//! beside ours), and `figure.svg`
 //! / `figure.png` (the paper's Figures 2 and 3 redrawn from these runs). Every output is a pure
 //! function of the inputs' metrics and the parameters, sorted and with fixed number formats, so
 //! its blob hash is stable.

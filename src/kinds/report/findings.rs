@@ -293,6 +293,27 @@ fn judged_sentence(
     (verdict, sentence)
 }
 
+/// `judged_sentence` for an effect looked at once.
+fn judged_once(
+    analysis: &Analysis,
+    kind: &str,
+    look: &Look,
+    paper_effect: f64,
+    subject: &str,
+    reference: &str,
+) -> (Verdict, String) {
+    let looks = std::slice::from_ref(look);
+    judged_sentence(
+        analysis,
+        kind,
+        looks,
+        look,
+        paper_effect,
+        subject,
+        reference,
+    )
+}
+
 /// "2.10 points below baseB"
 fn distance(value: f64, reference: &str) -> String {
     let side = if value < 0.0 { "below" } else { "above" };
@@ -418,15 +439,8 @@ fn specificity(analysis: &Analysis, kind: &str) -> Judgement {
     let paper_effect =
         paper::random_split_drop_points("AnB", deepest.layers).expect("n is in 6..=7");
     let subject = format!("At n = {}, AnB", deepest.layers);
-    let (verdict, mut detail) = judged_sentence(
-        analysis,
-        kind,
-        std::slice::from_ref(&deepest),
-        &deepest,
-        paper_effect,
-        &subject,
-        "baseB",
-    );
+    let (verdict, mut detail) =
+        judged_once(analysis, kind, &deepest, paper_effect, &subject, "baseB");
     // What AnB loses beyond BnB at the same n is what the paper calls specificity (the rest is
     // co-adaptation, which BnB shows too). Paired within each unit, so the base cancels.
     let selffer = analysis.kind_cell(kind, "BnB", deepest.layers);
@@ -636,15 +650,7 @@ fn lingering_boost(analysis: &Analysis, kind: &str) -> Judgement {
         "Averaged over n = {} within each unit, AnB+",
         layers_text(&layers)
     );
-    let (verdict, mut detail) = judged_sentence(
-        analysis,
-        kind,
-        std::slice::from_ref(&look),
-        &look,
-        paper_effect,
-        &subject,
-        "baseB",
-    );
+    let (verdict, mut detail) = judged_once(analysis, kind, &look, paper_effect, &subject, "baseB");
     let (high, high_layers) = averaged_relative(analysis, kind, "AnB+", &(5..=7));
     if let (Some(high), true) = (Look::of(0, &high), layers.len() > high_layers.len()) {
         detail.push_str(&format!(
@@ -700,15 +706,7 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
         "Averaged over n = {} and paired within each unit, AnB+",
         layers_text(&common)
     );
-    let (verdict, mut detail) = judged_sentence(
-        analysis,
-        kind,
-        std::slice::from_ref(&look),
-        &look,
-        paper_effect,
-        &subject,
-        "BnB+",
-    );
+    let (verdict, mut detail) = judged_once(analysis, kind, &look, paper_effect, &subject, "BnB+");
     if let Some(extra) = Look::of(0, &selffer) {
         detail.push_str(&format!(
             " BnB+ itself, which only trains the base's own layers longer, is {} (95% CI {}).",

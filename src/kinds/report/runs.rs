@@ -57,7 +57,7 @@ impl Run {
     }
 
     /// 1 / classes, when the number of classes is known.
-    pub fn chance_accuracy(&self) -> Option<f64> {
+    fn chance_accuracy(&self) -> Option<f64> {
         self.num_classes
             .filter(|classes| *classes > 0)
             .map(|classes| 1.0 / classes as f64)
