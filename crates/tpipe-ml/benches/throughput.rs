@@ -3,10 +3,10 @@
 //!
 //! ```text
 //! CARGO_TARGET_DIR=/var/cache/tpipe-ci/target cargo bench -p tpipe-ml --features wgpu \
-//!     --bench throughput -- [--cpu-only | --flex-only | --torch-only | --wgpu-only] \
+//!     --bench throughput -- [--cpu-only | --native-only | --flex-only | --torch-only | --wgpu-only] \
 //!     [--steps N] [--warmup N] [--frozen N] [--conv1-as-conv]
 //! ```
-//! `--cpu-only` measures flex and, built with `--features torch`, LibTorch. `--conv1-as-conv`
+//! `--cpu-only` measures the native path, flex and, built with `--features torch`, LibTorch. `--conv1-as-conv`
 //! runs a trainable conv1 as a convolution instead of a matmul (`Numerics::conv1_as_conv`).
 //! With the `wgpu` feature and no GPU, set `CUBECL_WGPU_DEFAULT_DEVICE=Cpu` to bench lavapipe.
 
@@ -24,6 +24,7 @@ fn main() {
         match arg.as_str() {
             "--cpu-only" => options.backends = cpu_backends(),
             "--flex-only" => options.backends = vec![BackendChoice::Flex],
+            "--native-only" => options.backends = vec![BackendChoice::Native],
             "--torch-only" => options.backends = vec![BackendChoice::Torch],
             "--wgpu-only" => options.backends = vec![BackendChoice::Wgpu],
             "--steps" => options.timed_steps = number("--steps"),

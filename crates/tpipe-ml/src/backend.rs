@@ -11,9 +11,12 @@ pub enum BackendChoice {
     /// software rasteriser such as lavapipe) exists; `Cpu` otherwise.
     #[default]
     Auto,
-    /// The fastest CPU backend in this build: `Torch` when built with the `torch` feature,
-    /// `Flex` otherwise.
+    /// The fastest CPU path: `Native`.
     Cpu,
+    /// tpipe-ml's own CPU kernels (`native/`): each conv layer as one unfold and one `gemm`
+    /// product over the batch, hand-written backward passes, buffers reused between steps
+    /// (threads from rayon's global pool, as flex).
+    Native,
     /// flex, burn's pure-Rust CPU backend (threads from rayon's global pool; `RAYON_NUM_THREADS`
     /// caps them).
     Flex,
@@ -31,8 +34,10 @@ pub enum BackendChoice {
 pub(crate) struct ResolvedBackend {
     /// The device without autodiff.
     pub device: Device,
-    /// `flex`, `torch`, or `wgpu (<adapter name>)`.
+    /// `native`, `flex`, `torch`, or `wgpu (<adapter name>)`.
     pub name: String,
+    /// Whether the native CPU path runs the work instead of burn on `device`.
+    pub native: bool,
 }
 
 /// Whether this build contains the wgpu backend.
@@ -51,6 +56,7 @@ pub(crate) fn resolve(choice: BackendChoice) -> Result<ResolvedBackend, MlError>
     crate::allocator::tune_for_training();
     match choice {
         BackendChoice::Flex => Ok(flex()),
+        BackendChoice::Native => Ok(native()),
         BackendChoice::Torch => torch(),
         BackendChoice::Cpu => fastest_cpu(),
         BackendChoice::Wgpu => wgpu(),
@@ -64,14 +70,10 @@ pub(crate) fn resolve(choice: BackendChoice) -> Result<ResolvedBackend, MlError>
     }
 }
 
-/// LibTorch when compiled in (it trains the reference net faster than flex: see the crate
-/// README's figures), flex otherwise.
+/// The native path: it trains the grid's nets faster than flex and than LibTorch (see the
+/// README's "Performance").
 fn fastest_cpu() -> Result<ResolvedBackend, MlError> {
-    if torch_compiled() {
-        torch()
-    } else {
-        Ok(flex())
-    }
+    Ok(native())
 }
 
 #[cfg(feature = "torch")]
@@ -82,6 +84,7 @@ fn torch() -> Result<ResolvedBackend, MlError> {
     Ok(ResolvedBackend {
         device: Device::libtorch(),
         name: "torch".to_string(),
+        native: false,
     })
 }
 
@@ -99,6 +102,16 @@ fn flex() -> ResolvedBackend {
     ResolvedBackend {
         device: Device::flex(),
         name: "flex".to_string(),
+        native: false,
+    }
+}
+
+fn native() -> ResolvedBackend {
+    ResolvedBackend {
+        // Not used for the work; a device keeps `ResolvedBackend` one shape for every path.
+        device: Device::flex(),
+        name: "native".to_string(),
+        native: true,
     }
 }
 
@@ -134,6 +147,7 @@ fn wgpu() -> Result<ResolvedBackend, MlError> {
                 Ok(ResolvedBackend {
                     device,
                     name: format!("wgpu ({adapter})"),
+                    native: false,
                 })
             });
             attempt.unwrap_or_else(|panic| Err(panic_message(&panic)))

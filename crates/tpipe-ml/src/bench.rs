@@ -7,7 +7,7 @@ use crate::config::{NetConfig, TrainConfig};
 use crate::data::{Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::rng::{Purpose, Rng};
-use crate::train::{Numerics, PhaseTimes, StepInput, Trainer};
+use crate::train::{AnyTrainer, Numerics, PhaseTimes, StepInput};
 use crate::weights::init_weights;
 
 /// What `bench_throughput` measures.
@@ -46,9 +46,9 @@ impl Default for BenchOptions {
     }
 }
 
-/// The CPU backends in this build: flex, and torch with the `torch` feature.
+/// The CPU paths in this build: native, flex, and torch with the `torch` feature.
 pub fn cpu_backends() -> Vec<BackendChoice> {
-    let mut backends = vec![BackendChoice::Flex];
+    let mut backends = vec![BackendChoice::Native, BackendChoice::Flex];
     if backend::torch_compiled() {
         backends.push(BackendChoice::Torch);
     }
@@ -107,7 +107,7 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
                 if cached_features && (frozen_layers == 0 || options.numerics.recompute_frozen) {
                     continue;
                 }
-                let mut trainer = Trainer::new(
+                let mut trainer = AnyTrainer::new(
                     &net,
                     &config,
                     &weights,
@@ -123,7 +123,7 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
                 let mut started = Instant::now();
                 for step in 0..options.warmup_steps + options.timed_steps {
                     if step == options.warmup_steps {
-                        trainer.times = PhaseTimes::default();
+                        *trainer.times_mut() = PhaseTimes::default();
                         started = Instant::now();
                     }
                     let first = (step * options.batch_size) % images;
@@ -151,7 +151,7 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
                     frozen_layers,
                     cached_features,
                     images_per_second: (options.timed_steps * options.batch_size) as f64 / seconds,
-                    phases: trainer.times,
+                    phases: *trainer.times_mut(),
                 });
             }
         }

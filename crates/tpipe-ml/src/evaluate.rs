@@ -6,12 +6,19 @@ use crate::backend;
 use crate::config::NetConfig;
 use crate::data::{fill_batch, images_tensor, ImageSet};
 use crate::error::MlError;
+use crate::native::NativeNet;
 use crate::network::{read_back, Network, Tracking};
 use crate::train::RunOptions;
 use crate::weights::HostWeights;
 
 /// Images per forward pass in evaluation (no gradients, so larger than a training batch).
-const EVALUATION_BATCH: usize = 256;
+const EVALUATION_BATCH: usize = crate::native::FORWARD_CHUNK;
+
+/// The forward pass of the resolved backend.
+enum Scorer {
+    Burn(Network),
+    Native(NativeNet),
+}
 
 /// Accuracy figures of a net on an image set.
 #[derive(Clone, Debug, PartialEq, serde::Serialize)]
@@ -71,7 +78,11 @@ pub fn evaluate(
         )
     })?;
     let backend = backend::resolve(options.backend)?;
-    let network = Network::upload(&host.layers, &geometry, &backend.device);
+    let mut scorer = if backend.native {
+        Scorer::Native(NativeNet::new(host.layers, net)?)
+    } else {
+        Scorer::Burn(Network::upload(&host.layers, &geometry, &backend.device))
+    };
     let tables = normalization.lookup_tables();
 
     let classes = net.num_classes;
@@ -87,13 +98,16 @@ pub fn evaluate(
             return Err(MlError::Cancelled);
         }
         fill_batch(data, chunk, &tables, None, &mut pixels);
-        let input = images_tensor(
-            std::mem::take(&mut pixels),
-            chunk.len(),
-            &geometry,
-            &backend.device,
-        );
-        let logits = read_back(network.forward(input, Tracking::Off, None), &backend.name)?;
+        let burn_logits;
+        let logits: &[f32] = match &mut scorer {
+            Scorer::Native(net) => net.logits(&pixels, chunk.len()),
+            Scorer::Burn(network) => {
+                let input = images_tensor(pixels.clone(), chunk.len(), &geometry, &backend.device);
+                burn_logits =
+                    read_back(network.forward(input, Tracking::Off, None), &backend.name)?;
+                &burn_logits
+            }
+        };
         for (row, &index) in logits.chunks_exact(classes).zip(chunk) {
             let label = data.labels[index] as usize;
             let rank = rank_of(row, label);

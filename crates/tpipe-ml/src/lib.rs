@@ -42,6 +42,7 @@ mod config;
 mod data;
 mod error;
 mod evaluate;
+mod native;
 mod network;
 mod rng;
 mod train;

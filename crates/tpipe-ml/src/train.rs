@@ -9,11 +9,12 @@ use crate::backend::{self, BackendChoice, ResolvedBackend};
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
 use crate::data::{fill_batch, images_tensor, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
+use crate::native::NativeTrainer;
 use crate::network::{
     conv1_columns, cross_entropy, read_back, Activation, LayerParams, Network, Tracking,
 };
 use crate::rng::{Purpose, Rng};
-use crate::weights::{init_weights, HostWeights};
+use crate::weights::{init_weights, HostLayer, HostWeights};
 
 /// What happens to the copied layers of a transfer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -191,7 +192,7 @@ pub fn train(
         .unwrap_or_else(|| Normalization::from_images(data));
 
     let backend = backend::resolve(options.backend)?;
-    let mut trainer = Trainer::new(
+    let mut trainer = AnyTrainer::new(
         net,
         config,
         &weights,
@@ -269,7 +270,7 @@ pub fn train(
     let elapsed = started.elapsed().as_secs_f64();
 
     let trained = HostWeights {
-        layers: trainer.network.download(&backend.name)?,
+        layers: trainer.layers(&backend.name)?,
         normalization: Some(normalization),
     };
     if !trained.all_finite() {
@@ -312,9 +313,9 @@ pub(crate) struct FeatureCache {
     /// 0-based index of the first layer not in the cache (the steps start there).
     pub end: usize,
     /// Shape of one image's activation.
-    item_shape: Vec<usize>,
+    pub item_shape: Vec<usize>,
     /// `count × item_len` values, image after image.
-    values: Vec<f32>,
+    pub values: Vec<f32>,
 }
 
 /// The largest unfolded conv1 batch (large images or kernels fall back to the convolution).
@@ -329,7 +330,7 @@ fn columns_rows(geometry: &crate::config::Geometry) -> usize {
 const FEATURE_CACHE_LIMIT: usize = 1 << 30;
 
 impl FeatureCache {
-    fn item_len(&self) -> usize {
+    pub(crate) fn item_len(&self) -> usize {
         self.item_shape.iter().product()
     }
 
@@ -367,7 +368,100 @@ pub struct PhaseTimes {
     pub read_back: Duration,
 }
 
-/// A net being trained: parameters, optimizer state and the step.
+/// The trainer of the backend a run resolved to: burn's, or the native CPU path.
+pub(crate) enum AnyTrainer {
+    Burn(Box<Trainer>),
+    Native(Box<NativeTrainer>),
+}
+
+impl AnyTrainer {
+    pub(crate) fn new(
+        net: &NetConfig,
+        config: &TrainConfig,
+        weights: &HostWeights,
+        frozen_layers: usize,
+        backend: &ResolvedBackend,
+        numerics: Numerics,
+    ) -> Result<Self, MlError> {
+        Ok(if backend.native {
+            AnyTrainer::Native(Box::new(NativeTrainer::new(
+                net,
+                config,
+                weights.layers.clone(),
+                frozen_layers,
+            )?))
+        } else {
+            AnyTrainer::Burn(Box::new(Trainer::new(
+                net,
+                config,
+                weights,
+                frozen_layers,
+                backend,
+                numerics,
+            )?))
+        })
+    }
+
+    /// See `Trainer::build_feature_cache`.
+    pub(crate) fn build_feature_cache(
+        &mut self,
+        data: &ImageSet,
+        tables: &[[f32; 256]],
+        augmentation: Augmentation,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Option<FeatureCache>, MlError> {
+        match self {
+            AnyTrainer::Burn(trainer) => {
+                trainer.build_feature_cache(data, tables, augmentation, cancel)
+            }
+            AnyTrainer::Native(trainer) => trainer.build_feature_cache(
+                data,
+                tables,
+                augmentation,
+                // The native path has no other numerics than this one to choose from.
+                false,
+                cancel,
+            ),
+        }
+    }
+
+    /// One SGD step (see `Trainer::step`).
+    pub(crate) fn step(
+        &mut self,
+        data: &ImageSet,
+        indices: &[usize],
+        input: StepInput<'_, '_>,
+        dropout_rng: Rng,
+        learning_rate: f64,
+    ) -> Result<StepResult, MlError> {
+        match self {
+            AnyTrainer::Burn(trainer) => {
+                trainer.step(data, indices, input, dropout_rng, learning_rate)
+            }
+            AnyTrainer::Native(trainer) => {
+                trainer.step(data, indices, input, dropout_rng, learning_rate)
+            }
+        }
+    }
+
+    /// The layers as they stand, in PyTorch layout.
+    pub(crate) fn layers(&self, backend_name: &str) -> Result<Vec<HostLayer>, MlError> {
+        match self {
+            AnyTrainer::Burn(trainer) => trainer.network.download(backend_name),
+            AnyTrainer::Native(trainer) => Ok(trainer.net.layers.clone()),
+        }
+    }
+
+    /// Where the steps so far spent their time.
+    pub(crate) fn times_mut(&mut self) -> &mut PhaseTimes {
+        match self {
+            AnyTrainer::Burn(trainer) => &mut trainer.times,
+            AnyTrainer::Native(trainer) => &mut trainer.times,
+        }
+    }
+}
+
+/// A net being trained on a burn device: parameters, optimizer state and the step.
 pub(crate) struct Trainer {
     pub network: Network,
     /// 0-based index of the lowest trainable layer; layers below it are frozen.
@@ -728,7 +822,7 @@ fn dropout_mask(rng: &mut Rng, batch: usize, width: usize, p: f64, device: &Devi
 }
 
 /// Loss (in f64) and hits of a batch from its logits.
-fn score_batch(logits: &[f32], labels: &[usize], num_classes: usize) -> StepResult {
+pub(crate) fn score_batch(logits: &[f32], labels: &[usize], num_classes: usize) -> StepResult {
     let (mut loss, mut correct) = (0.0f64, 0usize);
     for (row, &label) in logits.chunks_exact(num_classes).zip(labels) {
         let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;

@@ -4,6 +4,7 @@
 
 mod evaluation;
 mod metadata;
+mod native;
 mod support;
 #[cfg(feature = "torch")]
 mod torch;

@@ -1,0 +1,416 @@
+//! The native CPU path's kernels: matrix products through the `gemm` crate (the one burn-flex
+//! links, with its AVX2/AVX-512/NEON dispatch), and the unfold/fold and pool loops around them.
+//!
+//! Layout: conv activations are channel-major, `[channels, batch, height, width]` (CNHW), so a
+//! convolution over the whole batch is one product `weight [out, in·k·k] × columns [in·k·k,
+//! batch·positions]` and its output is already the next layer's input layout. Fully connected
+//! activations are `[batch, width]`.
+//!
+//! Determinism: every kernel gives the same bits for any number of threads. Work is split only
+//! where outputs are disjoint (rows of a product, channels of a fold), and every sum runs in a
+//! fixed order inside one task; gemm splits its output blocks among threads but reduces each
+//! element over `k` in the same blocks whatever the thread count.
+
+use rayon::prelude::*;
+
+/// A read-only matrix: `rows × cols` values with element `(r, c)` at `r·row_stride +
+/// c·col_stride`.
+#[derive(Clone, Copy)]
+pub(crate) struct Matrix<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    row_stride: isize,
+    col_stride: isize,
+}
+
+impl<'a> Matrix<'a> {
+    /// A contiguous row-major matrix.
+    pub(crate) fn new(data: &'a [f32], rows: usize, cols: usize) -> Self {
+        assert!(data.len() >= rows * cols, "matrix data too short");
+        Matrix {
+            data,
+            rows,
+            cols,
+            row_stride: cols as isize,
+            col_stride: 1,
+        }
+    }
+
+    /// The transpose, without copying.
+    pub(crate) fn t(self) -> Self {
+        Matrix {
+            data: self.data,
+            rows: self.cols,
+            cols: self.rows,
+            row_stride: self.col_stride,
+            col_stride: self.row_stride,
+        }
+    }
+}
+
+/// How many threads gemm may use: rayon's, so a pool around a training caps it.
+fn parallelism() -> gemm::Parallelism {
+    match rayon::current_num_threads() {
+        0 | 1 => gemm::Parallelism::None,
+        threads => gemm::Parallelism::Rayon(threads),
+    }
+}
+
+/// `out = a · b` (or `out += a · b` with `accumulate`), `out` contiguous row-major.
+pub(crate) fn matmul(out: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, accumulate: bool) {
+    assert_eq!(a.cols, b.rows, "inner dimensions differ");
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    assert!(out.len() >= m * n, "product output too short");
+    if m == 0 || n == 0 {
+        return;
+    }
+    if k == 0 {
+        if !accumulate {
+            out[..m * n].fill(0.0);
+        }
+        return;
+    }
+    // SAFETY: the asserts above and `Matrix::new` bound every index the strides reach:
+    // `a` spans rows·cols values, `b` likewise, and `out` holds m·n contiguous values. `out`
+    // is a unique borrow, so it aliases neither input.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            accumulate,
+            a.data.as_ptr(),
+            a.col_stride,
+            a.row_stride,
+            b.data.as_ptr(),
+            b.col_stride,
+            b.row_stride,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism(),
+        );
+    }
+}
+
+/// The shape of one convolution over a batch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct ConvShape {
+    pub batch: usize,
+    pub in_channels: usize,
+    pub height: usize,
+    pub width: usize,
+    pub kernel: usize,
+    pub stride: usize,
+    pub padding: usize,
+    pub out_height: usize,
+    pub out_width: usize,
+}
+
+impl ConvShape {
+    /// Rows of the unfolded input: `in_channels · kernel²`.
+    pub(crate) fn column_rows(&self) -> usize {
+        self.in_channels * self.kernel * self.kernel
+    }
+
+    /// Columns of the unfolded input: one per output position of every image.
+    pub(crate) fn column_count(&self) -> usize {
+        self.batch * self.out_height * self.out_width
+    }
+
+    /// For kernel offset `offset` (dy or dx) along an axis of `size` input pixels and `out`
+    /// outputs: the range of outputs whose input pixel lies inside the image.
+    fn valid_outputs(&self, offset: usize, size: usize, out: usize) -> std::ops::Range<usize> {
+        // Output o reads input o·stride + offset − padding.
+        let first = self.padding.saturating_sub(offset).div_ceil(self.stride);
+        let limit = (size + self.padding).saturating_sub(offset); // o·stride < limit
+        let end = limit.div_ceil(self.stride).min(out);
+        first.min(end)..end
+    }
+}
+
+/// Unfolds a CNHW input into `columns`, `[in·k·k, batch·out_h·out_w]`, row `(c·k + dy)·k + dx`
+/// (the order of a `[out, in, k, k]` weight flattened), zero where the kernel hangs over the
+/// padding.
+pub(crate) fn unfold(input: &[f32], shape: &ConvShape, columns: &mut [f32]) {
+    let (k, plane) = (shape.kernel, shape.height * shape.width);
+    let positions = shape.out_height * shape.out_width;
+    let row_len = shape.column_count();
+    columns[..shape.column_rows() * row_len]
+        .par_chunks_mut(row_len)
+        .enumerate()
+        .for_each(|(row, out)| {
+            let (channel, dy, dx) = (row / (k * k), row / k % k, row % k);
+            let rows_valid = shape.valid_outputs(dy, shape.height, shape.out_height);
+            let cols_valid = shape.valid_outputs(dx, shape.width, shape.out_width);
+            for (image, out) in out.chunks_exact_mut(positions).enumerate() {
+                let source = &input[(channel * shape.batch + image) * plane..][..plane];
+                for (oy, out_row) in out.chunks_exact_mut(shape.out_width).enumerate() {
+                    if !rows_valid.contains(&oy) || cols_valid.is_empty() {
+                        out_row.fill(0.0);
+                        continue;
+                    }
+                    let y = oy * shape.stride + dy - shape.padding;
+                    let source_row = &source[y * shape.width..][..shape.width];
+                    out_row[..cols_valid.start].fill(0.0);
+                    out_row[cols_valid.end..].fill(0.0);
+                    let x0 = cols_valid.start * shape.stride + dx - shape.padding;
+                    if shape.stride == 1 {
+                        out_row[cols_valid.clone()]
+                            .copy_from_slice(&source_row[x0..x0 + cols_valid.len()]);
+                    } else {
+                        for (slot, ox) in out_row[cols_valid.clone()].iter_mut().zip(0..) {
+                            *slot = source_row[x0 + ox * shape.stride];
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The adjoint of `unfold`: adds each column value back onto the input pixel it came from,
+/// giving the input gradient `[in, batch, h, w]` (overwritten, not accumulated).
+///
+/// One task per input channel; within it the kernel offsets run in a fixed order, so the sums
+/// do not depend on the thread count.
+pub(crate) fn fold(columns: &[f32], shape: &ConvShape, input_grad: &mut [f32]) {
+    let (k, plane) = (shape.kernel, shape.height * shape.width);
+    let positions = shape.out_height * shape.out_width;
+    let row_len = shape.column_count();
+    input_grad[..shape.in_channels * shape.batch * plane]
+        .par_chunks_mut(shape.batch * plane)
+        .enumerate()
+        .for_each(|(channel, grad)| {
+            grad.fill(0.0);
+            for dy in 0..k {
+                let rows_valid = shape.valid_outputs(dy, shape.height, shape.out_height);
+                for dx in 0..k {
+                    let cols_valid = shape.valid_outputs(dx, shape.width, shape.out_width);
+                    if cols_valid.is_empty() {
+                        continue;
+                    }
+                    let row = (channel * k + dy) * k + dx;
+                    let source = &columns[row * row_len..][..row_len];
+                    for (image, grad) in grad.chunks_exact_mut(plane).enumerate() {
+                        let source = &source[image * positions..][..positions];
+                        for oy in rows_valid.clone() {
+                            let y = oy * shape.stride + dy - shape.padding;
+                            let grad_row = &mut grad[y * shape.width..][..shape.width];
+                            let source_row = &source[oy * shape.out_width..][..shape.out_width];
+                            let x0 = cols_valid.start * shape.stride + dx - shape.padding;
+                            if shape.stride == 1 {
+                                for (g, &s) in grad_row[x0..x0 + cols_valid.len()]
+                                    .iter_mut()
+                                    .zip(&source_row[cols_valid.clone()])
+                                {
+                                    *g += s;
+                                }
+                            } else {
+                                for (ox, &s) in source_row[cols_valid.clone()].iter().enumerate() {
+                                    grad_row[x0 + ox * shape.stride] += s;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        });
+}
+
+/// The part of a conv layer after its product: optional 2×2/2 max-pool, then bias and ReLU.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Activate {
+    pub channels: usize,
+    pub batch: usize,
+    /// Size of the product's maps (before pooling).
+    pub height: usize,
+    pub width: usize,
+    pub pool: bool,
+}
+
+impl Activate {
+    /// Output maps' height and width.
+    pub(crate) fn out_size(&self) -> (usize, usize) {
+        if self.pool {
+            (self.height / 2, self.width / 2)
+        } else {
+            (self.height, self.width)
+        }
+    }
+
+    /// Output values per channel (all images).
+    pub(crate) fn out_len(&self) -> usize {
+        let (height, width) = self.out_size();
+        self.batch * height * width
+    }
+
+    /// `output = relu(pool(maps) + bias)`, CNHW. With a pool, `winners` records which of the
+    /// four inputs of each window was the first largest (0..4, row-major).
+    ///
+    /// Pooling before the bias and the ReLU gives the same values as after (both commute with a
+    /// per-channel max) on a quarter of the elements.
+    pub(crate) fn forward(
+        &self,
+        maps: &[f32],
+        bias: &[f32],
+        output: &mut [f32],
+        winners: &mut [u8],
+    ) {
+        let in_len = self.batch * self.height * self.width;
+        let out_len = self.out_len();
+        let (out_height, out_width) = self.out_size();
+        if !self.pool {
+            output[..self.channels * out_len]
+                .par_chunks_mut(out_len)
+                .zip(maps.par_chunks(in_len))
+                .zip(bias)
+                .for_each(|((out, maps), &bias)| {
+                    for (o, &m) in out.iter_mut().zip(maps) {
+                        *o = (m + bias).max(0.0);
+                    }
+                });
+            return;
+        }
+        output[..self.channels * out_len]
+            .par_chunks_mut(out_len)
+            .zip(winners[..self.channels * out_len].par_chunks_mut(out_len))
+            .zip(maps.par_chunks(in_len))
+            .zip(bias)
+            .for_each(|(((out, winners), maps), &bias)| {
+                let mut slot = 0;
+                for image in maps.chunks_exact(self.height * self.width) {
+                    for py in 0..out_height {
+                        let top = &image[2 * py * self.width..][..self.width];
+                        let bottom = &image[(2 * py + 1) * self.width..][..self.width];
+                        for px in 0..out_width {
+                            let window = [
+                                top[2 * px],
+                                top[2 * px + 1],
+                                bottom[2 * px],
+                                bottom[2 * px + 1],
+                            ];
+                            let mut best = 0;
+                            for candidate in 1..4 {
+                                if window[candidate] > window[best] {
+                                    best = candidate;
+                                }
+                            }
+                            out[slot] = (window[best] + bias).max(0.0);
+                            winners[slot] = best as u8;
+                            slot += 1;
+                        }
+                    }
+                }
+            });
+    }
+
+    /// From the gradient of the output (`output_grad`, CNHW) to that of the product's maps
+    /// (`maps_grad`, overwritten) and of the bias (`bias_grad`, overwritten).
+    pub(crate) fn backward(
+        &self,
+        output: &[f32],
+        winners: &[u8],
+        output_grad: &[f32],
+        maps_grad: &mut [f32],
+        bias_grad: &mut [f32],
+    ) {
+        let in_len = self.batch * self.height * self.width;
+        let out_len = self.out_len();
+        let (out_height, out_width) = self.out_size();
+        maps_grad[..self.channels * in_len]
+            .par_chunks_mut(in_len)
+            .zip(bias_grad[..self.channels].par_iter_mut())
+            .enumerate()
+            .for_each(|(channel, (maps_grad, bias_grad))| {
+                let output = &output[channel * out_len..][..out_len];
+                let output_grad = &output_grad[channel * out_len..][..out_len];
+                let mut sum = 0f32;
+                if !self.pool {
+                    for ((g, &o), &d) in maps_grad.iter_mut().zip(output).zip(output_grad) {
+                        *g = if o > 0.0 { d } else { 0.0 };
+                        sum += *g;
+                    }
+                    *bias_grad = sum;
+                    return;
+                }
+                let winners = &winners[channel * out_len..][..out_len];
+                maps_grad.fill(0.0);
+                let mut slot = 0;
+                for image in maps_grad.chunks_exact_mut(self.height * self.width) {
+                    for py in 0..out_height {
+                        for px in 0..out_width {
+                            if output[slot] > 0.0 {
+                                let winner = winners[slot] as usize;
+                                let y = 2 * py + winner / 2;
+                                let x = 2 * px + winner % 2;
+                                image[y * self.width + x] = output_grad[slot];
+                                sum += output_grad[slot];
+                            }
+                            slot += 1;
+                        }
+                    }
+                }
+                *bias_grad = sum;
+            });
+    }
+}
+
+/// Adds `bias` to every row of `values` (`[rows, bias.len()]`), then applies ReLU if asked.
+pub(crate) fn add_bias_rows(values: &mut [f32], bias: &[f32], relu: bool) {
+    for row in values.chunks_exact_mut(bias.len()) {
+        for (v, &b) in row.iter_mut().zip(bias) {
+            *v += b;
+            if relu {
+                *v = v.max(0.0);
+            }
+        }
+    }
+}
+
+/// Column sums of `values` (`[rows, sums.len()]`), rows added in order.
+pub(crate) fn column_sums(values: &[f32], sums: &mut [f32]) {
+    sums.fill(0.0);
+    for row in values.chunks_exact(sums.len()) {
+        for (s, &v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+}
+
+/// CNHW `[channels, batch, positions]` to batch-major `[batch, channels·positions]`.
+pub(crate) fn channels_to_batch(
+    input: &[f32],
+    channels: usize,
+    batch: usize,
+    positions: usize,
+    output: &mut [f32],
+) {
+    for image in 0..batch {
+        for channel in 0..channels {
+            output[(image * channels + channel) * positions..][..positions]
+                .copy_from_slice(&input[(channel * batch + image) * positions..][..positions]);
+        }
+    }
+}
+
+/// Batch-major `[batch, channels·positions]` to CNHW `[channels, batch, positions]`.
+pub(crate) fn batch_to_channels(
+    input: &[f32],
+    channels: usize,
+    batch: usize,
+    positions: usize,
+    output: &mut [f32],
+) {
+    for image in 0..batch {
+        for channel in 0..channels {
+            output[(channel * batch + image) * positions..][..positions]
+                .copy_from_slice(&input[(image * channels + channel) * positions..][..positions]);
+        }
+    }
+}

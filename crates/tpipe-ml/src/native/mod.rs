@@ -1,0 +1,599 @@
+//! The native CPU path: the 8-layer net's forward pass, backward pass and SGD step written
+//! out by hand over host buffers, with every product handed to the `gemm` crate.
+//!
+//! Why not burn's flex backend: on the grid's small nets a flex step spends most of its time
+//! around the arithmetic (per-op allocation, transposed copies, a scatter-based input gradient,
+//! autodiff bookkeeping on one thread), and it trains about a third as fast as PyTorch on the
+//! same CPU. This path does what the net needs and nothing else:
+//! - each conv layer is one unfold (im2col) and one product over the whole batch, in a
+//!   channel-major layout where a layer's output is the next layer's input as it stands;
+//! - pool, bias and ReLU run as one pass, and their backward as one pass;
+//! - the input gradient is one product and a fold (col2im), and it is skipped below the lowest
+//!   trainable layer; frozen layers run forward only;
+//! - buffers live in a `Workspace` reused from step to step.
+//!
+//! It computes the same function as the burn path (`network.rs`), which tests check to float
+//! rounding, but in another order, so its bytes differ from flex's; it is deterministic for
+//! any number of threads (see `kernels.rs`).
+
+pub(crate) mod kernels;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use crate::config::{Geometry, NetConfig, TrainConfig, LAYER_COUNT};
+use crate::data::{fill_batch, Augmentation, ImageSet};
+use crate::error::MlError;
+use crate::rng::Rng;
+use crate::train::{score_batch, FeatureCache, PhaseTimes, StepInput, StepResult};
+use crate::weights::HostLayer;
+use kernels::{Activate, ConvShape, Matrix};
+
+/// Images per forward pass when filling the feature cache or evaluating.
+pub(crate) const FORWARD_CHUNK: usize = 256;
+
+/// The largest feature cache built, in bytes; bigger ones fall back to recomputing.
+const FEATURE_CACHE_LIMIT: usize = 1 << 30;
+
+/// A net's parameters on the host (PyTorch layouts) and the buffers its passes reuse.
+pub(crate) struct NativeNet {
+    geometry: Geometry,
+    pub layers: Vec<HostLayer>,
+    work: Workspace,
+}
+
+/// Every buffer a pass writes, sized for the last batch and kept for the next.
+#[derive(Default)]
+struct Workspace {
+    /// CNHW input of the lowest conv layer that runs.
+    conv_input: Vec<f32>,
+    /// Each conv layer's unfolded input, kept for its weight gradient.
+    columns: [Vec<f32>; 5],
+    /// A conv product before pooling (scratch).
+    maps: Vec<f32>,
+    /// Each conv layer's output after pool, bias and ReLU (CNHW).
+    conv_out: [Vec<f32>; 5],
+    /// Which input won each pooling window.
+    winners: [Vec<u8>; 5],
+    /// Inputs of fc6, fc7, fc8 (`[batch, width]`, after dropout).
+    fc_in: [Vec<f32>; 3],
+    /// Outputs of fc6, fc7 (after ReLU, before dropout) and fc8 (the logits).
+    fc_out: [Vec<f32>; 3],
+    /// Dropout masks after fc6 and fc7, entries 0 or 1/(1-p).
+    masks: [Vec<f32>; 2],
+    /// Gradient flowing down, and the next one being formed.
+    grad: Vec<f32>,
+    grad_below: Vec<f32>,
+    grad_maps: Vec<f32>,
+    grad_columns: Vec<f32>,
+    weight_grads: [Vec<f32>; LAYER_COUNT],
+    bias_grads: [Vec<f32>; LAYER_COUNT],
+    /// Normalised images, NCHW, as `fill_batch` writes them.
+    pixels: Vec<f32>,
+}
+
+/// `buffer` holding exactly `len` values (contents unspecified), without giving back capacity.
+fn sized<T: Copy + Default>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
+    buffer.resize(len, T::default());
+    &mut buffer[..len]
+}
+
+impl NativeNet {
+    pub(crate) fn new(layers: Vec<HostLayer>, net: &NetConfig) -> Result<Self, MlError> {
+        Ok(NativeNet {
+            geometry: net.geometry()?,
+            layers,
+            work: Workspace::default(),
+        })
+    }
+
+    /// The shapes of conv layer `index` for `batch` images.
+    fn conv_shapes(&self, index: usize, batch: usize) -> (ConvShape, Activate) {
+        let (mut height, mut width) = (self.geometry.height, self.geometry.width);
+        for (layer, conv) in self.geometry.conv.iter().enumerate() {
+            let out_height = (height + 2 * conv.padding - conv.kernel) / conv.stride + 1;
+            let out_width = (width + 2 * conv.padding - conv.kernel) / conv.stride + 1;
+            let activate = Activate {
+                channels: conv.out_channels,
+                batch,
+                height: out_height,
+                width: out_width,
+                pool: conv.max_pool,
+            };
+            if layer == index {
+                let shape = ConvShape {
+                    batch,
+                    in_channels: conv.in_channels,
+                    height,
+                    width,
+                    kernel: conv.kernel,
+                    stride: conv.stride,
+                    padding: conv.padding,
+                    out_height,
+                    out_width,
+                };
+                return (shape, activate);
+            }
+            (height, width) = activate.out_size();
+        }
+        unreachable!("five conv layers")
+    }
+
+    /// Values per image of the input of layer `index` (0-based; 8 means the logits).
+    fn item_len(&self, index: usize) -> usize {
+        match index {
+            0 => self.geometry.channels * self.geometry.height * self.geometry.width,
+            1..=5 => {
+                let (_, activate) = self.conv_shapes(index - 1, 1);
+                activate.channels * activate.out_len()
+            }
+            _ => self.geometry.fc[index - 6].1,
+        }
+    }
+
+    /// Shape of one image's input to layer `index`, as the burn path's cache reports it.
+    fn item_shape(&self, index: usize) -> Vec<usize> {
+        match index {
+            0 => vec![
+                self.geometry.channels,
+                self.geometry.height,
+                self.geometry.width,
+            ],
+            1..=4 => {
+                let (_, activate) = self.conv_shapes(index - 1, 1);
+                let (height, width) = activate.out_size();
+                vec![activate.channels, height, width]
+            }
+            _ => vec![self.item_len(index)],
+        }
+    }
+
+    /// Places `batch` image-major inputs of layer `first` (as a feature cache stores them) where
+    /// `run_forward` reads them.
+    fn load_input(&mut self, first: usize, batch: usize, items: &[f32]) {
+        let item_len = self.item_len(first);
+        let work = &mut self.work;
+        match first {
+            0..=4 => {
+                let channels = if first == 0 {
+                    self.geometry.channels
+                } else {
+                    self.geometry.conv[first - 1].out_channels
+                };
+                let positions = item_len / channels;
+                let input = sized(&mut work.conv_input, batch * item_len);
+                kernels::batch_to_channels(items, channels, batch, positions, input);
+            }
+            5 => sized(&mut work.fc_in[0], batch * item_len).copy_from_slice(items),
+            _ => sized(&mut work.fc_out[first - 6], batch * item_len).copy_from_slice(items),
+        }
+    }
+
+    /// Image-major values of the input of layer `end` after a forward pass over layers below it.
+    fn store_output(&mut self, end: usize, batch: usize, out: &mut Vec<f32>) {
+        let item_len = self.item_len(end);
+        let start = out.len();
+        out.resize(start + batch * item_len, 0.0);
+        let out = &mut out[start..];
+        match end {
+            1..=4 => {
+                let channels = self.geometry.conv[end - 1].out_channels;
+                kernels::channels_to_batch(
+                    &self.work.conv_out[end - 1],
+                    channels,
+                    batch,
+                    item_len / channels,
+                    out,
+                );
+            }
+            5 => out.copy_from_slice(&self.work.fc_in[0][..batch * item_len]),
+            6 | 7 => out.copy_from_slice(&self.work.fc_out[end - 6][..batch * item_len]),
+            _ => unreachable!("a cache ends below fc8"),
+        }
+    }
+
+    /// Runs layers `first..end` on the input `load_input` placed (or conv1's input in
+    /// `conv_input`). With `dropout`, the masks in the workspace apply after fc6 and fc7 (a
+    /// range starting above fc6 or fc7 applies that layer's mask first, as the burn path does).
+    fn run_forward(&mut self, layers: std::ops::Range<usize>, batch: usize, dropout: bool) {
+        for index in layers.clone() {
+            if index < 5 {
+                self.conv_forward(index, index == layers.start, batch);
+                if index == 4 {
+                    let (_, activate) = self.conv_shapes(4, batch);
+                    let positions = activate.out_len() / batch;
+                    let work = &mut self.work;
+                    let flat = sized(&mut work.fc_in[0], batch * activate.channels * positions);
+                    kernels::channels_to_batch(
+                        &work.conv_out[4],
+                        activate.channels,
+                        batch,
+                        positions,
+                        flat,
+                    );
+                }
+                continue;
+            }
+            let fc = index - 5;
+            if fc > 0 && index == layers.start {
+                self.pass_dropout(fc - 1, batch, dropout);
+            }
+            let (in_features, out_features) = self.geometry.fc[fc];
+            let layer = &self.layers[index];
+            let work = &mut self.work;
+            let out = sized(&mut work.fc_out[fc], batch * out_features);
+            kernels::matmul(
+                out,
+                Matrix::new(&work.fc_in[fc], batch, in_features),
+                Matrix::new(&layer.weight, out_features, in_features).t(),
+                false,
+            );
+            kernels::add_bias_rows(out, &layer.bias, fc < 2);
+            if fc < 2 && index + 1 < layers.end {
+                self.pass_dropout(fc, batch, dropout);
+            }
+        }
+    }
+
+    /// `fc_in[fc + 1] = fc_out[fc] · mask` (or a copy without dropout).
+    fn pass_dropout(&mut self, fc: usize, batch: usize, dropout: bool) {
+        let width = self.geometry.fc[fc].1;
+        let work = &mut self.work;
+        let next = sized(&mut work.fc_in[fc + 1], batch * width);
+        let out = &work.fc_out[fc][..batch * width];
+        if dropout {
+            for ((n, &o), &m) in next.iter_mut().zip(out).zip(&work.masks[fc]) {
+                *n = o * m;
+            }
+        } else {
+            next.copy_from_slice(out);
+        }
+    }
+
+    fn conv_forward(&mut self, index: usize, from_input: bool, batch: usize) {
+        let (shape, activate) = self.conv_shapes(index, batch);
+        let layer = &self.layers[index];
+        let work = &mut self.work;
+        let (below, above) = work.conv_out.split_at_mut(index);
+        let input: &[f32] = if from_input {
+            &work.conv_input
+        } else {
+            &below[index - 1]
+        };
+        let (rows, count) = (shape.column_rows(), shape.column_count());
+        let columns = sized(&mut work.columns[index], rows * count);
+        kernels::unfold(input, &shape, columns);
+        let maps = sized(&mut work.maps, activate.channels * count);
+        kernels::matmul(
+            maps,
+            Matrix::new(&layer.weight, activate.channels, rows),
+            Matrix::new(columns, rows, count),
+            false,
+        );
+        let out_len = activate.channels * activate.out_len();
+        let output = sized(&mut above[0], out_len);
+        let winners = sized(&mut work.winners[index], out_len);
+        activate.forward(maps, &layer.bias, output, winners);
+    }
+
+    /// Logits of a batch of normalised NCHW images, without dropout.
+    pub(crate) fn logits(&mut self, pixels: &[f32], batch: usize) -> &[f32] {
+        self.load_input(0, batch, pixels);
+        self.run_forward(0..LAYER_COUNT, batch, false);
+        &self.work.fc_out[2][..batch * self.geometry.fc[2].1]
+    }
+
+    /// Gradients of every layer from `first_trainable` up, from the gradient of the mean loss
+    /// with respect to the logits (in `work.grad`), after a forward pass with the same inputs.
+    fn backward(&mut self, first_trainable: usize, batch: usize, dropout: bool) {
+        for index in (first_trainable..LAYER_COUNT).rev() {
+            let needs_input_grad = index > first_trainable;
+            if index >= 5 {
+                self.fc_backward(index - 5, batch, dropout, needs_input_grad);
+            } else {
+                self.conv_backward(index, batch, needs_input_grad);
+            }
+            std::mem::swap(&mut self.work.grad, &mut self.work.grad_below);
+        }
+    }
+
+    /// fc layer `fc`: `work.grad` is the gradient at its output before the ReLU; leaves that of
+    /// the layer below (before its ReLU, or of conv5's output maps) in `work.grad_below`.
+    fn fc_backward(&mut self, fc: usize, batch: usize, dropout: bool, needs_input_grad: bool) {
+        let (in_features, out_features) = self.geometry.fc[fc];
+        let index = 5 + fc;
+        let layer = &self.layers[index];
+        let work = &mut self.work;
+        let grad = &work.grad[..batch * out_features];
+        kernels::matmul(
+            sized(&mut work.weight_grads[index], out_features * in_features),
+            Matrix::new(grad, batch, out_features).t(),
+            Matrix::new(&work.fc_in[fc], batch, in_features),
+            false,
+        );
+        kernels::column_sums(grad, sized(&mut work.bias_grads[index], out_features));
+        if !needs_input_grad {
+            return;
+        }
+        let below = sized(&mut work.grad_below, batch * in_features);
+        kernels::matmul(
+            below,
+            Matrix::new(grad, batch, out_features),
+            Matrix::new(&layer.weight, out_features, in_features),
+            false,
+        );
+        if fc > 0 {
+            // Through the dropout and the ReLU of the layer below.
+            let output = &work.fc_out[fc - 1];
+            for (position, g) in below.iter_mut().enumerate() {
+                let mask = if dropout {
+                    work.masks[fc - 1][position]
+                } else {
+                    1.0
+                };
+                *g = if output[position] > 0.0 {
+                    *g * mask
+                } else {
+                    0.0
+                };
+            }
+        } else {
+            // Back to conv5's channel-major maps; `conv_backward` applies its ReLU.
+            let (_, activate) = self.conv_shapes(4, batch);
+            let positions = activate.out_len() / batch;
+            let work = &mut self.work;
+            let maps = sized(&mut work.grad, batch * in_features);
+            kernels::batch_to_channels(&work.grad_below, activate.channels, batch, positions, maps);
+            std::mem::swap(&mut work.grad, &mut work.grad_below);
+        }
+    }
+
+    /// conv layer `index`: `work.grad` is the gradient at its output (after the ReLU); leaves
+    /// that of its input in `work.grad_below`.
+    fn conv_backward(&mut self, index: usize, batch: usize, needs_input_grad: bool) {
+        let (shape, activate) = self.conv_shapes(index, batch);
+        let layer = &self.layers[index];
+        let work = &mut self.work;
+        let (rows, count) = (shape.column_rows(), shape.column_count());
+        let channels = activate.channels;
+        let grad_maps = sized(&mut work.grad_maps, channels * count);
+        activate.backward(
+            &work.conv_out[index],
+            &work.winners[index],
+            &work.grad,
+            grad_maps,
+            sized(&mut work.bias_grads[index], channels),
+        );
+        kernels::matmul(
+            sized(&mut work.weight_grads[index], channels * rows),
+            Matrix::new(grad_maps, channels, count),
+            Matrix::new(&work.columns[index], rows, count).t(),
+            false,
+        );
+        if !needs_input_grad {
+            return;
+        }
+        let grad_columns = sized(&mut work.grad_columns, rows * count);
+        kernels::matmul(
+            grad_columns,
+            Matrix::new(&layer.weight, channels, rows).t(),
+            Matrix::new(grad_maps, channels, count),
+            false,
+        );
+        let plane = shape.height * shape.width;
+        let below = sized(&mut work.grad_below, shape.in_channels * batch * plane);
+        kernels::fold(grad_columns, &shape, below);
+    }
+}
+
+/// One layer's momentum buffers (weight, bias); empty until its first update.
+type Velocity = Option<(Vec<f32>, Vec<f32>)>;
+
+/// A net being trained on the native path: parameters, optimizer state and the step.
+pub(crate) struct NativeTrainer {
+    pub net: NativeNet,
+    first_trainable: usize,
+    velocities: Vec<Velocity>,
+    dropout: f64,
+    num_classes: usize,
+    momentum: f32,
+    weight_decay: f32,
+    bias_lr_multiplier: f64,
+    pub times: PhaseTimes,
+}
+
+impl NativeTrainer {
+    pub(crate) fn new(
+        net: &NetConfig,
+        config: &TrainConfig,
+        layers: Vec<HostLayer>,
+        frozen_layers: usize,
+    ) -> Result<Self, MlError> {
+        Ok(NativeTrainer {
+            net: NativeNet::new(layers, net)?,
+            first_trainable: frozen_layers,
+            velocities: vec![None; LAYER_COUNT],
+            dropout: net.dropout,
+            num_classes: net.num_classes,
+            momentum: config.momentum as f32,
+            weight_decay: config.weight_decay as f32,
+            bias_lr_multiplier: config.bias_lr_multiplier,
+            times: PhaseTimes::default(),
+        })
+    }
+
+    /// As `Trainer::build_feature_cache`: the outputs of the frozen layers that can be cached,
+    /// for every image of `data`, or `None`.
+    pub(crate) fn build_feature_cache(
+        &mut self,
+        data: &ImageSet,
+        tables: &[[f32; 256]],
+        augmentation: Augmentation,
+        recompute_frozen: bool,
+        cancel: Option<&AtomicBool>,
+    ) -> Result<Option<FeatureCache>, MlError> {
+        let end = if self.dropout > 0.0 {
+            self.first_trainable.min(6)
+        } else {
+            self.first_trainable
+        };
+        if end == 0 || !augmentation.is_off() || recompute_frozen {
+            return Ok(None);
+        }
+        let item_len = self.net.item_len(end);
+        if data.count * item_len * 4 > FEATURE_CACHE_LIMIT {
+            return Ok(None);
+        }
+        let mut values = Vec::with_capacity(data.count * item_len);
+        let indices: Vec<usize> = (0..data.count).collect();
+        let mut pixels = std::mem::take(&mut self.net.work.pixels);
+        for chunk in indices.chunks(FORWARD_CHUNK) {
+            if cancel.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
+                return Err(MlError::Cancelled);
+            }
+            fill_batch(data, chunk, tables, None, &mut pixels);
+            self.net.load_input(0, chunk.len(), &pixels);
+            self.net.run_forward(0..end, chunk.len(), false);
+            self.net.store_output(end, chunk.len(), &mut values);
+        }
+        self.net.work.pixels = pixels;
+        Ok(Some(FeatureCache {
+            end,
+            item_shape: self.net.item_shape(end),
+            values,
+        }))
+    }
+
+    /// One SGD step on the images `indices` of `data`, drawing the same dropout masks from
+    /// `dropout_rng` as the burn path.
+    pub(crate) fn step(
+        &mut self,
+        data: &ImageSet,
+        indices: &[usize],
+        input: StepInput<'_, '_>,
+        mut dropout_rng: Rng,
+        learning_rate: f64,
+    ) -> Result<StepResult, MlError> {
+        let clock = Instant::now();
+        let batch = indices.len();
+        let first = match input {
+            StepInput::Images {
+                tables,
+                augmentation,
+            } => {
+                let mut pixels = std::mem::take(&mut self.net.work.pixels);
+                fill_batch(data, indices, tables, augmentation, &mut pixels);
+                self.net.load_input(0, batch, &pixels);
+                self.net.work.pixels = pixels;
+                0
+            }
+            StepInput::Cached(cache) => {
+                let item_len = cache.item_len();
+                let mut gathered = std::mem::take(&mut self.net.work.pixels);
+                gathered.clear();
+                for &index in indices {
+                    gathered.extend_from_slice(&cache.values[index * item_len..][..item_len]);
+                }
+                self.net.load_input(cache.end, batch, &gathered);
+                self.net.work.pixels = gathered;
+                cache.end
+            }
+        };
+        let dropout = self.dropout > 0.0;
+        if dropout {
+            let keep = 1.0 - self.dropout;
+            let scale = (1.0 / keep) as f32;
+            for fc in 0..2 {
+                let width = self.net.geometry.fc[fc].1;
+                for slot in sized(&mut self.net.work.masks[fc], batch * width) {
+                    *slot = if dropout_rng.next_f64() < keep {
+                        scale
+                    } else {
+                        0.0
+                    };
+                }
+            }
+        }
+        let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i] as usize).collect();
+        let after_prepare = Instant::now();
+
+        self.net.run_forward(first..LAYER_COUNT, batch, dropout);
+        let classes = self.num_classes;
+        let logits = &self.net.work.fc_out[2][..batch * classes];
+        let result = score_batch(logits, &labels, classes);
+        let grad = sized(&mut self.net.work.grad, batch * classes);
+        for ((grad, row), &label) in grad
+            .chunks_exact_mut(classes)
+            .zip(logits.chunks_exact(classes))
+            .zip(&labels)
+        {
+            // d(mean cross-entropy)/d(logit) = (softmax − one-hot) / batch, in f64.
+            let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
+            let total: f64 = row.iter().map(|&v| (v as f64 - max).exp()).sum();
+            for (class, (g, &v)) in grad.iter_mut().zip(row).enumerate() {
+                let probability = (v as f64 - max).exp() / total;
+                let target = if class == label { 1.0 } else { 0.0 };
+                *g = ((probability - target) / batch as f64) as f32;
+            }
+        }
+        let after_forward = Instant::now();
+
+        self.net.backward(self.first_trainable, batch, dropout);
+        let after_backward = Instant::now();
+
+        self.update(learning_rate);
+        let after_update = Instant::now();
+
+        self.times.prepare += after_prepare - clock;
+        self.times.forward += after_forward - after_prepare;
+        self.times.backward += after_backward - after_forward;
+        self.times.update += after_update - after_backward;
+        Ok(result)
+    }
+
+    /// PyTorch's SGD on every trainable layer: `g += decay·w; v = m·v + g; w −= lr·v`, weights
+    /// decayed, biases not and at their own rate.
+    fn update(&mut self, learning_rate: f64) {
+        let weight_rate = learning_rate as f32;
+        let bias_rate = (learning_rate * self.bias_lr_multiplier) as f32;
+        let work = &mut self.net.work;
+        for index in self.first_trainable..LAYER_COUNT {
+            let layer = &mut self.net.layers[index];
+            let velocity = self.velocities[index].get_or_insert_with(|| {
+                // PyTorch starts the buffer at the first gradient: `m·0 + g` below gives it.
+                (vec![0.0; layer.weight.len()], vec![0.0; layer.bias.len()])
+            });
+            sgd(
+                &mut layer.weight,
+                &work.weight_grads[index],
+                &mut velocity.0,
+                weight_rate,
+                self.momentum,
+                self.weight_decay,
+            );
+            sgd(
+                &mut layer.bias,
+                &work.bias_grads[index],
+                &mut velocity.1,
+                bias_rate,
+                self.momentum,
+                0.0,
+            );
+        }
+    }
+}
+
+fn sgd(
+    params: &mut [f32],
+    grads: &[f32],
+    velocity: &mut [f32],
+    rate: f32,
+    momentum: f32,
+    decay: f32,
+) {
+    for ((p, &g), v) in params.iter_mut().zip(grads).zip(velocity) {
+        let g = if decay > 0.0 { g + decay * *p } else { g };
+        *v = if momentum > 0.0 { momentum * *v + g } else { g };
+        *p -= rate * *v;
+    }
+}
