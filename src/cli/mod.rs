@@ -162,8 +162,10 @@ struct RunArgs {
 enum BackendArg {
     /// wgpu on a real GPU, else `cpu`.
     Auto,
-    /// The fastest CPU backend in this build (torch with the `torch` feature, else flex).
+    /// The fastest CPU path: `native`.
     Cpu,
+    /// tpipe-ml's own CPU kernels: one gemm product per conv layer, hand-written backward.
+    Native,
     /// burn's pure-Rust CPU backend.
     Flex,
     /// burn's LibTorch backend on the CPU (needs the `torch` feature).

@@ -17,8 +17,9 @@ use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
 /// trained weights. 3: lineage travels in the weights' metadata and `evaluation.json`, and
 /// the net to score comes from the weights, not from upstream parameters. 4: a transfer draws
 /// its fresh layers, batch order and dropout from its own stream (`transfer_stream_seed`), not
-/// from its base's.
-const ML_KINDS_VERSION: u32 = 4;
+/// from its base's. 5: the CPU default is tpipe-ml's native path (one gemm product per conv
+/// layer, hand-written backward), whose sums run in another order than flex's.
+const ML_KINDS_VERSION: u32 = 5;
 
 /// The seed a transfer's training draws from for a `seed:` of `seed`.
 ///
@@ -46,9 +47,10 @@ pub const EVALUATION: &str = "evaluation.json";
 pub const LINEAGE_METADATA: &str = "tpipe.lineage";
 
 tpipe_engine::choice_enum! {
-    /// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU backend built in: torch
-    /// with the `torch` feature, else flex), or one backend by name.
-    pub enum Backend { Auto = "auto", Cpu = "cpu", Flex = "flex", Torch = "torch", Wgpu = "wgpu" }
+    /// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU path: `native`), or one
+    /// by name: `native` (tpipe-ml's own CPU kernels), `flex` (burn's CPU backend), `torch`
+    /// (burn on LibTorch), `wgpu`.
+    pub enum Backend { Auto = "auto", Cpu = "cpu", Native = "native", Flex = "flex", Torch = "torch", Wgpu = "wgpu" }
 }
 
 tpipe_engine::choice_enum! {
@@ -573,6 +575,7 @@ mod backend {
     fn backend_choice(context: &BuildContext, backend: Backend) -> BackendChoice {
         let chosen = match context.options.backend.as_deref() {
             Some("cpu") => Backend::Cpu,
+            Some("native") => Backend::Native,
             Some("flex") => Backend::Flex,
             Some("torch") => Backend::Torch,
             Some("wgpu") => Backend::Wgpu,
@@ -582,6 +585,7 @@ mod backend {
         match chosen {
             Backend::Auto => BackendChoice::Auto,
             Backend::Cpu => BackendChoice::Cpu,
+            Backend::Native => BackendChoice::Native,
             Backend::Flex => BackendChoice::Flex,
             Backend::Torch => BackendChoice::Torch,
             Backend::Wgpu => BackendChoice::Wgpu,

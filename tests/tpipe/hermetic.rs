@@ -92,8 +92,8 @@ fn tpipe(project: &Path, args: &[&str]) -> serde_json::Value {
     let mut command = Command::new(tpipe_binary());
     command.args(args).arg("--json");
     if args[0] == "run" {
-        // The byte-stable CPU backend, whatever the machine has.
-        command.args(["--backend", "flex"]);
+        // The default CPU path (byte-stable for any thread count), whatever the machine has.
+        command.args(["--backend", "native"]);
     }
     let output = command.current_dir(project).output().expect("tpipe runs");
     assert!(

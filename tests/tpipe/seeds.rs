@@ -75,7 +75,7 @@ fn a_transfer_does_not_start_from_its_bases_initial_weights() {
     std::fs::write(project.path().join("tpipe.toml"), "").unwrap();
     std::fs::write(project.path().join("grid.yaml"), GRID).unwrap();
     let output = Command::new(tpipe_binary())
-        .args(["run", "grid.yaml", "--json", "--backend", "flex"])
+        .args(["run", "grid.yaml", "--json", "--backend", "native"])
         .current_dir(project.path())
         .output()
         .unwrap();

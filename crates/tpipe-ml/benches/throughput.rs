@@ -1,16 +1,18 @@
-//! Training-step throughput of the reference net (28×28×1, batch 128) per backend, full and with
-//! n = 1, 3, 5, 7 frozen layers.
+//! Training-step throughput per CPU/GPU path, full and with n = 1, 3, 5, 7 frozen layers: the
+//! reference net (28×28×1, batch 128) by default, the net of `pipelines/paper.yaml` (batch 64)
+//! with `--paper-net`.
 //!
 //! ```text
-//! CARGO_TARGET_DIR=/var/cache/tpipe-ci/target cargo bench -p tpipe-ml --features wgpu \
-//!     --bench throughput -- [--cpu-only | --native-only | --flex-only | --torch-only | --wgpu-only] \
-//!     [--steps N] [--warmup N] [--frozen N] [--conv1-as-conv]
+//! cargo bench -p tpipe-ml --bench throughput -- \
+//!     [--cpu-only | --native-only | --flex-only | --torch-only | --wgpu-only] \
+//!     [--paper-net] [--batch N] [--steps N] [--warmup N] [--frozen N] [--conv1-as-conv]
 //! ```
-//! `--cpu-only` measures the native path, flex and, built with `--features torch`, LibTorch. `--conv1-as-conv`
-//! runs a trainable conv1 as a convolution instead of a matmul (`Numerics::conv1_as_conv`).
-//! With the `wgpu` feature and no GPU, set `CUBECL_WGPU_DEFAULT_DEVICE=Cpu` to bench lavapipe.
+//! `--cpu-only` measures the native path, flex and, built with `--features torch`, LibTorch.
+//! `--conv1-as-conv` runs flex's trainable conv1 as a convolution instead of a matmul
+//! (`Numerics::conv1_as_conv`). With the `wgpu` feature and no GPU, set
+//! `CUBECL_WGPU_DEFAULT_DEVICE=Cpu` to bench lavapipe.
 
-use tpipe_ml::{bench_throughput, cpu_backends, BackendChoice, BenchOptions};
+use tpipe_ml::{bench_throughput, cpu_backends, paper_grid_net, BackendChoice, BenchOptions};
 
 fn main() {
     let mut options = BenchOptions::default();
@@ -31,6 +33,12 @@ fn main() {
             "--warmup" => options.warmup_steps = number("--warmup"),
             "--frozen" => options.frozen_layers = vec![number("--frozen")],
             "--conv1-as-conv" => options.numerics.conv1_as_conv = true,
+            "--batch" => options.batch_size = number("--batch"),
+            // The net of every training in pipelines/paper.yaml, at its batch size.
+            "--paper-net" => {
+                options.net = paper_grid_net();
+                options.batch_size = 64;
+            }
             // `cargo bench` passes `--bench`; other harness flags do not apply here.
             _ => {}
         }

@@ -25,6 +25,19 @@ pub struct BenchOptions {
     pub timed_steps: usize,
     /// The numerical path of the steps. With `recompute_frozen` there are no cached rows.
     pub numerics: Numerics,
+    /// The net: the reference net (`NetConfig::default_for(1, 28, 28, 10)`) by default.
+    pub net: NetConfig,
+}
+
+/// The net every training of `pipelines/paper.yaml` builds: conv 16-32-48-48-32, fc 128-128,
+/// 28×28×1 inputs, 5 classes (it trains with batch 64).
+pub fn paper_grid_net() -> NetConfig {
+    let mut net = NetConfig::default_for(1, 28, 28, 5);
+    for (layer, channels) in net.conv.iter_mut().zip([16, 32, 48, 48, 32]) {
+        layer.out_channels = channels;
+    }
+    net.fc_widths = [128, 128];
+    net
 }
 
 impl Default for BenchOptions {
@@ -42,6 +55,7 @@ impl Default for BenchOptions {
             warmup_steps: 3,
             timed_steps: 20,
             numerics: Numerics::default(),
+            net: NetConfig::default_for(1, 28, 28, 10),
         }
     }
 }
@@ -71,12 +85,13 @@ pub struct ThroughputFigure {
     pub phases: PhaseTimes,
 }
 
-/// Measures training steps of the reference net (`NetConfig::default_for(1, 28, 28, 10)`, SGD
-/// with momentum and weight decay, dropout on, no augmentation) on random images, through the
+/// Measures training steps of `options.net` (SGD with momentum and weight decay, dropout as the
+/// net says, no augmentation) on random images, through the
 /// same step as `train`: for each frozen count, once running the frozen layers every step and
 /// (for n > 0) once starting from their cached outputs. The cache pass itself is not timed.
 pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>, MlError> {
-    let net = NetConfig::default_for(1, 28, 28, 10);
+    let net = &options.net;
+    let classes = net.num_classes;
     let config = TrainConfig::default();
     let geometry = net.geometry()?;
     let images = options.batch_size * 4;
@@ -85,15 +100,15 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
         pixels: (0..images * 28 * 28)
             .map(|_| rng.below(256) as u8)
             .collect(),
-        labels: (0..images).map(|i| (i % 10) as u32).collect(),
+        labels: (0..images).map(|i| (i % classes) as u32).collect(),
         count: images,
         channels: 1,
         height: 28,
         width: 28,
-        num_classes: 10,
+        num_classes: classes,
     };
     let tables = Normalization::from_images(&data).lookup_tables();
-    let weights = init_weights(&net, &geometry, 0);
+    let weights = init_weights(net, &geometry, 0);
     let no_augmentation = Augmentation {
         crop_padding: 0,
         flip: false,
@@ -108,7 +123,7 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
                     continue;
                 }
                 let mut trainer = AnyTrainer::new(
-                    &net,
+                    net,
                     &config,
                     &weights,
                     frozen_layers,

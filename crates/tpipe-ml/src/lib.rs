@@ -49,7 +49,7 @@ mod train;
 mod weights;
 
 pub use backend::{torch_compiled, wgpu_compiled, BackendChoice};
-pub use bench::{bench_throughput, cpu_backends, BenchOptions, ThroughputFigure};
+pub use bench::{bench_throughput, cpu_backends, paper_grid_net, BenchOptions, ThroughputFigure};
 pub use config::{ConvLayerConfig, InitScheme, NetConfig, TrainConfig, LAYER_COUNT, LAYER_NAMES};
 pub use data::ImageSet;
 pub use error::MlError;

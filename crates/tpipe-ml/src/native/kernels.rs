@@ -135,6 +135,42 @@ impl ConvShape {
     }
 }
 
+/// Where a stride-1 conv whose output is as wide as its input reads kernel offset (dy, dx):
+/// one contiguous span of an image's columns row and the span of its plane it comes from.
+struct SameSizeSpan {
+    out: std::ops::Range<usize>,
+    source: std::ops::Range<usize>,
+}
+
+impl ConvShape {
+    fn same_size_span(
+        &self,
+        dy: usize,
+        dx: usize,
+        rows_valid: &std::ops::Range<usize>,
+        cols_valid: &std::ops::Range<usize>,
+    ) -> Option<SameSizeSpan> {
+        if self.stride != 1
+            || self.out_width != self.width
+            || rows_valid.is_empty()
+            || cols_valid.is_empty()
+        {
+            return None;
+        }
+        let width = self.width;
+        let out = rows_valid.start * width + cols_valid.start
+            ..(rows_valid.end - 1) * width + cols_valid.end;
+        // Output (oy, ox) reads (oy + dy − padding, ox + dx − padding): with equal widths, the
+        // same offset for every position.
+        let first =
+            (rows_valid.start + dy - self.padding) * width + cols_valid.start + dx - self.padding;
+        Some(SameSizeSpan {
+            source: first..first + out.len(),
+            out,
+        })
+    }
+}
+
 /// Unfolds a CNHW input into `columns`, `[in·k·k, batch·out_h·out_w]`, row `(c·k + dy)·k + dx`
 /// (the order of a `[out, in, k, k]` weight flattened), zero where the kernel hangs over the
 /// padding.
@@ -151,6 +187,19 @@ pub(crate) fn unfold(input: &[f32], shape: &ConvShape, columns: &mut [f32]) {
             let cols_valid = shape.valid_outputs(dx, shape.width, shape.out_width);
             for (image, out) in out.chunks_exact_mut(positions).enumerate() {
                 let source = &input[(channel * shape.batch + image) * plane..][..plane];
+                if let Some(span) = shape.same_size_span(dy, dx, &rows_valid, &cols_valid) {
+                    // One copy of the valid rows (their wrapped edges included), then the
+                    // edges and the rows outside set to zero: short rows make a copy per row
+                    // cost more than the values it moves.
+                    out[span.out.clone()].copy_from_slice(&source[span.source]);
+                    out[..span.out.start].fill(0.0);
+                    out[span.out.end..].fill(0.0);
+                    for row in out.chunks_exact_mut(shape.out_width) {
+                        row[..cols_valid.start].fill(0.0);
+                        row[cols_valid.end..].fill(0.0);
+                    }
+                    continue;
+                }
                 for (oy, out_row) in out.chunks_exact_mut(shape.out_width).enumerate() {
                     if !rows_valid.contains(&oy) || cols_valid.is_empty() {
                         out_row.fill(0.0);
@@ -175,18 +224,19 @@ pub(crate) fn unfold(input: &[f32], shape: &ConvShape, columns: &mut [f32]) {
 }
 
 /// The adjoint of `unfold`: adds each column value back onto the input pixel it came from,
-/// giving the input gradient `[in, batch, h, w]` (overwritten, not accumulated).
+/// giving the input gradient `[in, batch, h, w]` (overwritten, not accumulated). The values
+/// of `columns` that fell on the padding may be set to zero on the way.
 ///
 /// One task per input channel; within it the kernel offsets run in a fixed order, so the sums
 /// do not depend on the thread count.
-pub(crate) fn fold(columns: &[f32], shape: &ConvShape, input_grad: &mut [f32]) {
+pub(crate) fn fold(columns: &mut [f32], shape: &ConvShape, input_grad: &mut [f32]) {
     let (k, plane) = (shape.kernel, shape.height * shape.width);
     let positions = shape.out_height * shape.out_width;
     let row_len = shape.column_count();
     input_grad[..shape.in_channels * shape.batch * plane]
         .par_chunks_mut(shape.batch * plane)
-        .enumerate()
-        .for_each(|(channel, grad)| {
+        .zip(columns[..shape.column_rows() * row_len].par_chunks_mut(k * k * row_len))
+        .for_each(|(grad, columns)| {
             grad.fill(0.0);
             for dy in 0..k {
                 let rows_valid = shape.valid_outputs(dy, shape.height, shape.out_height);
@@ -195,10 +245,21 @@ pub(crate) fn fold(columns: &[f32], shape: &ConvShape, input_grad: &mut [f32]) {
                     if cols_valid.is_empty() {
                         continue;
                     }
-                    let row = (channel * k + dy) * k + dx;
-                    let source = &columns[row * row_len..][..row_len];
+                    let source = &mut columns[(dy * k + dx) * row_len..][..row_len];
                     for (image, grad) in grad.chunks_exact_mut(plane).enumerate() {
-                        let source = &source[image * positions..][..positions];
+                        let source = &mut source[image * positions..][..positions];
+                        if let Some(span) = shape.same_size_span(dy, dx, &rows_valid, &cols_valid) {
+                            // As in `unfold`: zero the values that fell on the padding, then
+                            // add the valid rows as one span (the wrapped edges add zeros).
+                            for row in source.chunks_exact_mut(shape.out_width) {
+                                row[..cols_valid.start].fill(0.0);
+                                row[cols_valid.end..].fill(0.0);
+                            }
+                            for (g, &s) in grad[span.source].iter_mut().zip(&source[span.out]) {
+                                *g += s;
+                            }
+                            continue;
+                        }
                         for oy in rows_valid.clone() {
                             let y = oy * shape.stride + dy - shape.padding;
                             let grad_row = &mut grad[y * shape.width..][..shape.width];
