@@ -6,7 +6,7 @@ with dropout 0.5, 10 classes, batch 128, SGD lr 0.01, momentum 0.9, weight decay
 only, biases at 2× lr. Random images, the step timed in-process after warm-up steps.
 
     python3 -m venv /tmp/torchenv && /tmp/torchenv/bin/pip install torch numpy
-    /tmp/torchenv/bin/python benches/pytorch_reference.py [--steps 20] [--rounds 3]
+    /tmp/torchenv/bin/python benches/pytorch_reference.py [--steps 20] [--rounds 3] [--frozen N]
 """
 
 import argparse
@@ -47,12 +47,28 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--batch", type=int, default=128)
+    parser.add_argument(
+        "--frozen", type=int, default=0,
+        help="layers 1..N frozen (as AnB): run under no_grad, no update; 0 = full step")
     args = parser.parse_args()
 
     torch.manual_seed(0)
     net = reference_net()
-    weights = [p for name, p in net.named_parameters() if name.endswith("weight")]
-    biases = [p for name, p in net.named_parameters() if name.endswith("bias")]
+    # Layer n ends after its ReLU (conv, fc6, fc7); the frozen prefix runs under no_grad, the
+    # way a researcher freezes layers in PyTorch (dropout after a frozen fc6/fc7 still acts).
+    layer_ends = [i + 1 for i, m in enumerate(net) if isinstance(m, nn.ReLU)]
+    split = layer_ends[args.frozen - 1] if args.frozen > 0 else 0
+    frozen, trained = net[:split], net[split:]
+    for p in frozen.parameters():
+        p.requires_grad_(False)
+
+    def forward(x: torch.Tensor) -> torch.Tensor:
+        with torch.no_grad():
+            x = frozen(x)
+        return trained(x)
+
+    weights = [p for name, p in trained.named_parameters() if name.endswith("weight")]
+    biases = [p for name, p in trained.named_parameters() if name.endswith("bias")]
     optimizer = torch.optim.SGD(
         [
             {"params": weights, "weight_decay": 5e-4},
@@ -70,7 +86,7 @@ def main() -> None:
         x = images[first : first + args.batch]
         y = labels[first : first + args.batch]
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(net(x), y)
+        loss = loss_fn(forward(x), y)
         loss.backward()
         optimizer.step()
 
@@ -83,7 +99,8 @@ def main() -> None:
         for index in range(args.steps):
             step(index)
         seconds = time.perf_counter() - started
-        print(f"round {round_index + 1}: {args.steps * args.batch / seconds:8.1f} img/s (full step)")
+        what = f"n = {args.frozen} frozen" if args.frozen else "full step"
+        print(f"round {round_index + 1}: {args.steps * args.batch / seconds:8.1f} img/s ({what})")
 
 
 if __name__ == "__main__":

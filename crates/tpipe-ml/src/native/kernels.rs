@@ -37,6 +37,30 @@ impl<'a> Matrix<'a> {
         }
     }
 
+    /// Columns `columns` of every row, without copying.
+    fn columns(self, columns: std::ops::Range<usize>) -> Self {
+        assert!(columns.end <= self.cols, "columns out of range");
+        Matrix {
+            data: &self.data[columns.start * self.col_stride as usize..],
+            cols: columns.len(),
+            ..self
+        }
+    }
+
+    /// Rows `rows` of every column, without copying.
+    fn rows(self, rows: std::ops::Range<usize>) -> Self {
+        self.t().columns(rows).t()
+    }
+
+    /// Whether every element lies inside `data` (strides are never negative here).
+    fn in_bounds(&self) -> bool {
+        self.rows == 0
+            || self.cols == 0
+            || (self.rows - 1) * (self.row_stride as usize)
+                + (self.cols - 1) * (self.col_stride as usize)
+                < self.data.len()
+    }
+
     /// The transpose, without copying.
     pub(crate) fn t(self) -> Self {
         Matrix {
@@ -59,9 +83,58 @@ fn parallelism() -> gemm::Parallelism {
 
 /// `out = a · b` (or `out += a · b` with `accumulate`), `out` contiguous row-major.
 pub(crate) fn matmul(out: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, accumulate: bool) {
+    matmul_with(out, a, b, accumulate, parallelism());
+}
+
+/// How many parts `matmul_long` splits the inner dimension into: fixed, so that the sums do
+/// not depend on the thread count.
+const INNER_PARTS: usize = 4;
+
+/// `out = a · b` for a long inner dimension and a small output (a conv layer's weight gradient:
+/// `[out, in·k·k]` summed over every position of the batch): gemm can hardly split so few output
+/// blocks among threads, so the inner dimension is cut into `INNER_PARTS` fixed ranges whose
+/// products run side by side into `partials`, then are added in order.
+pub(crate) fn matmul_long(out: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, partials: &mut Vec<f32>) {
+    let (m, n, k) = (a.rows, b.cols, a.cols);
+    let part_len = k.div_ceil(INNER_PARTS);
+    if part_len < 256 {
+        matmul(out, a, b, false);
+        return;
+    }
+    partials.resize(INNER_PARTS * m * n, 0.0);
+    partials
+        .par_chunks_mut(m * n)
+        .enumerate()
+        .for_each(|(part, partial)| {
+            let range = part * part_len..((part + 1) * part_len).min(k);
+            matmul_with(
+                partial,
+                a.columns(range.clone()),
+                b.rows(range),
+                false,
+                gemm::Parallelism::None,
+            );
+        });
+    let (first, rest) = partials.split_at(m * n);
+    out[..m * n].copy_from_slice(first);
+    for partial in rest.chunks_exact(m * n) {
+        for (o, &p) in out.iter_mut().zip(partial) {
+            *o += p;
+        }
+    }
+}
+
+fn matmul_with(
+    out: &mut [f32],
+    a: Matrix<'_>,
+    b: Matrix<'_>,
+    accumulate: bool,
+    parallelism: gemm::Parallelism,
+) {
     assert_eq!(a.cols, b.rows, "inner dimensions differ");
     let (m, n, k) = (a.rows, b.cols, a.cols);
     assert!(out.len() >= m * n, "product output too short");
+    assert!(a.in_bounds() && b.in_bounds(), "matrix view out of bounds");
     if m == 0 || n == 0 {
         return;
     }
@@ -71,9 +144,8 @@ pub(crate) fn matmul(out: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, accumulate: 
         }
         return;
     }
-    // SAFETY: the asserts above and `Matrix::new` bound every index the strides reach:
-    // `a` spans rows·cols values, `b` likewise, and `out` holds m·n contiguous values. `out`
-    // is a unique borrow, so it aliases neither input.
+    // SAFETY: the asserts above bound every index the strides reach (`in_bounds`), and `out`
+    // holds m·n contiguous values. `out` is a unique borrow, so it aliases neither input.
     unsafe {
         gemm::gemm(
             m,
@@ -94,7 +166,7 @@ pub(crate) fn matmul(out: &mut [f32], a: Matrix<'_>, b: Matrix<'_>, accumulate: 
             false,
             false,
             false,
-            parallelism(),
+            parallelism,
         );
     }
 }
@@ -344,28 +416,33 @@ impl Activate {
             .zip(maps.par_chunks(in_len))
             .zip(bias)
             .for_each(|(((out, winners), maps), &bias)| {
-                let mut slot = 0;
-                for image in maps.chunks_exact(self.height * self.width) {
-                    for py in 0..out_height {
-                        let top = &image[2 * py * self.width..][..self.width];
-                        let bottom = &image[(2 * py + 1) * self.width..][..self.width];
-                        for px in 0..out_width {
-                            let window = [
-                                top[2 * px],
-                                top[2 * px + 1],
-                                bottom[2 * px],
-                                bottom[2 * px + 1],
-                            ];
-                            let mut best = 0;
-                            for candidate in 1..4 {
-                                if window[candidate] > window[best] {
-                                    best = candidate;
-                                }
-                            }
-                            out[slot] = (window[best] + bias).max(0.0);
-                            winners[slot] = best as u8;
-                            slot += 1;
-                        }
+                let rows = out
+                    .chunks_exact_mut(out_width)
+                    .zip(winners.chunks_exact_mut(out_width));
+                let images = maps.chunks_exact(self.height * self.width);
+                let pairs = images.flat_map(|image| {
+                    (0..out_height).map(move |py| {
+                        (
+                            &image[2 * py * self.width..][..2 * out_width],
+                            &image[(2 * py + 1) * self.width..][..2 * out_width],
+                        )
+                    })
+                });
+                for ((out, winners), (top, bottom)) in rows.zip(pairs) {
+                    for (px, (o, w)) in out.iter_mut().zip(winners.iter_mut()).enumerate() {
+                        // The first largest of (a, b, c, d), row-major, without a loop: the
+                        // larger of each row's pair, then of the two (ties keep the earlier).
+                        let (a, b) = (top[2 * px], top[2 * px + 1]);
+                        let (c, d) = (bottom[2 * px], bottom[2 * px + 1]);
+                        let (upper, upper_at) = if b > a { (b, 1) } else { (a, 0) };
+                        let (lower, lower_at) = if d > c { (d, 3) } else { (c, 2) };
+                        let (best, at) = if lower > upper {
+                            (lower, lower_at)
+                        } else {
+                            (upper, upper_at)
+                        };
+                        *o = (best + bias).max(0.0);
+                        *w = at;
                     }
                 }
             });

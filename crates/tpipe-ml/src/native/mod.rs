@@ -66,6 +66,8 @@ struct Workspace {
     grad_below: Vec<f32>,
     grad_maps: Vec<f32>,
     grad_columns: Vec<f32>,
+    /// Partial weight gradients (see `kernels::matmul_long`).
+    partials: Vec<f32>,
     weight_grads: [Vec<f32>; LAYER_COUNT],
     bias_grads: [Vec<f32>; LAYER_COUNT],
     /// Normalised images, NCHW, as `fill_batch` writes them.
@@ -364,11 +366,11 @@ impl NativeNet {
             grad_maps,
             sized(&mut work.bias_grads[index], channels),
         );
-        kernels::matmul(
+        kernels::matmul_long(
             sized(&mut work.weight_grads[index], channels * rows),
             Matrix::new(grad_maps, channels, count),
             Matrix::new(&work.columns[index], rows, count).t(),
-            false,
+            &mut work.partials,
         );
         if !needs_input_grad {
             return;
