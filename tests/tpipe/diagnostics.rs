@@ -258,7 +258,7 @@ fn a_misspelt_backend_lists_the_backends() {
     inputs: { data: split }
 "#,
         expect![[r#"
-            error: parameter `backend`: expected one of `auto`, `cpu`, `flex`, `torch`, `wgpu`, found `troch` (hint: did you mean `torch`?) (in node `baseB`)
+            error: parameter `backend`: expected one of `auto`, `cpu`, `native`, `flex`, `torch`, `wgpu`, found `troch` (hint: did you mean `torch`?) (in node `baseB`)
               --> pipeline.yaml:11:14
                |
             11 |     backend: troch

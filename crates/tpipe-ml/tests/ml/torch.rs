@@ -1,5 +1,5 @@
-//! The LibTorch backend (feature `torch`): agrees with flex and is what `cpu` and `auto` pick on
-//! a machine without a GPU. Determinism for a seed and bit-identical frozen layers are checked
+//! The LibTorch backend (feature `torch`): agrees with flex, and `cpu` and `auto` still pick the
+//! native path when it is built in (as fast, and byte-stable for any thread count). Determinism for a seed and bit-identical frozen layers are checked
 //! on it by the tests that loop over `support::cpu_backends()`.
 
 use tpipe_ml::{train, BackendChoice, RunOptions, TrainConfig};
@@ -19,7 +19,7 @@ fn torch_trains_like_flex_and_both_score_its_weights_alike() {
 }
 
 #[test]
-fn cpu_and_auto_choose_torch_when_it_is_built_in() {
+fn cpu_and_auto_choose_native_even_when_torch_is_built_in() {
     let net = tiny_net(1);
     let data = quadrant_images(16, 1, 3, 250);
     let config = TrainConfig {
@@ -35,7 +35,7 @@ fn cpu_and_auto_choose_torch_when_it_is_built_in() {
         // `auto` prefers a real GPU when there is one.
         let on_gpu = backend == BackendChoice::Auto && outcome.backend.starts_with("wgpu (");
         assert!(
-            outcome.backend == "torch" || on_gpu,
+            outcome.backend == "native" || on_gpu,
             "{backend:?} ran on {}",
             outcome.backend
         );
