@@ -20,7 +20,7 @@ cache=$(mktemp -d)
 results=$(mktemp)
 trap 'rm -rf "$cache" "$results"' EXIT
 
-"$tpipe" run benches/paper-base.yaml --cache "$cache" --target split_similar_s0 >/dev/null
+"$tpipe" run benches/paper-base.yaml --cache "$cache" --target split_similar_s0 >/dev/null 2>&1
 rate() {
   "$tpipe" show benches/paper-base.yaml "$1" --cache "$cache" --json |
     python3 -c 'import json, sys; print(round(json.load(sys.stdin)["metrics"]["images_per_second"], 1))'
@@ -28,11 +28,11 @@ rate() {
 pytorch_rate() { awk '{ print $4 }'; }
 
 for round in $(seq "$rounds"); do
-  "$tpipe" run benches/paper-base.yaml --cache "$cache" --target baseA_s0 --force baseA_s0 >/dev/null
+  "$tpipe" run benches/paper-base.yaml --cache "$cache" --target baseA_s0 --force baseA_s0 >/dev/null 2>&1
   printf 'tpipe, one net alone\t%s\n' "$(rate baseA_s0)" >>"$results"
   printf 'PyTorch, one net alone\t%s\n' \
     "$("$python" benches/paper_net_pytorch.py 2>/dev/null | pytorch_rate)" >>"$results"
-  "$tpipe" run benches/paper-base.yaml --cache "$cache" --force baseA_s0 --force baseB_s0 >/dev/null
+  "$tpipe" run benches/paper-base.yaml --cache "$cache" --force baseA_s0 --force baseB_s0 >/dev/null 2>&1
   for node in baseA_s0 baseB_s0; do
     printf 'tpipe, two side by side (each)\t%s\n' "$(rate "$node")" >>"$results"
   done

@@ -6,7 +6,7 @@ use crate::backend;
 use crate::config::NetConfig;
 use crate::data::{fill_batch, images_tensor, ImageSet};
 use crate::error::MlError;
-use crate::native::NativeNet;
+use crate::native::{NativeNet, ThreadPlan};
 use crate::network::{read_back, Network, Tracking};
 use crate::train::RunOptions;
 use crate::weights::HostWeights;
@@ -17,7 +17,7 @@ const EVALUATION_BATCH: usize = crate::native::FORWARD_CHUNK;
 /// The forward pass of the resolved backend.
 enum Scorer {
     Burn(Network),
-    Native(NativeNet),
+    Native(NativeNet, ThreadPlan),
 }
 
 /// Accuracy figures of a net on an image set.
@@ -79,7 +79,7 @@ pub fn evaluate(
     })?;
     let backend = backend::resolve(options.backend)?;
     let mut scorer = if backend.native {
-        Scorer::Native(NativeNet::new(host.layers, net)?)
+        Scorer::Native(NativeNet::new(host.layers, net)?, ThreadPlan::enter()?)
     } else {
         Scorer::Burn(Network::upload(&host.layers, &geometry, &backend.device))
     };
@@ -100,7 +100,7 @@ pub fn evaluate(
         fill_batch(data, chunk, &tables, None, &mut pixels);
         let burn_logits;
         let logits: &[f32] = match &mut scorer {
-            Scorer::Native(net) => net.logits(&pixels, chunk.len()),
+            Scorer::Native(net, plan) => plan.run(|| net.logits(&pixels, chunk.len())),
             Scorer::Burn(network) => {
                 let input = images_tensor(pixels.clone(), chunk.len(), &geometry, &backend.device);
                 burn_logits =

@@ -9,7 +9,7 @@ use crate::backend::{self, BackendChoice, ResolvedBackend};
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
 use crate::data::{fill_batch, images_tensor, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
-use crate::native::NativeTrainer;
+use crate::native::{NativeTrainer, ThreadPlan};
 use crate::network::{
     conv1_columns, cross_entropy, read_back, Activation, LayerParams, Network, Tracking,
 };
@@ -371,7 +371,10 @@ pub struct PhaseTimes {
 /// The trainer of the backend a run resolved to: burn's, or the native CPU path.
 pub(crate) enum AnyTrainer {
     Burn(Box<Trainer>),
-    Native(Box<NativeTrainer>),
+    Native {
+        trainer: Box<NativeTrainer>,
+        plan: ThreadPlan,
+    },
 }
 
 impl AnyTrainer {
@@ -384,12 +387,15 @@ impl AnyTrainer {
         numerics: Numerics,
     ) -> Result<Self, MlError> {
         Ok(if backend.native {
-            AnyTrainer::Native(Box::new(NativeTrainer::new(
-                net,
-                config,
-                weights.layers.clone(),
-                frozen_layers,
-            )?))
+            AnyTrainer::Native {
+                trainer: Box::new(NativeTrainer::new(
+                    net,
+                    config,
+                    weights.layers.clone(),
+                    frozen_layers,
+                )?),
+                plan: ThreadPlan::enter()?,
+            }
         } else {
             AnyTrainer::Burn(Box::new(Trainer::new(
                 net,
@@ -414,14 +420,16 @@ impl AnyTrainer {
             AnyTrainer::Burn(trainer) => {
                 trainer.build_feature_cache(data, tables, augmentation, cancel)
             }
-            AnyTrainer::Native(trainer) => trainer.build_feature_cache(
-                data,
-                tables,
-                augmentation,
-                // The native path has no other numerics than this one to choose from.
-                false,
-                cancel,
-            ),
+            AnyTrainer::Native { trainer, plan } => plan.run(|| {
+                trainer.build_feature_cache(
+                    data,
+                    tables,
+                    augmentation,
+                    // The native path has no other numerics than this one to choose from.
+                    false,
+                    cancel,
+                )
+            }),
         }
     }
 
@@ -438,8 +446,8 @@ impl AnyTrainer {
             AnyTrainer::Burn(trainer) => {
                 trainer.step(data, indices, input, dropout_rng, learning_rate)
             }
-            AnyTrainer::Native(trainer) => {
-                trainer.step(data, indices, input, dropout_rng, learning_rate)
+            AnyTrainer::Native { trainer, plan } => {
+                plan.run(|| trainer.step(data, indices, input, dropout_rng, learning_rate))
             }
         }
     }
@@ -448,7 +456,7 @@ impl AnyTrainer {
     pub(crate) fn layers(&self, backend_name: &str) -> Result<Vec<HostLayer>, MlError> {
         match self {
             AnyTrainer::Burn(trainer) => trainer.network.download(backend_name),
-            AnyTrainer::Native(trainer) => Ok(trainer.net.layers.clone()),
+            AnyTrainer::Native { trainer, .. } => Ok(trainer.net.layers.clone()),
         }
     }
 
@@ -456,7 +464,7 @@ impl AnyTrainer {
     pub(crate) fn times_mut(&mut self) -> &mut PhaseTimes {
         match self {
             AnyTrainer::Burn(trainer) => &mut trainer.times,
-            AnyTrainer::Native(trainer) => &mut trainer.times,
+            AnyTrainer::Native { trainer, .. } => &mut trainer.times,
         }
     }
 }

@@ -213,3 +213,35 @@ fn native_weights_do_not_depend_on_the_number_of_threads() {
     assert_eq!(single, train_with_threads(2));
     assert_eq!(single, train_with_threads(3));
 }
+
+#[test]
+fn trainings_side_by_side_give_the_bytes_of_one_alone() {
+    // Two runs at once, each on a one-thread pool: the thread plan then gives each a thread of
+    // its own (`ThreadPlan`); alone, the same training uses the calling pool.
+    let net = tiny_net(1);
+    let data = quadrant_images(64, 1, 1, 250);
+    let config = quick_config(4);
+    let alone = train(&net, &config, &data, None, &native())
+        .unwrap()
+        .weights;
+    let side_by_side: Vec<Vec<u8>> = std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..2)
+            .map(|_| {
+                scope.spawn(|| {
+                    let pool = rayon::ThreadPoolBuilder::new()
+                        .num_threads(1)
+                        .build()
+                        .unwrap();
+                    pool.install(|| {
+                        train(&net, &config, &data, None, &native())
+                            .unwrap()
+                            .weights
+                    })
+                })
+            })
+            .collect();
+        runs.into_iter().map(|run| run.join().unwrap()).collect()
+    });
+    assert_eq!(side_by_side[0], alone);
+    assert_eq!(side_by_side[1], alone);
+}
