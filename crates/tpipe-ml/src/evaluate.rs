@@ -16,8 +16,8 @@ const EVALUATION_BATCH: usize = crate::native::FORWARD_CHUNK;
 
 /// The forward pass of the resolved backend.
 enum Scorer {
-    Burn(Network),
-    Native(NativeNet, ThreadPlan),
+    Burn(Box<Network>),
+    Native(Box<NativeNet>, ThreadPlan),
 }
 
 /// Accuracy figures of a net on an image set.
@@ -79,9 +79,16 @@ pub fn evaluate(
     })?;
     let backend = backend::resolve(options.backend)?;
     let mut scorer = if backend.native {
-        Scorer::Native(NativeNet::new(host.layers, net)?, ThreadPlan::enter()?)
+        Scorer::Native(
+            Box::new(NativeNet::new(host.layers, net)?),
+            ThreadPlan::enter()?,
+        )
     } else {
-        Scorer::Burn(Network::upload(&host.layers, &geometry, &backend.device))
+        Scorer::Burn(Box::new(Network::upload(
+            &host.layers,
+            &geometry,
+            &backend.device,
+        )))
     };
     let tables = normalization.lookup_tables();
 

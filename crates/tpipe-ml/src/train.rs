@@ -94,7 +94,8 @@ pub struct Numerics {
     /// Run frozen layers in every step instead of once over the training set. Without it, a
     /// frozen transfer without augmentation trains on the frozen layers' stored outputs.
     pub recompute_frozen: bool,
-    /// Run a trainable conv1 as a convolution instead of a matmul on host-unfolded columns.
+    /// Run a trainable conv1 as a convolution instead of a matmul on host-unfolded columns
+    /// (burn backends; the native path always unfolds).
     pub conv1_as_conv: bool,
 }
 
@@ -393,6 +394,7 @@ impl AnyTrainer {
                     config,
                     weights.layers.clone(),
                     frozen_layers,
+                    numerics.recompute_frozen,
                 )?),
                 plan: ThreadPlan::enter()?,
             }
@@ -420,16 +422,9 @@ impl AnyTrainer {
             AnyTrainer::Burn(trainer) => {
                 trainer.build_feature_cache(data, tables, augmentation, cancel)
             }
-            AnyTrainer::Native { trainer, plan } => plan.run(|| {
-                trainer.build_feature_cache(
-                    data,
-                    tables,
-                    augmentation,
-                    // The native path has no other numerics than this one to choose from.
-                    false,
-                    cancel,
-                )
-            }),
+            AnyTrainer::Native { trainer, plan } => {
+                plan.run(|| trainer.build_feature_cache(data, tables, augmentation, cancel))
+            }
         }
     }
 

@@ -38,9 +38,9 @@ static ACTIVE_RUNS: AtomicUsize = AtomicUsize::new(0);
 /// global pool. When the runs are at least as many as the threads, as when `tpipe run` trains
 /// two nets at once on two cores, each run's work goes to a one-thread pool of its own: the
 /// runs then proceed side by side without waiting on each other's parallel loops (two nets
-/// of paper.yaml on two cores: 1,380 img/s each through the shared pool, against about 1,430
-/// alone on one thread). Results do not depend on this: the kernels give the same bits for any
-/// thread count.
+/// of paper.yaml on two cores, `benches/paper_net_vs_pytorch.sh`: 970–1,380 img/s each through
+/// the shared pool, 1,625–1,879 with a thread each). Results do not depend on this: the
+/// kernels give the same bits for any thread count.
 pub(crate) struct ThreadPlan {
     solo: rayon::ThreadPool,
 }
@@ -449,6 +449,8 @@ pub(crate) struct NativeTrainer {
     momentum: f32,
     weight_decay: f32,
     bias_lr_multiplier: f64,
+    /// `Numerics::recompute_frozen`: no feature cache.
+    recompute_frozen: bool,
     pub times: PhaseTimes,
 }
 
@@ -458,6 +460,7 @@ impl NativeTrainer {
         config: &TrainConfig,
         layers: Vec<HostLayer>,
         frozen_layers: usize,
+        recompute_frozen: bool,
     ) -> Result<Self, MlError> {
         Ok(NativeTrainer {
             net: NativeNet::new(layers, net)?,
@@ -468,6 +471,7 @@ impl NativeTrainer {
             momentum: config.momentum as f32,
             weight_decay: config.weight_decay as f32,
             bias_lr_multiplier: config.bias_lr_multiplier,
+            recompute_frozen,
             times: PhaseTimes::default(),
         })
     }
@@ -479,7 +483,6 @@ impl NativeTrainer {
         data: &ImageSet,
         tables: &[[f32; 256]],
         augmentation: Augmentation,
-        recompute_frozen: bool,
         cancel: Option<&AtomicBool>,
     ) -> Result<Option<FeatureCache>, MlError> {
         let end = if self.dropout > 0.0 {
@@ -487,7 +490,7 @@ impl NativeTrainer {
         } else {
             self.first_trainable
         };
-        if end == 0 || !augmentation.is_off() || recompute_frozen {
+        if end == 0 || !augmentation.is_off() || self.recompute_frozen {
             return Ok(None);
         }
         let item_len = self.net.item_len(end);

@@ -2,7 +2,7 @@
 //! order, so the same trajectory up to float rounding.
 
 use tpipe_ml::{
-    evaluate, train, BackendChoice, ConvLayerConfig, RunOptions, TrainConfig, Transfer,
+    evaluate, train, BackendChoice, ConvLayerConfig, Numerics, RunOptions, TrainConfig, Transfer,
     TransferMode,
 };
 
@@ -149,6 +149,55 @@ fn frozen_and_fine_tuned_transfers_train_like_flex() {
             for name in ["conv1.weight", "conv2.bias"] {
                 assert_eq!(native_tensors[name], source_tensors[name], "{name}");
             }
+        }
+    }
+}
+
+#[test]
+fn native_cached_frozen_features_train_like_recomputed_ones() {
+    let net = tiny_net(1);
+    let source = train(
+        &net,
+        &quick_config(1),
+        &quadrant_images(64, 1, 5, 250),
+        None,
+        &native(),
+    )
+    .unwrap()
+    .weights;
+    let data = quadrant_images(64, 1, 6, 180);
+    let recompute_frozen = RunOptions {
+        numerics: Numerics {
+            recompute_frozen: true,
+            ..Numerics::default()
+        },
+        ..native()
+    };
+    for layers_copied in [2, 5, 7] {
+        let transfer = Transfer {
+            source_weights: &source,
+            layers_copied,
+            mode: TransferMode::Frozen,
+        };
+        let run = |options: &RunOptions<'_>| {
+            tensors(
+                &train(&net, &quick_config(2), &data, Some(transfer), options)
+                    .unwrap()
+                    .weights,
+            )
+        };
+        let (cached, recomputed) = (run(&native()), run(&recompute_frozen));
+        for (name, (_, bytes)) in &cached {
+            let (x, y) = (floats(bytes), floats(&recomputed[name].1));
+            let largest = x.iter().fold(1f32, |m, &v| m.max(v.abs()));
+            let difference = x
+                .iter()
+                .zip(&y)
+                .fold(0f32, |m, (p, q)| m.max((p - q).abs()));
+            assert!(
+                difference <= 1e-5 * largest,
+                "n={layers_copied}: {name} differs by {difference}"
+            );
         }
     }
 }
