@@ -816,12 +816,19 @@ fn sgd<const D: usize>(
 
 /// A `[batch, width]` dropout mask with entries 0 (probability p) or 1/(1-p).
 fn dropout_mask(rng: &mut Rng, batch: usize, width: usize, p: f64, device: &Device) -> Tensor<2> {
+    let mut values = vec![0f32; batch * width];
+    fill_dropout_mask(rng, p, &mut values);
+    Tensor::from_data(TensorData::new(values, [batch, width]), device)
+}
+
+/// Draws a dropout mask into `mask`, one value per entry in order: 0 with probability p,
+/// 1/(1-p) otherwise. Every path draws its masks through this, so they are the same.
+pub(crate) fn fill_dropout_mask(rng: &mut Rng, p: f64, mask: &mut [f32]) {
     let keep = 1.0 - p;
     let scale = (1.0 / keep) as f32;
-    let values: Vec<f32> = (0..batch * width)
-        .map(|_| if rng.next_f64() < keep { scale } else { 0.0 })
-        .collect();
-    Tensor::from_data(TensorData::new(values, [batch, width]), device)
+    for slot in mask {
+        *slot = if rng.next_f64() < keep { scale } else { 0.0 };
+    }
 }
 
 /// Loss (in f64) and hits of a batch from its logits.

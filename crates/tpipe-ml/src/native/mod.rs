@@ -25,7 +25,9 @@ use crate::config::{Geometry, NetConfig, TrainConfig, LAYER_COUNT};
 use crate::data::{fill_batch, Augmentation, ImageSet};
 use crate::error::MlError;
 use crate::rng::Rng;
-use crate::train::{score_batch, FeatureCache, PhaseTimes, StepInput, StepResult};
+use crate::train::{
+    fill_dropout_mask, score_batch, FeatureCache, PhaseTimes, StepInput, StepResult,
+};
 use crate::weights::HostLayer;
 use kernels::{Activate, ConvShape, Matrix};
 
@@ -554,17 +556,10 @@ impl NativeTrainer {
         };
         let dropout = self.dropout > 0.0;
         if dropout {
-            let keep = 1.0 - self.dropout;
-            let scale = (1.0 / keep) as f32;
             for fc in 0..2 {
                 let width = self.net.geometry.fc[fc].1;
-                for slot in sized(&mut self.net.work.masks[fc], batch * width) {
-                    *slot = if dropout_rng.next_f64() < keep {
-                        scale
-                    } else {
-                        0.0
-                    };
-                }
+                let mask = sized(&mut self.net.work.masks[fc], batch * width);
+                fill_dropout_mask(&mut dropout_rng, self.dropout, mask);
             }
         }
         let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i] as usize).collect();
