@@ -44,12 +44,4 @@ for round in $(seq "$rounds"); do
 done
 
 echo "CPU: $(lscpu | sed -n 's/^Model name: *//p'), $(nproc) cores; $("$python" -c 'import torch; print("PyTorch", torch.__version__)' 2>/dev/null)"
-sort -t$'\t' -k1,1 -k2,2n "$results" | awk -F'\t' '
-  { values[$1] = values[$1] " " $2; count[$1]++ }
-  END {
-    for (name in values) {
-      n = split(substr(values[name], 2), v, " ")
-      printf "%-34s min %7.1f  median %7.1f  max %7.1f img/s  (%d figures: %s)\n",
-        name, v[1], v[int((n + 1) / 2)], v[n], n, substr(values[name], 2)
-    }
-  }' | sort
+sort -t$'\t' -k1,1 -k2,2n "$results" | awk -f benches/min_median_max.awk | sort

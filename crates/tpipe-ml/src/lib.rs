@@ -1,4 +1,6 @@
-//! Training, transfer and evaluation of the 8-layer net of Yosinski et al. (2014) with burn.
+//! Training, transfer and evaluation of the 8-layer net of Yosinski et al. (2014): on a CPU with
+//! the crate's own kernels (`native/`, the default), on a GPU or the alternative CPU backends with
+//! burn.
 //!
 //! This crate is tpipe's only contact with burn. It takes typed configurations and images in
 //! memory and returns weights as canonical safetensors bytes plus metrics; it knows nothing of
@@ -14,7 +16,7 @@
 //!   back the net its architecture tag describes.
 //!
 //! Invariants the engine may rely on:
-//! - Weights are byte-stable: the same inputs on flex give the same bytes (tensors sorted by
+//! - Weights are byte-stable: the same inputs on native or flex give the same bytes (tensors sorted by
 //!   name, PyTorch layouts, metadata sorted, no random ids).
 //! - All randomness comes from `TrainConfig::seed` through the crate's own generator, never from
 //!   burn's, so concurrent runs in one process do not disturb each other.
@@ -29,7 +31,7 @@
 //! - No environment variable changes the numerics: alternative paths are chosen through
 //!   [`Numerics`] in [`RunOptions`], so on a given backend a cache key that covers the inputs
 //!   covers the result. The malloc variables above change speed only; thread counts do not
-//!   change flex's bytes (tested), while LibTorch's sums may depend on `OMP_NUM_THREADS`.
+//!   change native's or flex's bytes (tested), while LibTorch's sums may depend on `OMP_NUM_THREADS`.
 //! - Input normalisation (per-channel mean/std of the first training set in a transfer chain) is
 //!   stored in the weights and reused by transfers and by `evaluate`.
 

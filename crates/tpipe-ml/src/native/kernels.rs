@@ -521,34 +521,21 @@ pub(crate) fn column_sums(values: &[f32], sums: &mut [f32]) {
     }
 }
 
-/// CNHW `[channels, batch, positions]` to batch-major `[batch, channels·positions]`.
-pub(crate) fn channels_to_batch(
+/// Swaps the two outer axes of `[rows, cols, block]` values: `output[c][r] = input[r][c]`, each
+/// a `block` of contiguous values. CNHW `[channels, batch, positions]` to batch-major is
+/// `transpose_blocks(input, channels, batch, positions, output)`; back is
+/// `transpose_blocks(input, batch, channels, positions, output)`.
+pub(crate) fn transpose_blocks(
     input: &[f32],
-    channels: usize,
-    batch: usize,
-    positions: usize,
+    rows: usize,
+    cols: usize,
+    block: usize,
     output: &mut [f32],
 ) {
-    for image in 0..batch {
-        for channel in 0..channels {
-            output[(image * channels + channel) * positions..][..positions]
-                .copy_from_slice(&input[(channel * batch + image) * positions..][..positions]);
-        }
-    }
-}
-
-/// Batch-major `[batch, channels·positions]` to CNHW `[channels, batch, positions]`.
-pub(crate) fn batch_to_channels(
-    input: &[f32],
-    channels: usize,
-    batch: usize,
-    positions: usize,
-    output: &mut [f32],
-) {
-    for image in 0..batch {
-        for channel in 0..channels {
-            output[(channel * batch + image) * positions..][..positions]
-                .copy_from_slice(&input[(image * channels + channel) * positions..][..positions]);
+    for row in 0..rows {
+        for col in 0..cols {
+            output[(col * rows + row) * block..][..block]
+                .copy_from_slice(&input[(row * cols + col) * block..][..block]);
         }
     }
 }

@@ -214,7 +214,7 @@ impl NativeNet {
                 };
                 let positions = item_len / channels;
                 let input = sized(&mut work.conv_input, batch * item_len);
-                kernels::batch_to_channels(items, channels, batch, positions, input);
+                kernels::transpose_blocks(items, batch, channels, positions, input);
             }
             5 => sized(&mut work.fc_in[0], batch * item_len).copy_from_slice(items),
             _ => sized(&mut work.fc_out[first - 6], batch * item_len).copy_from_slice(items),
@@ -230,7 +230,7 @@ impl NativeNet {
         match end {
             1..=4 => {
                 let channels = self.geometry.conv[end - 1].out_channels;
-                kernels::channels_to_batch(
+                kernels::transpose_blocks(
                     &self.work.conv_out[end - 1],
                     channels,
                     batch,
@@ -256,7 +256,7 @@ impl NativeNet {
                     let positions = activate.out_len() / batch;
                     let work = &mut self.work;
                     let flat = sized(&mut work.fc_in[0], batch * activate.channels * positions);
-                    kernels::channels_to_batch(
+                    kernels::transpose_blocks(
                         &work.conv_out[4],
                         activate.channels,
                         batch,
@@ -395,7 +395,7 @@ impl NativeNet {
             let positions = activate.out_len() / batch;
             let work = &mut self.work;
             let maps = sized(&mut work.grad, batch * in_features);
-            kernels::batch_to_channels(&work.grad_below, activate.channels, batch, positions, maps);
+            kernels::transpose_blocks(&work.grad_below, batch, activate.channels, positions, maps);
             std::mem::swap(&mut work.grad, &mut work.grad_below);
         }
     }

@@ -231,33 +231,6 @@ fn native_evaluation_scores_like_flex() {
 }
 
 #[test]
-fn native_weights_do_not_depend_on_the_number_of_threads() {
-    // Big enough for gemm and the kernels to split their work across threads.
-    let net = tpipe_ml::NetConfig::default_for(1, 12, 12, CLASSES);
-    let config = TrainConfig {
-        epochs: 1,
-        batch_size: 128,
-        learning_rate: 0.01,
-        ..quick_config(0)
-    };
-    let data = quadrant_images(256, 1, 1, 250);
-    let train_with_threads = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| {
-            train(&net, &config, &data, None, &native())
-                .unwrap()
-                .weights
-        })
-    };
-    let single = train_with_threads(1);
-    assert_eq!(single, train_with_threads(2));
-    assert_eq!(single, train_with_threads(3));
-}
-
-#[test]
 fn trainings_side_by_side_give_the_bytes_of_one_alone() {
     // Two runs at once, each on a one-thread pool: the thread plan then gives each a thread of
     // its own (`ThreadPlan`); alone, the same training uses the calling pool.

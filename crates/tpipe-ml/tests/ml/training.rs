@@ -272,7 +272,7 @@ fn a_bias_multiplier_of_zero_freezes_the_biases_only() {
 
 #[test]
 fn weights_do_not_depend_on_the_number_of_threads() {
-    // Big enough for flex to split its work across threads.
+    // Big enough for flex, gemm and the native kernels to split their work across threads.
     let net = tpipe_ml::NetConfig::default_for(1, 12, 12, CLASSES);
     let config = TrainConfig {
         epochs: 1,
@@ -281,16 +281,25 @@ fn weights_do_not_depend_on_the_number_of_threads() {
         ..quick_config(0)
     };
     let data = quadrant_images(256, 1, 1, 250);
-    let train_with_threads = |threads: usize| {
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap();
-        pool.install(|| train(&net, &config, &data, None, &flex()).unwrap().weights)
-    };
-    let single = train_with_threads(1);
-    assert_eq!(single, train_with_threads(2));
-    assert_eq!(single, train_with_threads(3));
+    // Native and flex (the threaded CPU paths), not LibTorch: its sums follow its own pool.
+    for options in [
+        flex(),
+        RunOptions {
+            backend: tpipe_ml::BackendChoice::Native,
+            ..flex()
+        },
+    ] {
+        let train_with_threads = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            pool.install(|| train(&net, &config, &data, None, &options).unwrap().weights)
+        };
+        let single = train_with_threads(1);
+        assert_eq!(single, train_with_threads(2), "{:?}", options.backend);
+        assert_eq!(single, train_with_threads(3), "{:?}", options.backend);
+    }
 }
 
 #[test]
