@@ -6,8 +6,12 @@ use crate::backend::{self, BackendChoice};
 use crate::config::{NetConfig, TrainConfig};
 use crate::data::{Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
+use crate::options::Numerics;
 use crate::rng::{Purpose, Rng};
-use crate::train::{AnyTrainer, Numerics, PhaseTimes, StepInput};
+use crate::train::new_trainer;
+use crate::trainer::{
+    build_feature_cache, feature_cache_end, BatchBuffers, BatchSource, PhaseTimes,
+};
 use crate::weights::init_weights;
 
 /// What `bench_throughput` measures.
@@ -122,43 +126,53 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
                 if cached_features && (frozen_layers == 0 || options.numerics.recompute_frozen) {
                     continue;
                 }
-                let mut trainer = AnyTrainer::new(
+                let mut trainer = new_trainer(
+                    &backend,
                     net,
                     &config,
-                    &weights,
+                    weights.layers.clone(),
                     frozen_layers,
-                    &backend,
                     options.numerics,
                 )?;
-                let cache = if cached_features {
-                    trainer.build_feature_cache(&data, &tables, no_augmentation, None)?
-                } else {
-                    None
+                let cache_end =
+                    feature_cache_end(frozen_layers, net.dropout, no_augmentation, false)
+                        .filter(|_| cached_features);
+                let cache = match cache_end {
+                    Some(end) => {
+                        build_feature_cache(trainer.as_mut(), &geometry, &data, &tables, end, None)?
+                    }
+                    None => None,
                 };
+                let mut buffers = BatchBuffers::default();
                 let mut started = Instant::now();
                 for step in 0..options.warmup_steps + options.timed_steps {
                     if step == options.warmup_steps {
-                        *trainer.times_mut() = PhaseTimes::default();
+                        *trainer.times() = PhaseTimes::default();
                         started = Instant::now();
                     }
                     let first = (step * options.batch_size) % images;
                     let indices: Vec<usize> = (first..first + options.batch_size)
                         .map(|i| i % images)
                         .collect();
-                    let input = match &cache {
-                        Some(cache) => StepInput::Cached(cache),
-                        None => StepInput::Images {
+                    let clock = Instant::now();
+                    let source = match &cache {
+                        Some(cache) => BatchSource::Cached(cache),
+                        None => BatchSource::Images {
                             tables: &tables,
-                            augmentation: Some((no_augmentation, &mut rng)),
+                            augmentation: no_augmentation,
+                            rng: &mut rng,
                         },
                     };
-                    trainer.step(
+                    let batch = buffers.prepare(
                         &data,
                         &indices,
-                        input,
+                        source,
+                        &geometry,
+                        net.dropout,
                         Rng::stream(0, Purpose::Dropout, step as u64),
-                        config.learning_rate,
-                    )?;
+                    );
+                    trainer.times().prepare += clock.elapsed();
+                    trainer.step(&batch, config.learning_rate)?;
                 }
                 let seconds = started.elapsed().as_secs_f64();
                 figures.push(ThroughputFigure {
@@ -166,7 +180,7 @@ pub fn bench_throughput(options: &BenchOptions) -> Result<Vec<ThroughputFigure>,
                     frozen_layers,
                     cached_features,
                     images_per_second: (options.timed_steps * options.batch_size) as f64 / seconds,
-                    phases: *trainer.times_mut(),
+                    phases: *trainer.times(),
                 });
             }
         }

@@ -128,7 +128,8 @@ impl NetConfig {
                     "`{name}` needs out_channels, kernel and stride of at least 1"
                 ));
             }
-            let size_after = |size: usize| -> Option<usize> {
+            // The convolution's output size, then the size after the optional pool.
+            let sizes_after = |size: usize| -> Option<(usize, usize)> {
                 let padded = size + 2 * layer.padding;
                 let convolved = padded.checked_sub(layer.kernel)? / layer.stride + 1;
                 let pooled = if layer.max_pool {
@@ -136,9 +137,10 @@ impl NetConfig {
                 } else {
                     convolved
                 };
-                (pooled > 0).then_some(pooled)
+                (pooled > 0).then_some((convolved, pooled))
             };
-            let (Some(out_height), Some(out_width)) = (size_after(height), size_after(width))
+            let (Some((conv_height, out_height)), Some((conv_width, out_width))) =
+                (sizes_after(height), sizes_after(width))
             else {
                 return invalid(format!(
                     "`{name}` shrinks its {height}×{width} input to nothing \
@@ -152,6 +154,12 @@ impl NetConfig {
                 stride: layer.stride,
                 padding: layer.padding,
                 max_pool: layer.max_pool,
+                in_height: height,
+                in_width: width,
+                conv_height,
+                conv_width,
+                out_height,
+                out_width,
             });
             (in_channels, height, width) = (layer.out_channels, out_height, out_width);
         }
@@ -271,6 +279,15 @@ pub(crate) struct ConvGeometry {
     pub stride: usize,
     pub padding: usize,
     pub max_pool: bool,
+    /// Size of the layer's input maps.
+    pub in_height: usize,
+    pub in_width: usize,
+    /// Size of the convolution's output, before the pool.
+    pub conv_height: usize,
+    pub conv_width: usize,
+    /// Size of the layer's output maps, after the pool.
+    pub out_height: usize,
+    pub out_width: usize,
 }
 
 /// The shapes a valid `NetConfig` implies.
@@ -302,6 +319,25 @@ impl Geometry {
             let (in_features, out_features) = self.fc[index - 5];
             (vec![out_features, in_features], out_features)
         }
+    }
+
+    /// The shape of one image's input to layer `index` (0-based; 8 means fc8's output, the
+    /// logits): `[channels, height, width]` below fc6, `[width]` from fc6 on.
+    pub(crate) fn input_shape(&self, index: usize) -> Vec<usize> {
+        match index {
+            0 => vec![self.channels, self.height, self.width],
+            1..=4 => {
+                let below = &self.conv[index - 1];
+                vec![below.out_channels, below.out_height, below.out_width]
+            }
+            5..=7 => vec![self.fc[index - 5].0],
+            _ => vec![self.fc[2].1],
+        }
+    }
+
+    /// Values per image of the input of layer `index` (see `input_shape`).
+    pub(crate) fn input_len(&self, index: usize) -> usize {
+        self.input_shape(index).iter().product()
     }
 
     /// Fan-in of layer `index` (0-based).

@@ -8,11 +8,11 @@ use crate::data::{fill_batch, images_tensor, ImageSet};
 use crate::error::MlError;
 use crate::native::{NativeNet, ThreadPlan};
 use crate::network::{read_back, Network, Tracking};
-use crate::train::RunOptions;
+use crate::options::RunOptions;
 use crate::weights::HostWeights;
 
 /// Images per forward pass in evaluation (no gradients, so larger than a training batch).
-const EVALUATION_BATCH: usize = crate::native::FORWARD_CHUNK;
+const EVALUATION_BATCH: usize = crate::trainer::FORWARD_CHUNK;
 
 /// The forward pass of the resolved backend.
 enum Scorer {

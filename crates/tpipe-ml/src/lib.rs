@@ -40,14 +40,19 @@
 mod allocator;
 mod backend;
 mod bench;
+mod burn_trainer;
 mod config;
 mod data;
 mod error;
 mod evaluate;
 mod native;
 mod network;
+mod options;
 mod rng;
+mod solver;
+mod trace;
 mod train;
+mod trainer;
 mod weights;
 
 pub use backend::{torch_compiled, wgpu_compiled, BackendChoice};
@@ -56,8 +61,8 @@ pub use config::{ConvLayerConfig, InitScheme, NetConfig, TrainConfig, LAYER_COUN
 pub use data::ImageSet;
 pub use error::MlError;
 pub use evaluate::{evaluate, Evaluation};
-pub use train::{
-    initial_weights, train, Numerics, PhaseTimes, RunOptions, TrainOutcome, TrainProgress,
-    Transfer, TransferMode,
-};
+pub use options::{Numerics, RunOptions, TrainProgress};
+pub use trace::{trace_training, TraceOptions, TracedStep, TrainingTrace};
+pub use train::{initial_weights, train, TrainOutcome, Transfer, TransferMode};
+pub use trainer::{LayerState, PhaseTimes, TrainingState};
 pub use weights::{net_config_of_weights, weights_metadata, with_metadata};

@@ -309,15 +309,6 @@ impl Activation {
         }
     }
 
-    /// Shape without the batch dimension.
-    pub(crate) fn item_shape(&self) -> Vec<usize> {
-        match self {
-            Activation::Maps(maps) => maps.dims()[1..].to_vec(),
-            Activation::Features(features) => features.dims()[1..].to_vec(),
-            Activation::Conv1Columns { .. } => unreachable!("columns are never cached"),
-        }
-    }
-
     /// Builds an activation of `batch` items of `item_shape` from host values.
     pub(crate) fn from_values(
         values: Vec<f32>,

@@ -18,15 +18,14 @@
 
 pub(crate) mod kernels;
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use crate::config::{Geometry, NetConfig, TrainConfig, LAYER_COUNT};
-use crate::data::{fill_batch, Augmentation, ImageSet};
 use crate::error::MlError;
-use crate::rng::Rng;
-use crate::train::{
-    fill_dropout_mask, score_batch, FeatureCache, PhaseTimes, StepInput, StepResult,
+use crate::solver::{Parameter, Sgd};
+use crate::trainer::{
+    score_batch, Batch, LayerState, PhaseTimes, StepResult, Trainer, TrainingState,
 };
 use crate::weights::HostLayer;
 use kernels::{Activate, ConvShape, Matrix};
@@ -79,12 +78,6 @@ impl Drop for ThreadPlan {
     }
 }
 
-/// Images per forward pass when filling the feature cache or evaluating.
-pub(crate) const FORWARD_CHUNK: usize = 256;
-
-/// The largest feature cache built, in bytes; bigger ones fall back to recomputing.
-const FEATURE_CACHE_LIMIT: usize = 1 << 30;
-
 /// A net's parameters on the host (PyTorch layouts) and the buffers its passes reuse.
 pub(crate) struct NativeNet {
     geometry: Geometry,
@@ -109,8 +102,6 @@ struct Workspace {
     fc_in: [Vec<f32>; 3],
     /// Outputs of fc6, fc7 (after ReLU, before dropout) and fc8 (the logits).
     fc_out: [Vec<f32>; 3],
-    /// Dropout masks after fc6 and fc7, entries 0 or 1/(1-p).
-    masks: [Vec<f32>; 2],
     /// Gradient flowing down, and the next one being formed.
     grad: Vec<f32>,
     grad_below: Vec<f32>,
@@ -120,9 +111,10 @@ struct Workspace {
     partials: Vec<f32>,
     weight_grads: [Vec<f32>; LAYER_COUNT],
     bias_grads: [Vec<f32>; LAYER_COUNT],
-    /// Normalised images, NCHW, as `fill_batch` writes them.
-    pixels: Vec<f32>,
 }
+
+/// The dropout masks after fc6 and fc7 of a training step (`[batch, width]`), if any.
+type Masks<'a> = Option<[&'a [f32]; 2]>;
 
 /// `buffer` holding exactly `len` values (contents unspecified), without giving back capacity.
 fn sized<T: Copy + Default>(buffer: &mut Vec<T>, len: usize) -> &mut [T] {
@@ -141,69 +133,32 @@ impl NativeNet {
 
     /// The shapes of conv layer `index` for `batch` images.
     fn conv_shapes(&self, index: usize, batch: usize) -> (ConvShape, Activate) {
-        let (mut height, mut width) = (self.geometry.height, self.geometry.width);
-        for (layer, conv) in self.geometry.conv.iter().enumerate() {
-            let out_height = (height + 2 * conv.padding - conv.kernel) / conv.stride + 1;
-            let out_width = (width + 2 * conv.padding - conv.kernel) / conv.stride + 1;
-            let activate = Activate {
-                channels: conv.out_channels,
-                batch,
-                height: out_height,
-                width: out_width,
-                pool: conv.max_pool,
-            };
-            if layer == index {
-                let shape = ConvShape {
-                    batch,
-                    in_channels: conv.in_channels,
-                    height,
-                    width,
-                    kernel: conv.kernel,
-                    stride: conv.stride,
-                    padding: conv.padding,
-                    out_height,
-                    out_width,
-                };
-                return (shape, activate);
-            }
-            (height, width) = activate.out_size();
-        }
-        unreachable!("five conv layers")
-    }
-
-    /// Values per image of the input of layer `index` (0-based; 8 means the logits).
-    fn item_len(&self, index: usize) -> usize {
-        match index {
-            0 => self.geometry.channels * self.geometry.height * self.geometry.width,
-            1..=5 => {
-                let (_, activate) = self.conv_shapes(index - 1, 1);
-                activate.channels * activate.out_len()
-            }
-            _ => self.geometry.fc[index - 6].1,
-        }
-    }
-
-    /// Shape of one image's input to layer `index`, as the burn path's cache reports it.
-    fn item_shape(&self, index: usize) -> Vec<usize> {
-        match index {
-            0 => vec![
-                self.geometry.channels,
-                self.geometry.height,
-                self.geometry.width,
-            ],
-            1..=4 => {
-                let (_, activate) = self.conv_shapes(index - 1, 1);
-                let (height, width) = activate.out_size();
-                vec![activate.channels, height, width]
-            }
-            _ => vec![self.item_len(index)],
-        }
+        let conv = &self.geometry.conv[index];
+        let shape = ConvShape {
+            batch,
+            in_channels: conv.in_channels,
+            height: conv.in_height,
+            width: conv.in_width,
+            kernel: conv.kernel,
+            stride: conv.stride,
+            padding: conv.padding,
+            out_height: conv.conv_height,
+            out_width: conv.conv_width,
+        };
+        let activate = Activate {
+            channels: conv.out_channels,
+            batch,
+            height: conv.conv_height,
+            width: conv.conv_width,
+            pool: conv.max_pool,
+        };
+        (shape, activate)
     }
 
     /// Places `batch` image-major inputs of layer `first` (as a feature cache stores them) where
     /// `run_forward` reads them.
     fn load_input(&mut self, first: usize, batch: usize, items: &[f32]) {
-        let item_len = self.item_len(first);
+        let item_len = self.geometry.input_len(first);
         let work = &mut self.work;
         match first {
             0..=4 => {
@@ -223,7 +178,7 @@ impl NativeNet {
 
     /// Image-major values of the input of layer `end` after a forward pass over layers below it.
     fn store_output(&mut self, end: usize, batch: usize, out: &mut Vec<f32>) {
-        let item_len = self.item_len(end);
+        let item_len = self.geometry.input_len(end);
         let start = out.len();
         out.resize(start + batch * item_len, 0.0);
         let out = &mut out[start..];
@@ -245,9 +200,9 @@ impl NativeNet {
     }
 
     /// Runs layers `first..end` on the input `load_input` placed (or conv1's input in
-    /// `conv_input`). With `dropout`, the masks in the workspace apply after fc6 and fc7 (a
+    /// `conv_input`). With `masks`, they apply after fc6 and fc7 (a
     /// range starting above fc6 or fc7 applies that layer's mask first, as the burn path does).
-    fn run_forward(&mut self, layers: std::ops::Range<usize>, batch: usize, dropout: bool) {
+    fn run_forward(&mut self, layers: std::ops::Range<usize>, batch: usize, masks: Masks<'_>) {
         for index in layers.clone() {
             if index < 5 {
                 self.conv_forward(index, index == layers.start, batch);
@@ -268,7 +223,7 @@ impl NativeNet {
             }
             let fc = index - 5;
             if fc > 0 && index == layers.start {
-                self.pass_dropout(fc - 1, batch, dropout);
+                self.pass_dropout(fc - 1, batch, masks);
             }
             let (in_features, out_features) = self.geometry.fc[fc];
             let layer = &self.layers[index];
@@ -282,19 +237,19 @@ impl NativeNet {
             );
             kernels::add_bias_rows(out, &layer.bias, fc < 2);
             if fc < 2 && index + 1 < layers.end {
-                self.pass_dropout(fc, batch, dropout);
+                self.pass_dropout(fc, batch, masks);
             }
         }
     }
 
     /// `fc_in[fc + 1] = fc_out[fc] · mask` (or a copy without dropout).
-    fn pass_dropout(&mut self, fc: usize, batch: usize, dropout: bool) {
+    fn pass_dropout(&mut self, fc: usize, batch: usize, masks: Masks<'_>) {
         let width = self.geometry.fc[fc].1;
         let work = &mut self.work;
         let next = sized(&mut work.fc_in[fc + 1], batch * width);
         let out = &work.fc_out[fc][..batch * width];
-        if dropout {
-            for ((n, &o), &m) in next.iter_mut().zip(out).zip(&work.masks[fc]) {
+        if let Some(masks) = masks {
+            for ((n, &o), &m) in next.iter_mut().zip(out).zip(masks[fc]) {
                 *n = o * m;
             }
         } else {
@@ -331,17 +286,17 @@ impl NativeNet {
     /// Logits of a batch of normalised NCHW images, without dropout.
     pub(crate) fn logits(&mut self, pixels: &[f32], batch: usize) -> &[f32] {
         self.load_input(0, batch, pixels);
-        self.run_forward(0..LAYER_COUNT, batch, false);
+        self.run_forward(0..LAYER_COUNT, batch, None);
         &self.work.fc_out[2][..batch * self.geometry.fc[2].1]
     }
 
     /// Gradients of every layer from `first_trainable` up, from the gradient of the mean loss
     /// with respect to the logits (in `work.grad`), after a forward pass with the same inputs.
-    fn backward(&mut self, first_trainable: usize, batch: usize, dropout: bool) {
+    fn backward(&mut self, first_trainable: usize, batch: usize, masks: Masks<'_>) {
         for index in (first_trainable..LAYER_COUNT).rev() {
             let needs_input_grad = index > first_trainable;
             if index >= 5 {
-                self.fc_backward(index - 5, batch, dropout, needs_input_grad);
+                self.fc_backward(index - 5, batch, masks, needs_input_grad);
             } else {
                 self.conv_backward(index, batch, needs_input_grad);
             }
@@ -351,7 +306,7 @@ impl NativeNet {
 
     /// fc layer `fc`: `work.grad` is the gradient at its output before the ReLU; leaves that of
     /// the layer below (before its ReLU, or of conv5's output maps) in `work.grad_below`.
-    fn fc_backward(&mut self, fc: usize, batch: usize, dropout: bool, needs_input_grad: bool) {
+    fn fc_backward(&mut self, fc: usize, batch: usize, masks: Masks<'_>, needs_input_grad: bool) {
         let (in_features, out_features) = self.geometry.fc[fc];
         let index = 5 + fc;
         let layer = &self.layers[index];
@@ -378,11 +333,7 @@ impl NativeNet {
             // Through the dropout and the ReLU of the layer below.
             let output = &work.fc_out[fc - 1];
             for (position, g) in below.iter_mut().enumerate() {
-                let mask = if dropout {
-                    work.masks[fc - 1][position]
-                } else {
-                    1.0
-                };
+                let mask = masks.map_or(1.0, |masks| masks[fc - 1][position]);
                 *g = if output[position] > 0.0 {
                     *g * mask
                 } else {
@@ -438,22 +389,24 @@ impl NativeNet {
     }
 }
 
-/// One layer's momentum buffers (weight, bias); empty until its first update.
-type Velocity = Option<(Vec<f32>, Vec<f32>)>;
+/// One layer's momentum buffers (weight, bias); `None` until its first update.
+type Velocity = (Option<Vec<f32>>, Option<Vec<f32>>);
 
-/// A net being trained on the native path: parameters, optimizer state and the step.
+/// A net being trained on the native path: its steps, run on the threads its plan gives.
 pub(crate) struct NativeTrainer {
-    pub net: NativeNet,
+    steps: NativeSteps,
+    plan: ThreadPlan,
+}
+
+/// Parameters, optimizer state and the step.
+struct NativeSteps {
+    net: NativeNet,
+    /// 0-based index of the lowest trainable layer; layers below it are frozen.
     first_trainable: usize,
     velocities: Vec<Velocity>,
-    dropout: f64,
     num_classes: usize,
-    momentum: f32,
-    weight_decay: f32,
-    bias_lr_multiplier: f64,
-    /// `Numerics::recompute_frozen`: no feature cache.
-    recompute_frozen: bool,
-    pub times: PhaseTimes,
+    solver: Sgd,
+    times: PhaseTimes,
 }
 
 impl NativeTrainer {
@@ -462,118 +415,36 @@ impl NativeTrainer {
         config: &TrainConfig,
         layers: Vec<HostLayer>,
         frozen_layers: usize,
-        recompute_frozen: bool,
     ) -> Result<Self, MlError> {
         Ok(NativeTrainer {
-            net: NativeNet::new(layers, net)?,
-            first_trainable: frozen_layers,
-            velocities: vec![None; LAYER_COUNT],
-            dropout: net.dropout,
-            num_classes: net.num_classes,
-            momentum: config.momentum as f32,
-            weight_decay: config.weight_decay as f32,
-            bias_lr_multiplier: config.bias_lr_multiplier,
-            recompute_frozen,
-            times: PhaseTimes::default(),
+            steps: NativeSteps {
+                net: NativeNet::new(layers, net)?,
+                first_trainable: frozen_layers,
+                velocities: vec![(None, None); LAYER_COUNT],
+                num_classes: net.num_classes,
+                solver: Sgd::new(config),
+                times: PhaseTimes::default(),
+            },
+            plan: ThreadPlan::enter()?,
         })
     }
+}
 
-    /// As `Trainer::build_feature_cache`: the outputs of the frozen layers that can be cached,
-    /// for every image of `data`, or `None`.
-    pub(crate) fn build_feature_cache(
-        &mut self,
-        data: &ImageSet,
-        tables: &[[f32; 256]],
-        augmentation: Augmentation,
-        cancel: Option<&AtomicBool>,
-    ) -> Result<Option<FeatureCache>, MlError> {
-        let end = if self.dropout > 0.0 {
-            self.first_trainable.min(6)
-        } else {
-            self.first_trainable
-        };
-        if end == 0 || !augmentation.is_off() || self.recompute_frozen {
-            return Ok(None);
-        }
-        let item_len = self.net.item_len(end);
-        if data.count * item_len * 4 > FEATURE_CACHE_LIMIT {
-            return Ok(None);
-        }
-        let mut values = Vec::with_capacity(data.count * item_len);
-        let indices: Vec<usize> = (0..data.count).collect();
-        let mut pixels = std::mem::take(&mut self.net.work.pixels);
-        for chunk in indices.chunks(FORWARD_CHUNK) {
-            if cancel.is_some_and(|flag| flag.load(Ordering::Relaxed)) {
-                return Err(MlError::Cancelled);
-            }
-            fill_batch(data, chunk, tables, None, &mut pixels);
-            self.net.load_input(0, chunk.len(), &pixels);
-            self.net.run_forward(0..end, chunk.len(), false);
-            self.net.store_output(end, chunk.len(), &mut values);
-        }
-        self.net.work.pixels = pixels;
-        Ok(Some(FeatureCache {
-            end,
-            item_shape: self.net.item_shape(end),
-            values,
-        }))
-    }
-
-    /// One SGD step on the images `indices` of `data`, drawing the same dropout masks from
-    /// `dropout_rng` as the burn path.
-    pub(crate) fn step(
-        &mut self,
-        data: &ImageSet,
-        indices: &[usize],
-        input: StepInput<'_, '_>,
-        mut dropout_rng: Rng,
-        learning_rate: f64,
-    ) -> Result<StepResult, MlError> {
+impl NativeSteps {
+    fn step(&mut self, batch: &Batch<'_>, learning_rate: f64) -> StepResult {
         let clock = Instant::now();
-        let batch = indices.len();
-        let first = match input {
-            StepInput::Images {
-                tables,
-                augmentation,
-            } => {
-                let mut pixels = std::mem::take(&mut self.net.work.pixels);
-                fill_batch(data, indices, tables, augmentation, &mut pixels);
-                self.net.load_input(0, batch, &pixels);
-                self.net.work.pixels = pixels;
-                0
-            }
-            StepInput::Cached(cache) => {
-                let item_len = cache.item_len();
-                let mut gathered = std::mem::take(&mut self.net.work.pixels);
-                gathered.clear();
-                for &index in indices {
-                    gathered.extend_from_slice(&cache.values[index * item_len..][..item_len]);
-                }
-                self.net.load_input(cache.end, batch, &gathered);
-                self.net.work.pixels = gathered;
-                cache.end
-            }
-        };
-        let dropout = self.dropout > 0.0;
-        if dropout {
-            for fc in 0..2 {
-                let width = self.net.geometry.fc[fc].1;
-                let mask = sized(&mut self.net.work.masks[fc], batch * width);
-                fill_dropout_mask(&mut dropout_rng, self.dropout, mask);
-            }
-        }
-        let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i] as usize).collect();
-        let after_prepare = Instant::now();
-
-        self.net.run_forward(first..LAYER_COUNT, batch, dropout);
+        let size = batch.size;
+        self.net.load_input(batch.first_layer, size, batch.inputs);
+        self.net
+            .run_forward(batch.first_layer..LAYER_COUNT, size, batch.masks);
         let classes = self.num_classes;
-        let logits = &self.net.work.fc_out[2][..batch * classes];
-        let result = score_batch(logits, &labels, classes);
-        let grad = sized(&mut self.net.work.grad, batch * classes);
+        let logits = &self.net.work.fc_out[2][..size * classes];
+        let result = score_batch(logits, batch.labels, classes);
+        let grad = sized(&mut self.net.work.grad, size * classes);
         for ((grad, row), &label) in grad
             .chunks_exact_mut(classes)
             .zip(logits.chunks_exact(classes))
-            .zip(&labels)
+            .zip(batch.labels)
         {
             // d(mean cross-entropy)/d(logit) = (softmax − one-hot) / batch, in f64.
             let max = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b)) as f64;
@@ -581,67 +452,102 @@ impl NativeTrainer {
             for (class, (g, &v)) in grad.iter_mut().zip(row).enumerate() {
                 let probability = (v as f64 - max).exp() / total;
                 let target = if class == label { 1.0 } else { 0.0 };
-                *g = ((probability - target) / batch as f64) as f32;
+                *g = ((probability - target) / size as f64) as f32;
             }
         }
         let after_forward = Instant::now();
 
-        self.net.backward(self.first_trainable, batch, dropout);
+        self.net.backward(self.first_trainable, size, batch.masks);
         let after_backward = Instant::now();
 
-        self.update(learning_rate);
-        let after_update = Instant::now();
-
-        self.times.prepare += after_prepare - clock;
-        self.times.forward += after_forward - after_prepare;
-        self.times.backward += after_backward - after_forward;
-        self.times.update += after_update - after_backward;
-        Ok(result)
-    }
-
-    /// PyTorch's SGD on every trainable layer: `g += decay·w; v = m·v + g; w −= lr·v`, weights
-    /// decayed, biases not and at their own rate.
-    fn update(&mut self, learning_rate: f64) {
-        let weight_rate = learning_rate as f32;
-        let bias_rate = (learning_rate * self.bias_lr_multiplier) as f32;
         let work = &mut self.net.work;
         for index in self.first_trainable..LAYER_COUNT {
             let layer = &mut self.net.layers[index];
-            let velocity = self.velocities[index].get_or_insert_with(|| {
-                // PyTorch starts the buffer at the first gradient: `m·0 + g` below gives it.
-                (vec![0.0; layer.weight.len()], vec![0.0; layer.bias.len()])
-            });
-            sgd(
+            let velocity = &mut self.velocities[index];
+            self.solver.update(
+                Parameter::Weight,
+                learning_rate,
                 &mut layer.weight,
-                &work.weight_grads[index],
+                &mut work.weight_grads[index],
                 &mut velocity.0,
-                weight_rate,
-                self.momentum,
-                self.weight_decay,
             );
-            sgd(
+            self.solver.update(
+                Parameter::Bias,
+                learning_rate,
                 &mut layer.bias,
-                &work.bias_grads[index],
+                &mut work.bias_grads[index],
                 &mut velocity.1,
-                bias_rate,
-                self.momentum,
-                0.0,
             );
         }
+        let after_update = Instant::now();
+
+        self.times.forward += after_forward - clock;
+        self.times.backward += after_backward - after_forward;
+        self.times.update += after_update - after_backward;
+        result
     }
 }
 
-fn sgd(
-    params: &mut [f32],
-    grads: &[f32],
-    velocity: &mut [f32],
-    rate: f32,
-    momentum: f32,
-    decay: f32,
-) {
-    for ((p, &g), v) in params.iter_mut().zip(grads).zip(velocity) {
-        let g = if decay > 0.0 { g + decay * *p } else { g };
-        *v = if momentum > 0.0 { momentum * *v + g } else { g };
-        *p -= rate * *v;
+impl Trainer for NativeTrainer {
+    fn forward_to(
+        &mut self,
+        pixels: &[f32],
+        batch: usize,
+        end: usize,
+        out: &mut Vec<f32>,
+    ) -> Result<(), MlError> {
+        let (plan, net) = (&self.plan, &mut self.steps.net);
+        plan.run(|| {
+            net.load_input(0, batch, pixels);
+            net.run_forward(0..end, batch, None);
+            net.store_output(end, batch, out);
+        });
+        Ok(())
+    }
+
+    fn step(&mut self, batch: &Batch<'_>, learning_rate: f64) -> Result<StepResult, MlError> {
+        let (plan, steps) = (&self.plan, &mut self.steps);
+        Ok(plan.run(|| steps.step(batch, learning_rate)))
+    }
+
+    fn layers(&self) -> Result<Vec<HostLayer>, MlError> {
+        Ok(self.steps.net.layers.clone())
+    }
+
+    fn state(&self) -> Result<TrainingState, MlError> {
+        let steps = &self.steps;
+        let layers = steps
+            .net
+            .layers
+            .iter()
+            .zip(&steps.velocities)
+            .map(|(layer, velocity)| LayerState {
+                weight: layer.weight.clone(),
+                weight_shape: layer.weight_shape.clone(),
+                bias: layer.bias.clone(),
+                velocity: match velocity {
+                    (Some(weight), Some(bias)) => Some((weight.clone(), bias.clone())),
+                    _ => None,
+                },
+            })
+            .collect();
+        Ok(TrainingState { layers })
+    }
+
+    fn restore(&mut self, state: &TrainingState) -> Result<(), MlError> {
+        let steps = &mut self.steps;
+        state.check(&steps.net.geometry)?;
+        for (index, layer) in state.layers.iter().enumerate() {
+            steps.net.layers[index] = layer.host_layer();
+            steps.velocities[index] = match &layer.velocity {
+                Some((weight, bias)) => (Some(weight.clone()), Some(bias.clone())),
+                None => (None, None),
+            };
+        }
+        Ok(())
+    }
+
+    fn times(&mut self) -> &mut PhaseTimes {
+        &mut self.steps.times
     }
 }
