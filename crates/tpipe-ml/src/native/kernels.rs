@@ -539,3 +539,7 @@ pub(crate) fn transpose_blocks(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "kernel_tests.rs"]
+mod tests;
