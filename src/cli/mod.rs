@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tpipe_backend::Backend;
 
 use crate::cache::Cache;
 use crate::exec::{RunOptions, RunSummary};
@@ -93,7 +94,7 @@ enum Command {
         key: String,
         /// Compute backend for a training node, overriding the action's setting.
         #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        backend: Option<Backend>,
         #[command(flatten)]
         remote: remote_commands::RemoteArgs,
         /// Upload the built node to the remote.
@@ -115,7 +116,7 @@ enum Command {
         #[arg(long)]
         node: String,
         #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        backend: Option<Backend>,
     },
 }
 
@@ -136,7 +137,7 @@ struct RunArgs {
     force: Vec<String>,
     /// Compute backend for training nodes, overriding the YAML.
     #[arg(long, value_enum)]
-    backend: Option<BackendArg>,
+    backend: Option<Backend>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -156,22 +157,6 @@ struct RunArgs {
     /// inputs (`afterok`), and return at once. A later `run` waits for those jobs.
     #[arg(long)]
     detach: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum BackendArg {
-    /// wgpu on a real GPU, else `cpu`.
-    Auto,
-    /// The fastest CPU path: `native`.
-    Cpu,
-    /// tpipe-ml's own CPU kernels: one gemm product per conv layer, hand-written backward.
-    Native,
-    /// burn's pure-Rust CPU backend.
-    Flex,
-    /// burn's LibTorch backend on the CPU (needs the `torch` feature).
-    Torch,
-    /// burn's wgpu backend on the default adapter.
-    Wgpu,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -372,7 +357,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             let request = exec_node::ExecNodeRequest {
                 key: &key,
                 cache_dir: &cache_dir,
-                backend: backend.map(|backend| format!("{backend:?}").to_lowercase()),
+                backend: backend.map(|backend| backend.word().to_string()),
                 remote: &remote,
                 push,
                 action_file: action.as_deref(),
@@ -386,7 +371,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             backend,
         } => {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
-            let backend = backend.map(|backend| format!("{backend:?}").to_lowercase());
+            let backend = backend.map(|backend| backend.word().to_string());
             exec_node::exec_pipeline_node(
                 &file,
                 &snapshot,
@@ -447,9 +432,7 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     }
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(cancel.clone());
-    let backend = args
-        .backend
-        .map(|backend| format!("{backend:?}").to_lowercase());
+    let backend = args.backend.map(|backend| backend.word().to_string());
     let remote = remote.map(|remote| remote as Arc<dyn crate::remote::Remote>);
     let mut runner = executor::choose(session, args.executor, backend.clone())?;
     let remote_records_only = runner.use_remote_for_artifacts(remote.as_ref())?;

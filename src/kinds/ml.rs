@@ -46,12 +46,10 @@ pub const EVALUATION: &str = "evaluation.json";
 /// The safetensors metadata entry that records how a net was made (JSON).
 pub const LINEAGE_METADATA: &str = "tpipe.lineage";
 
-tpipe_engine::choice_enum! {
-    /// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU path: `native`), or one
-    /// by name: `native` (tpipe-ml's own CPU kernels), `flex` (burn's CPU backend), `torch`
-    /// (burn on LibTorch), `wgpu`.
-    pub enum Backend { Auto = "auto", Cpu = "cpu", Native = "native", Flex = "flex", Torch = "torch", Wgpu = "wgpu" }
-}
+/// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU path: `native`), or one by
+/// name: `native` (tpipe-ml's own CPU kernels), `flex` (burn's CPU backend), `torch` (burn on
+/// LibTorch), `wgpu`. The same enum is tpipe-ml's `BackendChoice` and the CLI's `--backend`.
+pub use tpipe_backend::Backend;
 
 tpipe_engine::choice_enum! {
     /// Which half of a split's classes.
@@ -491,8 +489,8 @@ mod backend {
 
     use serde_json::{json, Value};
     use tpipe_ml::{
-        BackendChoice, ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig,
-        TrainProgress, TransferMode,
+        ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig, TrainProgress,
+        TransferMode,
     };
 
     use super::{
@@ -571,24 +569,14 @@ mod backend {
         }
     }
 
-    /// `--backend` wins over the node's `backend`.
-    fn backend_choice(context: &BuildContext, backend: Backend) -> BackendChoice {
-        let chosen = match context.options.backend.as_deref() {
-            Some("cpu") => Backend::Cpu,
-            Some("native") => Backend::Native,
-            Some("flex") => Backend::Flex,
-            Some("torch") => Backend::Torch,
-            Some("wgpu") => Backend::Wgpu,
-            Some(_) => Backend::Auto,
-            None => backend,
-        };
-        match chosen {
-            Backend::Auto => BackendChoice::Auto,
-            Backend::Cpu => BackendChoice::Cpu,
-            Backend::Native => BackendChoice::Native,
-            Backend::Flex => BackendChoice::Flex,
-            Backend::Torch => BackendChoice::Torch,
-            Backend::Wgpu => BackendChoice::Wgpu,
+    /// `--backend` wins over the node's `backend`. The engine hands `--backend` on as its word
+    /// (it knows no backends), so a word that names none is an error listing the valid ones.
+    fn backend_choice(context: &BuildContext, backend: Backend) -> Result<Backend, BuildError> {
+        match context.options.backend.as_deref() {
+            Some(word) => word
+                .parse()
+                .map_err(|error| BuildError::failed(format!("--backend: {error}"))),
+            None => Ok(backend),
         }
     }
 
@@ -670,7 +658,7 @@ mod backend {
         };
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
-            backend: backend_choice(context, training.backend),
+            backend: backend_choice(context, training.backend)?,
             cancel: Some(cancel),
             progress: Some(&report),
             ..Default::default()
@@ -720,7 +708,7 @@ mod backend {
         })?;
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
-            backend: backend_choice(context, params.backend),
+            backend: backend_choice(context, params.backend)?,
             cancel: Some(cancel),
             progress: None,
             ..Default::default()
