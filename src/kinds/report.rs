@@ -198,7 +198,7 @@ fn interval_json(interval: Option<statistics::Interval>) -> (Value, Value) {
 /// A pooled cell's Δ across units, with its 95% interval.
 fn relative_json(entry: &mut Map<String, Value>, relative: &analysis::PerUnit) {
     if let Some(sample) = relative.sample() {
-        let (low, high) = interval_json(sample.interval(findings::CONFIDENCE));
+        let (low, high) = interval_json(sample.interval(statistics::CONFIDENCE));
         entry.insert("delta_points".into(), rounded(sample.mean));
         entry.insert("delta_low".into(), low);
         entry.insert("delta_high".into(), high);
@@ -211,7 +211,7 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         let mut entry = Map::new();
         entry.insert("runs".into(), json!(cell.runs.len()));
         if let Some(top1) = cell.top1 {
-            let (low, high) = interval_json(top1.interval(findings::CONFIDENCE));
+            let (low, high) = interval_json(top1.interval(statistics::CONFIDENCE));
             entry.insert("top1".into(), rounded(top1.mean));
             entry.insert("top1_low".into(), low);
             entry.insert("top1_high".into(), high);

@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use tpipe::cache::record::Record;
 use tpipe::exec::{NodeStatus, Quiet, RunOptions, RunSummary};
 use tpipe::graph::PipelineGraph;
 use tpipe::plan::{plan, Plan};
+use tpipe::record::Record;
 use tpipe::session::Session;
 
 pub struct Project {

@@ -11,11 +11,12 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::action::{build_action, Action, ActionError, ActionRun};
-use crate::cache::record::{Record, RecordHead};
+use crate::action::Action;
+use crate::build::{build_action, ActionError, ActionRun};
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::kind::{BuildError, BuildOptions, Progress};
+use crate::record::{Record, RecordHead};
 use crate::remote::Remote;
 use crate::session::{ResolvedKey, Session};
 use crate::spec::NodeSpec;

@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::cache::record::OutputRef;
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
+use crate::record::OutputRef;
 use crate::schema::{InputSlot, ParamSpec, Params};
 
 /// A problem a kind finds in a node's parameters beyond their types.
@@ -118,7 +118,7 @@ pub struct BuildOptions {
     pub backend: Option<String>,
 }
 
-/// Everything a build may read. It is made from an [`Action`](crate::action::Action) alone, so
+/// Everything a build may read. It is made from an action (`action::Action`) alone, so
 /// the same build can run in `tpipe run`, in `tpipe exec-node` or on another machine.
 pub struct BuildContext<'a> {
     /// The node's own name, for log lines and messages only: it is not in the key, so no

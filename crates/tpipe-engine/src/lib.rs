@@ -6,6 +6,7 @@
 //! seconds. See ARCHITECTURE.md for the layers and their invariants.
 
 pub mod action;
+pub mod build;
 pub mod cache;
 pub mod exec;
 pub mod graph;
@@ -13,6 +14,7 @@ pub mod hash;
 pub mod key;
 pub mod kind;
 pub mod plan;
+pub mod record;
 pub mod remote;
 pub mod resources;
 pub mod schema;

@@ -9,12 +9,12 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::action::{Action, ActionInput, Origin, ACTION_FORMAT};
-use crate::cache::record::{ExternalInput, RecordHead, RecordInput};
 use crate::cache::Cache;
 use crate::graph::PipelineGraph;
 use crate::hash::ContentHash;
 use crate::key::pipeline_id;
 use crate::kind::{KindRegistry, NodeKind};
+use crate::record::{ExternalInput, RecordHead, RecordInput};
 use crate::spec::{NodeSpec, Pipeline};
 
 pub struct Session {

@@ -16,9 +16,8 @@ use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::analysis::{Analysis, KindCell};
-use super::findings::CONFIDENCE;
 use super::runs::Role;
-use super::statistics::Interval;
+use super::statistics::{Interval, CONFIDENCE};
 use crate::kinds::paper_reference as paper;
 
 pub const WIDTH: u32 = 1600;

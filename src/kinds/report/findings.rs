@@ -15,7 +15,7 @@
 use std::ops::RangeInclusive;
 
 use super::analysis::{Analysis, KindCell, PerUnit};
-use super::statistics::{Effect, Interval};
+use super::statistics::{Effect, Interval, CONFIDENCE};
 use super::tables::{points_interval, signed_points};
 use crate::kinds::paper_reference as paper;
 
@@ -25,8 +25,6 @@ pub const MIDDLE_LAYERS: RangeInclusive<u32> = 3..=5;
 pub const HIGH_LAYERS: RangeInclusive<u32> = 6..=7;
 /// The layers the lingering boost and its control average over.
 pub const ALL_LAYERS: RangeInclusive<u32> = 1..=7;
-/// The level of every interval before correction.
-pub const CONFIDENCE: f64 = 0.95;
 /// The power the smallest detectable effect is stated at.
 pub const POWER: f64 = 0.8;
 

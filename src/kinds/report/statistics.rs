@@ -11,6 +11,9 @@
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::beta::beta_reg;
 
+/// The level of every interval before correction: tables, figures and findings all state it.
+pub const CONFIDENCE: f64 = 0.95;
+
 /// The size, mean and spread of a set of values.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Sample {

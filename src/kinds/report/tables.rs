@@ -4,8 +4,7 @@
 use std::fmt::Write;
 
 use super::analysis::{Analysis, PerUnit};
-use super::findings::CONFIDENCE;
-use super::statistics::{Interval, Sample};
+use super::statistics::{Interval, Sample, CONFIDENCE};
 
 pub const CSV_HEADER: &str = "node,split_kind,split,target_task,variant,paper_variant,layers_copied,seed,top1,top5,images,num_classes,chance_level,delta_vs_base_points";
 

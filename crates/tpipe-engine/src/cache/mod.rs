@@ -17,7 +17,6 @@
 //! is a miss plus a warning, never a crash and never used; the cache never deletes anything
 //! except through `gc`.
 
-pub mod record;
 pub mod stat_cache;
 
 use std::collections::BTreeMap;
@@ -28,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::action::{Action, ACTION_FORMAT};
 use crate::hash::ContentHash;
-use record::{OutputRef, Record, RecordFields, RecordHead, RECORD_FORMAT};
+use crate::record::{OutputRef, Record, RecordFields, RecordHead, RECORD_FORMAT};
 use stat_cache::StatCache;
 
 #[derive(Debug, thiserror::Error)]

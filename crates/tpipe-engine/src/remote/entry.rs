@@ -1,8 +1,8 @@
 //! The checks a downloaded entry must pass before the cache admits any of it, and where an
 //! entry's parts live on a remote.
 
-use crate::cache::record::{OutputRef, Record};
 use crate::hash::ContentHash;
+use crate::record::{OutputRef, Record};
 
 pub fn record_path(key: &ContentHash) -> String {
     format!("records/{key}.json")

@@ -28,9 +28,9 @@ mod store;
 mod store_remote;
 pub mod transfer;
 
-use crate::cache::record::Record;
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
+use crate::record::Record;
 
 pub use config::{RemoteChoice, RemoteSettings, RemoteSpec};
 pub use location::RemoteLocation;

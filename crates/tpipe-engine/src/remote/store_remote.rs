@@ -7,9 +7,9 @@ use super::directory::DirectoryStore;
 use super::entry::{blob_path, check_blob, check_record, record_path};
 use super::store::{Listed, RemoteStore, StoreError};
 use super::{Remote, RemoteError, RemoteLocation, RemoteSettings, RemoteSpec};
-use crate::cache::record::Record;
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
+use crate::record::Record;
 
 /// What a fetch brought in.
 #[derive(Debug)]

@@ -7,10 +7,10 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{PushOutcome, RemoteError, StoreRemote};
-use crate::cache::record::RecordHead;
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::plan::{plan, PlanStatus};
+use crate::record::RecordHead;
 use crate::session::{ResolvedKey, Session, Walked};
 use crate::spec::NodeSpec;
 

@@ -25,11 +25,11 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::action::ActionError;
-use crate::cache::record::Record;
+use crate::build::ActionError;
 use crate::cache::Lookup;
 use crate::exec::{LocalRunner, NodeJob, NodeRunner};
 use crate::kind::{BuildError, Progress};
+use crate::record::Record;
 use crate::remote::Remote;
 use crate::resources::Resources;
 use crate::session::Session;
