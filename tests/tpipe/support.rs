@@ -42,7 +42,7 @@ impl Project {
     }
 
     pub fn session(&self) -> Session {
-        let registry = tpipe::kinds::testing::registry();
+        let registry = tpipe_engine::testing::registry();
         let pipeline = tpipe::spec::load(&self.pipeline_file(), &registry)
             .unwrap_or_else(|error| panic!("{error}"));
         let graph = PipelineGraph::build(&pipeline).unwrap_or_else(|error| panic!("{error}"));

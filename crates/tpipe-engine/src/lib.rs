@@ -21,4 +21,20 @@ pub mod schema;
 pub mod session;
 pub mod slurm;
 pub mod spec;
+#[cfg(feature = "testing")]
 pub mod testing;
+
+/// Adds the engine's test kinds to `registry` when this binary was built for tests (feature
+/// `testing`) and `TPIPE_TEST_KINDS=1` asks for them; in a product build it adds nothing, and
+/// the binary holds neither the kinds nor the variable's name.
+pub fn offer_test_kinds(registry: &mut kind::KindRegistry) {
+    #[cfg(feature = "testing")]
+    if std::env::var_os("TPIPE_TEST_KINDS").is_some_and(|value| value == "1") {
+        registry
+            .register(testing::Number)
+            .register(testing::Sum)
+            .register(testing::FileDigest);
+    }
+    #[cfg(not(feature = "testing"))]
+    let _ = registry;
+}

@@ -1,6 +1,8 @@
-//! Small, fast kinds for exercising the engine in tests (no data, no training). The `tpipe`
-//! binary offers them only when `TPIPE_TEST_KINDS=1`, so process-level tests (two processes on
-//! one cache, a run killed and resumed) can drive the real CLI.
+//! Small, fast kinds for exercising the engine in tests (no data, no training). Compiled only
+//! with the `testing` feature, which only test builds turn on; a test build of the `tpipe`
+//! binary offers them when `TPIPE_TEST_KINDS=1` ([`crate::offer_test_kinds`]), so
+//! process-level tests (two processes on one cache, a run killed and resumed) can drive the
+//! real CLI.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
