@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec};
 use crate::kinds::split::SPLIT_DESCRIPTION;
-use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
+use crate::schema::{Arity, Choice, InputSlot, ParamType, Params};
 
 /// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
 /// change. 2: conv1 as a matrix multiply and cached frozen outputs change the low bits of
@@ -204,11 +204,7 @@ tpipe_engine::kind_params! {
     }
 }
 
-fn check_net(params: &Map<String, Value>) -> Vec<ParamProblem> {
-    // Parameters of the wrong type were reported already.
-    let Ok(net) = NetParams::from_map(params) else {
-        return Vec::new();
-    };
+fn check_net(net: &NetParams) -> Vec<ParamProblem> {
     let mut problems = Vec::new();
     for (name, length, found) in [
         ("conv_channels", 5, net.conv_channels.len()),
@@ -247,6 +243,8 @@ fn task_blob(task: Task, part: &str) -> String {
 pub struct Train;
 
 impl NodeKind for Train {
+    type Params = TrainParams;
+
     fn name(&self) -> &'static str {
         "train"
     }
@@ -256,20 +254,20 @@ impl NodeKind for Train {
     fn about(&self) -> &'static str {
         "train the 8-layer net from scratch on one task of a split (baseA, baseB)"
     }
-    fn params(&self) -> Vec<ParamSpec> {
-        TrainParams::specs()
-    }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![training_split_input()]
     }
     fn uses_device(&self) -> bool {
         true
     }
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        check_net(params)
+    fn check(&self, params: &TrainParams) -> Vec<ParamProblem> {
+        check_net(&params.net)
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: TrainParams = context.typed()?;
+    fn build(
+        &self,
+        params: &TrainParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         backend::train(context, &params.net, &params.training, params.task, None)
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
@@ -281,6 +279,8 @@ impl NodeKind for Train {
 pub struct Transfer;
 
 impl NodeKind for Transfer {
+    type Params = TransferParams;
+
     fn name(&self) -> &'static str {
         "transfer"
     }
@@ -289,9 +289,6 @@ impl NodeKind for Transfer {
     }
     fn about(&self) -> &'static str {
         "copy layers 1..n of a base net (or keep them random), freeze or fine-tune them, train the rest"
-    }
-    fn params(&self) -> Vec<ParamSpec> {
-        TransferParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
@@ -309,18 +306,22 @@ impl NodeKind for Transfer {
     fn uses_device(&self) -> bool {
         true
     }
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        check_net(params)
+    fn check(&self, params: &TransferParams) -> Vec<ParamProblem> {
+        check_net(&params.net)
     }
     fn check_inputs(
         &self,
-        params: &Map<String, Value>,
+        params: &TransferParams,
         inputs: &BTreeMap<String, Vec<UpstreamSpec<'_>>>,
     ) -> Vec<ParamProblem> {
         let Some(base) = inputs.get("base").and_then(|bases| bases.first()) else {
             return Vec::new();
         };
-        // Every parameter that describes the network must match the base's.
+        // Every parameter that describes the network must match the base's, compared by name
+        // in the form both were validated to.
+        let Ok(Value::Object(params)) = serde_json::to_value(&params.net) else {
+            unreachable!("a declared parameter struct serialises to a map")
+        };
         NetParams::specs()
             .iter()
             .map(|spec| spec.name)
@@ -343,8 +344,11 @@ impl NodeKind for Transfer {
             })
             .collect()
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: TransferParams = context.typed()?;
+    fn build(
+        &self,
+        params: &TransferParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         backend::train(
             context,
             &params.net,
@@ -365,6 +369,8 @@ impl NodeKind for Transfer {
 pub struct Evaluate;
 
 impl NodeKind for Evaluate {
+    type Params = EvaluateParams;
+
     fn name(&self) -> &'static str {
         "evaluate"
     }
@@ -373,9 +379,6 @@ impl NodeKind for Evaluate {
     }
     fn about(&self) -> &'static str {
         "score a net on a task's held-out images: top-1, top-5, per class, confusion matrix"
-    }
-    fn params(&self) -> Vec<ParamSpec> {
-        EvaluateParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
@@ -404,9 +407,12 @@ impl NodeKind for Evaluate {
     fn runs_on_cluster(&self) -> bool {
         false
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: EvaluateParams = context.typed()?;
-        backend::evaluate(context, &params)
+    fn build(
+        &self,
+        params: &EvaluateParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
+        backend::evaluate(context, params)
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
         let top1 = metrics.get("top1")?.as_f64()?;

@@ -24,7 +24,7 @@ mod tables;
 use serde_json::{json, Map, Value};
 
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind};
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType, Params};
+use crate::schema::{Arity, InputSlot, ParamType};
 use analysis::Analysis;
 use runs::RunSet;
 
@@ -66,6 +66,8 @@ impl Default for ReportOptions {
 const DEFAULT_TITLE: &str = "Transferability of features";
 
 impl NodeKind for Report {
+    type Params = ReportOptions;
+
     fn name(&self) -> &'static str {
         "report"
     }
@@ -79,9 +81,6 @@ impl NodeKind for Report {
     fn about(&self) -> &'static str {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
     }
-    fn params(&self) -> Vec<ParamSpec> {
-        ReportOptions::specs()
-    }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![InputSlot {
             name: "results",
@@ -93,8 +92,11 @@ impl NodeKind for Report {
             names_in_key: true,
         }]
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let options: ReportOptions = context.typed()?;
+    fn build(
+        &self,
+        options: &ReportOptions,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         let inputs = context
             .inputs
             .get("results")
@@ -112,7 +114,7 @@ impl NodeKind for Report {
         build_report(
             runs.iter()
                 .map(|(name, evaluation)| (name.as_str(), evaluation)),
-            &options,
+            options,
         )
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
@@ -273,6 +275,7 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
 mod tests {
     use super::analysis::tests::metrics as evaluate_metrics;
     use super::*;
+    use crate::schema::Params;
 
     /// A full synthetic grid like the paper's: two splits, three seeds, every variant, with the
     /// paper's effects built in (and one failed run).
@@ -508,7 +511,10 @@ mod tests {
 
     #[test]
     fn the_kind_declares_its_params_and_input() {
-        let names: Vec<&str> = Report.params().iter().map(|param| param.name).collect();
+        let names: Vec<&str> = ReportOptions::specs()
+            .iter()
+            .map(|param| param.name)
+            .collect();
         assert_eq!(names, ["title", "paper_reference", "chance_alpha"]);
         let inputs = Report.inputs();
         assert_eq!(

@@ -11,13 +11,13 @@
 //!   classes_b: [Trouser, Sandal, Sneaker, Bag, Ankle boot]      # trousers, footwear, bags
 //! ```
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::data::split::{split, SplitMethod, SplitOptions, Task};
 use crate::data::Dataset;
 use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
 use crate::kinds::dataset::DATASET_DESCRIPTION;
-use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
+use crate::schema::{Arity, Choice, InputSlot, ParamType};
 
 pub struct SplitKind;
 
@@ -139,14 +139,26 @@ pub const FASHION_MNIST_DISSIMILAR_A: [&str; 5] =
 pub const FASHION_MNIST_DISSIMILAR_B: [&str; 5] =
     ["Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot"];
 
-/// The parameters only one method reads, with that method.
-const METHOD_PARAMS: &[(&str, Method)] = &[
-    ("size_a", Method::Random),
-    ("size_b", Method::Random),
-    ("classes_a", Method::Classes),
-    ("classes_b", Method::Classes),
-    ("groups_a", Method::Groups),
-    ("groups_b", Method::Groups),
+/// A parameter only one method reads: its name, that method, and whether it is set (a
+/// non-empty list or a size above 0).
+type MethodParam = (&'static str, Method, fn(&SplitParams) -> bool);
+
+/// The parameters only one method reads.
+const METHOD_PARAMS: &[MethodParam] = &[
+    ("size_a", Method::Random, |params| params.size_a > 0),
+    ("size_b", Method::Random, |params| params.size_b > 0),
+    ("classes_a", Method::Classes, |params| {
+        !params.classes_a.is_empty()
+    }),
+    ("classes_b", Method::Classes, |params| {
+        !params.classes_b.is_empty()
+    }),
+    ("groups_a", Method::Groups, |params| {
+        !params.groups_a.is_empty()
+    }),
+    ("groups_b", Method::Groups, |params| {
+        !params.groups_b.is_empty()
+    }),
 ];
 
 fn task_metrics(task: &Task) -> Value {
@@ -159,6 +171,8 @@ fn task_metrics(task: &Task) -> Value {
 }
 
 impl NodeKind for SplitKind {
+    type Params = SplitParams;
+
     fn name(&self) -> &'static str {
         "split"
     }
@@ -173,10 +187,6 @@ impl NodeKind for SplitKind {
         "divide a dataset's classes into tasks A and B (random halves, named classes, or coarse groups)"
     }
 
-    fn params(&self) -> Vec<ParamSpec> {
-        SplitParams::specs()
-    }
-
     fn inputs(&self) -> Vec<InputSlot> {
         vec![InputSlot {
             name: "data",
@@ -188,20 +198,11 @@ impl NodeKind for SplitKind {
         }]
     }
 
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        // Parameters of the wrong type were reported already; there is nothing more to check.
-        let Ok(typed) = SplitParams::from_map(params) else {
-            return Vec::new();
-        };
+    fn check(&self, typed: &SplitParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
         let method = typed.method;
-        for &(param, reader) in METHOD_PARAMS {
-            let set = match params.get(param) {
-                Some(Value::Array(items)) => !items.is_empty(),
-                Some(value) => value.as_u64().is_some_and(|number| number > 0),
-                None => false,
-            };
-            if set && method != reader {
+        for &(param, reader, is_set) in METHOD_PARAMS {
+            if is_set(typed) && method != reader {
                 problems.push(
                     ParamProblem::new(
                         param,
@@ -273,14 +274,11 @@ impl NodeKind for SplitKind {
         problems
     }
 
-    fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        let Ok(typed) = SplitParams::from_map(params) else {
-            return Vec::new();
-        };
+    fn unused_params(&self, typed: &SplitParams) -> Vec<&'static str> {
         let mut unused: Vec<&'static str> = METHOD_PARAMS
             .iter()
-            .filter(|(_, reader)| *reader != typed.method)
-            .map(|(param, _)| *param)
+            .filter(|(_, reader, _)| *reader != typed.method)
+            .map(|(param, _, _)| *param)
             .collect();
         // Without random division or caps nothing is drawn at random.
         if !typed.seed_is_used() {
@@ -289,7 +287,11 @@ impl NodeKind for SplitKind {
         unused
     }
 
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
+    fn build(
+        &self,
+        params: &SplitParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         let data = context.input("data")?;
         let read = |part: &str| -> Result<Dataset, BuildError> {
             let bytes = context.read(data, part)?;
@@ -299,7 +301,6 @@ impl NodeKind for SplitKind {
         };
         let (train, test) = (read("train")?, read("test")?);
         let dataset = context.read_json(data, DATASET_DESCRIPTION)?;
-        let params: SplitParams = context.typed()?;
         let options = params.options();
         let tasks = split(&train, &test, &options)
             .map_err(|error| BuildError::failed(format!("cannot split the data: {error}")))?;
@@ -362,7 +363,7 @@ mod tests {
     use crate::cache::Cache;
     use crate::data::synthetic::{generate, SyntheticOptions};
     use crate::kind::{InputArtifact, KindRegistry};
-    use crate::kinds::dataset::tests::{build_with, params_with};
+    use crate::kinds::dataset::tests::{build_with, params_with, typed_with};
     use crate::kinds::dataset::DatasetKind;
 
     /// A cache holding a small synthetic dataset, and the input artifact that points at it.
@@ -496,7 +497,7 @@ mod tests {
 
     #[test]
     fn check_catches_what_the_parameters_alone_show() {
-        let check = |overrides: Value| SplitKind.check(&params_with(&SplitKind, overrides));
+        let check = |overrides: Value| SplitKind.check(&typed_with(&SplitKind, overrides));
         let problems = check(json!({ "method": "classes" }));
         assert_eq!(problems.len(), 1);
         assert_eq!(
@@ -534,8 +535,7 @@ mod tests {
 
     #[test]
     fn the_key_leaves_out_what_the_method_does_not_read() {
-        let unused =
-            |overrides: Value| SplitKind.unused_params(&params_with(&SplitKind, overrides));
+        let unused = |overrides: Value| SplitKind.unused_params(&typed_with(&SplitKind, overrides));
         assert_eq!(
             unused(json!({})),
             vec!["classes_a", "classes_b", "groups_a", "groups_b"]

@@ -13,7 +13,7 @@ use crate::cache::Cache;
 use crate::graph::PipelineGraph;
 use crate::hash::ContentHash;
 use crate::key::pipeline_id;
-use crate::kind::{KindRegistry, NodeKind};
+use crate::kind::{AnyKind, KindRegistry};
 use crate::record::{ExternalInput, RecordHead, RecordInput};
 use crate::spec::{NodeSpec, Pipeline};
 
@@ -111,7 +111,7 @@ impl Session {
         }
     }
 
-    pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn NodeKind> {
+    pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn AnyKind> {
         self.registry
             .get(&node.kind)
             .expect("the spec layer only admits registered kinds")
@@ -127,7 +127,7 @@ impl Session {
     /// The parameters that go into the key: declared `in_key`, and read with these settings.
     pub fn key_params(&self, node: &NodeSpec) -> Map<String, Value> {
         let kind = self.kind_of(node);
-        let unused = kind.unused_params(&node.params);
+        let unused = kind.unused_params(&node.typed);
         let in_key = &self.in_key[kind.name()];
         node.params
             .iter()
@@ -139,7 +139,9 @@ impl Session {
     /// Hashes the files a node reads from outside the cache (stat-cached).
     pub fn external_inputs(&self, node: &NodeSpec) -> Result<Vec<ExternalInput>, String> {
         let kind = self.kind_of(node);
-        let paths = kind.external_inputs(&node.params, &self.project_dir)?;
+        let paths = kind
+            .external_inputs(&node.typed, &self.project_dir)
+            .map_err(|problem| problem.to_string())?;
         paths
             .iter()
             .map(|path| {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-use crate::kind::{KindRegistry, UpstreamSpec};
+use crate::kind::{AnyKind, KindRegistry, TypedParams, UpstreamSpec};
 use crate::resources::Resources;
 use crate::schema::{nearest_name, show_value, Arity};
 pub use diagnostic::{Diagnostic, SpecErrors};
@@ -70,6 +70,8 @@ pub struct NodeSpec {
     /// What the node asks of the machine that builds it (`resources:`, after the kind's
     /// `defaults:`). Never part of a key.
     pub resources: Resources,
+    /// `params` as the kind's typed struct, which its hooks receive (parsed once, here).
+    pub typed: TypedParams,
 }
 
 impl Pipeline {
@@ -212,7 +214,7 @@ fn hint_did_you_mean<'a>(
 struct Block<'a> {
     template: String,
     path: YamlPath,
-    kind: &'a std::sync::Arc<dyn crate::kind::NodeKind>,
+    kind: &'a std::sync::Arc<dyn AnyKind>,
     /// The kind's parameters, built once per block: a matrix block expands to many nodes.
     specs: Vec<crate::schema::ParamSpec>,
     variables: Vec<Variable>,
@@ -408,7 +410,7 @@ impl Validator {
                     continue;
                 }
                 first_seen.insert(name.clone(), location);
-                let params = self.node_params(&block, &name, &combination, &defaults);
+                let (params, typed) = self.node_params(&block, &name, &combination, &defaults);
                 let inputs = block
                     .inputs
                     .iter()
@@ -436,6 +438,7 @@ impl Validator {
                         .resource_defaults
                         .get(block.kind.name())
                         .unwrap_or(&Resources::default())),
+                    typed,
                 });
             }
         }
@@ -876,9 +879,12 @@ impl Validator {
         name: &str,
         combination: &Combination,
         defaults: &BTreeMap<String, Map<String, Value>>,
-    ) -> Map<String, Value> {
+    ) -> (Map<String, Value>, TypedParams) {
         let kind = block.kind;
         let node = Some(name);
+        // Whether every parameter is there and of its type: only then are they read into the
+        // kind's struct and checked by the kind.
+        let mut valid = true;
         let mut params = Map::new();
         let specs = &block.specs;
         for spec in specs {
@@ -900,6 +906,7 @@ impl Validator {
                     params.insert(param.clone(), value);
                 }
                 Err(problem) => {
+                    valid = false;
                     // One report per written value, not one per matrix combination.
                     let location = self.source_map.value(&value_path);
                     if !self
@@ -920,6 +927,7 @@ impl Validator {
         for spec in specs {
             let written = block.params.iter().any(|(param, _)| param == spec.name);
             if !params.contains_key(spec.name) && !written {
+                valid = false;
                 let message = format!(
                     "missing parameter `{}` ({}; expected {})",
                     spec.name,
@@ -938,7 +946,24 @@ impl Validator {
                 );
             }
         }
-        for problem in kind.check(&params) {
+        if !valid {
+            return (params, TypedParams::invalid());
+        }
+        let typed = match kind.parse_params(&params) {
+            Ok(typed) => typed,
+            Err(error) => {
+                // The schema accepted what the struct cannot hold: a bug in the kind, said at
+                // the node so it is found.
+                self.at_key(
+                    &block.path,
+                    node,
+                    format!("kind `{}`: {error}", kind.name()),
+                    Some("this is a bug in the kind; please report it".into()),
+                );
+                return (params, TypedParams::invalid());
+            }
+        };
+        for problem in kind.check(&typed) {
             let target = match &problem.param {
                 Some(param) if block.params.iter().any(|(written, _)| written == param) => {
                     with_key(&block.path, param)
@@ -947,7 +972,7 @@ impl Validator {
             };
             self.at_value(&target, node, problem.message, problem.hint);
         }
-        params
+        (params, typed)
     }
 
     fn connect(&mut self, pipeline: &mut Pipeline, raw_inputs: RawInputs, registry: &KindRegistry) {
@@ -1058,6 +1083,10 @@ impl Validator {
     ) {
         for (index, paths) in slot_paths {
             let node = &pipeline.nodes[*index];
+            // A node whose parameters did not validate was reported already.
+            if !node.typed.is_valid() {
+                continue;
+            }
             let kind = registry.get(&node.kind).expect("kinds were checked");
             let inputs: BTreeMap<String, Vec<UpstreamSpec<'_>>> = node
                 .inputs
@@ -1075,7 +1104,7 @@ impl Validator {
                     (slot.clone(), upstream)
                 })
                 .collect();
-            for problem in kind.check_inputs(&node.params, &inputs) {
+            for problem in kind.check_inputs(&node.typed, &inputs) {
                 let location = match problem.input.as_ref().and_then(|slot| paths.get(slot)) {
                     Some(path) => self.source_map.value(path),
                     None => node.location,
