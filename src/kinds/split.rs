@@ -486,6 +486,7 @@ mod tests {
         else {
             panic!("the build should fail");
         };
+        let message = message.to_string();
         assert!(
             message.starts_with(
                 "cannot split the data: classes_a names class `f3c1`, which the dataset does not have"

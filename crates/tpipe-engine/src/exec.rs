@@ -18,7 +18,7 @@ use crate::hash::ContentHash;
 use crate::kind::{BuildError, BuildOptions, Progress};
 use crate::record::{Record, RecordHead};
 use crate::remote::Remote;
-use crate::session::{ResolvedKey, Session};
+use crate::session::{ResolvedKey, SelectionError, Session};
 use crate::spec::NodeSpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -143,9 +143,28 @@ impl Default for RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0}")]
-    Selection(String),
+    Selection(#[from] SelectionError),
+    #[error("--force `{pattern}` matches no node that this run builds")]
+    ForceMatchesNothing { pattern: String },
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+}
+
+/// Why a node's outputs could not be copied to its `publish:` folder (a warning, never a
+/// failed node).
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("{0}")]
+    Folder(std::io::Error),
+    #[error("{0}")]
+    Fetch(#[from] crate::remote::RemoteError),
+    #[error("{0}")]
+    Read(#[from] crate::cache::CacheError),
+    #[error("cannot write `{}`: {source}", file.display())]
+    Write {
+        file: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One node to build: its action, stored in the cache under its key before the runner is called.
@@ -256,9 +275,7 @@ pub fn run_with(
     observer: &dyn Observer,
     runner: &dyn NodeRunner,
 ) -> Result<RunSummary, RunError> {
-    let selected = session
-        .selection(&options.targets)
-        .map_err(RunError::Selection)?;
+    let selected = session.selection(&options.targets)?;
     let mut forced = Vec::new();
     for pattern in &options.force {
         let matched: Vec<usize> = selected
@@ -272,9 +289,9 @@ pub fn run_with(
             })
             .collect();
         if matched.is_empty() {
-            return Err(RunError::Selection(format!(
-                "--force `{pattern}` matches no node that this run builds"
-            )));
+            return Err(RunError::ForceMatchesNothing {
+                pattern: pattern.clone(),
+            });
         }
         forced.extend(matched);
     }
@@ -433,7 +450,15 @@ impl<'a> Scheduler<'a> {
         }
         let resolved = match self.session.resolve_key(node, &upstream) {
             Ok(resolved) => resolved,
-            Err(error) => return (NodeStatus::Failed { error }, None, None),
+            Err(error) => {
+                return (
+                    NodeStatus::Failed {
+                        error: error.to_string(),
+                    },
+                    None,
+                    None,
+                )
+            }
         };
         let key = Some(resolved.key);
         let forced = self.forced.contains(&position);
@@ -611,8 +636,8 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Copies a node's outputs into a folder the user reads, skipping files already identical.
-    fn publish(&self, record: &RecordHead, folder: &Path) -> Result<(), String> {
-        std::fs::create_dir_all(folder).map_err(|error| error.to_string())?;
+    fn publish(&self, record: &RecordHead, folder: &Path) -> Result<(), PublishError> {
+        std::fs::create_dir_all(folder).map_err(PublishError::Folder)?;
         let cache: &Cache = &self.session.cache;
         // Outputs left on the remote (`remote_records_only`) come down to be published.
         let missing = record
@@ -620,9 +645,7 @@ impl<'a> Scheduler<'a> {
             .values()
             .any(|output| cache.blob_is_intact(output).is_err());
         if let (true, Some(remote)) = (missing, &self.options.remote) {
-            remote
-                .fetch(&record.key, cache)
-                .map_err(|error| error.to_string())?;
+            remote.fetch(&record.key, cache)?;
         }
         for (name, output) in &record.outputs {
             let destination = folder.join(name);
@@ -635,11 +658,13 @@ impl<'a> Scheduler<'a> {
             if same {
                 continue;
             }
-            let bytes = cache
-                .read_blob(&output.blob)
-                .map_err(|error| error.to_string())?;
-            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes)
-                .map_err(|error| error.to_string())?;
+            let bytes = cache.read_blob(&output.blob)?;
+            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes).map_err(
+                |source| PublishError::Write {
+                    file: destination.clone(),
+                    source,
+                },
+            )?;
         }
         Ok(())
     }

@@ -59,8 +59,9 @@ impl std::error::Error for ParamProblem {}
 
 #[derive(Debug, thiserror::Error)]
 pub enum BuildError {
+    /// The kind's own error, kept whole (a kind's typed error, or its text).
     #[error("{0}")]
-    Failed(String),
+    Failed(Box<dyn std::error::Error + Send + Sync>),
     #[error("cancelled")]
     Cancelled,
     /// The action's parameters do not fit the kind's struct: the declaration and the struct
@@ -81,8 +82,9 @@ pub enum BuildError {
 }
 
 impl BuildError {
-    pub fn failed(message: impl std::fmt::Display) -> BuildError {
-        BuildError::Failed(message.to_string())
+    /// A kind's failure: its typed error, or a message.
+    pub fn failed(error: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> BuildError {
+        BuildError::Failed(error.into())
     }
 }
 

@@ -325,7 +325,7 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
                 Walked::After { node } => planned.reasons.push(Reason::AfterUpstream { node }),
                 Walked::Failed { error } => {
                     planned.status = PlanStatus::Error;
-                    planned.error = Some(error);
+                    planned.error = Some(error.to_string());
                 }
             }
             planned

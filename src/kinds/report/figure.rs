@@ -28,18 +28,33 @@ pub const HEIGHT: u32 = 860;
 const FONT: &[u8] = include_bytes!("font/DejaVuSans.ttf");
 const FONT_FAMILY: &str = "sans-serif";
 
+/// Why a figure could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FigureError {
+    #[error("the shipped font is not a TrueType font")]
+    Font,
+    #[error("cannot draw the {format} figure: {detail}")]
+    Draw {
+        format: &'static str,
+        detail: String,
+    },
+    #[error("cannot encode the PNG figure: {0}")]
+    Encode(#[from] image::ImageError),
+}
+
 /// Registers the shipped font with plotters, once per process.
-pub fn ensure_font() -> Result<(), String> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            for style in [FontStyle::Normal, FontStyle::Bold] {
-                plotters::style::register_font(FONT_FAMILY, style, FONT)
-                    .map_err(|_| "the shipped font is not a TrueType font".to_string())?;
-            }
-            Ok(())
-        })
-        .clone()
+pub fn ensure_font() -> Result<(), FigureError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = REGISTERED.get_or_init(|| {
+        [FontStyle::Normal, FontStyle::Bold]
+            .into_iter()
+            .all(|style| plotters::style::register_font(FONT_FAMILY, style, FONT).is_ok())
+    });
+    if *registered {
+        Ok(())
+    } else {
+        Err(FigureError::Font)
+    }
 }
 
 // The paper's Figure 2 colours: blue for selffers, red for transfers, lighter when fine-tuned.
@@ -617,23 +632,30 @@ where
 }
 
 /// The figure as SVG text.
-pub fn render_svg(figure: &Figure) -> Result<String, String> {
+pub fn render_svg(figure: &Figure) -> Result<String, FigureError> {
     ensure_font()?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, figure).map_err(|error| format!("cannot draw the SVG figure: {error}"))?;
+        // plotters' drawing errors are boxed trait objects: kept as their text.
+        draw(&root, figure).map_err(|error| FigureError::Draw {
+            format: "SVG",
+            detail: error.to_string(),
+        })?;
     }
     Ok(svg)
 }
 
 /// The figure as PNG bytes (drawn into an RGB buffer, encoded with `image`).
-pub fn render_png(figure: &Figure) -> Result<Vec<u8>, String> {
+pub fn render_png(figure: &Figure) -> Result<Vec<u8>, FigureError> {
     ensure_font()?;
     let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, figure).map_err(|error| format!("cannot draw the PNG figure: {error}"))?;
+        draw(&root, figure).map_err(|error| FigureError::Draw {
+            format: "PNG",
+            detail: error.to_string(),
+        })?;
     }
     let mut png = Vec::new();
     image::ImageEncoder::write_image(
@@ -642,7 +664,6 @@ pub fn render_png(figure: &Figure) -> Result<Vec<u8>, String> {
         WIDTH,
         HEIGHT,
         image::ExtendedColorType::Rgb8,
-    )
-    .map_err(|error| format!("cannot encode the PNG figure: {error}"))?;
+    )?;
     Ok(png)
 }

@@ -152,7 +152,18 @@ fn name_problem(name: &str) -> Option<String> {
     None
 }
 
-fn yaml_to_json(value: &serde_yaml::Value) -> Result<Value, String> {
+/// YAML that has no JSON form for parameters.
+#[derive(Debug, thiserror::Error)]
+enum YamlProblem {
+    #[error("numbers must be finite")]
+    NotFinite,
+    #[error("YAML tags such as `{0}` are not supported")]
+    Tag(String),
+    #[error("mapping keys must be plain words or numbers")]
+    Key,
+}
+
+fn yaml_to_json(value: &serde_yaml::Value) -> Result<Value, YamlProblem> {
     Ok(match value {
         serde_yaml::Value::Null => Value::Null,
         serde_yaml::Value::Bool(flag) => Value::Bool(*flag),
@@ -165,7 +176,7 @@ fn yaml_to_json(value: &serde_yaml::Value) -> Result<Value, String> {
                 let float = number.as_f64().unwrap_or(f64::NAN);
                 serde_json::Number::from_f64(float)
                     .map(Value::Number)
-                    .ok_or("numbers must be finite")?
+                    .ok_or(YamlProblem::NotFinite)?
             }
         }
         serde_yaml::Value::String(text) => Value::String(text.clone()),
@@ -179,21 +190,16 @@ fn yaml_to_json(value: &serde_yaml::Value) -> Result<Value, String> {
             }
             Value::Object(map)
         }
-        serde_yaml::Value::Tagged(tagged) => {
-            return Err(format!(
-                "YAML tags such as `{}` are not supported",
-                tagged.tag
-            ))
-        }
+        serde_yaml::Value::Tagged(tagged) => return Err(YamlProblem::Tag(tagged.tag.to_string())),
     })
 }
 
-fn key_text(key: &serde_yaml::Value) -> Result<String, String> {
+fn key_text(key: &serde_yaml::Value) -> Result<String, YamlProblem> {
     match key {
         serde_yaml::Value::String(text) => Ok(text.clone()),
         serde_yaml::Value::Bool(flag) => Ok(flag.to_string()),
         serde_yaml::Value::Number(number) => Ok(number.to_string()),
-        _ => Err("mapping keys must be plain words or numbers".into()),
+        _ => Err(YamlProblem::Key),
     }
 }
 
@@ -566,7 +572,7 @@ impl Validator {
                 return None;
             }
             Err(problem) => {
-                self.at_value(&block_path, node, problem, None);
+                self.at_value(&block_path, node, problem.to_string(), None);
                 return None;
             }
         };
@@ -821,7 +827,7 @@ impl Validator {
                         .collect(),
                     Ok(None) => vec![(values.clone(), text.clone())],
                     Err(problem) => {
-                        self.at_value(&variable_path, node, problem, None);
+                        self.at_value(&variable_path, node, problem.to_string(), None);
                         continue;
                     }
                 },
