@@ -7,6 +7,7 @@
 mod support;
 
 mod cache_integrity;
+mod cluster;
 mod diagnostics;
 #[cfg(feature = "ml")]
 mod end_to_end;

@@ -409,11 +409,13 @@ fn ctrl_c_cancels_every_job_the_run_submitted() {
 #[test]
 fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
     let cluster = Cluster::start();
+    // `local: false`: `--detach` honours where a node builds, and these light test kinds would
+    // otherwise build here (see `cluster::detach_builds_here_what_builds_here…`).
     let project = slurm_project(
         "nodes:
-  one: { kind: number, value: 1, sleep_ms: 10000 }
-  two: { kind: sum, inputs: { items: one }, offset: 1 }
-  three: { kind: sum, inputs: { items: two }, offset: 1 }
+  one: { kind: number, value: 1, sleep_ms: 10000, resources: { local: false } }
+  two: { kind: sum, inputs: { items: one }, offset: 1, resources: { local: false } }
+  three: { kind: sum, inputs: { items: two }, offset: 1, resources: { local: false } }
 ",
     );
     let detached = cluster
@@ -592,9 +594,10 @@ fn resources_never_change_a_key() {
     let session = with_resources.session();
     let resources = &session.pipeline.nodes[0].resources;
     assert_eq!(
-        resources.time.as_deref(),
-        Some("60"),
+        resources.time,
+        Some(Duration::from_secs(3600)),
         "the kind's default applies"
     );
-    assert_eq!(resources.gpus.as_ref().unwrap().sbatch_value(), "a100:2");
+    let gpus = resources.gpus.as_ref().unwrap();
+    assert_eq!((gpus.count, gpus.gpu_type.as_deref()), (2, Some("a100")));
 }

@@ -8,7 +8,9 @@
 pub mod action;
 pub mod build;
 pub mod cache;
+pub mod cluster;
 pub mod exec;
+pub mod executors;
 pub mod graph;
 pub mod hash;
 pub mod key;
