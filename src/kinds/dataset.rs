@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use crate::data::cifar::Cifar100Classes;
 use crate::data::fashion_mnist::{DownloadProgress, FashionMnistOptions};
@@ -17,7 +17,8 @@ use crate::data::image_folder::ImageFolderOptions;
 use crate::data::source::Source;
 use crate::data::synthetic::{SyntheticOptions, MIN_SIZE};
 use crate::data::{Dataset, TrainTest};
-use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
+use crate::kind::{Artifact, BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
+use crate::kinds::artifacts::{DatasetDescription, SetSummary};
 use crate::schema::{Choice, InputSlot, ParamType};
 
 tpipe_engine::choice_enum! {
@@ -234,9 +235,12 @@ fn source_of(params: &DatasetParams, project_dir: &Path) -> Result<Source, Param
     })
 }
 
-/// What `show` and the summary report about one set.
-fn set_metrics(set: &Dataset) -> Value {
-    json!({ "images": set.count, "per_class": set.class_counts() })
+/// How many images one set holds, in total and per class.
+fn set_summary(set: &Dataset) -> SetSummary {
+    SetSummary {
+        images: set.count,
+        per_class: set.class_counts(),
+    }
 }
 
 fn download_message(progress: &DownloadProgress) -> (f64, String) {
@@ -270,9 +274,10 @@ impl NodeKind for DatasetKind {
         "dataset"
     }
 
-    /// 2: writes `dataset.json`, so dependents learn the source from content.
+    /// 2: writes `dataset.json`, so dependents learn the source from content. 3: `dataset.json`
+    /// is a typed artifact with a format (`artifacts::DatasetDescription`).
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn about(&self) -> &'static str {
@@ -397,41 +402,37 @@ impl NodeKind for DatasetKind {
 
 fn output_of(source: &str, sets: &TrainTest) -> BuildOutput {
     let train = &sets.train;
-    let mut metrics = json!({
-        "source": source,
-        "classes": train.num_classes(),
-        "class_names": train.class_names,
-        "image_shape": [train.channels, train.height, train.width],
-        "train": set_metrics(train),
-        "test": set_metrics(&sets.test),
-    });
-    if train.coarse_labels.is_some() {
-        metrics["groups"] = json!(train.coarse_names);
-    }
+    let description = DatasetDescription {
+        format: DatasetDescription::FORMAT,
+        source: source.to_string(),
+        classes: train.num_classes(),
+        class_names: train.class_names.clone(),
+        image_shape: [train.channels, train.height, train.width],
+        train: set_summary(train),
+        test: set_summary(&sets.test),
+        groups: train
+            .coarse_labels
+            .is_some()
+            .then(|| train.coarse_names.clone()),
+    };
     BuildOutput {
         outputs: vec![
             ("train".into(), train.to_bytes()),
             ("test".into(), sets.test.to_bytes()),
             // What the data set is, for dependents: builds never read another node's metrics.
-            (
-                DATASET_DESCRIPTION.into(),
-                serde_json::to_vec_pretty(&metrics).expect("JSON values always serialise"),
-            ),
+            (DatasetDescription::OUTPUT.into(), description.to_bytes()),
         ],
-        metrics,
+        metrics: serde_json::to_value(&description).expect("artifacts always serialise"),
         backend: None,
     }
 }
-
-/// The output that describes a data set (source, classes, counts) as JSON.
-pub const DATASET_DESCRIPTION: &str = "dataset.json";
 
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
-    use serde_json::Map;
+    use serde_json::{json, Map};
 
     use super::*;
     use crate::cache::Cache;
@@ -504,7 +505,7 @@ pub(crate) mod tests {
             .iter()
             .map(|(name, _)| name.as_str())
             .collect();
-        assert_eq!(names, vec!["train", "test", DATASET_DESCRIPTION]);
+        assert_eq!(names, vec!["train", "test", DatasetDescription::OUTPUT]);
         // Dependents learn what the data set is from this output, never from metrics.
         let description: Value = serde_json::from_slice(&output.outputs[2].1).unwrap();
         assert_eq!(description, output.metrics);

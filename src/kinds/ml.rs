@@ -6,10 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
-use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec};
-use crate::kinds::split::SPLIT_DESCRIPTION;
+use crate::kind::{
+    Artifact, BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec,
+};
+use crate::kinds::artifacts::{Evaluation, Lineage, SplitDescription};
 use crate::schema::{Arity, Choice, InputSlot, ParamType, Params};
 
 /// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
@@ -18,8 +21,10 @@ use crate::schema::{Arity, Choice, InputSlot, ParamType, Params};
 /// the net to score comes from the weights, not from upstream parameters. 4: a transfer draws
 /// its fresh layers, batch order and dropout from its own stream (`transfer_stream_seed`), not
 /// from its base's. 5: the CPU default is tpipe-ml's native path (one gemm product per conv
-/// layer, hand-written backward), whose sums run in another order than flex's.
-const ML_KINDS_VERSION: u32 = 5;
+/// layer, hand-written backward), whose sums run in another order than flex's. 6: the lineage
+/// in the weights and `evaluation.json` are typed artifacts with a format
+/// (`artifacts::Lineage`, `artifacts::Evaluation`); the tensors are the same bytes.
+const ML_KINDS_VERSION: u32 = 6;
 
 /// The seed a transfer's training draws from for a `seed:` of `seed`.
 ///
@@ -39,12 +44,8 @@ pub fn transfer_stream_seed(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The weights a `train` or `transfer` node writes.
+/// The weights a `train` or `transfer` node writes (with their [`Lineage`] in the metadata).
 pub const WEIGHTS: &str = "weights.safetensors";
-/// The scores an `evaluate` node writes, with the lineage of the net it scored.
-pub const EVALUATION: &str = "evaluation.json";
-/// The safetensors metadata entry that records how a net was made (JSON).
-pub const LINEAGE_METADATA: &str = "tpipe.lineage";
 
 /// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU path: `native`), or one by
 /// name: `native` (tpipe-ml's own CPU kernels), `flex` (burn's CPU backend), `torch` (burn on
@@ -395,7 +396,7 @@ impl NodeKind for Evaluate {
                 arity: Arity::One,
                 accepts: &["split"],
                 doc: "the split whose held-out images to score on",
-                reads: &["a_test", "b_test", SPLIT_DESCRIPTION],
+                reads: &["a_test", "b_test", SplitDescription::OUTPUT],
                 names_in_key: false,
             },
         ]
@@ -414,9 +415,10 @@ impl NodeKind for Evaluate {
     ) -> Result<BuildOutput, BuildError> {
         backend::evaluate(context, params)
     }
+    /// The metrics are the evaluation itself.
     fn headline(&self, metrics: &Value) -> Option<String> {
-        let top1 = metrics.get("top1")?.as_f64()?;
-        let variant = metrics.get("variant").and_then(Value::as_str).unwrap_or("");
+        let evaluation = Evaluation::deserialize(metrics).ok()?;
+        let (top1, variant) = (evaluation.scores.top1, evaluation.net.variant);
         Some(format!("top-1 {top1:.4} {variant}").trim_end().to_string())
     }
 }
@@ -449,27 +451,17 @@ fn lineage(
     task: Task,
     seed: u64,
     settings: Option<TransferSettings>,
-    base_lineage: Option<Value>,
-) -> Result<Map<String, Value>, BuildError> {
+    base: Option<Lineage>,
+) -> Lineage {
     let task = task.word();
     let (variant, layers_copied, source_task, fine_tuned) = match settings {
         None => (format!("base{task}"), 0, task.to_string(), false),
         Some(settings) => {
-            let source = match &base_lineage {
-                Some(base) => base
-                    .get("task")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        BuildError::failed(
-                            "the base net's weights do not say which task they were trained on \
-                             (hint: rebuild the base with this tpipe)",
-                        )
-                    })?
-                    .to_string(),
-                None => "random".to_string(),
-            };
+            let source = base
+                .as_ref()
+                .map_or_else(|| "random".to_string(), |base| base.task.clone());
             let plus = if settings.finetune { "+" } else { "" };
-            let variant = if source == "random" {
+            let variant = if base.is_none() {
                 format!("random{plus}")
             } else {
                 format!("{source}n{task}{plus}")
@@ -477,15 +469,16 @@ fn lineage(
             (variant, settings.layers_copied, source, settings.finetune)
         }
     };
-    let mut map = Map::new();
-    map.insert("variant".into(), json!(variant));
-    map.insert("task".into(), json!(task));
-    map.insert("source_task".into(), json!(source_task));
-    map.insert("layers_copied".into(), json!(layers_copied));
-    map.insert("fine_tuned".into(), json!(fine_tuned));
-    map.insert("seed".into(), json!(seed));
-    map.insert("base".into(), base_lineage.unwrap_or(Value::Null));
-    Ok(map)
+    Lineage {
+        format: Lineage::FORMAT,
+        variant,
+        task: task.to_string(),
+        source_task,
+        layers_copied,
+        fine_tuned,
+        seed,
+        base: base.map(Box::new),
+    }
 }
 
 #[cfg(feature = "ml")]
@@ -501,11 +494,13 @@ mod backend {
 
     use super::{
         lineage, task_blob, Backend, EvaluateParams, Init, NetParams, Task, TrainingParams,
-        TransferSettings, EVALUATION, LINEAGE_METADATA, WEIGHTS,
+        TransferSettings, WEIGHTS,
     };
     use crate::data::Dataset;
-    use crate::kind::{BuildContext, BuildError, BuildOutput};
-    use crate::kinds::split::SPLIT_DESCRIPTION;
+    use crate::kind::{
+        Artifact, ArtifactProblem, BuildContext, BuildError, BuildOutput, InputArtifact,
+    };
+    use crate::kinds::artifacts::{EvaluatedData, Evaluation, Lineage, Scores, SplitDescription};
 
     fn image_set(context: &BuildContext, task: Task, part: &str) -> Result<ImageSet, BuildError> {
         let split = context.input("data")?;
@@ -593,19 +588,19 @@ mod backend {
         }
     }
 
-    /// The lineage a weights file records, if it records one.
-    fn lineage_of(weights: &[u8]) -> Result<Option<Value>, BuildError> {
+    /// The lineage the weights of `input` record, as an error naming that input otherwise.
+    fn lineage_of(input: &InputArtifact, weights: &[u8]) -> Result<Lineage, BuildError> {
         let metadata = tpipe_ml::weights_metadata(weights).map_err(ml_error)?;
-        metadata
-            .get(LINEAGE_METADATA)
-            .map(|text| {
-                serde_json::from_str(text).map_err(|error| {
-                    BuildError::failed(format!(
-                        "the weights' `{LINEAGE_METADATA}` is not JSON: {error}"
-                    ))
-                })
-            })
-            .transpose()
+        let problem = |source| BuildError::Artifact {
+            slot: input.slot.clone(),
+            index: input.index,
+            output: Lineage::METADATA,
+            source,
+        };
+        let text = metadata
+            .get(Lineage::METADATA)
+            .ok_or_else(|| problem(ArtifactProblem::Missing))?;
+        Lineage::from_metadata(text).map_err(problem)
     }
 
     pub(super) fn train(
@@ -621,17 +616,13 @@ mod backend {
         if settings.is_some() {
             config.seed = super::transfer_stream_seed(training.seed);
         }
-        let base_weights = match (settings, context.optional_input("base")) {
-            (Some(_), Some(base)) => Some(context.read(base, WEIGHTS)?),
-            _ => None,
-        };
-        let base_lineage = match &base_weights {
-            Some(weights) => Some(lineage_of(weights)?.ok_or_else(|| {
-                BuildError::failed(
-                    "the base net's weights record no lineage (hint: rebuild the base with this tpipe)",
-                )
-            })?),
-            None => None,
+        let (base_weights, base_lineage) = match (settings, context.optional_input("base")) {
+            (Some(_), Some(base)) => {
+                let weights = context.read(base, WEIGHTS)?;
+                let lineage = lineage_of(base, &weights)?;
+                (Some(weights), Some(lineage))
+            }
+            _ => (None, None),
         };
         let source_weights = match (settings, base_weights) {
             (None, _) => None,
@@ -671,14 +662,13 @@ mod backend {
         };
         let outcome =
             tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
-        let lineage = lineage(task, training.seed, settings, base_lineage)?;
-        let mut metadata = BTreeMap::new();
-        metadata.insert(
-            LINEAGE_METADATA.to_string(),
-            serde_json::to_string(&lineage).map_err(BuildError::failed)?,
-        );
+        let lineage = lineage(task, training.seed, settings, base_lineage);
+        let metadata = BTreeMap::from([(Lineage::METADATA.to_string(), lineage.to_metadata())]);
         let weights = tpipe_ml::with_metadata(&outcome.weights, &metadata).map_err(ml_error)?;
-        let mut metrics = lineage;
+        // For people (`tpipe show`): the lineage, then how the training went.
+        let Ok(Value::Object(mut metrics)) = serde_json::to_value(&lineage) else {
+            unreachable!("a lineage serialises to a map")
+        };
         metrics.insert("epoch_losses".into(), json!(outcome.epoch_losses));
         metrics.insert("epoch_accuracies".into(), json!(outcome.epoch_accuracies));
         metrics.insert(
@@ -702,16 +692,12 @@ mod backend {
     ) -> Result<BuildOutput, BuildError> {
         let task = params.task;
         let data = image_set(context, task, "test")?;
-        let split = context.read_json(context.input("data")?, SPLIT_DESCRIPTION)?;
+        let split: SplitDescription = context.read_artifact(context.input("data")?)?;
         let model = context.input("model")?;
         let weights = context.read(model, WEIGHTS)?;
         // The net's shape and history come from its weights, never from upstream parameters.
         let net = tpipe_ml::net_config_of_weights(&weights).map_err(ml_error)?;
-        let lineage = lineage_of(&weights)?.ok_or_else(|| {
-            BuildError::failed(
-                "the model's weights record no lineage (hint: rebuild it with this tpipe)",
-            )
-        })?;
+        let lineage = lineage_of(model, &weights)?;
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
             backend: backend_choice(context, params.backend)?,
@@ -719,57 +705,37 @@ mod backend {
             progress: None,
             ..Default::default()
         };
-        let evaluation = tpipe_ml::evaluate(&net, &weights, &data, &options).map_err(ml_error)?;
-        let mut metrics = serde_json::to_value(&evaluation).map_err(BuildError::failed)?;
-        let object = metrics.as_object_mut().expect("an evaluation is an object");
+        let scored = tpipe_ml::evaluate(&net, &weights, &data, &options).map_err(ml_error)?;
         // The backend is provenance (in the record), not a result: the file must be the same
         // whichever machine scored the net.
-        object.remove("backend");
-        for field in [
-            "variant",
-            "layers_copied",
-            "source_task",
-            "fine_tuned",
-            "seed",
-        ] {
-            if let Some(value) = lineage.get(field) {
-                object.insert(field.into(), value.clone());
-            }
-        }
-        object.insert(
-            "trained_task".into(),
-            lineage.get("task").cloned().unwrap_or(Value::Null),
-        );
-        object.insert("target_task".into(), json!(task.word()));
-        object.insert("num_classes".into(), json!(data.num_classes));
-        object.insert(
-            "split".into(),
-            split.get("id").cloned().unwrap_or(Value::Null),
-        );
-        object.insert(
-            "split_kind".into(),
-            split.get("label").cloned().unwrap_or(Value::Null),
-        );
-        object.insert(
-            "dataset".into(),
-            split.get("dataset").cloned().unwrap_or(Value::Null),
-        );
-        object.insert(
-            "classes".into(),
-            split
-                .get(task.word().to_lowercase())
-                .and_then(|task| task.get("classes"))
-                .cloned()
-                .unwrap_or(Value::Null),
-        );
-        object.insert("lineage".into(), lineage);
+        let evaluation = Evaluation {
+            format: Evaluation::FORMAT,
+            net: lineage,
+            data: EvaluatedData {
+                classes: split.task(task.word()).classes.clone(),
+                split: split.id,
+                relation: split.relation,
+                dataset: split.dataset,
+                task: task.word().to_string(),
+                num_classes: data.num_classes,
+            },
+            scores: Scores {
+                top1: scored.top1,
+                top5: scored.top5,
+                count: scored.count,
+                // A class without images has no accuracy (NaN), written as `null`.
+                per_class_accuracy: scored
+                    .per_class_accuracy
+                    .iter()
+                    .map(|accuracy| Some(*accuracy).filter(|accuracy| !accuracy.is_nan()))
+                    .collect(),
+                confusion: scored.confusion,
+            },
+        };
         Ok(BuildOutput {
-            outputs: vec![(
-                EVALUATION.into(),
-                serde_json::to_vec_pretty(&metrics).map_err(BuildError::failed)?,
-            )],
-            backend: Some(evaluation.backend),
-            metrics,
+            outputs: vec![(Evaluation::OUTPUT.into(), evaluation.to_bytes())],
+            backend: Some(scored.backend),
+            metrics: serde_json::to_value(&evaluation).expect("artifacts always serialise"),
         })
     }
 }

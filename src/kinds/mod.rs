@@ -1,5 +1,7 @@
-//! The built-in node kinds.
+//! The built-in node kinds, and the artifacts they pass each other (`artifacts`).
 
+#[cfg(feature = "kinds")]
+pub mod artifacts;
 #[cfg(feature = "kinds")]
 pub mod dataset;
 #[cfg(feature = "kinds")]

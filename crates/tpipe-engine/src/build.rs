@@ -139,6 +139,17 @@ pub fn build_action(
                 let node = action.upstream_name(&slot, index);
                 BuildError::failed(format!("input `{slot}` (node `{node}`): {source}"))
             }
+            BuildError::Artifact {
+                slot,
+                index,
+                output,
+                source,
+            } => {
+                let node = action.upstream_name(&slot, index);
+                BuildError::failed(format!(
+                    "input `{slot}` (node `{node}`), `{output}`: {source} (hint: rebuild `{node}` with this tpipe: `tpipe run --force {node}`)"
+                ))
+            }
             other => other,
         })?;
     let duration = clock.elapsed();

@@ -79,6 +79,55 @@ pub enum BuildError {
         index: usize,
         source: CacheError,
     },
+    /// An input's artifact does not read as its type; the engine names the node, as above.
+    #[error("input `{slot}`, `{output}`: {source}")]
+    Artifact {
+        slot: String,
+        index: usize,
+        output: &'static str,
+        source: ArtifactProblem,
+    },
+}
+
+/// An output other nodes read as JSON: one serde type that its writer and every reader share,
+/// so a renamed field is a compile error, and an unknown or missing one (with
+/// `deny_unknown_fields`) a load error naming the artifact and the node, never a default.
+pub trait Artifact: serde::Serialize + serde::de::DeserializeOwned {
+    /// The output's name (`split.json`).
+    const OUTPUT: &'static str;
+    /// The layout this tpipe writes and reads; bump it (and the writing kind's version) when
+    /// the layout changes.
+    const FORMAT: u32;
+    /// The layout the value says it is in.
+    fn format(&self) -> u32;
+
+    /// The bytes the writing kind stores (pretty JSON, fields in declaration order).
+    fn to_bytes(&self) -> Vec<u8> {
+        serde_json::to_vec_pretty(self).expect("artifacts always serialise")
+    }
+
+    /// Reads bytes written by [`Artifact::to_bytes`] in this [`Artifact::FORMAT`].
+    fn from_bytes(bytes: &[u8]) -> Result<Self, ArtifactProblem> {
+        let artifact: Self = serde_json::from_slice(bytes)?;
+        if artifact.format() != Self::FORMAT {
+            return Err(ArtifactProblem::Format {
+                found: artifact.format(),
+                expected: Self::FORMAT,
+            });
+        }
+        Ok(artifact)
+    }
+}
+
+/// Why an artifact does not read as its type.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactProblem {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("it is in format {found}, and this tpipe reads format {expected}")]
+    Format { found: u32, expected: u32 },
+    #[error("it is not there")]
+    Missing,
 }
 
 impl BuildError {
@@ -184,14 +233,14 @@ impl BuildContext<'_> {
             })
     }
 
-    /// Reads one output as JSON.
-    pub fn read_json(&self, input: &InputArtifact, output: &str) -> Result<Value, BuildError> {
-        let bytes = self.read(input, output)?;
-        serde_json::from_slice(&bytes).map_err(|error| {
-            BuildError::failed(format!(
-                "{}, output `{output}` is not JSON: {error}",
-                input.describe()
-            ))
+    /// Reads one input's artifact `A` (its output [`Artifact::OUTPUT`]) as its type.
+    pub fn read_artifact<A: Artifact>(&self, input: &InputArtifact) -> Result<A, BuildError> {
+        let bytes = self.read(input, A::OUTPUT)?;
+        A::from_bytes(&bytes).map_err(|source| BuildError::Artifact {
+            slot: input.slot.clone(),
+            index: input.index,
+            output: A::OUTPUT,
+            source,
         })
     }
 

@@ -15,7 +15,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::analysis::{Analysis, KindCell};
+use super::analysis::{Analysis, RelationCell};
 use super::runs::Role;
 use super::statistics::{Interval, CONFIDENCE};
 use crate::kinds::paper_reference as paper;
@@ -65,7 +65,7 @@ const TRANSFER_COLOR: RGBColor = RGBColor(200, 30, 30);
 const TRANSFER_TUNED_COLOR: RGBColor = RGBColor(240, 140, 40);
 const DISSIMILAR_COLOR: RGBColor = RGBColor(130, 40, 160);
 const RANDOM_COLOR: RGBColor = RGBColor(40, 140, 70);
-const OTHER_KIND_COLORS: [RGBColor; 3] = [
+const OTHER_RELATION_COLORS: [RGBColor; 3] = [
     RGBColor(0, 140, 140),
     RGBColor(150, 110, 0),
     RGBColor(200, 60, 140),
@@ -100,7 +100,7 @@ pub struct PaperCurve {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
     pub title: String,
-    pub accuracy_kind: Option<String>,
+    pub accuracy_relation: Option<String>,
     pub base_dots: Vec<(f64, f64)>,
     pub base_mean: Option<f64>,
     pub variants: Vec<VariantCurve>,
@@ -137,21 +137,21 @@ fn padded(
     (low, high)
 }
 
-fn kind_color(kind: &str, index: usize) -> RGBColor {
-    match kind {
+fn relation_color(relation: &str, index: usize) -> RGBColor {
+    match relation {
         "similar" => TRANSFER_COLOR,
         "dissimilar" => DISSIMILAR_COLOR,
-        _ => OTHER_KIND_COLORS[index % OTHER_KIND_COLORS.len()],
+        _ => OTHER_RELATION_COLORS[index % OTHER_RELATION_COLORS.len()],
     }
 }
 
 impl Figure {
     pub fn from_analysis(analysis: &Analysis, title: &str, paper_reference: bool) -> Figure {
-        let accuracy_kind = analysis.primary_kind();
-        let kind = accuracy_kind.unwrap_or_default();
+        let accuracy_relation = analysis.primary_relation();
+        let primary = accuracy_relation.unwrap_or_default();
         let mut figure = Figure {
             title: title.to_string(),
-            accuracy_kind: accuracy_kind.map(str::to_string),
+            accuracy_relation: accuracy_relation.map(str::to_string),
             base_dots: Vec::new(),
             base_mean: None,
             variants: Vec::new(),
@@ -164,7 +164,7 @@ impl Figure {
         };
 
         // baseB is the same per-split base every Δ subtracts (see `analysis`).
-        if let Some(base) = analysis.base(kind) {
+        if let Some(base) = analysis.base(primary) {
             figure.base_dots = base.runs.iter().map(|run| (0.0, run.top1)).collect();
             figure.base_mean = base.top1.sample().map(|sample| sample.mean);
         }
@@ -175,7 +175,7 @@ impl Figure {
             ("AnB+", TRANSFER_TUNED_COLOR, 0.15),
         ];
         for (name, color, offset) in variants {
-            let curve = analysis.kind_curve(kind, name);
+            let curve = analysis.relation_curve(primary, name);
             if curve.is_empty() {
                 continue;
             }
@@ -214,7 +214,7 @@ impl Figure {
             }
         }
         figure.chance_level_not_plotted = analysis
-            .kind_cells
+            .relation_cells
             .iter()
             .filter(|cell| cell.role != Role::Other)
             .map(|cell| cell.chance_level.len())
@@ -226,24 +226,24 @@ impl Figure {
             .map(|(_, top1)| *top1);
         figure.accuracy_range = padded(accuracies, 0.02, Some((0.0, 1.0)));
 
-        // Figure 3: AnB on every split kind, and random weights. Chance-level runs are in no
+        // Figure 3: AnB on every relation, and random weights. Chance-level runs are in no
         // point here either; the note under the figure counts them.
-        for (index, split_kind) in analysis.kinds.iter().enumerate() {
-            let color = kind_color(split_kind, index);
-            let points = drop_points(&analysis.kind_curve(split_kind, "AnB"));
+        for (index, relation) in analysis.relations.iter().enumerate() {
+            let color = relation_color(relation, index);
+            let points = drop_points(&analysis.relation_curve(relation, "AnB"));
             if !points.is_empty() {
                 figure.drops.push(DropCurve {
-                    label: format!("AnB, {split_kind}"),
+                    label: format!("AnB, {relation}"),
                     color,
                     points,
                 });
             }
         }
-        for split_kind in &analysis.kinds {
-            let points = drop_points(&analysis.kind_curve(split_kind, "random"));
+        for relation in &analysis.relations {
+            let points = drop_points(&analysis.relation_curve(relation, "random"));
             if !points.is_empty() {
-                let label = format!("random weights, {split_kind}");
-                let color = if *split_kind == kind {
+                let label = format!("random weights, {relation}");
+                let color = if *relation == primary {
                     RANDOM_COLOR
                 } else {
                     RGBColor(110, 170, 110)
@@ -304,7 +304,7 @@ impl Figure {
 }
 
 /// Each n's mean difference from baseB across units, with its 95% t-interval.
-fn drop_points(curve: &[&KindCell]) -> Vec<(f64, f64, Option<Interval>)> {
+fn drop_points(curve: &[&RelationCell]) -> Vec<(f64, f64, Option<Interval>)> {
     curve
         .iter()
         .filter(|cell| cell.layers_copied >= 1)
@@ -427,9 +427,9 @@ where
     DB::ErrorType: 'static,
 {
     let (area, legend_area) = split_off_legend(panel);
-    let kind = figure.accuracy_kind.as_deref().unwrap_or("none");
+    let relation = figure.accuracy_relation.as_deref().unwrap_or("none");
     let caption =
-        format!("Top-1 on the target task vs layers copied ({kind} splits), cf. paper Fig. 2");
+        format!("Top-1 on the target task vs layers copied ({relation} splits), cf. paper Fig. 2");
     let (low, high) = figure.accuracy_range;
     let mut builder = ChartBuilder::on(&area);
     builder
