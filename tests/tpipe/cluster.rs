@@ -3,10 +3,10 @@
 //! generic runner (queue, polling, retries, the record as the truth, cancelling, `--detach`)
 //! is tested here on any machine, without Slurm.
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{tpipe_binary, Project};
+use crate::support::{summary_line, text, tpipe_binary, Project};
 
 fn tpipe(project: &Project, args: &[&str]) -> Command {
     let mut command = Command::new(tpipe_binary());
@@ -19,13 +19,6 @@ fn tpipe(project: &Project, args: &[&str]) -> Command {
     command
 }
 
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
 /// Runs `args` in `project`, which must succeed; returns stdout and stderr.
 fn succeed(project: &Project, args: &[&str]) -> (String, String) {
     let output = tpipe(project, args).output().unwrap();
@@ -35,14 +28,6 @@ fn succeed(project: &Project, args: &[&str]) -> (String, String) {
 }
 
 const ON_THE_CLUSTER: &[&str] = &["run", "pipeline.yaml", "--executor", "processes"];
-
-/// The line of the summary table for `node`.
-fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
-    stdout
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(node))
-        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
-}
 
 /// Node → (key, outputs) of every node of a JSON summary, read from the project's cache.
 fn outputs(project: &Project, stdout: &str) -> Vec<(String, String, String)> {

@@ -5,10 +5,10 @@
 //! executor.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{tpipe_binary, Project};
+use crate::support::{summary_line, text, tpipe_binary, Project};
 
 const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slurm/cluster.sh");
 
@@ -128,21 +128,6 @@ fn slurm_project(yaml: &str) -> Project {
     let project = Project::new(yaml);
     std::fs::write(project.path("tpipe.toml"), FAST_POLLING).unwrap();
     project
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// The line of the summary table for `node`.
-fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
-    stdout
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(node))
-        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
 }
 
 /// Runs the project's pipeline through Slurm, which must succeed; returns stdout and stderr.

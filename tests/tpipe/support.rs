@@ -133,3 +133,19 @@ pub fn status_of<'a>(summary: &'a RunSummary, name: &str) -> &'a NodeStatus {
 pub fn tpipe_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tpipe"))
 }
+
+/// A finished command's stdout and stderr, as text.
+pub fn text(output: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The line of the summary table for `node`.
+pub fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(node))
+        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
+}
