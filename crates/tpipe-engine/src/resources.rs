@@ -9,40 +9,32 @@
 use std::fmt;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::Value;
 
 /// A node's resources; `None` leaves a field to the executor's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Resources {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Gpus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
     /// Memory for the whole job.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub mem: Option<Memory>,
     /// Wall-clock limit.
-    #[serde(skip_serializing_if = "Option::is_none", with = "seconds")]
     pub time: Option<Duration>,
     /// How many times a failed cluster job is submitted again.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     /// Build on the submitting machine even under a cluster executor.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<bool>,
 }
 
 /// GPUs: a count and, optionally, a type the cluster names (`a100`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Gpus {
     pub count: u32,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub gpu_type: Option<String>,
 }
 
 /// An amount of memory, in kibibytes (the smallest unit `mem:` can name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Memory {
     pub kibibytes: u64,
 }
@@ -66,21 +58,6 @@ impl fmt::Display for Memory {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (amount, unit) = self.whole_units();
         write!(formatter, "{amount}{unit}")
-    }
-}
-
-/// `time` as whole seconds in JSON (`resources` reach `tpipe plan --json`).
-mod seconds {
-    use std::time::Duration;
-
-    pub fn serialize<S: serde::Serializer>(
-        time: &Option<Duration>,
-        serializer: S,
-    ) -> Result<S::Ok, S::Error> {
-        match time {
-            Some(time) => serializer.serialize_u64(time.as_secs()),
-            None => serializer.serialize_none(),
-        }
     }
 }
 
