@@ -72,7 +72,7 @@ fn main() {
         time_command(binary, project.path(), &["plan", "pipeline.yaml"]),
     );
 
-    let registry = tpipe::kinds::testing::registry();
+    let registry = tpipe_engine::testing::registry();
     let in_process: Vec<Duration> = (0..ROUNDS)
         .map(|_| {
             let started = Instant::now();

@@ -17,9 +17,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tpipe::cache::record::{Metrics, OutputRef, Provenance, Record, RECORD_FORMAT};
 use tpipe::cache::Cache;
 use tpipe::hash::ContentHash;
+use tpipe::record::{Metrics, OutputRef, Provenance, Record, RECORD_FORMAT};
 use tpipe::remote::{RemoteLocation, RemoteSettings, RemoteSpec, StoreRemote};
 
 struct Options {

@@ -55,7 +55,7 @@ pub fn show(
                 session.pipeline.nodes[position].kind
             )?;
             if let Some(key) = node_plan.key.as_deref().and_then(|key| key.parse().ok()) {
-                show_slurm_log(session, &key, name, out)?;
+                show_job_log(session, &key, name, out)?;
             }
             return Ok(exit::BUILD_FAILED);
         }
@@ -330,8 +330,9 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
     Ok(exit::SUCCESS)
 }
 
-/// The log of the last Slurm job that tried to build `key`: where it is and how it ends.
-fn show_slurm_log(
+/// The log of the last cluster job that tried to build `key`, on any backend whose logs are
+/// there: where it is and how it ends.
+fn show_job_log(
     session: &Session,
     key: &ContentHash,
     node: &str,
@@ -341,12 +342,17 @@ fn show_slurm_log(
         .into_iter()
         .chain([session.project_dir.join("tpipe.toml")])
         .collect();
-    let config = crate::slurm::ExecutorConfig::load(&files).unwrap_or_default();
-    let logs = crate::slurm::logs_dir(&config.slurm, session.cache.root());
-    if let Some(log) = crate::slurm::latest_log(&logs, key, node) {
-        writeln!(out, "its last Slurm job's log: {}", log.display())?;
-        for line in crate::slurm::log_tail(&log, 10) {
-            writeln!(out, "  {line}")?;
+    // A config that does not read is `run`'s to report; here every backend keeps its defaults.
+    let backends = crate::executors::backends();
+    let config = crate::cluster::ExecutorConfig::load(&files, backends).unwrap_or_default();
+    for entry in backends {
+        let settings = (entry.settings)(config.sections_of(entry)).unwrap_or_default();
+        let logs = crate::cluster::logs_dir(entry, &settings, session.cache.root());
+        if let Some(log) = crate::cluster::latest_log(&logs, key, node) {
+            writeln!(out, "its last {}'s log: {}", entry.job_noun, log.display())?;
+            for line in crate::cluster::log_tail(&log, 10) {
+                writeln!(out, "  {line}")?;
+            }
         }
     }
     Ok(())

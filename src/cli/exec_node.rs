@@ -6,7 +6,7 @@ use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use crate::action::{build_action, ActionError, ActionRun};
+use crate::build::{build_action, ActionError, ActionRun};
 use crate::cache::Lookup;
 use crate::hash::ContentHash;
 use crate::kind::{BuildOptions, KindRegistry, Progress};

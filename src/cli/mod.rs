@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use clap::{Parser, Subcommand, ValueEnum};
+use tpipe_backend::Backend;
 
 use crate::cache::Cache;
 use crate::exec::{RunOptions, RunSummary};
@@ -93,7 +94,7 @@ enum Command {
         key: String,
         /// Compute backend for a training node, overriding the action's setting.
         #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        backend: Option<Backend>,
         #[command(flatten)]
         remote: remote_commands::RemoteArgs,
         /// Upload the built node to the remote.
@@ -115,7 +116,7 @@ enum Command {
         #[arg(long)]
         node: String,
         #[arg(long, value_enum)]
-        backend: Option<BackendArg>,
+        backend: Option<Backend>,
     },
 }
 
@@ -136,7 +137,7 @@ struct RunArgs {
     force: Vec<String>,
     /// Compute backend for training nodes, overriding the YAML.
     #[arg(long, value_enum)]
-    backend: Option<BackendArg>,
+    backend: Option<Backend>,
     /// Print the summary as JSON.
     #[arg(long)]
     json: bool,
@@ -148,30 +149,15 @@ struct RunArgs {
     /// Upload each node to the remote as it finishes.
     #[arg(long)]
     push: bool,
-    /// Where nodes are built: here, or one Slurm job per node over the shared cache (default:
-    /// `executor.default` in tpipe.toml or ~/.config/tpipe/config.toml, else local).
-    #[arg(long, value_enum)]
-    executor: Option<executor::ExecutorArg>,
-    /// With the Slurm executor: submit every node still to build, each after the jobs of its
-    /// inputs (`afterok`), and return at once. A later `run` waits for those jobs.
+    /// Where nodes are built: here, or one cluster job per node over the shared cache
+    /// (default: `executor.default` in tpipe.toml or ~/.config/tpipe/config.toml, else local).
+    #[arg(long, value_parser = executor::executor_words())]
+    executor: Option<String>,
+    /// With a cluster executor: submit every node that does not build here, each after the
+    /// jobs of its inputs, build here what builds here as far as its inputs are built, and
+    /// return. A later `run` waits for those jobs and builds the rest.
     #[arg(long)]
     detach: bool,
-}
-
-#[derive(Clone, Copy, Debug, ValueEnum)]
-enum BackendArg {
-    /// wgpu on a real GPU, else `cpu`.
-    Auto,
-    /// The fastest CPU path: `native`.
-    Cpu,
-    /// tpipe-ml's own CPU kernels: one gemm product per conv layer, hand-written backward.
-    Native,
-    /// burn's pure-Rust CPU backend.
-    Flex,
-    /// burn's LibTorch backend on the CPU (needs the `torch` feature).
-    Torch,
-    /// burn's wgpu backend on the default adapter.
-    Wgpu,
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -372,7 +358,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             let request = exec_node::ExecNodeRequest {
                 key: &key,
                 cache_dir: &cache_dir,
-                backend: backend.map(|backend| format!("{backend:?}").to_lowercase()),
+                backend: backend.map(|backend| backend.word().to_string()),
                 remote: &remote,
                 push,
                 action_file: action.as_deref(),
@@ -386,7 +372,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             backend,
         } => {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
-            let backend = backend.map(|backend| format!("{backend:?}").to_lowercase());
+            let backend = backend.map(|backend| backend.word().to_string());
             exec_node::exec_pipeline_node(
                 &file,
                 &snapshot,
@@ -447,16 +433,15 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     }
     let cancel = Arc::new(AtomicBool::new(false));
     install_interrupt_handler(cancel.clone());
-    let backend = args
-        .backend
-        .map(|backend| format!("{backend:?}").to_lowercase());
+    let backend = args.backend.map(|backend| backend.word().to_string());
     let remote = remote.map(|remote| remote as Arc<dyn crate::remote::Remote>);
-    let mut runner = executor::choose(session, args.executor, backend.clone())?;
+    let mut runner = executor::choose(session, args.executor.as_deref(), backend.clone())?;
     let remote_records_only = runner.use_remote_for_artifacts(remote.as_ref())?;
     if args.detach {
-        return executor::detach(session, &runner, &args.targets, stdout);
+        runner.check_detach()?;
+    } else {
+        runner.attach_detached(session);
     }
-    runner.attach_detached(session);
     let jobs = args.jobs.unwrap_or_else(|| runner.default_jobs());
     let options = RunOptions {
         jobs,
@@ -470,11 +455,12 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         remote,
         push: args.push,
         remote_records_only,
+        detach: args.detach,
     };
     let observer = progress::TerminalObserver::new(session, &options);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
     let cluster_report = runner.finish();
-    if summary.as_ref().is_ok_and(RunSummary::all_succeeded) {
+    if !args.detach && summary.as_ref().is_ok_and(RunSummary::all_succeeded) {
         runner.forget_detached(session);
     }
     let summary: RunSummary = summary.map_err(Failure::usage)?;
@@ -488,9 +474,12 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         writeln!(stdout)?;
     } else {
         // One write for the whole table, not one per node.
-        let mut buffered = std::io::BufWriter::new(stdout);
+        let mut buffered = std::io::BufWriter::new(&mut *stdout);
         table::write_summary(&mut buffered, &summary)?;
         buffered.flush()?;
+    }
+    if args.detach {
+        executor::record_detached(session, &runner, &summary, stdout)?;
     }
     Ok(if summary.cancelled || cancel.load(Ordering::Relaxed) {
         exit::INTERRUPTED

@@ -102,6 +102,10 @@ pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Res
         let result = match &node.status {
             NodeStatus::Failed { error } => error.lines().next().unwrap_or_default().to_string(),
             NodeStatus::Skipped { after } => format!("needs `{after}`"),
+            NodeStatus::Submitted { job } => format!("job {job}"),
+            NodeStatus::Deferred { after } => {
+                format!("builds here after `{after}` (a later `run` does it)")
+            }
             _ => node.headline.clone().unwrap_or_default(),
         };
         rows.push(vec![
@@ -117,6 +121,8 @@ pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Res
         "built",
         "cached",
         "fetched",
+        "submitted",
+        "deferred",
         "failed",
         "skipped",
         "cancelled",

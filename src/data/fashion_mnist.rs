@@ -369,7 +369,7 @@ mod download {
                 .and_then(|bytes| {
                     check_download(&url, known, bytes.clone())
                         .map(|_| bytes)
-                        .map_err(|error| error.to_string())
+                        .map_err(FetchError::Check)
                 }) {
                     Ok(bytes) => {
                         fetched = Some(bytes);
@@ -390,20 +390,29 @@ mod download {
         Ok(())
     }
 
+    /// Why one address did not give a valid file.
+    #[derive(Debug, thiserror::Error)]
+    enum FetchError {
+        #[error("{0}")]
+        Request(#[from] ureq::Error),
+        #[error("{0}")]
+        Read(#[from] std::io::Error),
+        #[error("{0}")]
+        Check(FashionMnistError),
+    }
+
     fn fetch(
         agent: &ureq::Agent,
         url: &str,
         progress: &mut dyn FnMut(u64, Option<u64>),
-    ) -> Result<Vec<u8>, String> {
-        let response = agent.get(url).call().map_err(|error| error.to_string())?;
+    ) -> Result<Vec<u8>, FetchError> {
+        let response = agent.get(url).call()?;
         let total = response.body().content_length();
         let mut reader = response.into_body().into_reader();
         let mut bytes = Vec::with_capacity(total.unwrap_or(0).min(64 << 20) as usize);
         let mut buffer = vec![0u8; 1 << 16];
         loop {
-            let read = reader
-                .read(&mut buffer)
-                .map_err(|error| error.to_string())?;
+            let read = reader.read(&mut buffer)?;
             if read == 0 {
                 break;
             }

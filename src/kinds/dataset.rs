@@ -9,7 +9,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::data::cifar::Cifar100Classes;
 use crate::data::fashion_mnist::{DownloadProgress, FashionMnistOptions};
@@ -17,8 +17,9 @@ use crate::data::image_folder::ImageFolderOptions;
 use crate::data::source::Source;
 use crate::data::synthetic::{SyntheticOptions, MIN_SIZE};
 use crate::data::{Dataset, TrainTest};
-use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
-use crate::schema::{Choice, InputSlot, ParamSpec, ParamType, Params};
+use crate::kind::{Artifact, BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
+use crate::kinds::artifacts::{DatasetDescription, SetSummary};
+use crate::schema::{Choice, InputSlot, ParamType};
 
 tpipe_engine::choice_enum! {
     /// Where a data set's images come from.
@@ -190,12 +191,13 @@ fn or_default(value: usize, default: usize) -> usize {
 
 /// The source the parameters describe, with paths resolved. Parameters are already validated
 /// by the spec layer and [`DatasetKind::check`], so an error here is a missing path only.
-fn source_of(params: &DatasetParams, project_dir: &Path) -> Result<Source, String> {
+fn source_of(params: &DatasetParams, project_dir: &Path) -> Result<Source, ParamProblem> {
     let source = params.source;
     let path = resolve(project_dir, &params.path);
     let needs_path = || {
-        path.clone()
-            .ok_or_else(|| format!("source `{}` needs `path`", source.word()))
+        path.clone().ok_or_else(|| {
+            ParamProblem::new("path", format!("source `{}` needs `path`", source.word()))
+        })
     };
     Ok(match source {
         SourceName::FashionMnist => {
@@ -233,9 +235,12 @@ fn source_of(params: &DatasetParams, project_dir: &Path) -> Result<Source, Strin
     })
 }
 
-/// What `show` and the summary report about one set.
-fn set_metrics(set: &Dataset) -> Value {
-    json!({ "images": set.count, "per_class": set.class_counts() })
+/// How many images one set holds, in total and per class.
+fn set_summary(set: &Dataset) -> SetSummary {
+    SetSummary {
+        images: set.count,
+        per_class: set.class_counts(),
+    }
 }
 
 fn download_message(progress: &DownloadProgress) -> (f64, String) {
@@ -263,32 +268,27 @@ fn download_message(progress: &DownloadProgress) -> (f64, String) {
 }
 
 impl NodeKind for DatasetKind {
+    type Params = DatasetParams;
+
     fn name(&self) -> &'static str {
         "dataset"
     }
 
-    /// 2: writes `dataset.json`, so dependents learn the source from content.
+    /// 2: writes `dataset.json`, so dependents learn the source from content. 3: `dataset.json`
+    /// is a typed artifact with a format (`artifacts::DatasetDescription`).
     fn version(&self) -> u32 {
-        2
+        3
     }
 
     fn about(&self) -> &'static str {
         "load a data set (Fashion-MNIST, IDX files, CIFAR, an image folder, or a generated one) into train and test sets"
     }
 
-    fn params(&self) -> Vec<ParamSpec> {
-        DatasetParams::specs()
-    }
-
     fn inputs(&self) -> Vec<InputSlot> {
         Vec::new()
     }
 
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        // Parameters of the wrong type were reported already.
-        let Ok(params) = DatasetParams::from_map(params) else {
-            return Vec::new();
-        };
+    fn check(&self, params: &DatasetParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
         let source = params.source;
         if source.needs_path() && params.path.is_empty() {
@@ -348,10 +348,7 @@ impl NodeKind for DatasetKind {
         problems
     }
 
-    fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        let Ok(params) = DatasetParams::from_map(params) else {
-            return Vec::new();
-        };
+    fn unused_params(&self, params: &DatasetParams) -> Vec<&'static str> {
         let reads = params.source.params_read();
         source_specific_params()
             .into_iter()
@@ -361,17 +358,20 @@ impl NodeKind for DatasetKind {
 
     fn external_inputs(
         &self,
-        params: &Map<String, Value>,
+        params: &DatasetParams,
         project_dir: &Path,
-    ) -> Result<Vec<PathBuf>, String> {
-        source_of(&DatasetParams::from_map(params)?, project_dir)?
+    ) -> Result<Vec<PathBuf>, ParamProblem> {
+        source_of(params, project_dir)?
             .files_read()
-            .map_err(|error| error.to_string())
+            .map_err(|error| ParamProblem::new("path", error.to_string()))
     }
 
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: DatasetParams = context.typed()?;
-        let source = source_of(&params, context.project_dir).map_err(BuildError::failed)?;
+    fn build(
+        &self,
+        params: &DatasetParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
+        let source = source_of(params, context.project_dir).map_err(BuildError::failed)?;
         context.report_progress(0.0, "loading");
         let sets = source
             .load(&mut |progress| {
@@ -402,47 +402,47 @@ impl NodeKind for DatasetKind {
 
 fn output_of(source: &str, sets: &TrainTest) -> BuildOutput {
     let train = &sets.train;
-    let mut metrics = json!({
-        "source": source,
-        "classes": train.num_classes(),
-        "class_names": train.class_names,
-        "image_shape": [train.channels, train.height, train.width],
-        "train": set_metrics(train),
-        "test": set_metrics(&sets.test),
-    });
-    if train.coarse_labels.is_some() {
-        metrics["groups"] = json!(train.coarse_names);
-    }
+    let description = DatasetDescription {
+        format: DatasetDescription::FORMAT,
+        source: source.to_string(),
+        classes: train.num_classes(),
+        class_names: train.class_names.clone(),
+        image_shape: [train.channels, train.height, train.width],
+        train: set_summary(train),
+        test: set_summary(&sets.test),
+        groups: train
+            .coarse_labels
+            .is_some()
+            .then(|| train.coarse_names.clone()),
+    };
     BuildOutput {
         outputs: vec![
             ("train".into(), train.to_bytes()),
             ("test".into(), sets.test.to_bytes()),
             // What the data set is, for dependents: builds never read another node's metrics.
-            (
-                DATASET_DESCRIPTION.into(),
-                serde_json::to_vec_pretty(&metrics).expect("JSON values always serialise"),
-            ),
+            (DatasetDescription::OUTPUT.into(), description.to_bytes()),
         ],
-        metrics,
+        metrics: serde_json::to_value(&description).expect("artifacts always serialise"),
         backend: None,
     }
 }
-
-/// The output that describes a data set (source, classes, counts) as JSON.
-pub const DATASET_DESCRIPTION: &str = "dataset.json";
 
 #[cfg(test)]
 pub(crate) mod tests {
     use std::collections::BTreeMap;
     use std::sync::atomic::AtomicBool;
 
+    use serde_json::{json, Map};
+
     use super::*;
     use crate::cache::Cache;
+    // Not `AnyKind` by name: its methods would clash with `NodeKind`'s on the kinds themselves.
     use crate::kind::{BuildOptions, InputArtifact, Progress};
+    use crate::schema::Params;
 
     /// Runs `kind` the way the engine would, with `inputs` already in `cache`.
     pub(crate) fn build_with(
-        kind: &dyn NodeKind,
+        kind: &dyn crate::kind::AnyKind,
         params: &Map<String, Value>,
         inputs: BTreeMap<String, Vec<InputArtifact>>,
         cache: &Cache,
@@ -466,7 +466,10 @@ pub(crate) mod tests {
     }
 
     /// The kind's parameters with their defaults, then `overrides`.
-    pub(crate) fn params_with(kind: &dyn NodeKind, overrides: Value) -> Map<String, Value> {
+    pub(crate) fn params_with(
+        kind: &dyn crate::kind::AnyKind,
+        overrides: Value,
+    ) -> Map<String, Value> {
         let mut params: Map<String, Value> = kind
             .params()
             .into_iter()
@@ -474,6 +477,11 @@ pub(crate) mod tests {
             .collect();
         params.extend(overrides.as_object().cloned().unwrap_or_default());
         params
+    }
+
+    /// [`params_with`] read into the kind's typed parameters, as its hooks receive them.
+    pub(crate) fn typed_with<K: NodeKind>(kind: &K, overrides: Value) -> K::Params {
+        K::Params::from_map(&params_with(kind, overrides)).expect("the parameters fit the kind")
     }
 
     #[test]
@@ -497,7 +505,7 @@ pub(crate) mod tests {
             .iter()
             .map(|(name, _)| name.as_str())
             .collect();
-        assert_eq!(names, vec!["train", "test", DATASET_DESCRIPTION]);
+        assert_eq!(names, vec!["train", "test", DatasetDescription::OUTPUT]);
         // Dependents learn what the data set is from this output, never from metrics.
         let description: Value = serde_json::from_slice(&output.outputs[2].1).unwrap();
         assert_eq!(description, output.metrics);
@@ -539,7 +547,7 @@ pub(crate) mod tests {
             json!({ "source": "mnist-idx", "path": "data/digits" }),
         );
         let files = DatasetKind
-            .external_inputs(&params, project.path())
+            .external_inputs(&DatasetParams::from_map(&params).unwrap(), project.path())
             .unwrap();
         assert_eq!(files.len(), 4);
         assert!(
@@ -563,7 +571,7 @@ pub(crate) mod tests {
             "3+2 images, 4 classes, 1×2×2"
         );
 
-        let missing = params_with(
+        let missing = typed_with(
             &DatasetKind,
             json!({ "source": "cifar10", "path": "data/nothing" }),
         );
@@ -571,14 +579,14 @@ pub(crate) mod tests {
             .external_inputs(&missing, project.path())
             .unwrap_err();
         assert!(
-            error.contains("nothing` has no `data_batch_1.bin`"),
+            error.message.contains("nothing` has no `data_batch_1.bin`"),
             "{error}"
         );
     }
 
     #[test]
     fn fashion_mnist_reads_no_external_files_because_its_content_is_pinned() {
-        let params = params_with(
+        let params = typed_with(
             &DatasetKind,
             json!({ "source": "fashion-mnist", "path": "anywhere" }),
         );
@@ -594,7 +602,7 @@ pub(crate) mod tests {
     fn image_folder_hashes_the_folder_and_the_class_list() {
         let project = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(project.path().join("photos").join("cat")).unwrap();
-        let params = params_with(
+        let params = typed_with(
             &DatasetKind,
             json!({ "source": "image-folder", "path": "photos", "class_list": "classes.txt" }),
         );
@@ -613,7 +621,7 @@ pub(crate) mod tests {
     #[test]
     fn only_the_chosen_source_s_parameters_are_in_the_key() {
         let unused = |source: &str| {
-            DatasetKind.unused_params(&params_with(&DatasetKind, json!({ "source": source })))
+            DatasetKind.unused_params(&typed_with(&DatasetKind, json!({ "source": source })))
         };
         let synthetic = unused("synthetic");
         assert!(
@@ -630,8 +638,7 @@ pub(crate) mod tests {
 
     #[test]
     fn check_reports_missing_paths_and_impossible_settings_with_hints() {
-        let problems =
-            DatasetKind.check(&params_with(&DatasetKind, json!({ "source": "cifar10" })));
+        let problems = DatasetKind.check(&typed_with(&DatasetKind, json!({ "source": "cifar10" })));
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].param.as_deref(), Some("path"));
         assert_eq!(
@@ -643,7 +650,7 @@ pub(crate) mod tests {
             Some("add `path: data/cifar-10-batches-bin` (relative to the project folder)")
         );
 
-        let problems = DatasetKind.check(&params_with(
+        let problems = DatasetKind.check(&typed_with(
             &DatasetKind,
             json!({ "source": "synthetic", "classes": 3, "families": 4, "channels": 2, "size": 5 }),
         ));
@@ -654,12 +661,12 @@ pub(crate) mod tests {
         assert_eq!(at, vec!["channels", "families", "size"]);
 
         assert!(DatasetKind
-            .check(&params_with(
+            .check(&typed_with(
                 &DatasetKind,
                 json!({ "source": "fashion-mnist" })
             ))
             .is_empty());
-        let problems = DatasetKind.check(&params_with(
+        let problems = DatasetKind.check(&typed_with(
             &DatasetKind,
             json!({ "source": "synthetic", "class_list": "c.txt" }),
         ));

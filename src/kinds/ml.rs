@@ -6,11 +6,14 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Map, Value};
+use serde::Deserialize;
+use serde_json::Value;
 
-use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec};
-use crate::kinds::split::SPLIT_DESCRIPTION;
-use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
+use crate::kind::{
+    Artifact, BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem, UpstreamSpec,
+};
+use crate::kinds::artifacts::{Evaluation, Lineage, SplitDescription};
+use crate::schema::{Arity, Choice, InputSlot, ParamType, Params};
 
 /// The code version of the three kinds, in every key: bump it whenever tpipe-ml's results
 /// change. 2: conv1 as a matrix multiply and cached frozen outputs change the low bits of
@@ -18,8 +21,10 @@ use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
 /// the net to score comes from the weights, not from upstream parameters. 4: a transfer draws
 /// its fresh layers, batch order and dropout from its own stream (`transfer_stream_seed`), not
 /// from its base's. 5: the CPU default is tpipe-ml's native path (one gemm product per conv
-/// layer, hand-written backward), whose sums run in another order than flex's.
-const ML_KINDS_VERSION: u32 = 5;
+/// layer, hand-written backward), whose sums run in another order than flex's. 6: the lineage
+/// in the weights and `evaluation.json` are typed artifacts with a format
+/// (`artifacts::Lineage`, `artifacts::Evaluation`); the tensors are the same bytes.
+const ML_KINDS_VERSION: u32 = 6;
 
 /// The seed a transfer's training draws from for a `seed:` of `seed`.
 ///
@@ -39,19 +44,13 @@ pub fn transfer_stream_seed(seed: u64) -> u64 {
     z ^ (z >> 31)
 }
 
-/// The weights a `train` or `transfer` node writes.
+/// The weights a `train` or `transfer` node writes (with their [`Lineage`] in the metadata).
 pub const WEIGHTS: &str = "weights.safetensors";
-/// The scores an `evaluate` node writes, with the lineage of the net it scored.
-pub const EVALUATION: &str = "evaluation.json";
-/// The safetensors metadata entry that records how a net was made (JSON).
-pub const LINEAGE_METADATA: &str = "tpipe.lineage";
 
-tpipe_engine::choice_enum! {
-    /// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU path: `native`), or one
-    /// by name: `native` (tpipe-ml's own CPU kernels), `flex` (burn's CPU backend), `torch`
-    /// (burn on LibTorch), `wgpu`.
-    pub enum Backend { Auto = "auto", Cpu = "cpu", Native = "native", Flex = "flex", Torch = "torch", Wgpu = "wgpu" }
-}
+/// `auto` (wgpu on a real GPU, else `cpu`), `cpu` (the fastest CPU path: `native`), or one by
+/// name: `native` (tpipe-ml's own CPU kernels), `flex` (burn's CPU backend), `torch` (burn on
+/// LibTorch), `wgpu`. The same enum is tpipe-ml's `BackendChoice` and the CLI's `--backend`.
+pub use tpipe_backend::Backend;
 
 tpipe_engine::choice_enum! {
     /// Which half of a split's classes.
@@ -206,11 +205,7 @@ tpipe_engine::kind_params! {
     }
 }
 
-fn check_net(params: &Map<String, Value>) -> Vec<ParamProblem> {
-    // Parameters of the wrong type were reported already.
-    let Ok(net) = NetParams::from_map(params) else {
-        return Vec::new();
-    };
+fn check_net(net: &NetParams) -> Vec<ParamProblem> {
     let mut problems = Vec::new();
     for (name, length, found) in [
         ("conv_channels", 5, net.conv_channels.len()),
@@ -249,6 +244,8 @@ fn task_blob(task: Task, part: &str) -> String {
 pub struct Train;
 
 impl NodeKind for Train {
+    type Params = TrainParams;
+
     fn name(&self) -> &'static str {
         "train"
     }
@@ -258,20 +255,20 @@ impl NodeKind for Train {
     fn about(&self) -> &'static str {
         "train the 8-layer net from scratch on one task of a split (baseA, baseB)"
     }
-    fn params(&self) -> Vec<ParamSpec> {
-        TrainParams::specs()
-    }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![training_split_input()]
     }
     fn uses_device(&self) -> bool {
         true
     }
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        check_net(params)
+    fn check(&self, params: &TrainParams) -> Vec<ParamProblem> {
+        check_net(&params.net)
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: TrainParams = context.typed()?;
+    fn build(
+        &self,
+        params: &TrainParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         backend::train(context, &params.net, &params.training, params.task, None)
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
@@ -283,6 +280,8 @@ impl NodeKind for Train {
 pub struct Transfer;
 
 impl NodeKind for Transfer {
+    type Params = TransferParams;
+
     fn name(&self) -> &'static str {
         "transfer"
     }
@@ -291,9 +290,6 @@ impl NodeKind for Transfer {
     }
     fn about(&self) -> &'static str {
         "copy layers 1..n of a base net (or keep them random), freeze or fine-tune them, train the rest"
-    }
-    fn params(&self) -> Vec<ParamSpec> {
-        TransferParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
@@ -311,18 +307,22 @@ impl NodeKind for Transfer {
     fn uses_device(&self) -> bool {
         true
     }
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        check_net(params)
+    fn check(&self, params: &TransferParams) -> Vec<ParamProblem> {
+        check_net(&params.net)
     }
     fn check_inputs(
         &self,
-        params: &Map<String, Value>,
+        params: &TransferParams,
         inputs: &BTreeMap<String, Vec<UpstreamSpec<'_>>>,
     ) -> Vec<ParamProblem> {
         let Some(base) = inputs.get("base").and_then(|bases| bases.first()) else {
             return Vec::new();
         };
-        // Every parameter that describes the network must match the base's.
+        // Every parameter that describes the network must match the base's, compared by name
+        // in the form both were validated to.
+        let Ok(Value::Object(params)) = serde_json::to_value(&params.net) else {
+            unreachable!("a declared parameter struct serialises to a map")
+        };
         NetParams::specs()
             .iter()
             .map(|spec| spec.name)
@@ -345,8 +345,11 @@ impl NodeKind for Transfer {
             })
             .collect()
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: TransferParams = context.typed()?;
+    fn build(
+        &self,
+        params: &TransferParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         backend::train(
             context,
             &params.net,
@@ -367,6 +370,8 @@ impl NodeKind for Transfer {
 pub struct Evaluate;
 
 impl NodeKind for Evaluate {
+    type Params = EvaluateParams;
+
     fn name(&self) -> &'static str {
         "evaluate"
     }
@@ -375,9 +380,6 @@ impl NodeKind for Evaluate {
     }
     fn about(&self) -> &'static str {
         "score a net on a task's held-out images: top-1, top-5, per class, confusion matrix"
-    }
-    fn params(&self) -> Vec<ParamSpec> {
-        EvaluateParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![
@@ -394,7 +396,7 @@ impl NodeKind for Evaluate {
                 arity: Arity::One,
                 accepts: &["split"],
                 doc: "the split whose held-out images to score on",
-                reads: &["a_test", "b_test", SPLIT_DESCRIPTION],
+                reads: &["a_test", "b_test", SplitDescription::OUTPUT],
                 names_in_key: false,
             },
         ]
@@ -406,13 +408,17 @@ impl NodeKind for Evaluate {
     fn runs_on_cluster(&self) -> bool {
         false
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: EvaluateParams = context.typed()?;
-        backend::evaluate(context, &params)
+    fn build(
+        &self,
+        params: &EvaluateParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
+        backend::evaluate(context, params)
     }
+    /// The metrics are the evaluation itself.
     fn headline(&self, metrics: &Value) -> Option<String> {
-        let top1 = metrics.get("top1")?.as_f64()?;
-        let variant = metrics.get("variant").and_then(Value::as_str).unwrap_or("");
+        let evaluation = Evaluation::deserialize(metrics).ok()?;
+        let (top1, variant) = (evaluation.scores.top1, evaluation.net.variant);
         Some(format!("top-1 {top1:.4} {variant}").trim_end().to_string())
     }
 }
@@ -445,27 +451,17 @@ fn lineage(
     task: Task,
     seed: u64,
     settings: Option<TransferSettings>,
-    base_lineage: Option<Value>,
-) -> Result<Map<String, Value>, BuildError> {
+    base: Option<Lineage>,
+) -> Lineage {
     let task = task.word();
     let (variant, layers_copied, source_task, fine_tuned) = match settings {
         None => (format!("base{task}"), 0, task.to_string(), false),
         Some(settings) => {
-            let source = match &base_lineage {
-                Some(base) => base
-                    .get("task")
-                    .and_then(Value::as_str)
-                    .ok_or_else(|| {
-                        BuildError::failed(
-                            "the base net's weights do not say which task they were trained on \
-                             (hint: rebuild the base with this tpipe)",
-                        )
-                    })?
-                    .to_string(),
-                None => "random".to_string(),
-            };
+            let source = base
+                .as_ref()
+                .map_or_else(|| "random".to_string(), |base| base.task.clone());
             let plus = if settings.finetune { "+" } else { "" };
-            let variant = if source == "random" {
+            let variant = if base.is_none() {
                 format!("random{plus}")
             } else {
                 format!("{source}n{task}{plus}")
@@ -473,15 +469,16 @@ fn lineage(
             (variant, settings.layers_copied, source, settings.finetune)
         }
     };
-    let mut map = Map::new();
-    map.insert("variant".into(), json!(variant));
-    map.insert("task".into(), json!(task));
-    map.insert("source_task".into(), json!(source_task));
-    map.insert("layers_copied".into(), json!(layers_copied));
-    map.insert("fine_tuned".into(), json!(fine_tuned));
-    map.insert("seed".into(), json!(seed));
-    map.insert("base".into(), base_lineage.unwrap_or(Value::Null));
-    Ok(map)
+    Lineage {
+        format: Lineage::FORMAT,
+        variant,
+        task: task.to_string(),
+        source_task,
+        layers_copied,
+        fine_tuned,
+        seed,
+        base: base.map(Box::new),
+    }
 }
 
 #[cfg(feature = "ml")]
@@ -491,17 +488,19 @@ mod backend {
 
     use serde_json::{json, Value};
     use tpipe_ml::{
-        BackendChoice, ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig,
-        TrainProgress, TransferMode,
+        ConvLayerConfig, ImageSet, InitScheme, NetConfig, RunOptions, TrainConfig, TrainProgress,
+        TransferMode,
     };
 
     use super::{
         lineage, task_blob, Backend, EvaluateParams, Init, NetParams, Task, TrainingParams,
-        TransferSettings, EVALUATION, LINEAGE_METADATA, WEIGHTS,
+        TransferSettings, WEIGHTS,
     };
     use crate::data::Dataset;
-    use crate::kind::{BuildContext, BuildError, BuildOutput};
-    use crate::kinds::split::SPLIT_DESCRIPTION;
+    use crate::kind::{
+        Artifact, ArtifactProblem, BuildContext, BuildError, BuildOutput, InputArtifact,
+    };
+    use crate::kinds::artifacts::{EvaluatedData, Evaluation, Lineage, Scores, SplitDescription};
 
     fn image_set(context: &BuildContext, task: Task, part: &str) -> Result<ImageSet, BuildError> {
         let split = context.input("data")?;
@@ -571,24 +570,14 @@ mod backend {
         }
     }
 
-    /// `--backend` wins over the node's `backend`.
-    fn backend_choice(context: &BuildContext, backend: Backend) -> BackendChoice {
-        let chosen = match context.options.backend.as_deref() {
-            Some("cpu") => Backend::Cpu,
-            Some("native") => Backend::Native,
-            Some("flex") => Backend::Flex,
-            Some("torch") => Backend::Torch,
-            Some("wgpu") => Backend::Wgpu,
-            Some(_) => Backend::Auto,
-            None => backend,
-        };
-        match chosen {
-            Backend::Auto => BackendChoice::Auto,
-            Backend::Cpu => BackendChoice::Cpu,
-            Backend::Native => BackendChoice::Native,
-            Backend::Flex => BackendChoice::Flex,
-            Backend::Torch => BackendChoice::Torch,
-            Backend::Wgpu => BackendChoice::Wgpu,
+    /// `--backend` wins over the node's `backend`. The engine hands `--backend` on as its word
+    /// (it knows no backends), so a word that names none is an error listing the valid ones.
+    fn backend_choice(context: &BuildContext, backend: Backend) -> Result<Backend, BuildError> {
+        match context.options.backend.as_deref() {
+            Some(word) => word
+                .parse()
+                .map_err(|error| BuildError::failed(format!("--backend: {error}"))),
+            None => Ok(backend),
         }
     }
 
@@ -599,19 +588,19 @@ mod backend {
         }
     }
 
-    /// The lineage a weights file records, if it records one.
-    fn lineage_of(weights: &[u8]) -> Result<Option<Value>, BuildError> {
+    /// The lineage the weights of `input` record, as an error naming that input otherwise.
+    fn lineage_of(input: &InputArtifact, weights: &[u8]) -> Result<Lineage, BuildError> {
         let metadata = tpipe_ml::weights_metadata(weights).map_err(ml_error)?;
-        metadata
-            .get(LINEAGE_METADATA)
-            .map(|text| {
-                serde_json::from_str(text).map_err(|error| {
-                    BuildError::failed(format!(
-                        "the weights' `{LINEAGE_METADATA}` is not JSON: {error}"
-                    ))
-                })
-            })
-            .transpose()
+        let problem = |source| BuildError::Artifact {
+            slot: input.slot.clone(),
+            index: input.index,
+            output: Lineage::METADATA,
+            source,
+        };
+        let text = metadata
+            .get(Lineage::METADATA)
+            .ok_or_else(|| problem(ArtifactProblem::Missing))?;
+        Lineage::from_metadata(text).map_err(problem)
     }
 
     pub(super) fn train(
@@ -627,17 +616,13 @@ mod backend {
         if settings.is_some() {
             config.seed = super::transfer_stream_seed(training.seed);
         }
-        let base_weights = match (settings, context.optional_input("base")) {
-            (Some(_), Some(base)) => Some(context.read(base, WEIGHTS)?),
-            _ => None,
-        };
-        let base_lineage = match &base_weights {
-            Some(weights) => Some(lineage_of(weights)?.ok_or_else(|| {
-                BuildError::failed(
-                    "the base net's weights record no lineage (hint: rebuild the base with this tpipe)",
-                )
-            })?),
-            None => None,
+        let (base_weights, base_lineage) = match (settings, context.optional_input("base")) {
+            (Some(_), Some(base)) => {
+                let weights = context.read(base, WEIGHTS)?;
+                let lineage = lineage_of(base, &weights)?;
+                (Some(weights), Some(lineage))
+            }
+            _ => (None, None),
         };
         let source_weights = match (settings, base_weights) {
             (None, _) => None,
@@ -670,21 +655,20 @@ mod backend {
         };
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
-            backend: backend_choice(context, training.backend),
+            backend: backend_choice(context, training.backend)?,
             cancel: Some(cancel),
             progress: Some(&report),
             ..Default::default()
         };
         let outcome =
             tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
-        let lineage = lineage(task, training.seed, settings, base_lineage)?;
-        let mut metadata = BTreeMap::new();
-        metadata.insert(
-            LINEAGE_METADATA.to_string(),
-            serde_json::to_string(&lineage).map_err(BuildError::failed)?,
-        );
+        let lineage = lineage(task, training.seed, settings, base_lineage);
+        let metadata = BTreeMap::from([(Lineage::METADATA.to_string(), lineage.to_metadata())]);
         let weights = tpipe_ml::with_metadata(&outcome.weights, &metadata).map_err(ml_error)?;
-        let mut metrics = lineage;
+        // For people (`tpipe show`): the lineage, then how the training went.
+        let Ok(Value::Object(mut metrics)) = serde_json::to_value(&lineage) else {
+            unreachable!("a lineage serialises to a map")
+        };
         metrics.insert("epoch_losses".into(), json!(outcome.epoch_losses));
         metrics.insert("epoch_accuracies".into(), json!(outcome.epoch_accuracies));
         metrics.insert(
@@ -708,74 +692,50 @@ mod backend {
     ) -> Result<BuildOutput, BuildError> {
         let task = params.task;
         let data = image_set(context, task, "test")?;
-        let split = context.read_json(context.input("data")?, SPLIT_DESCRIPTION)?;
+        let split: SplitDescription = context.read_artifact(context.input("data")?)?;
         let model = context.input("model")?;
         let weights = context.read(model, WEIGHTS)?;
         // The net's shape and history come from its weights, never from upstream parameters.
         let net = tpipe_ml::net_config_of_weights(&weights).map_err(ml_error)?;
-        let lineage = lineage_of(&weights)?.ok_or_else(|| {
-            BuildError::failed(
-                "the model's weights record no lineage (hint: rebuild it with this tpipe)",
-            )
-        })?;
+        let lineage = lineage_of(model, &weights)?;
         let cancel: &AtomicBool = context.cancel_flag();
         let options = RunOptions {
-            backend: backend_choice(context, params.backend),
+            backend: backend_choice(context, params.backend)?,
             cancel: Some(cancel),
             progress: None,
             ..Default::default()
         };
-        let evaluation = tpipe_ml::evaluate(&net, &weights, &data, &options).map_err(ml_error)?;
-        let mut metrics = serde_json::to_value(&evaluation).map_err(BuildError::failed)?;
-        let object = metrics.as_object_mut().expect("an evaluation is an object");
+        let scored = tpipe_ml::evaluate(&net, &weights, &data, &options).map_err(ml_error)?;
         // The backend is provenance (in the record), not a result: the file must be the same
         // whichever machine scored the net.
-        object.remove("backend");
-        for field in [
-            "variant",
-            "layers_copied",
-            "source_task",
-            "fine_tuned",
-            "seed",
-        ] {
-            if let Some(value) = lineage.get(field) {
-                object.insert(field.into(), value.clone());
-            }
-        }
-        object.insert(
-            "trained_task".into(),
-            lineage.get("task").cloned().unwrap_or(Value::Null),
-        );
-        object.insert("target_task".into(), json!(task.word()));
-        object.insert("num_classes".into(), json!(data.num_classes));
-        object.insert(
-            "split".into(),
-            split.get("id").cloned().unwrap_or(Value::Null),
-        );
-        object.insert(
-            "split_kind".into(),
-            split.get("label").cloned().unwrap_or(Value::Null),
-        );
-        object.insert(
-            "dataset".into(),
-            split.get("dataset").cloned().unwrap_or(Value::Null),
-        );
-        object.insert(
-            "classes".into(),
-            split
-                .get(task.word().to_lowercase())
-                .and_then(|task| task.get("classes"))
-                .cloned()
-                .unwrap_or(Value::Null),
-        );
-        object.insert("lineage".into(), lineage);
+        let evaluation = Evaluation {
+            format: Evaluation::FORMAT,
+            net: lineage,
+            data: EvaluatedData {
+                classes: split.task(task.word()).classes.clone(),
+                split: split.id,
+                relation: split.relation,
+                dataset: split.dataset,
+                task: task.word().to_string(),
+                num_classes: data.num_classes,
+            },
+            scores: Scores {
+                top1: scored.top1,
+                top5: scored.top5,
+                count: scored.count,
+                // A class without images has no accuracy (NaN), written as `null`.
+                per_class_accuracy: scored
+                    .per_class_accuracy
+                    .iter()
+                    .map(|accuracy| Some(*accuracy).filter(|accuracy| !accuracy.is_nan()))
+                    .collect(),
+                confusion: scored.confusion,
+            },
+        };
         Ok(BuildOutput {
-            outputs: vec![(
-                EVALUATION.into(),
-                serde_json::to_vec_pretty(&metrics).map_err(BuildError::failed)?,
-            )],
-            backend: Some(evaluation.backend),
-            metrics,
+            outputs: vec![(Evaluation::OUTPUT.into(), evaluation.to_bytes())],
+            backend: Some(scored.backend),
+            metrics: serde_json::to_value(&evaluation).expect("artifacts always serialise"),
         })
     }
 }

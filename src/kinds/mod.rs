@@ -1,5 +1,7 @@
-//! The built-in node kinds.
+//! The built-in node kinds, and the artifacts they pass each other (`artifacts`).
 
+#[cfg(feature = "kinds")]
+pub mod artifacts;
 #[cfg(feature = "kinds")]
 pub mod dataset;
 #[cfg(feature = "kinds")]
@@ -10,15 +12,13 @@ pub mod paper_reference;
 pub mod report;
 #[cfg(feature = "kinds")]
 pub mod split;
-/// The engine's own test kinds (`number`, `sum`, `file_digest`).
-pub use tpipe_engine::testing;
 
 use crate::kind::KindRegistry;
 
-/// Every kind a pipeline file may use. Without the `kinds` feature that is none but the test
-/// kinds: the binary is then the engine alone.
+/// Every kind a pipeline file may use. Without the `kinds` feature that is none: the binary is
+/// then the engine alone (a test build adds the engine's test kinds when asked, see
+/// [`tpipe_engine::offer_test_kinds`]).
 pub fn builtin_registry() -> KindRegistry {
-    #[allow(unused_mut)]
     let mut registry = KindRegistry::new();
     #[cfg(feature = "kinds")]
     registry
@@ -28,12 +28,6 @@ pub fn builtin_registry() -> KindRegistry {
         .register(ml::Train)
         .register(ml::Transfer)
         .register(ml::Evaluate);
-    // The engine's own test kinds, offered only when asked for (see `testing`).
-    if std::env::var_os("TPIPE_TEST_KINDS").is_some_and(|value| value == "1") {
-        registry
-            .register(testing::Number)
-            .register(testing::Sum)
-            .register(testing::FileDigest);
-    }
+    tpipe_engine::offer_test_kinds(&mut registry);
     registry
 }

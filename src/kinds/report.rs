@@ -1,17 +1,16 @@
 //! `report`: reads many `evaluate` nodes and writes what the experiment found.
 //!
 //! Outputs: `results.csv` (one row per run), `results.md` (means and 95% intervals per split
-//! and pooled per split kind), `summary.md` (the paper's five findings and its AnB+ vs BnB+
+//! and pooled per relation), `summary.md` (the paper's five findings and its AnB+ vs BnB+
 //! control judged on these numbers, chance-level runs listed, the paper's ImageNet numbers
 //! beside ours), and `figure.svg`
 //! / `figure.png` (the paper's Figures 2 and 3 redrawn from these runs). Every output is a pure
 //! function of the inputs' metrics and the parameters, sorted and with fixed number formats, so
 //! its blob hash is stable.
 //!
-//! The contract with `evaluate` nodes is their metrics object: `top1`, `top5`, `count`,
-//! `num_classes`, `variant` (`baseA`, `baseB`, `AnB`, `BnB`, `AnB+`, `BnB+`, `random`,
-//! `random+`), `layers_copied`, `seed`, `split`, `split_kind` and `target_task`. Only `top1` and
-//! `variant` are required; see [`runs`] for what happens when others are missing.
+//! The contract with `evaluate` nodes is their `evaluation.json`, read as its type
+//! ([`Evaluation`]): an input whose file does not read fails the report, naming the file and
+//! the node. The report reads no field by name.
 
 mod analysis;
 mod figure;
@@ -23,8 +22,9 @@ mod tables;
 
 use serde_json::{json, Map, Value};
 
-use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind};
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType, Params};
+use crate::kind::{Artifact, BuildContext, BuildError, BuildOutput, NodeKind};
+use crate::kinds::artifacts::Evaluation;
+use crate::schema::{Arity, InputSlot, ParamType};
 use analysis::Analysis;
 use runs::RunSet;
 
@@ -66,21 +66,22 @@ impl Default for ReportOptions {
 const DEFAULT_TITLE: &str = "Transferability of features";
 
 impl NodeKind for Report {
+    type Params = ReportOptions;
+
     fn name(&self) -> &'static str {
         "report"
     }
     /// 2: reads each run from its `evaluation.json` (content), not from its node's metrics.
     /// 3: splits as units of replication, one baseB, the binomial chance rule, verdicts against
     /// the paper's effect sizes, the AnB+ vs BnB+ control. 4: with several looks, a seen effect
-    /// is reported at the n that shows it.
+    /// is reported at the n that shows it. 5: reads `evaluation.json` as its type (a file that
+    /// does not read fails the report); the similar/dissimilar word is `relation` in
+    /// `results.csv` and the text.
     fn version(&self) -> u32 {
-        4
+        5
     }
     fn about(&self) -> &'static str {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
-    }
-    fn params(&self) -> Vec<ParamSpec> {
-        ReportOptions::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![InputSlot {
@@ -88,13 +89,16 @@ impl NodeKind for Report {
             arity: Arity::Many,
             accepts: &["evaluate"],
             doc: "the evaluate nodes to report on",
-            reads: &[EVALUATION],
+            reads: &[Evaluation::OUTPUT],
             // Rows are labelled with the evaluate nodes' names, so renaming one reruns the report.
             names_in_key: true,
         }]
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let options: ReportOptions = context.typed()?;
+    fn build(
+        &self,
+        options: &ReportOptions,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         let inputs = context
             .inputs
             .get("results")
@@ -107,12 +111,12 @@ impl NodeKind for Report {
                 .name
                 .clone()
                 .ok_or_else(|| BuildError::failed("the report's inputs have no names"))?;
-            runs.push((name, context.read_json(input, EVALUATION)?));
+            runs.push((name, context.read_artifact::<Evaluation>(input)?));
         }
         build_report(
             runs.iter()
                 .map(|(name, evaluation)| (name.as_str(), evaluation)),
-            &options,
+            options,
         )
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
@@ -123,15 +127,12 @@ impl NodeKind for Report {
     }
 }
 
-/// The output of `evaluate` that the report reads.
-const EVALUATION: &str = "evaluation.json";
-
 /// The report for `(node, evaluation)` pairs: what `build` does once parameters are read.
 pub fn build_report<'a>(
-    inputs: impl IntoIterator<Item = (&'a str, &'a Value)>,
+    inputs: impl IntoIterator<Item = (&'a str, &'a Evaluation)>,
     options: &ReportOptions,
 ) -> Result<BuildOutput, BuildError> {
-    let set = RunSet::from_metrics(inputs, options.chance_alpha);
+    let set = RunSet::from_evaluations(inputs, options.chance_alpha);
     let analysis = Analysis::new(&set);
     let found = findings::findings(&analysis);
     let headline = headline(&analysis);
@@ -198,7 +199,7 @@ fn interval_json(interval: Option<statistics::Interval>) -> (Value, Value) {
 /// A pooled cell's Δ across units, with its 95% interval.
 fn relative_json(entry: &mut Map<String, Value>, relative: &analysis::PerUnit) {
     if let Some(sample) = relative.sample() {
-        let (low, high) = interval_json(sample.interval(findings::CONFIDENCE));
+        let (low, high) = interval_json(sample.interval(statistics::CONFIDENCE));
         entry.insert("delta_points".into(), rounded(sample.mean));
         entry.insert("delta_low".into(), low);
         entry.insert("delta_high".into(), high);
@@ -211,7 +212,7 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         let mut entry = Map::new();
         entry.insert("runs".into(), json!(cell.runs.len()));
         if let Some(top1) = cell.top1 {
-            let (low, high) = interval_json(top1.interval(findings::CONFIDENCE));
+            let (low, high) = interval_json(top1.interval(statistics::CONFIDENCE));
             entry.insert("top1".into(), rounded(top1.mean));
             entry.insert("top1_low".into(), low);
             entry.insert("top1_high".into(), high);
@@ -229,7 +230,7 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         means.insert(key, Value::Object(entry));
     }
     let mut pooled = Map::new();
-    for cell in &analysis.kind_cells {
+    for cell in &analysis.relation_cells {
         let mut entry = Map::new();
         entry.insert("runs".into(), json!(cell.runs.len()));
         entry.insert("chance_level_runs".into(), json!(cell.chance_level.len()));
@@ -241,7 +242,7 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         pooled.insert(
             format!(
                 "{} {} n={}",
-                cell.split_kind, cell.paper_variant, cell.layers_copied
+                cell.relation, cell.paper_variant, cell.layers_copied
             ),
             Value::Object(entry),
         );
@@ -271,12 +272,13 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
 
 #[cfg(test)]
 mod tests {
-    use super::analysis::tests::metrics as evaluate_metrics;
+    use super::analysis::tests::evaluation;
     use super::*;
+    use crate::schema::Params;
 
     /// A full synthetic grid like the paper's: two splits, three seeds, every variant, with the
     /// paper's effects built in (and one failed run).
-    pub(crate) fn paper_like_grid() -> Vec<(String, Value)> {
+    pub(crate) fn paper_like_grid() -> Vec<(String, Evaluation)> {
         let mut inputs = Vec::new();
         let wobble = |seed: i64, n: u32| {
             [-0.004, 0.001, 0.003][seed as usize] + 0.001 * ((n as i64 * 7 + seed) % 3) as f64
@@ -291,7 +293,7 @@ mod tests {
                 };
                 inputs.push((
                     node("baseB", 0),
-                    evaluate_metrics(split, "baseB", 0, seed, base + wobble(seed, 0)),
+                    evaluation(split, "baseB", 0, seed, base + wobble(seed, 0)),
                 ));
                 for n in 1..=7u32 {
                     let dip = match n {
@@ -317,10 +319,7 @@ mod tests {
                         } else {
                             top1 + wobble(seed, n)
                         };
-                        inputs.push((
-                            node(variant, n),
-                            evaluate_metrics(split, variant, n, seed, top1),
-                        ));
+                        inputs.push((node(variant, n), evaluation(split, variant, n, seed, top1)));
                     }
                 }
             }
@@ -328,7 +327,7 @@ mod tests {
         inputs
     }
 
-    fn build(inputs: &[(String, Value)], options: &ReportOptions) -> BuildOutput {
+    fn build(inputs: &[(String, Evaluation)], options: &ReportOptions) -> BuildOutput {
         build_report(
             inputs
                 .iter()
@@ -488,7 +487,7 @@ mod tests {
 
     #[test]
     fn a_report_with_no_usable_inputs_still_builds() {
-        let broken = json!({ "top5": 0.3 });
+        let broken = evaluation("s", "AnB", 1, 0, 85.0);
         let built = build_report([("broken", &broken)], &ReportOptions::default()).unwrap();
         assert_eq!(built.metrics["headline"], "0 variants, 0 runs");
         assert_eq!(built.metrics["skipped_inputs"], json!(["broken"]));
@@ -508,7 +507,10 @@ mod tests {
 
     #[test]
     fn the_kind_declares_its_params_and_input() {
-        let names: Vec<&str> = Report.params().iter().map(|param| param.name).collect();
+        let names: Vec<&str> = ReportOptions::specs()
+            .iter()
+            .map(|param| param.name)
+            .collect();
         assert_eq!(names, ["title", "paper_reference", "chance_alpha"]);
         let inputs = Report.inputs();
         assert_eq!(

@@ -2,7 +2,7 @@
 //! held-out images (`a_train`, `a_test`, `b_train`, `b_test`), relabelled 0..k-1.
 //!
 //! ```yaml
-//! similar:    { kind: split, inputs: { data: fashion }, method: random, seed: 0 }
+//! similar:    { kind: split, inputs: { data: fashion }, method: random, seed: 0 }     # relation: similar
 //! dissimilar:
 //!   kind: split
 //!   inputs: { data: fashion }
@@ -11,19 +11,15 @@
 //!   classes_b: [Trouser, Sandal, Sneaker, Bag, Ankle boot]      # trousers, footwear, bags
 //! ```
 
-use serde_json::{json, Map, Value};
+use serde_json::Value;
 
 use crate::data::split::{split, SplitMethod, SplitOptions, Task};
 use crate::data::Dataset;
-use crate::kind::{BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
-use crate::kinds::dataset::DATASET_DESCRIPTION;
-use crate::schema::{Arity, Choice, InputSlot, ParamSpec, ParamType, Params};
+use crate::kind::{Artifact, BuildContext, BuildError, BuildOutput, NodeKind, ParamProblem};
+use crate::kinds::artifacts::{DatasetDescription, SplitDescription, TaskDescription};
+use crate::schema::{Arity, Choice, InputSlot, ParamType};
 
 pub struct SplitKind;
-
-/// The output that describes a split (its label, method, seed, data set and each task's
-/// classes) as JSON: how dependents learn which split they trained or scored on.
-pub const SPLIT_DESCRIPTION: &str = "split.json";
 
 tpipe_engine::choice_enum! {
     /// How a split divides the classes.
@@ -84,22 +80,22 @@ tpipe_engine::kind_params! {
             default: 0,
             doc: "at most this many held-out images per class (0: all)",
         },
-        label: String {
+        relation: String {
             ty: ParamType::Text,
             default: "",
-            doc: "what to call this split in reports, e.g. `similar` or `dissimilar` (empty: `similar` for random splits, \
-                  `dissimilar` otherwise)",
+            doc: "what tasks A and B are to each other, as reports group splits: `similar`, `dissimilar` or a word of \
+                  yours (empty: `similar` for random splits, `dissimilar` otherwise)",
         },
     }
 }
 
 impl SplitParams {
-    /// The `label`, else `similar` for random splits and `dissimilar` for the others.
-    fn resolved_label(&self) -> String {
-        match (self.label.as_str(), self.method) {
+    /// The `relation`, else `similar` for random splits and `dissimilar` for the others.
+    fn resolved_relation(&self) -> String {
+        match (self.relation.as_str(), self.method) {
             ("", Method::Random) => "similar".to_string(),
             ("", _) => "dissimilar".to_string(),
-            (label, _) => label.to_string(),
+            (relation, _) => relation.to_string(),
         }
     }
 
@@ -139,42 +135,54 @@ pub const FASHION_MNIST_DISSIMILAR_A: [&str; 5] =
 pub const FASHION_MNIST_DISSIMILAR_B: [&str; 5] =
     ["Trouser", "Sandal", "Sneaker", "Bag", "Ankle boot"];
 
-/// The parameters only one method reads, with that method.
-const METHOD_PARAMS: &[(&str, Method)] = &[
-    ("size_a", Method::Random),
-    ("size_b", Method::Random),
-    ("classes_a", Method::Classes),
-    ("classes_b", Method::Classes),
-    ("groups_a", Method::Groups),
-    ("groups_b", Method::Groups),
+/// A parameter only one method reads: its name, that method, and whether it is set (a
+/// non-empty list or a size above 0).
+type MethodParam = (&'static str, Method, fn(&SplitParams) -> bool);
+
+/// The parameters only one method reads.
+const METHOD_PARAMS: &[MethodParam] = &[
+    ("size_a", Method::Random, |params| params.size_a > 0),
+    ("size_b", Method::Random, |params| params.size_b > 0),
+    ("classes_a", Method::Classes, |params| {
+        !params.classes_a.is_empty()
+    }),
+    ("classes_b", Method::Classes, |params| {
+        !params.classes_b.is_empty()
+    }),
+    ("groups_a", Method::Groups, |params| {
+        !params.groups_a.is_empty()
+    }),
+    ("groups_b", Method::Groups, |params| {
+        !params.groups_b.is_empty()
+    }),
 ];
 
-fn task_metrics(task: &Task) -> Value {
-    json!({
-        "classes": task.train.class_names,
-        "original_labels": task.classes,
-        "train_images": task.train.count,
-        "test_images": task.test.count,
-    })
+fn task_description(task: &Task) -> TaskDescription {
+    TaskDescription {
+        classes: task.train.class_names.clone(),
+        original_labels: task.classes.clone(),
+        train_images: task.train.count,
+        test_images: task.test.count,
+    }
 }
 
 impl NodeKind for SplitKind {
+    type Params = SplitParams;
+
     fn name(&self) -> &'static str {
         "split"
     }
 
     /// 2: writes `split.json` (label, method, classes), the split's lineage as content.
     /// 3: a split whose seed draws its images has the seed in its id, whatever its method.
+    /// 4: `split.json` is a typed artifact with a format (`artifacts::SplitDescription`), and
+    /// the similar/dissimilar word is `relation` (the parameter too).
     fn version(&self) -> u32 {
-        3
+        4
     }
 
     fn about(&self) -> &'static str {
         "divide a dataset's classes into tasks A and B (random halves, named classes, or coarse groups)"
-    }
-
-    fn params(&self) -> Vec<ParamSpec> {
-        SplitParams::specs()
     }
 
     fn inputs(&self) -> Vec<InputSlot> {
@@ -183,25 +191,16 @@ impl NodeKind for SplitKind {
             arity: Arity::One,
             accepts: &["dataset"],
             doc: "the dataset whose classes are divided",
-            reads: &["train", "test", DATASET_DESCRIPTION],
+            reads: &["train", "test", DatasetDescription::OUTPUT],
             names_in_key: false,
         }]
     }
 
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        // Parameters of the wrong type were reported already; there is nothing more to check.
-        let Ok(typed) = SplitParams::from_map(params) else {
-            return Vec::new();
-        };
+    fn check(&self, typed: &SplitParams) -> Vec<ParamProblem> {
         let mut problems = Vec::new();
         let method = typed.method;
-        for &(param, reader) in METHOD_PARAMS {
-            let set = match params.get(param) {
-                Some(Value::Array(items)) => !items.is_empty(),
-                Some(value) => value.as_u64().is_some_and(|number| number > 0),
-                None => false,
-            };
-            if set && method != reader {
+        for &(param, reader, is_set) in METHOD_PARAMS {
+            if is_set(typed) && method != reader {
                 problems.push(
                     ParamProblem::new(
                         param,
@@ -273,14 +272,11 @@ impl NodeKind for SplitKind {
         problems
     }
 
-    fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        let Ok(typed) = SplitParams::from_map(params) else {
-            return Vec::new();
-        };
+    fn unused_params(&self, typed: &SplitParams) -> Vec<&'static str> {
         let mut unused: Vec<&'static str> = METHOD_PARAMS
             .iter()
-            .filter(|(_, reader)| *reader != typed.method)
-            .map(|(param, _)| *param)
+            .filter(|(_, reader, _)| *reader != typed.method)
+            .map(|(param, _, _)| *param)
             .collect();
         // Without random division or caps nothing is drawn at random.
         if !typed.seed_is_used() {
@@ -289,7 +285,11 @@ impl NodeKind for SplitKind {
         unused
     }
 
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
+    fn build(
+        &self,
+        params: &SplitParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         let data = context.input("data")?;
         let read = |part: &str| -> Result<Dataset, BuildError> {
             let bytes = context.read(data, part)?;
@@ -298,42 +298,39 @@ impl NodeKind for SplitKind {
             })
         };
         let (train, test) = (read("train")?, read("test")?);
-        let dataset = context.read_json(data, DATASET_DESCRIPTION)?;
-        let params: SplitParams = context.typed()?;
+        let dataset: DatasetDescription = context.read_artifact(data)?;
         let options = params.options();
         let tasks = split(&train, &test, &options)
             .map_err(|error| BuildError::failed(format!("cannot split the data: {error}")))?;
-        let label = params.resolved_label();
-        // Splits of one label differ by seed wherever the seed draws something (the classes, or
-        // the images kept under a cap): the report pairs runs within one split, so each seed's
-        // split needs an id of its own. An unused seed is not in the key, so it must not reach
-        // the content either.
+        let relation = params.resolved_relation();
+        // Splits of one relation differ by seed wherever the seed draws something (the
+        // classes, or the images kept under a cap): the report pairs runs within one split, so
+        // each seed's split needs an id of its own. An unused seed is not in the key, so it
+        // must not reach the content either.
         let seed = params.seed_is_used().then_some(options.seed);
         let id = match seed {
-            Some(seed) => format!("{label} s{seed}"),
-            None => label.clone(),
+            Some(seed) => format!("{relation} s{seed}"),
+            None => relation.clone(),
         };
-        let description = json!({
-            "id": id,
-            "label": label,
-            "method": params.method,
-            "seed": seed,
-            "dataset": dataset.get("source").cloned().unwrap_or(Value::Null),
-            "a": task_metrics(&tasks.a),
-            "b": task_metrics(&tasks.b),
-        });
+        let description = SplitDescription {
+            format: SplitDescription::FORMAT,
+            id,
+            relation,
+            method: params.method.word().to_string(),
+            seed,
+            dataset: dataset.source,
+            a: task_description(&tasks.a),
+            b: task_description(&tasks.b),
+        };
         Ok(BuildOutput {
             outputs: vec![
                 ("a_train".into(), tasks.a.train.to_bytes()),
                 ("a_test".into(), tasks.a.test.to_bytes()),
                 ("b_train".into(), tasks.b.train.to_bytes()),
                 ("b_test".into(), tasks.b.test.to_bytes()),
-                (
-                    SPLIT_DESCRIPTION.into(),
-                    serde_json::to_vec_pretty(&description).map_err(BuildError::failed)?,
-                ),
+                (SplitDescription::OUTPUT.into(), description.to_bytes()),
             ],
-            metrics: description,
+            metrics: serde_json::to_value(&description).expect("artifacts always serialise"),
             backend: None,
         })
     }
@@ -358,11 +355,13 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
 
+    use serde_json::json;
+
     use super::*;
     use crate::cache::Cache;
     use crate::data::synthetic::{generate, SyntheticOptions};
     use crate::kind::{InputArtifact, KindRegistry};
-    use crate::kinds::dataset::tests::{build_with, params_with};
+    use crate::kinds::dataset::tests::{build_with, params_with, typed_with};
     use crate::kinds::dataset::DatasetKind;
 
     /// A cache holding a small synthetic dataset, and the input artifact that points at it.
@@ -378,10 +377,23 @@ mod tests {
             .into_iter()
             .map(|(name, set)| (name.to_string(), cache.put_blob(&set.to_bytes()).unwrap()))
             .collect();
-        let description = json!({ "source": "synthetic" }).to_string();
+        let summary = |set: &Dataset| crate::kinds::artifacts::SetSummary {
+            images: set.count,
+            per_class: set.class_counts(),
+        };
+        let description = DatasetDescription {
+            format: DatasetDescription::FORMAT,
+            source: "synthetic".into(),
+            classes: sets.train.num_classes(),
+            class_names: sets.train.class_names.clone(),
+            image_shape: [sets.train.channels, sets.train.height, sets.train.width],
+            train: summary(&sets.train),
+            test: summary(&sets.test),
+            groups: Some(sets.train.coarse_names.clone()),
+        };
         outputs.insert(
-            DATASET_DESCRIPTION.to_string(),
-            cache.put_blob(description.as_bytes()).unwrap(),
+            DatasetDescription::OUTPUT.to_string(),
+            cache.put_blob(&description.to_bytes()).unwrap(),
         );
         let artifact = InputArtifact {
             slot: "data".into(),
@@ -428,21 +440,28 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            vec!["a_train", "a_test", "b_train", "b_test", SPLIT_DESCRIPTION]
+            vec![
+                "a_train",
+                "a_test",
+                "b_train",
+                "b_test",
+                SplitDescription::OUTPUT
+            ]
         );
-        // The split's lineage travels as content: label, method, data set, classes.
-        let description: Value = serde_json::from_slice(&output.outputs[4].1).unwrap();
-        assert_eq!(description["label"], "dissimilar");
+        // The split's lineage travels as content: relation, method, data set, classes.
+        let description = SplitDescription::from_bytes(&output.outputs[4].1).unwrap();
+        assert_eq!(description.relation, "dissimilar");
         // The cap draws images with the seed, so seeds give different splits with their own ids.
-        assert_eq!(description["id"], "dissimilar s0");
-        assert_eq!(description["dataset"], "synthetic");
+        assert_eq!(description.id, "dissimilar s0");
+        assert_eq!(description.dataset, "synthetic");
         assert_eq!(
-            description["seed"], 0,
+            description.seed,
+            Some(0),
             "the cap draws its images with the seed"
         );
         assert_eq!(
-            description["b"]["classes"],
-            json!(["f1c0", "f1c1", "f1c2", "f1c3", "f1c4"])
+            description.b.classes,
+            ["f1c0", "f1c1", "f1c2", "f1c3", "f1c4"]
         );
         let a_train = blob(&output, "a_train");
         assert_eq!(
@@ -485,6 +504,7 @@ mod tests {
         else {
             panic!("the build should fail");
         };
+        let message = message.to_string();
         assert!(
             message.starts_with(
                 "cannot split the data: classes_a names class `f3c1`, which the dataset does not have"
@@ -496,7 +516,7 @@ mod tests {
 
     #[test]
     fn check_catches_what_the_parameters_alone_show() {
-        let check = |overrides: Value| SplitKind.check(&params_with(&SplitKind, overrides));
+        let check = |overrides: Value| SplitKind.check(&typed_with(&SplitKind, overrides));
         let problems = check(json!({ "method": "classes" }));
         assert_eq!(problems.len(), 1);
         assert_eq!(
@@ -534,8 +554,7 @@ mod tests {
 
     #[test]
     fn the_key_leaves_out_what_the_method_does_not_read() {
-        let unused =
-            |overrides: Value| SplitKind.unused_params(&params_with(&SplitKind, overrides));
+        let unused = |overrides: Value| SplitKind.unused_params(&typed_with(&SplitKind, overrides));
         assert_eq!(
             unused(json!({})),
             vec!["classes_a", "classes_b", "groups_a", "groups_b"]

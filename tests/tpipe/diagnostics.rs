@@ -6,7 +6,7 @@ use expect_test::{expect, Expect};
 use tpipe::graph::PipelineGraph;
 
 fn check(yaml: &str, expected: Expect) {
-    check_with(&tpipe::kinds::testing::registry(), yaml, expected);
+    check_with(&tpipe_engine::testing::registry(), yaml, expected);
 }
 
 /// Like `check`, against the kinds `tpipe` ships (dataset, split, train, …).

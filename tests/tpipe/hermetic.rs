@@ -32,7 +32,7 @@ nodes:
     kind: split
     inputs: { data: data }
     method: random
-    label: similar
+    relation: similar
 
   split_dissimilar:
     kind: split
@@ -145,17 +145,17 @@ fn every_output_is_the_same_bytes_on_an_empty_cache_and_on_one_with_history() {
         ("the original", GRID.to_string()),
         (
             "a split label",
-            GRID.replace("label: similar", "label: alike"),
+            GRID.replace("relation: similar", "relation: alike"),
         ),
         (
             "renamed nodes",
-            GRID.replace("label: similar", "label: alike")
+            GRID.replace("relation: similar", "relation: alike")
                 .replace("A2B", "AtoB")
                 .replace("random2B", "random_two"),
         ),
         (
             "reordered blocks",
-            GRID.replace("label: similar", "label: alike")
+            GRID.replace("relation: similar", "relation: alike")
                 .replace("A2B", "AtoB")
                 .replace("random2B", "random_two")
                 .replace(
@@ -211,7 +211,7 @@ fn relabelling_a_split_retrains_nothing_and_reaches_the_report() {
     build(project.path(), GRID);
     std::fs::write(
         project.path().join("grid.yaml"),
-        GRID.replace("label: similar", "label: alike"),
+        GRID.replace("relation: similar", "relation: alike"),
     )
     .unwrap();
     let summary = tpipe(project.path(), &["run", "grid.yaml"]);

@@ -1,11 +1,13 @@
 //! The engine's integration tests: one binary, data-driven cases. Node kinds come from
-//! `tpipe::kinds::testing`, so nothing here trains a network.
+//! `tpipe_engine::testing` (a test build turns on the engine's `testing` feature), so nothing
+//! here trains a network.
 //!
 //! Snapshots (`expect![[...]]`) update with `UPDATE_EXPECT=1 cargo nextest run`.
 
 mod support;
 
 mod cache_integrity;
+mod cluster;
 mod diagnostics;
 #[cfg(feature = "ml")]
 mod end_to_end;

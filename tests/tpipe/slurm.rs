@@ -5,10 +5,10 @@
 //! executor.
 
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{tpipe_binary, Project};
+use crate::support::{summary_line, text, tpipe_binary, Project};
 
 const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slurm/cluster.sh");
 
@@ -128,21 +128,6 @@ fn slurm_project(yaml: &str) -> Project {
     let project = Project::new(yaml);
     std::fs::write(project.path("tpipe.toml"), FAST_POLLING).unwrap();
     project
-}
-
-fn text(output: &Output) -> (String, String) {
-    (
-        String::from_utf8_lossy(&output.stdout).into_owned(),
-        String::from_utf8_lossy(&output.stderr).into_owned(),
-    )
-}
-
-/// The line of the summary table for `node`.
-fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
-    stdout
-        .lines()
-        .find(|line| line.split_whitespace().next() == Some(node))
-        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
 }
 
 /// Runs the project's pipeline through Slurm, which must succeed; returns stdout and stderr.
@@ -409,11 +394,13 @@ fn ctrl_c_cancels_every_job_the_run_submitted() {
 #[test]
 fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
     let cluster = Cluster::start();
+    // `local: false`: `--detach` honours where a node builds, and these light test kinds would
+    // otherwise build here (see `cluster::detach_builds_here_what_builds_here…`).
     let project = slurm_project(
         "nodes:
-  one: { kind: number, value: 1, sleep_ms: 10000 }
-  two: { kind: sum, inputs: { items: one }, offset: 1 }
-  three: { kind: sum, inputs: { items: two }, offset: 1 }
+  one: { kind: number, value: 1, sleep_ms: 10000, resources: { local: false } }
+  two: { kind: sum, inputs: { items: one }, offset: 1, resources: { local: false } }
+  three: { kind: sum, inputs: { items: two }, offset: 1, resources: { local: false } }
 ",
     );
     let detached = cluster
@@ -592,9 +579,10 @@ fn resources_never_change_a_key() {
     let session = with_resources.session();
     let resources = &session.pipeline.nodes[0].resources;
     assert_eq!(
-        resources.time.as_deref(),
-        Some("60"),
+        resources.time,
+        Some(Duration::from_secs(3600)),
         "the kind's default applies"
     );
-    assert_eq!(resources.gpus.as_ref().unwrap().sbatch_value(), "a100:2");
+    let gpus = resources.gpus.as_ref().unwrap();
+    assert_eq!((gpus.count, gpus.gpu_type.as_deref()), (2, Some("a100")));
 }

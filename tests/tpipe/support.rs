@@ -2,10 +2,10 @@
 
 use std::path::{Path, PathBuf};
 
-use tpipe::cache::record::Record;
 use tpipe::exec::{NodeStatus, Quiet, RunOptions, RunSummary};
 use tpipe::graph::PipelineGraph;
 use tpipe::plan::{plan, Plan};
+use tpipe::record::Record;
 use tpipe::session::Session;
 
 pub struct Project {
@@ -42,7 +42,7 @@ impl Project {
     }
 
     pub fn session(&self) -> Session {
-        let registry = tpipe::kinds::testing::registry();
+        let registry = tpipe_engine::testing::registry();
         let pipeline = tpipe::spec::load(&self.pipeline_file(), &registry)
             .unwrap_or_else(|error| panic!("{error}"));
         let graph = PipelineGraph::build(&pipeline).unwrap_or_else(|error| panic!("{error}"));
@@ -132,4 +132,20 @@ pub fn status_of<'a>(summary: &'a RunSummary, name: &str) -> &'a NodeStatus {
 
 pub fn tpipe_binary() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_tpipe"))
+}
+
+/// A finished command's stdout and stderr, as text.
+pub fn text(output: &std::process::Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// The line of the summary table for `node`.
+pub fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
+    stdout
+        .lines()
+        .find(|line| line.split_whitespace().next() == Some(node))
+        .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
 }

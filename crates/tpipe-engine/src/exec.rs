@@ -11,13 +11,14 @@ use std::time::Instant;
 
 use serde::Serialize;
 
-use crate::action::{build_action, Action, ActionError, ActionRun};
-use crate::cache::record::{Record, RecordHead};
+use crate::action::Action;
+use crate::build::{build_action, ActionError, ActionRun};
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::kind::{BuildError, BuildOptions, Progress};
+use crate::record::{Record, RecordHead};
 use crate::remote::Remote;
-use crate::session::{ResolvedKey, Session};
+use crate::session::{ResolvedKey, SelectionError, Session};
 use crate::spec::NodeSpec;
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -38,6 +39,15 @@ pub enum NodeStatus {
     },
     /// Not started because the run was interrupted.
     Cancelled,
+    /// `run --detach`: handed to the cluster as job `job`, not built yet.
+    Submitted {
+        job: String,
+    },
+    /// `run --detach`: builds on this machine once the jobs it waits on (through `after`) are
+    /// done; a later `run` builds it.
+    Deferred {
+        after: String,
+    },
 }
 
 impl NodeStatus {
@@ -49,12 +59,19 @@ impl NodeStatus {
             NodeStatus::Failed { .. } => "failed",
             NodeStatus::Skipped { .. } => "skipped",
             NodeStatus::Cancelled => "cancelled",
+            NodeStatus::Submitted { .. } => "submitted",
+            NodeStatus::Deferred { .. } => "deferred",
         }
     }
+    /// Nothing went wrong: the node is there, or (`--detach`) on its way.
     pub fn is_success(&self) -> bool {
         matches!(
             self,
-            NodeStatus::Cached | NodeStatus::Built | NodeStatus::Fetched { .. }
+            NodeStatus::Cached
+                | NodeStatus::Built
+                | NodeStatus::Fetched { .. }
+                | NodeStatus::Submitted { .. }
+                | NodeStatus::Deferred { .. }
         )
     }
 }
@@ -116,9 +133,13 @@ pub struct RunOptions {
     pub remote: Option<Arc<dyn Remote>>,
     /// Upload each node to the remote once it is built.
     pub push: bool,
-    /// A node the remote has counts as done from its record alone: its blobs stay there (the
-    /// Slurm executor with `artifacts = "remote"`; only published outputs are downloaded).
+    /// A node the remote has counts as done from its record alone: its blobs stay there (a
+    /// cluster executor with `artifacts = "remote"`; only published outputs are downloaded).
     pub remote_records_only: bool,
+    /// `run --detach`: every node the runner does not build here is handed to the cluster
+    /// (after its inputs' jobs) and not waited for; nodes that build here do so when their
+    /// inputs are built, and are deferred when those are jobs still to run.
+    pub detach: bool,
 }
 
 impl Default for RunOptions {
@@ -135,6 +156,7 @@ impl Default for RunOptions {
             remote: None,
             push: false,
             remote_records_only: false,
+            detach: false,
         }
     }
 }
@@ -142,9 +164,28 @@ impl Default for RunOptions {
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("{0}")]
-    Selection(String),
+    Selection(#[from] SelectionError),
+    #[error("--force `{pattern}` matches no node that this run builds")]
+    ForceMatchesNothing { pattern: String },
     #[error("cannot start worker threads: {0}")]
     Threads(String),
+}
+
+/// Why a node's outputs could not be copied to its `publish:` folder (a warning, never a
+/// failed node).
+#[derive(Debug, thiserror::Error)]
+enum PublishError {
+    #[error("{0}")]
+    Folder(std::io::Error),
+    #[error("{0}")]
+    Fetch(#[from] crate::remote::RemoteError),
+    #[error("{0}")]
+    Read(#[from] crate::cache::CacheError),
+    #[error("cannot write `{}`: {source}", file.display())]
+    Write {
+        file: std::path::PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// One node to build: its action, stored in the cache under its key before the runner is called.
@@ -160,6 +201,32 @@ pub struct NodeJob<'a> {
     pub progress: &'a (dyn Fn(Progress) + Sync),
 }
 
+/// A node `run --detach` hands to the cluster without waiting.
+pub struct DetachJob<'a> {
+    pub session: &'a Session,
+    pub node: &'a NodeSpec,
+    pub work: DetachedWork,
+    /// The jobs of this node's inputs that are not built yet; it must start after them.
+    pub after: Vec<String>,
+}
+
+/// What a detached job builds.
+pub enum DetachedWork {
+    /// The node's action, stored in the cache under `key`: its inputs are built.
+    Action { key: ContentHash },
+    /// The node by name, from the pipeline as it is now: its key waits on inputs that jobs
+    /// are still to build.
+    PipelineNode,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DetachError {
+    #[error("`--detach` needs a cluster executor (hint: add `--executor slurm`)")]
+    NotACluster,
+    #[error("{0}")]
+    Submit(Box<dyn std::error::Error + Send + Sync>),
+}
+
 /// Where a node is built. The local runner builds the action in this process; a cluster runner
 /// submits `tpipe exec-node KEY` to run the same [`build_action`] on another machine over a
 /// shared cache.
@@ -168,9 +235,16 @@ pub trait NodeRunner: Sync {
 
     /// Whether `node` is built in this process. Only then does the scheduler hold the node's
     /// cache lock while it builds: a job elsewhere takes that lock itself (`exec-node`), and
-    /// would wait forever on one held here.
+    /// would wait forever on one held here. Under `--detach`, the nodes that do not build here
+    /// are the ones handed to the cluster.
     fn builds_here(&self, _session: &Session, _node: &NodeSpec) -> bool {
         true
+    }
+
+    /// `run --detach`: submits the node and returns its job's id at once. Only a cluster
+    /// runner can.
+    fn detach_node(&self, _job: DetachJob<'_>) -> Result<String, DetachError> {
+        Err(DetachError::NotACluster)
     }
 }
 
@@ -223,6 +297,25 @@ impl Drop for PermitGuard<'_> {
     }
 }
 
+/// Why a node's inputs give no records to build it from.
+enum Upstream {
+    /// An input failed or was skipped, or the run was interrupted: this is the node's status.
+    Stopped(NodeStatus),
+    /// `--detach`: inputs on their way (jobs, or nodes deferred to a later run).
+    Pending(Pending),
+}
+
+/// `--detach`: the inputs of a node that are on their way.
+#[derive(Default)]
+struct Pending {
+    /// The first such input, for the node's status.
+    first: Option<String>,
+    /// The jobs building inputs.
+    jobs: Vec<String>,
+    /// Whether an input is itself deferred (it builds here later, so no job can wait on it).
+    deferred: bool,
+}
+
 struct State {
     /// Dependencies not finished yet, per selected position.
     waiting_on: BTreeMap<usize, usize>,
@@ -255,9 +348,7 @@ pub fn run_with(
     observer: &dyn Observer,
     runner: &dyn NodeRunner,
 ) -> Result<RunSummary, RunError> {
-    let selected = session
-        .selection(&options.targets)
-        .map_err(RunError::Selection)?;
+    let selected = session.selection(&options.targets)?;
     let mut forced = Vec::new();
     for pattern in &options.force {
         let matched: Vec<usize> = selected
@@ -271,9 +362,9 @@ pub fn run_with(
             })
             .collect();
         if matched.is_empty() {
-            return Err(RunError::Selection(format!(
-                "--force `{pattern}` matches no node that this run builds"
-            )));
+            return Err(RunError::ForceMatchesNothing {
+                pattern: pattern.clone(),
+            });
         }
         forced.extend(matched);
     }
@@ -400,39 +491,22 @@ impl<'a> Scheduler<'a> {
         node: &NodeSpec,
         position: usize,
     ) -> (NodeStatus, Option<Arc<RecordHead>>, Option<ContentHash>) {
-        // Inputs: all must have succeeded.
-        let upstream = {
-            let state = self.state.lock().unwrap();
-            for source in node.inputs.values().flatten() {
-                if !state.records.contains_key(source) {
-                    let source_position = self.session.position_of(source).expect("inputs exist");
-                    let after = match state
-                        .outcomes
-                        .get(&source_position)
-                        .map(|outcome| &outcome.status)
-                    {
-                        Some(NodeStatus::Skipped { after }) => after.clone(),
-                        _ => source.clone(),
-                    };
-                    if self.options.cancel.load(Ordering::Relaxed) {
-                        return (NodeStatus::Cancelled, None, None);
-                    }
-                    return (NodeStatus::Skipped { after }, None, None);
-                }
+        let upstream = match self.upstream_records(node) {
+            Ok(upstream) => upstream,
+            Err(Upstream::Stopped(status)) => return (status, None, None),
+            Err(Upstream::Pending(pending)) => {
+                return (self.detach_pending(node, pending), None, None)
             }
-            // Only this node's inputs: cloning every record so far would make a run quadratic.
-            node.inputs
-                .values()
-                .flatten()
-                .map(|source| (source.clone(), state.records[source].clone()))
-                .collect::<BTreeMap<String, Arc<RecordHead>>>()
         };
         if self.options.cancel.load(Ordering::Relaxed) {
             return (NodeStatus::Cancelled, None, None);
         }
         let resolved = match self.session.resolve_key(node, &upstream) {
             Ok(resolved) => resolved,
-            Err(error) => return (NodeStatus::Failed { error }, None, None),
+            Err(error) => {
+                let error = error.to_string();
+                return (NodeStatus::Failed { error }, None, None);
+            }
         };
         let key = Some(resolved.key);
         let forced = self.forced.contains(&position);
@@ -446,24 +520,23 @@ impl<'a> Scheduler<'a> {
                 return (NodeStatus::Fetched { remote }, Some(record), key);
             }
         }
+        let builds_here = self.runner.builds_here(self.session, node);
+        if self.options.detach && !builds_here {
+            let status = self.detach_resolved(node, &resolved);
+            return (status, None, key);
+        }
         let kind = self.session.kind_of(node);
         let _device_permit = kind.uses_device().then(|| self.device.acquire());
         if self.options.cancel.load(Ordering::Relaxed) {
             return (NodeStatus::Cancelled, None, key);
         }
         // Another process may be building the same key: wait for it, then use its result.
-        let builds_here = self.runner.builds_here(self.session, node);
         let _lock = match builds_here.then(|| self.session.cache.lock_node(&resolved.key)) {
             None => None,
             Some(Ok(lock)) => Some(lock),
             Some(Err(error)) => {
-                return (
-                    NodeStatus::Failed {
-                        error: error.to_string(),
-                    },
-                    None,
-                    key,
-                )
+                let error = error.to_string();
+                return (NodeStatus::Failed { error }, None, key);
             }
         };
         if !forced {
@@ -471,6 +544,104 @@ impl<'a> Scheduler<'a> {
                 return (NodeStatus::Cached, Some(record), key);
             }
         }
+        let (status, record) = self.build(node, &resolved);
+        (status, record, key)
+    }
+
+    /// The records of `node`'s inputs, or why it cannot be built now: an input failed or was
+    /// skipped (or the run was interrupted), or (`--detach`) inputs are on their way.
+    fn upstream_records(
+        &self,
+        node: &NodeSpec,
+    ) -> Result<BTreeMap<String, Arc<RecordHead>>, Upstream> {
+        let state = self.state.lock().unwrap();
+        let mut pending = Pending::default();
+        for source in node.inputs.values().flatten() {
+            if state.records.contains_key(source) {
+                continue;
+            }
+            let source_position = self.session.position_of(source).expect("inputs exist");
+            let status = state
+                .outcomes
+                .get(&source_position)
+                .map(|outcome| &outcome.status);
+            match status {
+                Some(NodeStatus::Submitted { job }) => pending.jobs.push(job.clone()),
+                Some(NodeStatus::Deferred { .. }) => pending.deferred = true,
+                _ if self.options.cancel.load(Ordering::Relaxed) => {
+                    return Err(Upstream::Stopped(NodeStatus::Cancelled))
+                }
+                Some(NodeStatus::Skipped { after }) => {
+                    let after = after.clone();
+                    return Err(Upstream::Stopped(NodeStatus::Skipped { after }));
+                }
+                _ => {
+                    let after = source.clone();
+                    return Err(Upstream::Stopped(NodeStatus::Skipped { after }));
+                }
+            }
+            pending.first.get_or_insert_with(|| source.clone());
+        }
+        if pending.first.is_some() {
+            return Err(Upstream::Pending(pending));
+        }
+        // Only this node's inputs: cloning every record so far would make a run quadratic.
+        Ok(node
+            .inputs
+            .values()
+            .flatten()
+            .map(|source| (source.clone(), state.records[source].clone()))
+            .collect())
+    }
+
+    /// `--detach`, some inputs still on their way: a node that builds here waits for a later
+    /// run; any other becomes a job after its inputs' jobs, building itself by name.
+    fn detach_pending(&self, node: &NodeSpec, pending: Pending) -> NodeStatus {
+        let after = pending.first.expect("pending inputs have a first");
+        if pending.deferred || self.runner.builds_here(self.session, node) {
+            return NodeStatus::Deferred { after };
+        }
+        self.detach(DetachJob {
+            session: self.session,
+            node,
+            work: DetachedWork::PipelineNode,
+            after: pending.jobs,
+        })
+    }
+
+    /// `--detach`, inputs built: the action goes into the cache and a job builds it.
+    fn detach_resolved(&self, node: &NodeSpec, resolved: &ResolvedKey) -> NodeStatus {
+        if let Err(error) = self
+            .session
+            .cache
+            .write_action(&resolved.key, &resolved.action)
+        {
+            let error = error.to_string();
+            return NodeStatus::Failed { error };
+        }
+        self.detach(DetachJob {
+            session: self.session,
+            node,
+            work: DetachedWork::Action { key: resolved.key },
+            after: Vec::new(),
+        })
+    }
+
+    fn detach(&self, job: DetachJob<'_>) -> NodeStatus {
+        match self.runner.detach_node(job) {
+            Ok(job) => NodeStatus::Submitted { job },
+            Err(error) => NodeStatus::Failed {
+                error: error.to_string(),
+            },
+        }
+    }
+
+    /// Stores the action, then builds it through the runner on a thread of its own.
+    fn build(
+        &self,
+        node: &NodeSpec,
+        resolved: &ResolvedKey,
+    ) -> (NodeStatus, Option<Arc<RecordHead>>) {
         // The action goes into the cache first, so the same build can be repeated elsewhere
         // (`tpipe exec-node`) from the cache alone.
         if let Err(error) = self
@@ -478,13 +649,8 @@ impl<'a> Scheduler<'a> {
             .cache
             .write_action(&resolved.key, &resolved.action)
         {
-            return (
-                NodeStatus::Failed {
-                    error: error.to_string(),
-                },
-                None,
-                key,
-            );
+            let error = error.to_string();
+            return (NodeStatus::Failed { error }, None);
         }
         self.observer.node_started(&node.name, &node.kind);
         let progress = |progress: Progress| self.observer.node_progress(&node.name, &progress);
@@ -518,16 +684,13 @@ impl<'a> Scheduler<'a> {
         match result {
             Ok(record) => {
                 self.push_to_remote(node, &record);
-                (NodeStatus::Built, Some(Arc::new(record.head())), key)
+                (NodeStatus::Built, Some(Arc::new(record.head())))
             }
-            Err(ActionError::Build(BuildError::Cancelled)) => (NodeStatus::Cancelled, None, key),
-            Err(error) => (
-                NodeStatus::Failed {
-                    error: error.to_string(),
-                },
-                None,
-                key,
-            ),
+            Err(ActionError::Build(BuildError::Cancelled)) => (NodeStatus::Cancelled, None),
+            Err(error) => {
+                let error = error.to_string();
+                (NodeStatus::Failed { error }, None)
+            }
         }
     }
 
@@ -610,8 +773,8 @@ impl<'a> Scheduler<'a> {
     }
 
     /// Copies a node's outputs into a folder the user reads, skipping files already identical.
-    fn publish(&self, record: &RecordHead, folder: &Path) -> Result<(), String> {
-        std::fs::create_dir_all(folder).map_err(|error| error.to_string())?;
+    fn publish(&self, record: &RecordHead, folder: &Path) -> Result<(), PublishError> {
+        std::fs::create_dir_all(folder).map_err(PublishError::Folder)?;
         let cache: &Cache = &self.session.cache;
         // Outputs left on the remote (`remote_records_only`) come down to be published.
         let missing = record
@@ -619,9 +782,7 @@ impl<'a> Scheduler<'a> {
             .values()
             .any(|output| cache.blob_is_intact(output).is_err());
         if let (true, Some(remote)) = (missing, &self.options.remote) {
-            remote
-                .fetch(&record.key, cache)
-                .map_err(|error| error.to_string())?;
+            remote.fetch(&record.key, cache)?;
         }
         for (name, output) in &record.outputs {
             let destination = folder.join(name);
@@ -634,11 +795,13 @@ impl<'a> Scheduler<'a> {
             if same {
                 continue;
             }
-            let bytes = cache
-                .read_blob(&output.blob)
-                .map_err(|error| error.to_string())?;
-            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes)
-                .map_err(|error| error.to_string())?;
+            let bytes = cache.read_blob(&output.blob)?;
+            crate::cache::write_atomically(&cache.temporary_dir(), &destination, &bytes).map_err(
+                |source| PublishError::Write {
+                    file: destination.clone(),
+                    source,
+                },
+            )?;
         }
         Ok(())
     }

@@ -4,8 +4,16 @@
 use std::collections::BTreeMap;
 
 use crate::action::Action;
-use crate::cache::record::OutputRef;
 use crate::hash::{ContentHash, KeyHasher};
+use crate::record::OutputRef;
+
+impl Action {
+    /// The node key: the hash of the parts of this action that are in the key
+    /// ([`action_key`]).
+    pub fn key(&self) -> ContentHash {
+        action_key(self)
+    }
+}
 
 /// The key of an action: the hash of its kind, kind version, in-key parameters, the digests of
 /// the input outputs it reads (with the input names where its slots declare them) and its

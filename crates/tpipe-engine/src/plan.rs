@@ -6,8 +6,8 @@ use std::sync::Arc;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::cache::record::Record;
 use crate::cache::Lookup;
+use crate::record::Record;
 use crate::session::{ResolvedKey, Session, Walked};
 use crate::spec::NodeSpec;
 
@@ -261,7 +261,7 @@ fn written_by_older_tpipe(session: &Session, key: &crate::hash::ContentHash) -> 
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
         .and_then(|record| record.get("format").and_then(serde_json::Value::as_u64))
-        .is_some_and(|format| format < u64::from(crate::cache::record::RECORD_FORMAT))
+        .is_some_and(|format| format < u64::from(crate::record::RECORD_FORMAT))
 }
 
 /// Plans the selected nodes. `forced` nodes are planned to run even when cached.
@@ -325,7 +325,7 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
                 Walked::After { node } => planned.reasons.push(Reason::AfterUpstream { node }),
                 Walked::Failed { error } => {
                     planned.status = PlanStatus::Error;
-                    planned.error = Some(error);
+                    planned.error = Some(error.to_string());
                 }
             }
             planned

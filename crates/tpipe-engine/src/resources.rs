@@ -2,46 +2,62 @@
 //! whether it stays on the submitting machine. Written under `resources:` in a node or in
 //! `defaults: {kind: {resources: …}}`. Resources never reach a key: the same node built with
 //! more memory is the same node.
+//!
+//! The values are typed (a size in bytes, a duration), in no scheduler's syntax: each cluster
+//! backend writes them its own way (Slurm's `--mem=16G --time=2:00:00` in `slurm/script.rs`).
 
-use serde::Serialize;
+use std::fmt;
+use std::time::Duration;
+
 use serde_json::Value;
 
 /// A node's resources; `None` leaves a field to the executor's defaults.
-#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Resources {
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub gpus: Option<Gpus>,
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub cpus: Option<u32>,
-    /// Slurm's memory syntax: a whole number with an optional K, M, G or T (megabytes without).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mem: Option<String>,
-    /// Slurm's time syntax: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M` or `D-H:M:S`.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub time: Option<String>,
+    /// Memory for the whole job.
+    pub mem: Option<Memory>,
+    /// Wall-clock limit.
+    pub time: Option<Duration>,
     /// How many times a failed cluster job is submitted again.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u32>,
     /// Build on the submitting machine even under a cluster executor.
-    #[serde(skip_serializing_if = "Option::is_none")]
     pub local: Option<bool>,
 }
 
 /// GPUs: a count and, optionally, a type the cluster names (`a100`).
-#[derive(Clone, Debug, PartialEq, Serialize)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct Gpus {
     pub count: u32,
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
     pub gpu_type: Option<String>,
 }
 
-impl Gpus {
-    /// The value of sbatch's `--gpus`: `2` or `a100:2`.
-    pub fn sbatch_value(&self) -> String {
-        match &self.gpu_type {
-            Some(gpu_type) => format!("{gpu_type}:{}", self.count),
-            None => self.count.to_string(),
-        }
+/// An amount of memory, in kibibytes (the smallest unit `mem:` can name).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Memory {
+    pub kibibytes: u64,
+}
+
+/// The units `mem:` takes, largest first: (suffix, kibibytes).
+const MEMORY_UNITS: [(char, u64); 4] = [('T', 1 << 30), ('G', 1 << 20), ('M', 1 << 10), ('K', 1)];
+
+impl Memory {
+    /// The amount in the largest unit that holds it whole: `16G`, `500M`, `512K`.
+    fn whole_units(self) -> (u64, char) {
+        MEMORY_UNITS
+            .iter()
+            .find(|(_, size)| self.kibibytes.is_multiple_of(*size))
+            .map(|&(unit, size)| (self.kibibytes / size, unit))
+            .unwrap_or((self.kibibytes, 'K'))
+    }
+}
+
+/// As `mem:` would write it: `16G`, `500M`.
+impl fmt::Display for Memory {
+    fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (amount, unit) = self.whole_units();
+        write!(formatter, "{amount}{unit}")
     }
 }
 
@@ -124,8 +140,8 @@ impl Resources {
         Resources {
             gpus: self.gpus.or_else(|| defaults.gpus.clone()),
             cpus: self.cpus.or(defaults.cpus),
-            mem: self.mem.or_else(|| defaults.mem.clone()),
-            time: self.time.or_else(|| defaults.time.clone()),
+            mem: self.mem.or(defaults.mem),
+            time: self.time.or(defaults.time),
             retries: self.retries.or(defaults.retries),
             local: self.local.or(defaults.local),
         }
@@ -196,19 +212,25 @@ fn parse_gpus(value: &Value) -> Result<Gpus, ResourceProblem> {
     }
 }
 
-fn parse_mem(value: &Value) -> Result<String, ResourceProblem> {
+/// A size: a whole number with K, M, G or T (megabytes without a suffix).
+fn parse_mem(value: &Value) -> Result<Memory, ResourceProblem> {
     let text = match value {
         Value::Number(number) if number.is_u64() => number.to_string(),
-        Value::String(text) => text.trim().to_string(),
+        Value::String(text) => text.trim().to_uppercase(),
         _ => String::new(),
     };
-    let digits = text.trim_end_matches(|character: char| "KMGTkmgt".contains(character));
-    let suffix_length = text.len() - digits.len();
-    let valid = !digits.is_empty()
-        && digits.chars().all(|character| character.is_ascii_digit())
-        && suffix_length <= 1;
-    if valid {
-        Ok(text.to_uppercase())
+    let digits = text.trim_end_matches(|character: char| "KMGT".contains(character));
+    let unit = match &text[digits.len()..] {
+        "" => Some('M'),
+        suffix if suffix.len() == 1 => suffix.chars().next(),
+        _ => None,
+    };
+    let kibibytes = unit
+        .and_then(|unit| MEMORY_UNITS.iter().find(|(name, _)| *name == unit))
+        .filter(|_| !digits.is_empty() && digits.chars().all(|digit| digit.is_ascii_digit()))
+        .and_then(|(_, size)| digits.parse::<u64>().ok()?.checked_mul(*size));
+    if let Some(kibibytes) = kibibytes {
+        Ok(Memory { kibibytes })
     } else {
         Err(ResourceProblem::at(
             "mem",
@@ -218,32 +240,62 @@ fn parse_mem(value: &Value) -> Result<String, ResourceProblem> {
     }
 }
 
-fn parse_time(value: &Value) -> Result<String, ResourceProblem> {
+/// A duration: `M`, `M:S` or `H:M:S`, optionally after `D-` (`D-H`, `D-H:M`, `D-H:M:S`).
+/// The forms are Slurm's, which cluster users know; the value is a plain duration.
+fn parse_time(value: &Value) -> Result<Duration, ResourceProblem> {
     let text = match value {
         Value::Number(number) if number.is_u64() => number.to_string(),
         Value::String(text) => text.trim().to_string(),
         _ => String::new(),
     };
-    let numbers = |part: &str, most: usize| {
-        let fields: Vec<&str> = part.split(':').collect();
-        fields.len() <= most
-            && fields.iter().all(|field| {
-                !field.is_empty() && field.chars().all(|character| character.is_ascii_digit())
-            })
-    };
-    let valid = match text.split_once('-') {
-        Some((days, rest)) => numbers(days, 1) && numbers(rest, 3),
-        None => numbers(&text, 3),
-    };
-    if valid {
-        Ok(text)
-    } else {
-        Err(ResourceProblem::at(
+    let seconds = duration_seconds(&text).ok_or_else(|| {
+        ResourceProblem::at(
             "time",
             format!("`time` must be a Slurm time limit such as `90`, `2:00:00` or `1-12:00:00`, found {value}"),
             "minutes, or hours:minutes:seconds, optionally after `days-`",
-        ))
-    }
+        )
+    })?;
+    Ok(Duration::from_secs(seconds))
+}
+
+/// Seconds in a time limit written as [`parse_time`] reads it.
+pub fn duration_seconds(text: &str) -> Option<u64> {
+    let numbers = |part: &str, most: usize| -> Option<Vec<u64>> {
+        let fields: Vec<&str> = part.split(':').collect();
+        if fields.len() > most {
+            return None;
+        }
+        fields
+            .iter()
+            .map(|field| {
+                let digits = !field.is_empty() && field.chars().all(|digit| digit.is_ascii_digit());
+                digits.then(|| field.parse::<u64>().ok()).flatten()
+            })
+            .collect()
+    };
+    let (days, fields) = match text.split_once('-') {
+        Some((days, rest)) => {
+            let days = numbers(days, 1)?[0];
+            // After days the first field is hours: `D-H`, `D-H:M`, `D-H:M:S`.
+            let mut fields = numbers(rest, 3)?;
+            fields.resize(3, 0);
+            (days, fields)
+        }
+        None => {
+            let fields = numbers(text, 3)?;
+            // Without days: `M`, `M:S` or `H:M:S`.
+            let fields = match fields[..] {
+                [minutes] => vec![0, minutes, 0],
+                [minutes, seconds] => vec![0, minutes, seconds],
+                _ => fields,
+            };
+            (0, fields)
+        }
+    };
+    let [hours, minutes, seconds] = fields[..] else {
+        return None;
+    };
+    Some(((days * 24 + hours) * 60 + minutes) * 60 + seconds)
 }
 
 #[cfg(test)]
@@ -258,25 +310,42 @@ mod tests {
             "gpus": "a100:2", "cpus": 4, "mem": "16g", "time": "1-12:00:00", "retries": 2, "local": false
         }))
         .unwrap();
-        assert_eq!(resources.gpus.as_ref().unwrap().sbatch_value(), "a100:2");
-        assert_eq!(resources.mem.as_deref(), Some("16G"));
-        assert_eq!(resources.time.as_deref(), Some("1-12:00:00"));
+        let a100 = Gpus {
+            count: 2,
+            gpu_type: Some("a100".into()),
+        };
+        assert_eq!(resources.gpus, Some(a100));
+        assert_eq!(resources.mem.unwrap().to_string(), "16G");
+        assert_eq!(resources.mem.unwrap().kibibytes, 16 << 20);
+        assert_eq!(resources.time, Some(Duration::from_secs(36 * 3600)));
         assert_eq!(
             (resources.cpus, resources.retries, resources.local),
             (Some(4), Some(2), Some(false))
         );
         let mapping =
             Resources::parse(&json!({"gpus": {"count": 1, "type": "v100"}, "mem": 500})).unwrap();
-        assert_eq!(mapping.gpus.unwrap().sbatch_value(), "v100:1");
-        assert_eq!(mapping.mem.as_deref(), Some("500"));
+        assert_eq!(mapping.gpus.unwrap().gpu_type.as_deref(), Some("v100"));
         assert_eq!(
-            Resources::parse(&json!({"gpus": 1}))
-                .unwrap()
-                .gpus
-                .unwrap()
-                .sbatch_value(),
-            "1"
+            mapping.mem.unwrap().to_string(),
+            "500M",
+            "megabytes without a suffix"
         );
+        assert_eq!(
+            Resources::parse(&json!({"gpus": 1})).unwrap().gpus,
+            Some(Gpus {
+                count: 1,
+                gpu_type: None
+            })
+        );
+        for (written, seconds) in [
+            ("90", 5400),
+            ("1:30", 90),
+            ("2:00:00", 7200),
+            ("1-12", 36 * 3600),
+            ("1-0:30", 86400 + 1800),
+        ] {
+            assert_eq!(duration_seconds(written), Some(seconds), "{written}");
+        }
     }
 
     #[test]
@@ -303,8 +372,8 @@ mod tests {
         let node = Resources::parse(&json!({"mem": "16G"}))
             .unwrap()
             .or(&defaults);
-        assert_eq!(node.mem.as_deref(), Some("16G"));
-        assert_eq!(node.time.as_deref(), Some("60"));
+        assert_eq!(node.mem.unwrap().to_string(), "16G");
+        assert_eq!(node.time, Some(Duration::from_secs(3600)));
         assert_eq!(node.gpus.unwrap().count, 1);
     }
 }

@@ -103,14 +103,13 @@ impl ParamType {
         }
     }
 
-    /// Checks a value and returns its canonical form, or a description of what was expected.
-    pub fn normalise(&self, value: &Value) -> Result<Value, String> {
+    /// Checks a value and returns its canonical form, or what was expected instead.
+    pub fn normalise(&self, value: &Value) -> Result<Value, ValueProblem> {
         let wrong = || {
-            Err(format!(
-                "expected {}, found {}",
-                self.describe(),
-                show_value(value)
-            ))
+            Err(ValueProblem::Expected {
+                expected: self.describe(),
+                found: show_value(value),
+            })
         };
         match self {
             ParamType::Int { min, max } => {
@@ -151,13 +150,11 @@ impl ParamType {
             },
             ParamType::Choice(words) => match value {
                 Value::String(text) if words.contains(&text.as_str()) => Ok(value.clone()),
-                Value::String(text) => {
-                    let mut message = format!("expected {}, found `{text}`", self.describe());
-                    if let Some(nearest) = nearest_name(text, words.iter().copied()) {
-                        message.push_str(&format!(" (hint: did you mean `{nearest}`?)"));
-                    }
-                    Err(message)
-                }
+                Value::String(text) => Err(ValueProblem::NotAChoice {
+                    expected: self.describe(),
+                    found: text.clone(),
+                    nearest: nearest_name(text, words.iter().copied()),
+                }),
                 _ => wrong(),
             },
             ParamType::List(item) => match value {
@@ -166,7 +163,10 @@ impl ParamType {
                     .enumerate()
                     .map(|(index, element)| {
                         item.normalise(element)
-                            .map_err(|problem| format!("item {index}: {problem}"))
+                            .map_err(|problem| ValueProblem::Item {
+                                index,
+                                problem: Box::new(problem),
+                            })
                     })
                     .collect::<Result<Vec<_>, _>>()
                     .map(Value::Array),
@@ -175,6 +175,28 @@ impl ParamType {
             ParamType::Any => Ok(value.clone()),
         }
     }
+}
+
+/// Why a value does not fit a parameter's type, as the diagnostic says it.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum ValueProblem {
+    #[error("expected {expected}, found {found}")]
+    Expected { expected: String, found: String },
+    /// A word outside a [`ParamType::Choice`], with the nearest valid one if it is a likely typo.
+    #[error(
+        "expected {expected}, found `{found}`{}",
+        .nearest.map(|nearest| format!(" (hint: did you mean `{nearest}`?)")).unwrap_or_default()
+    )]
+    NotAChoice {
+        expected: String,
+        found: String,
+        nearest: Option<&'static str>,
+    },
+    #[error("item {index}: {problem}")]
+    Item {
+        index: usize,
+        problem: Box<ValueProblem>,
+    },
 }
 
 /// A value as a user would recognise it in their YAML.
@@ -280,13 +302,20 @@ pub trait Params: serde::de::DeserializeOwned {
 
     /// Reads a parameter map that the spec layer validated against [`Params::specs`]. A failure
     /// here means the declaration and the struct disagree, a bug in the kind.
-    fn from_map(params: &serde_json::Map<String, Value>) -> Result<Self, String> {
+    fn from_map(params: &serde_json::Map<String, Value>) -> Result<Self, ParamsError> {
         // Read in place: validation reads every node's parameters, so no copy of the map.
         let entries = params.iter().map(|(name, value)| (name.as_str(), value));
         let deserializer = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries);
-        Self::deserialize(deserializer)
-            .map_err(|error| format!("the parameters do not fit the kind's declaration: {error}"))
+        Ok(Self::deserialize(deserializer)?)
     }
+}
+
+/// Validated parameters that do not deserialise into the kind's struct.
+#[derive(Debug, thiserror::Error)]
+#[error("the parameters do not fit the kind's declaration: {source}")]
+pub struct ParamsError {
+    #[from]
+    source: serde_json::Error,
 }
 
 /// A closed set of words as a Rust enum: the parameter type lists [`Choice::WORDS`], and the
@@ -329,8 +358,9 @@ macro_rules! choice_enum {
     };
 }
 
-/// Declares a kind's parameters once: a struct the build reads and, from the same lines, its
-/// [`ParamSpec`]s. Each field gives its Rust type, then `ty` (the YAML type and its bounds),
+/// Declares a kind's parameters once: a struct the hooks read and, from the same lines, its
+/// [`ParamSpec`]s. The struct serialises back to the parameter map it was read from, so a
+/// check can compare it with another node's parameters by name. Each field gives its Rust type, then `ty` (the YAML type and its bounds),
 /// an optional `default` (absent: required), `doc`, and `in_key: false` for parameters that
 /// choose how or where but not what (paths, backend). A first line `..name: Group,` flattens
 /// the fields of another declared group in (shared by several kinds).
@@ -361,7 +391,7 @@ macro_rules! kind_params {
         }
     ) => {
         $(#[$meta])*
-        #[derive(Clone, Debug, serde::Deserialize)]
+        #[derive(Clone, Debug, serde::Deserialize, serde::Serialize)]
         $vis struct $name {
             $(#[serde(flatten)] pub $group_field: $group_ty,)*
             $(pub $field: $field_ty,)*

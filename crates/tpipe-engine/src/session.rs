@@ -9,12 +9,12 @@ use rayon::prelude::*;
 use serde_json::{Map, Value};
 
 use crate::action::{Action, ActionInput, Origin, ACTION_FORMAT};
-use crate::cache::record::{ExternalInput, RecordHead, RecordInput};
 use crate::cache::Cache;
 use crate::graph::PipelineGraph;
 use crate::hash::ContentHash;
 use crate::key::pipeline_id;
-use crate::kind::{KindRegistry, NodeKind};
+use crate::kind::{AnyKind, KindRegistry, ParamProblem};
+use crate::record::{ExternalInput, RecordHead, RecordInput};
 use crate::spec::{NodeSpec, Pipeline};
 
 pub struct Session {
@@ -29,6 +29,32 @@ pub struct Session {
     /// Per kind, the names of its parameters that are in the key (worked out once: a kind's
     /// schema is built afresh on every `params()` call).
     in_key: BTreeMap<&'static str, Vec<&'static str>>,
+}
+
+/// Why a node's key cannot be derived. Each names the node; the message leaves it out, as
+/// the summary table and `plan` show it beside the message.
+#[derive(Debug, thiserror::Error)]
+pub enum KeyError {
+    #[error("input `{input}` is not built")]
+    InputNotBuilt { node: String, input: String },
+    /// The kind cannot say which external files the node reads (a data set without `path`).
+    #[error("{problem}")]
+    ExternalInputs { node: String, problem: ParamProblem },
+    #[error("cannot read `{}`: {source}", path.display())]
+    ReadExternal {
+        node: String,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// A `--target` (or `--force`) that names no node.
+#[derive(Debug, thiserror::Error)]
+#[error("no node named `{target}` in `{}`{}", file.display(), .nearest.as_ref().map(|nearest| format!(" (hint: did you mean `{nearest}`?)")).unwrap_or_default())]
+pub struct SelectionError {
+    pub target: String,
+    pub file: PathBuf,
+    pub nearest: Option<String>,
 }
 
 /// A node's key and the action it is the hash of.
@@ -50,7 +76,7 @@ pub enum Walked<T> {
     /// Its key waits on `node`: the first node upstream that has no record.
     After { node: String },
     /// Its key cannot be derived (a data file is missing, say).
-    Failed { error: String },
+    Failed { error: KeyError },
 }
 
 /// The lookup a walk asks for each node whose key is known: the record it has (if any), and
@@ -111,7 +137,7 @@ impl Session {
         }
     }
 
-    pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn NodeKind> {
+    pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn AnyKind> {
         self.registry
             .get(&node.kind)
             .expect("the spec layer only admits registered kinds")
@@ -127,7 +153,7 @@ impl Session {
     /// The parameters that go into the key: declared `in_key`, and read with these settings.
     pub fn key_params(&self, node: &NodeSpec) -> Map<String, Value> {
         let kind = self.kind_of(node);
-        let unused = kind.unused_params(&node.params);
+        let unused = kind.unused_params(&node.typed);
         let in_key = &self.in_key[kind.name()];
         node.params
             .iter()
@@ -137,17 +163,24 @@ impl Session {
     }
 
     /// Hashes the files a node reads from outside the cache (stat-cached).
-    pub fn external_inputs(&self, node: &NodeSpec) -> Result<Vec<ExternalInput>, String> {
+    pub fn external_inputs(&self, node: &NodeSpec) -> Result<Vec<ExternalInput>, KeyError> {
         let kind = self.kind_of(node);
-        let paths = kind.external_inputs(&node.params, &self.project_dir)?;
+        let paths = kind
+            .external_inputs(&node.typed, &self.project_dir)
+            .map_err(|problem| KeyError::ExternalInputs {
+                node: node.name.clone(),
+                problem,
+            })?;
         paths
             .iter()
             .map(|path| {
-                let content = self
-                    .cache
-                    .stat_cache()
-                    .hash_path(path)
-                    .map_err(|error| format!("cannot read `{}`: {error}", path.display()))?;
+                let content = self.cache.stat_cache().hash_path(path).map_err(|source| {
+                    KeyError::ReadExternal {
+                        node: node.name.clone(),
+                        path: path.clone(),
+                        source,
+                    }
+                })?;
                 Ok(ExternalInput {
                     path: path.to_string_lossy().into_owned(),
                     content,
@@ -162,7 +195,7 @@ impl Session {
         &self,
         node: &NodeSpec,
         upstream: &BTreeMap<String, Arc<RecordHead>>,
-    ) -> Result<ResolvedKey, String> {
+    ) -> Result<ResolvedKey, KeyError> {
         let kind = self.kind_of(node);
         let params = self.key_params(node);
         let settings: Map<String, Value> = node
@@ -182,7 +215,10 @@ impl Session {
             for source in sources {
                 let record = upstream
                     .get(source)
-                    .ok_or_else(|| format!("input `{source}` is not built"))?;
+                    .ok_or_else(|| KeyError::InputNotBuilt {
+                        node: node.name.clone(),
+                        input: source.clone(),
+                    })?;
                 origin_inputs.push(RecordInput {
                     slot: slot.clone(),
                     node: source.clone(),
@@ -318,7 +354,7 @@ impl Session {
     }
 
     /// Positions to consider: the targets and what they need, or every node.
-    pub fn selection(&self, targets: &[String]) -> Result<Vec<usize>, String> {
+    pub fn selection(&self, targets: &[String]) -> Result<Vec<usize>, SelectionError> {
         if targets.is_empty() {
             return Ok(self.graph.order().to_vec());
         }
@@ -333,16 +369,15 @@ impl Session {
                 .map(|(position, _)| position)
                 .collect();
             if matched.is_empty() {
-                let hint = crate::schema::nearest_name(
+                let nearest = crate::schema::nearest_name(
                     target,
                     self.pipeline.nodes.iter().map(|node| node.name.as_str()),
-                )
-                .map(|nearest| format!(" (hint: did you mean `{nearest}`?)"))
-                .unwrap_or_default();
-                return Err(format!(
-                    "no node named `{target}` in `{}`{hint}",
-                    self.pipeline.file.display()
-                ));
+                );
+                return Err(SelectionError {
+                    target: target.clone(),
+                    file: self.pipeline.file.clone(),
+                    nearest: nearest.map(str::to_string),
+                });
             }
             positions.extend(matched);
         }

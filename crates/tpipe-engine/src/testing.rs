@@ -1,15 +1,17 @@
-//! Small, fast kinds for exercising the engine in tests (no data, no training). The `tpipe`
-//! binary offers them only when `TPIPE_TEST_KINDS=1`, so process-level tests (two processes on
-//! one cache, a run killed and resumed) can drive the real CLI.
+//! Small, fast kinds for exercising the engine in tests (no data, no training). Compiled only
+//! with the `testing` feature, which only test builds turn on; a test build of the `tpipe`
+//! binary offers them when `TPIPE_TEST_KINDS=1` ([`crate::offer_test_kinds`]), so
+//! process-level tests (two processes on one cache, a run killed and resumed) can drive the
+//! real CLI.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::kind::{BuildContext, BuildError, BuildOutput, KindRegistry, NodeKind, ParamProblem};
-use crate::schema::{Arity, InputSlot, ParamSpec, ParamType, Params};
+use crate::schema::{Arity, InputSlot, ParamType};
 
 /// The test kinds: `number`, `sum` and `file_digest`.
 pub fn registry() -> KindRegistry {
@@ -100,6 +102,8 @@ crate::kind_params! {
 }
 
 impl NodeKind for Number {
+    type Params = NumberParams;
+
     fn name(&self) -> &'static str {
         "number"
     }
@@ -109,29 +113,28 @@ impl NodeKind for Number {
     fn about(&self) -> &'static str {
         "a constant (test kind)"
     }
-    fn params(&self) -> Vec<ParamSpec> {
-        NumberParams::specs()
-    }
     fn inputs(&self) -> Vec<InputSlot> {
         Vec::new()
     }
-    fn unused_params(&self, params: &Map<String, Value>) -> Vec<&'static str> {
-        match NumberParams::from_map(params) {
-            Ok(params) if params.modulo != 0 => vec!["note"],
-            _ => Vec::new(),
+    fn unused_params(&self, params: &NumberParams) -> Vec<&'static str> {
+        if params.modulo != 0 {
+            vec!["note"]
+        } else {
+            Vec::new()
         }
     }
-    fn check(&self, params: &Map<String, Value>) -> Vec<ParamProblem> {
-        match NumberParams::from_map(params) {
-            Ok(params) if params.value == 13 => {
-                vec![ParamProblem::new("value", "13 is not allowed in tests")
-                    .with_hint("pick 12 or 14")]
-            }
-            _ => Vec::new(),
+    fn check(&self, params: &NumberParams) -> Vec<ParamProblem> {
+        if params.value == 13 {
+            vec![ParamProblem::new("value", "13 is not allowed in tests").with_hint("pick 12 or 14")]
+        } else {
+            Vec::new()
         }
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: NumberParams = context.typed()?;
+    fn build(
+        &self,
+        params: &NumberParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         common_build(context, &params.common)?;
         Ok(number_output(if params.modulo == 0 {
             params.value
@@ -155,6 +158,8 @@ crate::kind_params! {
 }
 
 impl NodeKind for Sum {
+    type Params = SumParams;
+
     fn name(&self) -> &'static str {
         "sum"
     }
@@ -163,9 +168,6 @@ impl NodeKind for Sum {
     }
     fn about(&self) -> &'static str {
         "the sum of its inputs (test kind)"
-    }
-    fn params(&self) -> Vec<ParamSpec> {
-        SumParams::specs()
     }
     fn inputs(&self) -> Vec<InputSlot> {
         vec![InputSlot {
@@ -177,8 +179,7 @@ impl NodeKind for Sum {
             names_in_key: false,
         }]
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: SumParams = context.typed()?;
+    fn build(&self, params: &SumParams, context: &BuildContext) -> Result<BuildOutput, BuildError> {
         common_build(context, &params.common)?;
         let mut total = params.offset;
         for input in context.inputs.get("items").into_iter().flatten() {
@@ -211,6 +212,8 @@ crate::kind_params! {
 }
 
 impl NodeKind for FileDigest {
+    type Params = FileDigestParams;
+
     fn name(&self) -> &'static str {
         "file_digest"
     }
@@ -220,22 +223,21 @@ impl NodeKind for FileDigest {
     fn about(&self) -> &'static str {
         "the byte length of a file or folder (test kind)"
     }
-    fn params(&self) -> Vec<ParamSpec> {
-        FileDigestParams::specs()
-    }
     fn inputs(&self) -> Vec<InputSlot> {
         Vec::new()
     }
     fn external_inputs(
         &self,
-        params: &Map<String, Value>,
+        params: &FileDigestParams,
         project_dir: &Path,
-    ) -> Result<Vec<PathBuf>, String> {
-        let path = FileDigestParams::from_map(params)?.path;
-        Ok(vec![project_dir.join(path)])
+    ) -> Result<Vec<PathBuf>, ParamProblem> {
+        Ok(vec![project_dir.join(&params.path)])
     }
-    fn build(&self, context: &BuildContext) -> Result<BuildOutput, BuildError> {
-        let params: FileDigestParams = context.typed()?;
+    fn build(
+        &self,
+        params: &FileDigestParams,
+        context: &BuildContext,
+    ) -> Result<BuildOutput, BuildError> {
         common_build(context, &params.common)?;
         let (path, _) = context
             .external

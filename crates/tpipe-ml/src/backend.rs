@@ -4,30 +4,9 @@ use burn::tensor::Device;
 
 use crate::error::MlError;
 
-/// Which burn backend runs the work.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum BackendChoice {
-    /// wgpu if this crate was built with the `wgpu` feature and a real GPU adapter (not a
-    /// software rasteriser such as lavapipe) exists; `Cpu` otherwise.
-    #[default]
-    Auto,
-    /// The fastest CPU path: `Native`.
-    Cpu,
-    /// tpipe-ml's own CPU kernels (`native/`): each conv layer as one unfold and one `gemm`
-    /// product over the batch, hand-written backward passes, buffers reused between steps
-    /// (threads from rayon's global pool, as flex).
-    Native,
-    /// flex, burn's pure-Rust CPU backend (threads from rayon's global pool; `RAYON_NUM_THREADS`
-    /// caps them).
-    Flex,
-    /// burn's LibTorch backend on the CPU: PyTorch's own kernels under burn's autodiff (threads
-    /// from PyTorch's OpenMP pool; `OMP_NUM_THREADS` caps them). An error without the `torch`
-    /// feature.
-    Torch,
-    /// wgpu on its default adapter: the most capable GPU, unless `CUBECL_WGPU_DEFAULT_DEVICE`
-    /// names another (`Cpu` selects lavapipe/llvmpipe). An error without the `wgpu` feature.
-    Wgpu,
-}
+/// Which backend runs the work: the one enum tpipe's kinds and command line use too (it lives in
+/// `tpipe-backend`, a crate all of them can see; this crate names it `BackendChoice`).
+pub use tpipe_backend::Backend as BackendChoice;
 
 /// A device ready for work and the name reports show for it.
 #[derive(Clone, Debug)]

@@ -1,14 +1,14 @@
 //! Runs grouped into cells (a variant at one n), each measured against its own split's base.
 //!
 //! Two groupings: per split and target task, as the per-split tables list them; and pooled per
-//! split kind under the paper's names, as the findings, the figure and the pooled table use
+//! relation under the paper's names, as the findings, the figure and the pooled table use
 //! them. Invariants of the pooled cells:
 //! - The unit of replication is the split. A cell holds one value per split: the mean over the
 //!   split's target tasks of (variant mean − base mean) on that task. Intervals are Student's t
 //!   across those values, so runs that share a base never count as independent.
-//! - Where a split kind has a single split, its seeds are the units instead (a variant's seed
+//! - Where a relation has a single split, its seeds are the units instead (a variant's seed
 //!   against the base of the same seed, else the split's base mean).
-//! - baseB is one number per split kind: the same per-split base values every Δ subtracts,
+//! - baseB is one number per relation: the same per-split base values every Δ subtracts,
 //!   over the target tasks some transfer targets. A base whose task no transfer targets (baseA
 //!   when every transfer goes into B) is listed per split but never pooled into baseB.
 //! - Chance-level runs are in no mean, no base and no unit.
@@ -75,7 +75,7 @@ impl PerUnit {
 /// One variant at one n on one split and target task (the per-split tables).
 #[derive(Clone, Debug)]
 pub struct SplitCell<'a> {
-    pub split_kind: &'a str,
+    pub relation: &'a str,
     pub split: &'a str,
     pub target_task: &'a str,
     pub variant: &'a str,
@@ -90,10 +90,10 @@ pub struct SplitCell<'a> {
     pub relative: Option<f64>,
 }
 
-/// One paper variant at one n, pooled over a split kind.
+/// One paper variant at one n, pooled over a relation.
 #[derive(Clone, Debug)]
-pub struct KindCell<'a> {
-    pub split_kind: &'a str,
+pub struct RelationCell<'a> {
+    pub relation: &'a str,
     pub paper_variant: String,
     pub role: Role,
     pub layers_copied: u32,
@@ -107,7 +107,7 @@ pub struct KindCell<'a> {
     pub relative: PerUnit,
 }
 
-impl KindCell<'_> {
+impl RelationCell<'_> {
     /// Every run of the cell, chance-level ones included.
     pub fn total_runs(&self) -> usize {
         self.runs.len() + self.chance_level.len()
@@ -120,9 +120,9 @@ type BaseKey = (String, String);
 pub struct Analysis<'a> {
     pub set: &'a RunSet,
     pub split_cells: Vec<SplitCell<'a>>,
-    pub kind_cells: Vec<KindCell<'a>>,
-    /// Split kinds in name order.
-    pub kinds: Vec<&'a str>,
+    pub relation_cells: Vec<RelationCell<'a>>,
+    /// Relations in name order.
+    pub relations: Vec<&'a str>,
     /// Kinds with a single split, whose seeds are the units.
     seed_units: BTreeSet<&'a str>,
     /// Usable base runs' mean top-1 per unit and target task, then per split and target task.
@@ -132,20 +132,20 @@ pub struct Analysis<'a> {
 
 impl<'a> Analysis<'a> {
     pub fn new(set: &'a RunSet) -> Analysis<'a> {
-        let kinds: Vec<&str> = set
+        let relations: Vec<&str> = set
             .runs
             .iter()
-            .map(|run| run.split_kind.as_str())
+            .map(|run| run.relation.as_str())
             .collect::<BTreeSet<_>>()
             .into_iter()
             .collect();
-        let seed_units = kinds
+        let seed_units = relations
             .iter()
             .copied()
-            .filter(|kind| {
+            .filter(|relation| {
                 set.runs
                     .iter()
-                    .filter(|run| run.split_kind == *kind)
+                    .filter(|run| run.relation == *relation)
                     .map(|run| run.split.as_str())
                     .collect::<BTreeSet<_>>()
                     .len()
@@ -155,8 +155,8 @@ impl<'a> Analysis<'a> {
         let mut analysis = Analysis {
             set,
             split_cells: Vec::new(),
-            kind_cells: Vec::new(),
-            kinds,
+            relation_cells: Vec::new(),
+            relations,
             seed_units,
             unit_bases: BTreeMap::new(),
             split_bases: BTreeMap::new(),
@@ -183,26 +183,23 @@ impl<'a> Analysis<'a> {
         analysis.unit_bases = means(unit_values);
         analysis.split_bases = means(split_values);
         analysis.split_cells = analysis.group_by_split();
-        analysis.kind_cells = analysis.group_by_kind();
+        analysis.relation_cells = analysis.group_by_relation();
         analysis
     }
 
     /// The unit of replication a run belongs to.
     fn unit(&self, run: &Run) -> String {
-        if self.seed_units.contains(run.split_kind.as_str()) {
-            // Named with their split, so units of different kinds never meet.
-            match run.seed {
-                Some(seed) => format!("{}, seed {seed}", run.split),
-                None => format!("{}, run {}", run.split, run.node),
-            }
+        if self.seed_units.contains(run.relation.as_str()) {
+            // Named with their split, so units of different relations never meet.
+            format!("{}, seed {}", run.split, run.seed)
         } else {
             run.split.clone()
         }
     }
 
-    /// Whether a kind's units are the seeds of its single split.
-    pub fn units_are_seeds(&self, split_kind: &str) -> bool {
-        self.seed_units.contains(split_kind)
+    /// Whether a relation's units are the seeds of its single split.
+    pub fn units_are_seeds(&self, relation: &str) -> bool {
+        self.seed_units.contains(relation)
     }
 
     /// The base a run is measured against: its unit's, else its split's (on the same task).
@@ -215,7 +212,7 @@ impl<'a> Analysis<'a> {
     }
 
     fn group_by_split(&self) -> Vec<SplitCell<'a>> {
-        // Runs are already sorted by split kind, split, task, role, variant and n.
+        // Runs are already sorted by relation, split, task, role, variant and n.
         let mut groups: Vec<Vec<&'a Run>> = Vec::new();
         for run in &self.set.runs {
             let same_cell = groups
@@ -223,13 +220,13 @@ impl<'a> Analysis<'a> {
                 .and_then(|group| group.first())
                 .is_some_and(|first| {
                     (
-                        first.split_kind.as_str(),
+                        first.relation.as_str(),
                         first.split.as_str(),
                         first.target_task.as_str(),
                         first.variant.as_str(),
                         first.layers_copied,
                     ) == (
-                        run.split_kind.as_str(),
+                        run.relation.as_str(),
                         run.split.as_str(),
                         run.target_task.as_str(),
                         run.variant.as_str(),
@@ -257,7 +254,7 @@ impl<'a> Analysis<'a> {
                     _ => None,
                 };
                 SplitCell {
-                    split_kind: &first.split_kind,
+                    relation: &first.relation,
                     split: &first.split,
                     target_task: &first.target_task,
                     variant: &first.variant,
@@ -272,7 +269,7 @@ impl<'a> Analysis<'a> {
             .collect()
     }
 
-    /// The (split, target task) pairs that some non-base run targets, per split kind.
+    /// The (split, target task) pairs that some non-base run targets, per relation.
     fn targeted(&self) -> BTreeSet<(&'a str, &'a str)> {
         self.set
             .runs
@@ -282,28 +279,28 @@ impl<'a> Analysis<'a> {
             .collect()
     }
 
-    fn group_by_kind(&self) -> Vec<KindCell<'a>> {
+    fn group_by_relation(&self) -> Vec<RelationCell<'a>> {
         let targeted = self.targeted();
-        let kinds_with_targets: BTreeSet<&str> = self
+        let relations_with_targets: BTreeSet<&str> = self
             .set
             .runs
             .iter()
             .filter(|run| run.role != Role::Base)
-            .map(|run| run.split_kind.as_str())
+            .map(|run| run.relation.as_str())
             .collect();
-        type KindKey<'k> = (&'k str, Role, bool, String, u32);
-        let mut groups: BTreeMap<KindKey<'a>, Vec<&'a Run>> = BTreeMap::new();
+        type RelationKey<'k> = (&'k str, Role, bool, String, u32);
+        let mut groups: BTreeMap<RelationKey<'a>, Vec<&'a Run>> = BTreeMap::new();
         for run in &self.set.runs {
-            // baseB is the base of the tasks transfers go into; in a kind without transfers,
+            // baseB is the base of the tasks transfers go into; in a relation without transfers,
             // every base is.
             let pooled = run.role != Role::Base
-                || !kinds_with_targets.contains(run.split_kind.as_str())
+                || !relations_with_targets.contains(run.relation.as_str())
                 || targeted.contains(&(run.split.as_str(), run.target_task.as_str()));
             if !pooled {
                 continue;
             }
             let key = (
-                run.split_kind.as_str(),
+                run.relation.as_str(),
                 run.role,
                 run.fine_tuned,
                 run.paper_variant(),
@@ -314,12 +311,12 @@ impl<'a> Analysis<'a> {
         groups
             .into_iter()
             .map(
-                |((split_kind, role, _, paper_variant, layers_copied), group)| {
+                |((relation, role, _, paper_variant, layers_copied), group)| {
                     let (chance_level, runs): (Vec<&Run>, Vec<&Run>) =
                         group.into_iter().partition(|run| run.at_chance);
                     let (top1, relative) = self.unit_values(&runs, role != Role::Base);
-                    KindCell {
-                        split_kind,
+                    RelationCell {
+                        relation,
                         paper_variant,
                         role,
                         layers_copied,
@@ -366,47 +363,47 @@ impl<'a> Analysis<'a> {
         (average(top1), average(difference))
     }
 
-    pub fn kind_cell(
+    pub fn relation_cell(
         &self,
-        split_kind: &str,
+        relation: &str,
         paper_variant: &str,
         layers_copied: u32,
-    ) -> Option<&KindCell<'a>> {
-        self.kind_cells.iter().find(|cell| {
-            cell.split_kind == split_kind
+    ) -> Option<&RelationCell<'a>> {
+        self.relation_cells.iter().find(|cell| {
+            cell.relation == relation
                 && cell.paper_variant == paper_variant
                 && cell.layers_copied == layers_copied
         })
     }
 
-    /// Every n-cell of one paper variant on one split kind, by n.
-    pub fn kind_curve(&self, split_kind: &str, paper_variant: &str) -> Vec<&KindCell<'a>> {
-        self.kind_cells
+    /// Every n-cell of one paper variant on one relation, by n.
+    pub fn relation_curve(&self, relation: &str, paper_variant: &str) -> Vec<&RelationCell<'a>> {
+        self.relation_cells
             .iter()
-            .filter(|cell| cell.split_kind == split_kind && cell.paper_variant == paper_variant)
+            .filter(|cell| cell.relation == relation && cell.paper_variant == paper_variant)
             .collect()
     }
 
-    /// baseB of a split kind: the per-unit base values every Δ of the kind subtracts.
-    pub fn base(&self, split_kind: &str) -> Option<&KindCell<'a>> {
-        self.kind_cell(split_kind, "baseB", 0)
+    /// baseB of a relation: the per-unit base values every Δ of the relation subtracts.
+    pub fn base(&self, relation: &str) -> Option<&RelationCell<'a>> {
+        self.relation_cell(relation, "baseB", 0)
     }
 
-    /// The split kind the paper's Figure 2 describes: `similar` (random splits) when present,
-    /// else the first kind with transferred nets.
-    pub fn primary_kind(&self) -> Option<&'a str> {
-        if self.kinds.contains(&"similar") {
+    /// The relation the paper's Figure 2 describes: `similar` (random splits) when present,
+    /// else the first relation with transferred nets.
+    pub fn primary_relation(&self) -> Option<&'a str> {
+        if self.relations.contains(&"similar") {
             return Some("similar");
         }
-        self.kinds
+        self.relations
             .iter()
             .copied()
-            .find(|kind| {
-                self.kind_cells
+            .find(|relation| {
+                self.relation_cells
                     .iter()
-                    .any(|cell| cell.split_kind == *kind && cell.layers_copied > 0)
+                    .any(|cell| cell.relation == *relation && cell.layers_copied > 0)
             })
-            .or_else(|| self.kinds.first().copied())
+            .or_else(|| self.relations.first().copied())
     }
 
     /// A single run's difference from its unit's base, in points (for the CSV).
@@ -422,9 +419,9 @@ impl<'a> Analysis<'a> {
         self.split_cells.len()
     }
 
-    /// "3 splits" or "3 seeds of one split": what a kind's intervals are taken across.
-    pub fn units_word(&self, split_kind: &str, units: usize) -> String {
-        let (one, many) = if self.units_are_seeds(split_kind) {
+    /// "3 splits" or "3 seeds of one split": what a relation's intervals are taken across.
+    pub fn units_word(&self, relation: &str, units: usize) -> String {
+        let (one, many) = if self.units_are_seeds(relation) {
             ("seed of one split", "seeds of one split")
         } else {
             ("split", "splits")
@@ -435,13 +432,19 @@ impl<'a> Analysis<'a> {
 
 #[cfg(test)]
 pub(crate) mod tests {
-    use serde_json::{json, Value};
-
     use super::*;
+    use crate::kind::Artifact;
+    use crate::kinds::artifacts::{EvaluatedData, Evaluation, Lineage, Scores};
 
-    /// Metrics as an evaluate node writes them (10 classes, 1,000 held-out images).
-    pub(crate) fn metrics(split: &str, variant: &str, layers: u32, seed: i64, top1: f64) -> Value {
-        let split_kind = if split.contains("dissimilar") {
+    /// An evaluation as an evaluate node writes it (10 classes, 1,000 held-out images).
+    pub(crate) fn evaluation(
+        split: &str,
+        variant: &str,
+        layers: u32,
+        seed: i64,
+        top1: f64,
+    ) -> Evaluation {
+        let relation = if split.contains("dissimilar") {
             "dissimilar"
         } else {
             "similar"
@@ -449,18 +452,41 @@ pub(crate) mod tests {
         let target = super::super::runs::classify(variant)
             .2
             .unwrap_or_else(|| "B".to_string());
-        json!({
-            "top1": top1, "top5": (top1 + 0.1).min(1.0), "count": 1000, "num_classes": 10,
-            "variant": variant, "layers_copied": layers, "seed": seed,
-            "split": split, "split_kind": split_kind, "target_task": target,
-        })
+        Evaluation {
+            format: Evaluation::FORMAT,
+            net: Lineage {
+                format: Lineage::FORMAT,
+                variant: variant.to_string(),
+                task: target.clone(),
+                source_task: variant.chars().next().map(String::from).unwrap_or_default(),
+                layers_copied: layers as usize,
+                fine_tuned: variant.ends_with('+'),
+                seed: seed as u64,
+                base: None,
+            },
+            data: EvaluatedData {
+                split: split.to_string(),
+                relation: relation.to_string(),
+                dataset: "synthetic".to_string(),
+                task: target,
+                classes: (0..10).map(|class| format!("c{class}")).collect(),
+                num_classes: 10,
+            },
+            scores: Scores {
+                top1,
+                top5: (top1 + 0.1).min(1.0),
+                count: 1000,
+                per_class_accuracy: vec![Some(top1); 10],
+                confusion: Vec::new(),
+            },
+        }
     }
 
-    pub(crate) fn set_of(inputs: &[(String, Value)]) -> RunSet {
-        RunSet::from_metrics(
+    pub(crate) fn set_of(inputs: &[(String, Evaluation)]) -> RunSet {
+        RunSet::from_evaluations(
             inputs
                 .iter()
-                .map(|(node, metrics)| (node.as_str(), metrics)),
+                .map(|(node, evaluation)| (node.as_str(), evaluation)),
             0.05,
         )
     }
@@ -479,10 +505,10 @@ pub(crate) mod tests {
         layers: u32,
         seed: i64,
         top1: f64,
-    ) -> (String, Value) {
+    ) -> (String, Evaluation) {
         (
             node.to_string(),
-            metrics(split, variant, layers, seed, top1),
+            evaluation(split, variant, layers, seed, top1),
         )
     }
 
@@ -519,7 +545,7 @@ pub(crate) mod tests {
                 ("s_similar", "AnB", 4, 1)
             ]
         );
-        assert_eq!(analysis.kinds, ["dissimilar", "similar"]);
+        assert_eq!(analysis.relations, ["dissimilar", "similar"]);
         assert_eq!(analysis.variant_count(), 4);
         // The dissimilar split has no base of its own, so no difference.
         assert!(analysis.split_cells[0].relative.is_none());
@@ -543,7 +569,7 @@ pub(crate) mod tests {
         }
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
-        let cell = analysis.kind_cell("similar", "BnB", 2).unwrap();
+        let cell = analysis.relation_cell("similar", "BnB", 2).unwrap();
         let relative = cell.relative.sample().unwrap();
         assert_eq!(relative.count, 3);
         close(relative.mean, -1.0);
@@ -575,7 +601,10 @@ pub(crate) mod tests {
         ];
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
-        let relative = &analysis.kind_cell("similar", "BnB", 2).unwrap().relative;
+        let relative = &analysis
+            .relation_cell("similar", "BnB", 2)
+            .unwrap()
+            .relative;
         assert_eq!(relative.len(), 2);
         close(relative.0["s0"], -3.0);
         close(relative.0["s1"], 1.0);
@@ -613,7 +642,10 @@ pub(crate) mod tests {
         let base = analysis.base("dissimilar").unwrap();
         assert_eq!(base.runs.len(), 2);
         close(base.top1.sample().unwrap().mean, 0.85);
-        let relative = &analysis.kind_cell("dissimilar", "AnB", 7).unwrap().relative;
+        let relative = &analysis
+            .relation_cell("dissimilar", "AnB", 7)
+            .unwrap()
+            .relative;
         // One seed of one split: the unit is that seed; −10 and −20 average to −15.
         assert_eq!(relative.len(), 1);
         close(relative.0["d_dissimilar, seed 0"], -15.0);
@@ -631,7 +663,10 @@ pub(crate) mod tests {
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
         assert!(analysis.units_are_seeds("similar"));
-        let relative = &analysis.kind_cell("similar", "BnB", 2).unwrap().relative;
+        let relative = &analysis
+            .relation_cell("similar", "BnB", 2)
+            .unwrap()
+            .relative;
         close(relative.0["s, seed 0"], -1.0);
         close(relative.0["s, seed 1"], -1.0);
         // Seed 2 has no base of its own: the split's base mean, 0.75.
@@ -640,7 +675,7 @@ pub(crate) mod tests {
 
     #[test]
     fn seed_units_of_two_single_split_kinds_never_meet() {
-        // Both kinds have one split, so both use seed 0 as a unit: each must keep its own base.
+        // Both relations have one split, so both use seed 0 as a unit: each must keep its own base.
         let inputs = vec![
             input("s_base", "s", "baseB", 0, 0, 0.80),
             input("s_x", "s", "BnB", 2, 0, 0.79),
@@ -649,9 +684,9 @@ pub(crate) mod tests {
         ];
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
-        let relative = |kind| {
+        let relative = |relation| {
             analysis
-                .kind_cell(kind, "BnB", 2)
+                .relation_cell(relation, "BnB", 2)
                 .unwrap()
                 .relative
                 .sample()
@@ -673,7 +708,7 @@ pub(crate) mod tests {
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
         assert_eq!(analysis.base("similar").unwrap().runs.len(), 1);
-        let random = analysis.kind_cell("similar", "random", 5).unwrap();
+        let random = analysis.relation_cell("similar", "random", 5).unwrap();
         assert_eq!((random.runs.len(), random.chance_level.len()), (1, 1));
         assert_eq!(random.total_runs(), 2);
         close(random.top1.sample().unwrap().mean, 0.40);

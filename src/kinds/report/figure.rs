@@ -15,10 +15,9 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::analysis::{Analysis, KindCell};
-use super::findings::CONFIDENCE;
+use super::analysis::{Analysis, RelationCell};
 use super::runs::Role;
-use super::statistics::Interval;
+use super::statistics::{Interval, CONFIDENCE};
 use crate::kinds::paper_reference as paper;
 
 pub const WIDTH: u32 = 1600;
@@ -29,18 +28,33 @@ pub const HEIGHT: u32 = 860;
 const FONT: &[u8] = include_bytes!("font/DejaVuSans.ttf");
 const FONT_FAMILY: &str = "sans-serif";
 
+/// Why a figure could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum FigureError {
+    #[error("the shipped font is not a TrueType font")]
+    Font,
+    #[error("cannot draw the {format} figure: {detail}")]
+    Draw {
+        format: &'static str,
+        detail: String,
+    },
+    #[error("cannot encode the PNG figure: {0}")]
+    Encode(#[from] image::ImageError),
+}
+
 /// Registers the shipped font with plotters, once per process.
-pub fn ensure_font() -> Result<(), String> {
-    static REGISTERED: OnceLock<Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            for style in [FontStyle::Normal, FontStyle::Bold] {
-                plotters::style::register_font(FONT_FAMILY, style, FONT)
-                    .map_err(|_| "the shipped font is not a TrueType font".to_string())?;
-            }
-            Ok(())
-        })
-        .clone()
+pub fn ensure_font() -> Result<(), FigureError> {
+    static REGISTERED: OnceLock<bool> = OnceLock::new();
+    let registered = REGISTERED.get_or_init(|| {
+        [FontStyle::Normal, FontStyle::Bold]
+            .into_iter()
+            .all(|style| plotters::style::register_font(FONT_FAMILY, style, FONT).is_ok())
+    });
+    if *registered {
+        Ok(())
+    } else {
+        Err(FigureError::Font)
+    }
 }
 
 // The paper's Figure 2 colours: blue for selffers, red for transfers, lighter when fine-tuned.
@@ -51,7 +65,7 @@ const TRANSFER_COLOR: RGBColor = RGBColor(200, 30, 30);
 const TRANSFER_TUNED_COLOR: RGBColor = RGBColor(240, 140, 40);
 const DISSIMILAR_COLOR: RGBColor = RGBColor(130, 40, 160);
 const RANDOM_COLOR: RGBColor = RGBColor(40, 140, 70);
-const OTHER_KIND_COLORS: [RGBColor; 3] = [
+const OTHER_RELATION_COLORS: [RGBColor; 3] = [
     RGBColor(0, 140, 140),
     RGBColor(150, 110, 0),
     RGBColor(200, 60, 140),
@@ -86,7 +100,7 @@ pub struct PaperCurve {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Figure {
     pub title: String,
-    pub accuracy_kind: Option<String>,
+    pub accuracy_relation: Option<String>,
     pub base_dots: Vec<(f64, f64)>,
     pub base_mean: Option<f64>,
     pub variants: Vec<VariantCurve>,
@@ -123,21 +137,21 @@ fn padded(
     (low, high)
 }
 
-fn kind_color(kind: &str, index: usize) -> RGBColor {
-    match kind {
+fn relation_color(relation: &str, index: usize) -> RGBColor {
+    match relation {
         "similar" => TRANSFER_COLOR,
         "dissimilar" => DISSIMILAR_COLOR,
-        _ => OTHER_KIND_COLORS[index % OTHER_KIND_COLORS.len()],
+        _ => OTHER_RELATION_COLORS[index % OTHER_RELATION_COLORS.len()],
     }
 }
 
 impl Figure {
     pub fn from_analysis(analysis: &Analysis, title: &str, paper_reference: bool) -> Figure {
-        let accuracy_kind = analysis.primary_kind();
-        let kind = accuracy_kind.unwrap_or_default();
+        let accuracy_relation = analysis.primary_relation();
+        let primary = accuracy_relation.unwrap_or_default();
         let mut figure = Figure {
             title: title.to_string(),
-            accuracy_kind: accuracy_kind.map(str::to_string),
+            accuracy_relation: accuracy_relation.map(str::to_string),
             base_dots: Vec::new(),
             base_mean: None,
             variants: Vec::new(),
@@ -150,7 +164,7 @@ impl Figure {
         };
 
         // baseB is the same per-split base every Δ subtracts (see `analysis`).
-        if let Some(base) = analysis.base(kind) {
+        if let Some(base) = analysis.base(primary) {
             figure.base_dots = base.runs.iter().map(|run| (0.0, run.top1)).collect();
             figure.base_mean = base.top1.sample().map(|sample| sample.mean);
         }
@@ -161,7 +175,7 @@ impl Figure {
             ("AnB+", TRANSFER_TUNED_COLOR, 0.15),
         ];
         for (name, color, offset) in variants {
-            let curve = analysis.kind_curve(kind, name);
+            let curve = analysis.relation_curve(primary, name);
             if curve.is_empty() {
                 continue;
             }
@@ -200,7 +214,7 @@ impl Figure {
             }
         }
         figure.chance_level_not_plotted = analysis
-            .kind_cells
+            .relation_cells
             .iter()
             .filter(|cell| cell.role != Role::Other)
             .map(|cell| cell.chance_level.len())
@@ -212,24 +226,24 @@ impl Figure {
             .map(|(_, top1)| *top1);
         figure.accuracy_range = padded(accuracies, 0.02, Some((0.0, 1.0)));
 
-        // Figure 3: AnB on every split kind, and random weights. Chance-level runs are in no
+        // Figure 3: AnB on every relation, and random weights. Chance-level runs are in no
         // point here either; the note under the figure counts them.
-        for (index, split_kind) in analysis.kinds.iter().enumerate() {
-            let color = kind_color(split_kind, index);
-            let points = drop_points(&analysis.kind_curve(split_kind, "AnB"));
+        for (index, relation) in analysis.relations.iter().enumerate() {
+            let color = relation_color(relation, index);
+            let points = drop_points(&analysis.relation_curve(relation, "AnB"));
             if !points.is_empty() {
                 figure.drops.push(DropCurve {
-                    label: format!("AnB, {split_kind}"),
+                    label: format!("AnB, {relation}"),
                     color,
                     points,
                 });
             }
         }
-        for split_kind in &analysis.kinds {
-            let points = drop_points(&analysis.kind_curve(split_kind, "random"));
+        for relation in &analysis.relations {
+            let points = drop_points(&analysis.relation_curve(relation, "random"));
             if !points.is_empty() {
-                let label = format!("random weights, {split_kind}");
-                let color = if *split_kind == kind {
+                let label = format!("random weights, {relation}");
+                let color = if *relation == primary {
                     RANDOM_COLOR
                 } else {
                     RGBColor(110, 170, 110)
@@ -290,7 +304,7 @@ impl Figure {
 }
 
 /// Each n's mean difference from baseB across units, with its 95% t-interval.
-fn drop_points(curve: &[&KindCell]) -> Vec<(f64, f64, Option<Interval>)> {
+fn drop_points(curve: &[&RelationCell]) -> Vec<(f64, f64, Option<Interval>)> {
     curve
         .iter()
         .filter(|cell| cell.layers_copied >= 1)
@@ -413,9 +427,9 @@ where
     DB::ErrorType: 'static,
 {
     let (area, legend_area) = split_off_legend(panel);
-    let kind = figure.accuracy_kind.as_deref().unwrap_or("none");
+    let relation = figure.accuracy_relation.as_deref().unwrap_or("none");
     let caption =
-        format!("Top-1 on the target task vs layers copied ({kind} splits), cf. paper Fig. 2");
+        format!("Top-1 on the target task vs layers copied ({relation} splits), cf. paper Fig. 2");
     let (low, high) = figure.accuracy_range;
     let mut builder = ChartBuilder::on(&area);
     builder
@@ -618,23 +632,30 @@ where
 }
 
 /// The figure as SVG text.
-pub fn render_svg(figure: &Figure) -> Result<String, String> {
+pub fn render_svg(figure: &Figure) -> Result<String, FigureError> {
     ensure_font()?;
     let mut svg = String::new();
     {
         let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, figure).map_err(|error| format!("cannot draw the SVG figure: {error}"))?;
+        // plotters' drawing errors are boxed trait objects: kept as their text.
+        draw(&root, figure).map_err(|error| FigureError::Draw {
+            format: "SVG",
+            detail: error.to_string(),
+        })?;
     }
     Ok(svg)
 }
 
 /// The figure as PNG bytes (drawn into an RGB buffer, encoded with `image`).
-pub fn render_png(figure: &Figure) -> Result<Vec<u8>, String> {
+pub fn render_png(figure: &Figure) -> Result<Vec<u8>, FigureError> {
     ensure_font()?;
     let mut pixels = vec![0u8; (WIDTH * HEIGHT * 3) as usize];
     {
         let root = BitMapBackend::with_buffer(&mut pixels, (WIDTH, HEIGHT)).into_drawing_area();
-        draw(&root, figure).map_err(|error| format!("cannot draw the PNG figure: {error}"))?;
+        draw(&root, figure).map_err(|error| FigureError::Draw {
+            format: "PNG",
+            detail: error.to_string(),
+        })?;
     }
     let mut png = Vec::new();
     image::ImageEncoder::write_image(
@@ -643,7 +664,6 @@ pub fn render_png(figure: &Figure) -> Result<Vec<u8>, String> {
         WIDTH,
         HEIGHT,
         image::ExtendedColorType::Rgb8,
-    )
-    .map_err(|error| format!("cannot encode the PNG figure: {error}"))?;
+    )?;
     Ok(png)
 }

@@ -14,8 +14,8 @@
 
 use std::ops::RangeInclusive;
 
-use super::analysis::{Analysis, KindCell, PerUnit};
-use super::statistics::{Effect, Interval};
+use super::analysis::{Analysis, PerUnit, RelationCell};
+use super::statistics::{Effect, Interval, CONFIDENCE};
 use super::tables::{points_interval, signed_points};
 use crate::kinds::paper_reference as paper;
 
@@ -25,8 +25,6 @@ pub const MIDDLE_LAYERS: RangeInclusive<u32> = 3..=5;
 pub const HIGH_LAYERS: RangeInclusive<u32> = 6..=7;
 /// The layers the lingering boost and its control average over.
 pub const ALL_LAYERS: RangeInclusive<u32> = 1..=7;
-/// The level of every interval before correction.
-pub const CONFIDENCE: f64 = 0.95;
 /// The power the smallest detectable effect is stated at.
 pub const POWER: f64 = 0.8;
 
@@ -65,7 +63,7 @@ impl Verdict {
     }
 }
 
-/// A finding's verdict on one split kind (or a pair of kinds), with the numbers behind it.
+/// A finding's verdict on one relation (or a pair of relations), with the numbers behind it.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Judgement {
     pub scope: String,
@@ -86,14 +84,14 @@ pub struct Finding {
 }
 
 pub fn findings(analysis: &Analysis) -> Vec<Finding> {
-    let per_kind = |judge: &dyn Fn(&Analysis, &str) -> Judgement| -> Vec<Judgement> {
-        if analysis.kinds.is_empty() {
+    let per_relation = |judge: &dyn Fn(&Analysis, &str) -> Judgement| -> Vec<Judgement> {
+        if analysis.relations.is_empty() {
             return vec![not_measured("all", "no runs.".into())];
         }
         analysis
-            .kinds
+            .relations
             .iter()
-            .map(|kind| judge(analysis, kind))
+            .map(|relation| judge(analysis, relation))
             .collect()
     };
     vec![
@@ -103,7 +101,7 @@ pub fn findings(analysis: &Analysis) -> Vec<Finding> {
             title: "Fragile co-adaptation",
             claim: "BnB dips at middle n vs baseB",
             paper: paper::co_adaptation_note(),
-            judgements: per_kind(&co_adaptation),
+            judgements: per_relation(&co_adaptation),
         },
         Finding {
             key: "specificity",
@@ -111,7 +109,7 @@ pub fn findings(analysis: &Analysis) -> Vec<Finding> {
             title: "Specificity",
             claim: "AnB falls at high n",
             paper: paper::specificity_note(),
-            judgements: per_kind(&specificity),
+            judgements: per_relation(&specificity),
         },
         Finding {
             key: "dissimilar_tasks",
@@ -127,7 +125,7 @@ pub fn findings(analysis: &Analysis) -> Vec<Finding> {
             title: "Random weights",
             claim: "frozen random lower layers collapse accuracy",
             paper: paper::random_weights_note(),
-            judgements: per_kind(&random_weights),
+            judgements: per_relation(&random_weights),
         },
         Finding {
             key: "lingering_boost",
@@ -135,7 +133,7 @@ pub fn findings(analysis: &Analysis) -> Vec<Finding> {
             title: "Lingering boost",
             claim: "AnB+ beats baseB",
             paper: paper::lingering_boost_note(),
-            judgements: per_kind(&lingering_boost),
+            judgements: per_relation(&lingering_boost),
         },
         Finding {
             key: "boost_is_transfer",
@@ -143,7 +141,7 @@ pub fn findings(analysis: &Analysis) -> Vec<Finding> {
             title: "The boost's control",
             claim: "AnB+ beats BnB+, so the boost comes from transfer, not from longer training",
             paper: paper::boost_control_note(),
-            judgements: per_kind(&boost_control),
+            judgements: per_relation(&boost_control),
         },
     ]
 }
@@ -210,8 +208,14 @@ fn level_text(confidence: f64) -> String {
 
 /// "(95% CI [-3.01, -1.19] across 3 splits; smallest detectable: 2.40 points)", or why
 /// there is no interval.
-fn evidence(analysis: &Analysis, kind: &str, look: &Look, confidence: f64, looks: usize) -> String {
-    let units = analysis.units_word(kind, look.units);
+fn evidence(
+    analysis: &Analysis,
+    relation: &str,
+    look: &Look,
+    confidence: f64,
+    looks: usize,
+) -> String {
+    let units = analysis.units_word(relation, look.units);
     let Some(interval) = look.effect.interval(confidence) else {
         return format!("(no interval: {units})");
     };
@@ -258,7 +262,7 @@ fn verdict_reason(verdict: Verdict, paper_effect: f64, has_interval: bool, looks
 /// effect is seen, the sentence reports the most extreme look that shows it instead.
 fn judged_sentence(
     analysis: &Analysis,
-    kind: &str,
+    relation: &str,
     looks: &[Look],
     chosen: &Look,
     paper_effect: f64,
@@ -287,7 +291,7 @@ fn judged_sentence(
     let sentence = format!(
         "{subject} is {} {}: {}.",
         distance(shown.effect.value, reference),
-        evidence(analysis, kind, shown, confidence, looks.len()),
+        evidence(analysis, relation, shown, confidence, looks.len()),
         verdict_reason(verdict, paper_effect, has_interval, looks.len())
     );
     (verdict, sentence)
@@ -296,7 +300,7 @@ fn judged_sentence(
 /// `judged_sentence` for an effect looked at once.
 fn judged_once(
     analysis: &Analysis,
-    kind: &str,
+    relation: &str,
     look: &Look,
     paper_effect: f64,
     subject: &str,
@@ -305,7 +309,7 @@ fn judged_once(
     let looks = std::slice::from_ref(look);
     judged_sentence(
         analysis,
-        kind,
+        relation,
         looks,
         look,
         paper_effect,
@@ -347,11 +351,11 @@ fn not_measured(scope: &str, detail: String) -> Judgement {
 }
 
 /// Why a curve has nothing to judge in `range`.
-fn missing_reason(variant: &str, curve: &[&KindCell], range: &RangeInclusive<u32>) -> String {
+fn missing_reason(variant: &str, curve: &[&RelationCell], range: &RangeInclusive<u32>) -> String {
     if curve.is_empty() {
         return format!("no {variant} nodes.");
     }
-    let in_range: Vec<&&KindCell> = curve
+    let in_range: Vec<&&RelationCell> = curve
         .iter()
         .filter(|cell| range.contains(&cell.layers_copied))
         .collect();
@@ -375,26 +379,26 @@ fn missing_reason(variant: &str, curve: &[&KindCell], range: &RangeInclusive<u32
 /// The looks at `variant`'s difference from baseB at each n of `range` that has one.
 fn looks_in(
     analysis: &Analysis,
-    kind: &str,
+    relation: &str,
     variant: &str,
     range: &RangeInclusive<u32>,
 ) -> Vec<Look> {
     analysis
-        .kind_curve(kind, variant)
+        .relation_curve(relation, variant)
         .iter()
         .filter(|cell| range.contains(&cell.layers_copied))
         .filter_map(|cell| Look::of(cell.layers_copied, &cell.relative))
         .collect()
 }
 
-fn co_adaptation(analysis: &Analysis, kind: &str) -> Judgement {
-    let curve = analysis.kind_curve(kind, "BnB");
-    let looks = looks_in(analysis, kind, "BnB", &MIDDLE_LAYERS);
+fn co_adaptation(analysis: &Analysis, relation: &str) -> Judgement {
+    let curve = analysis.relation_curve(relation, "BnB");
+    let looks = looks_in(analysis, relation, "BnB", &MIDDLE_LAYERS);
     let Some(lowest) = looks
         .iter()
         .min_by(|first, second| first.effect.value.total_cmp(&second.effect.value))
     else {
-        return not_measured(kind, missing_reason("BnB", &curve, &MIDDLE_LAYERS));
+        return not_measured(relation, missing_reason("BnB", &curve, &MIDDLE_LAYERS));
     };
     let paper_effect = MIDDLE_LAYERS
         .clone()
@@ -406,7 +410,7 @@ fn co_adaptation(analysis: &Analysis, kind: &str) -> Judgement {
     let subject = format!("Over n = {}, at n = {{n}}, BnB", layers_text(&measured));
     let (verdict, mut detail) = judged_sentence(
         analysis,
-        kind,
+        relation,
         &looks,
         lowest,
         paper_effect,
@@ -414,7 +418,7 @@ fn co_adaptation(analysis: &Analysis, kind: &str) -> Judgement {
         "baseB",
     );
     // The paper's dip recovers at n = 6–7: say where ours ends.
-    let high = looks_in(analysis, kind, "BnB", &HIGH_LAYERS);
+    let high = looks_in(analysis, relation, "BnB", &HIGH_LAYERS);
     if let Some(top) = high.last() {
         detail.push_str(&format!(
             " At n = {} it is {} (95% CI {}).",
@@ -424,27 +428,33 @@ fn co_adaptation(analysis: &Analysis, kind: &str) -> Judgement {
         ));
     }
     Judgement {
-        scope: kind.to_string(),
+        scope: relation.to_string(),
         verdict,
         detail,
     }
 }
 
-fn specificity(analysis: &Analysis, kind: &str) -> Judgement {
-    let curve = analysis.kind_curve(kind, "AnB");
+fn specificity(analysis: &Analysis, relation: &str) -> Judgement {
+    let curve = analysis.relation_curve(relation, "AnB");
     // The paper's claim is about its deepest transfer: judge the highest n measured.
-    let Some(deepest) = looks_in(analysis, kind, "AnB", &HIGH_LAYERS).pop() else {
-        return not_measured(kind, missing_reason("AnB", &curve, &HIGH_LAYERS));
+    let Some(deepest) = looks_in(analysis, relation, "AnB", &HIGH_LAYERS).pop() else {
+        return not_measured(relation, missing_reason("AnB", &curve, &HIGH_LAYERS));
     };
     let paper_effect =
         paper::random_split_drop_points("AnB", deepest.layers).expect("n is in 6..=7");
     let subject = format!("At n = {}, AnB", deepest.layers);
-    let (verdict, mut detail) =
-        judged_once(analysis, kind, &deepest, paper_effect, &subject, "baseB");
+    let (verdict, mut detail) = judged_once(
+        analysis,
+        relation,
+        &deepest,
+        paper_effect,
+        &subject,
+        "baseB",
+    );
     // What AnB loses beyond BnB at the same n is what the paper calls specificity (the rest is
     // co-adaptation, which BnB shows too). Paired within each unit, so the base cancels.
-    let selffer = analysis.kind_cell(kind, "BnB", deepest.layers);
-    let transfer = analysis.kind_cell(kind, "AnB", deepest.layers);
+    let selffer = analysis.relation_cell(relation, "BnB", deepest.layers);
+    let transfer = analysis.relation_cell(relation, "AnB", deepest.layers);
     if let (Some(transfer), Some(selffer)) = (transfer, selffer) {
         if let Some(gap) = Look::of(
             deepest.layers,
@@ -453,35 +463,35 @@ fn specificity(analysis: &Analysis, kind: &str) -> Judgement {
             detail.push_str(&format!(
                 " Against BnB at the same n, AnB is {} {}.",
                 distance(gap.effect.value, "BnB"),
-                evidence(analysis, kind, &gap, CONFIDENCE, 1)
+                evidence(analysis, relation, &gap, CONFIDENCE, 1)
             ));
         }
     }
     Judgement {
-        scope: kind.to_string(),
+        scope: relation.to_string(),
         verdict,
         detail,
     }
 }
 
-/// The kind the dissimilar split is compared with: `similar`, else the first other kind.
-fn comparison_kind<'a>(analysis: &Analysis<'a>) -> Option<&'a str> {
-    if analysis.kinds.contains(&"similar") {
+/// The relation the dissimilar split is compared with: `similar`, else the first other relation.
+fn comparison_relation<'a>(analysis: &Analysis<'a>) -> Option<&'a str> {
+    if analysis.relations.contains(&"similar") {
         return Some("similar");
     }
     analysis
-        .kinds
+        .relations
         .iter()
         .copied()
-        .find(|kind| *kind != "dissimilar")
+        .find(|relation| *relation != "dissimilar")
 }
 
 fn dissimilar_drop(analysis: &Analysis) -> Judgement {
     let scope = "dissimilar vs similar";
-    if !analysis.kinds.contains(&"dissimilar") {
-        return not_measured(scope, "no split with `split_kind: dissimilar`.".into());
+    if !analysis.relations.contains(&"dissimilar") {
+        return not_measured(scope, "no split with `relation: dissimilar`.".into());
     }
-    let Some(other) = comparison_kind(analysis) else {
+    let Some(other) = comparison_relation(analysis) else {
         return not_measured(
             scope,
             "no similar (random) split to compare the dissimilar one with.".into(),
@@ -489,10 +499,10 @@ fn dissimilar_drop(analysis: &Analysis) -> Judgement {
     };
     let scope = format!("dissimilar vs {other}");
     let common = analysis
-        .kind_curve("dissimilar", "AnB")
+        .relation_curve("dissimilar", "AnB")
         .iter()
         .filter_map(|cell| {
-            let theirs = analysis.kind_cell(other, "AnB", cell.layers_copied)?;
+            let theirs = analysis.relation_cell(other, "AnB", cell.layers_copied)?;
             Some((
                 cell.layers_copied,
                 cell.relative.sample()?,
@@ -506,7 +516,7 @@ fn dissimilar_drop(analysis: &Analysis) -> Judgement {
             format!("no n at which both the dissimilar and the {other} split have AnB runs and a baseB."),
         );
     };
-    // The two kinds' units are different splits: independent groups, Welch's interval.
+    // The two relations' units are different splits: independent groups, Welch's interval.
     let gap = Look {
         layers,
         effect: Effect::welch(&dissimilar, &comparison),
@@ -528,7 +538,7 @@ fn dissimilar_drop(analysis: &Analysis) -> Judgement {
             level_text(confidence),
             points_interval(Some(interval))
         ),
-        None => "no interval: a kind with a single unit".to_string(),
+        None => "no interval: a relation with a single unit".to_string(),
     };
     let detectable = gap
         .effect
@@ -551,10 +561,10 @@ fn dissimilar_drop(analysis: &Analysis) -> Judgement {
     }
 }
 
-fn random_weights(analysis: &Analysis, kind: &str) -> Judgement {
-    let curve = analysis.kind_curve(kind, "random");
+fn random_weights(analysis: &Analysis, relation: &str) -> Judgement {
+    let curve = analysis.relation_curve(relation, "random");
     let Some(deepest) = curve.last() else {
-        return not_measured(kind, "no random-weight (`random`) nodes.".into());
+        return not_measured(relation, "no random-weight (`random`) nodes.".into());
     };
     // Chance-level runs are in no mean; how many there are is itself the collapse.
     let counts: Vec<String> = curve
@@ -577,7 +587,7 @@ fn random_weights(analysis: &Analysis, kind: &str) -> Judgement {
     let n = deepest.layers_copied;
     if deepest.chance_level.len() * 2 > deepest.total_runs() {
         return Judgement {
-            scope: kind.to_string(),
+            scope: relation.to_string(),
             verdict: Verdict::Seen,
             detail: format!(
                 "At n = {n}, {} of {} random-weight nets are at chance. {chance_text}",
@@ -588,7 +598,7 @@ fn random_weights(analysis: &Analysis, kind: &str) -> Judgement {
     }
     let Some(look) = Look::of(n, &deepest.relative) else {
         return not_measured(
-            kind,
+            relation,
             "no baseB (a base net on its own task) on the same splits to compare with.".into(),
         );
     };
@@ -610,12 +620,12 @@ fn random_weights(analysis: &Analysis, kind: &str) -> Judgement {
         ),
     };
     Judgement {
-        scope: kind.to_string(),
+        scope: relation.to_string(),
         verdict,
         detail: format!(
             "At n = {n}, random-weight nets above chance are {} {}: {reason}. {chance_text}",
             distance(look.effect.value, "baseB"),
-            evidence(analysis, kind, &look, confidence, 1),
+            evidence(analysis, relation, &look, confidence, 1),
         ),
     }
 }
@@ -623,12 +633,12 @@ fn random_weights(analysis: &Analysis, kind: &str) -> Judgement {
 /// A fine-tuned curve's difference from baseB averaged over n within each unit.
 fn averaged_relative(
     analysis: &Analysis,
-    kind: &str,
+    relation: &str,
     variant: &str,
     range: &RangeInclusive<u32>,
 ) -> (PerUnit, Vec<u32>) {
-    let cells: Vec<&KindCell> = analysis
-        .kind_curve(kind, variant)
+    let cells: Vec<&RelationCell> = analysis
+        .relation_curve(relation, variant)
         .into_iter()
         .filter(|cell| range.contains(&cell.layers_copied) && !cell.relative.is_empty())
         .collect();
@@ -639,19 +649,20 @@ fn averaged_relative(
     )
 }
 
-fn lingering_boost(analysis: &Analysis, kind: &str) -> Judgement {
-    let curve = analysis.kind_curve(kind, "AnB+");
-    let (boost, layers) = averaged_relative(analysis, kind, "AnB+", &ALL_LAYERS);
+fn lingering_boost(analysis: &Analysis, relation: &str) -> Judgement {
+    let curve = analysis.relation_curve(relation, "AnB+");
+    let (boost, layers) = averaged_relative(analysis, relation, "AnB+", &ALL_LAYERS);
     let Some(look) = Look::of(0, &boost) else {
-        return not_measured(kind, missing_reason("AnB+", &curve, &ALL_LAYERS));
+        return not_measured(relation, missing_reason("AnB+", &curve, &ALL_LAYERS));
     };
     let paper_effect = paper::random_split_mean_points("AnB+", ALL_LAYERS);
     let subject = format!(
         "Averaged over n = {} within each unit, AnB+",
         layers_text(&layers)
     );
-    let (verdict, mut detail) = judged_once(analysis, kind, &look, paper_effect, &subject, "baseB");
-    let (high, high_layers) = averaged_relative(analysis, kind, "AnB+", &(5..=7));
+    let (verdict, mut detail) =
+        judged_once(analysis, relation, &look, paper_effect, &subject, "baseB");
+    let (high, high_layers) = averaged_relative(analysis, relation, "AnB+", &(5..=7));
     if let (Some(high), true) = (Look::of(0, &high), layers.len() > high_layers.len()) {
         detail.push_str(&format!(
             " Over n = {} alone: {} (95% CI {}; the paper: {}).",
@@ -662,15 +673,15 @@ fn lingering_boost(analysis: &Analysis, kind: &str) -> Judgement {
         ));
     }
     Judgement {
-        scope: kind.to_string(),
+        scope: relation.to_string(),
         verdict,
         detail,
     }
 }
 
-fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
-    let (_, transfer_layers) = averaged_relative(analysis, kind, "AnB+", &ALL_LAYERS);
-    let (_, selffer_layers) = averaged_relative(analysis, kind, "BnB+", &ALL_LAYERS);
+fn boost_control(analysis: &Analysis, relation: &str) -> Judgement {
+    let (_, transfer_layers) = averaged_relative(analysis, relation, "AnB+", &ALL_LAYERS);
+    let (_, selffer_layers) = averaged_relative(analysis, relation, "BnB+", &ALL_LAYERS);
     if transfer_layers.is_empty() || selffer_layers.is_empty() {
         let missing = if transfer_layers.is_empty() {
             "AnB+"
@@ -678,7 +689,7 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
             "BnB+"
         };
         return not_measured(
-            kind,
+            relation,
             format!("no {missing} runs with a baseB to compare with."),
         );
     }
@@ -692,13 +703,13 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
         PerUnit::averaged(
             common
                 .iter()
-                .filter_map(|n| analysis.kind_cell(kind, variant, *n))
+                .filter_map(|n| analysis.relation_cell(relation, variant, *n))
                 .map(|cell| &cell.relative),
         )
     };
     let (transfer, selffer) = (over("AnB+"), over("BnB+"));
     let Some(look) = Look::of(0, &transfer.paired_minus(&selffer)) else {
-        return not_measured(kind, "AnB+ and BnB+ share no unit.".into());
+        return not_measured(relation, "AnB+ and BnB+ share no unit.".into());
     };
     let paper_effect = paper::random_split_mean_points("AnB+", ALL_LAYERS)
         - paper::random_split_mean_points("BnB+", ALL_LAYERS);
@@ -706,7 +717,8 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
         "Averaged over n = {} and paired within each unit, AnB+",
         layers_text(&common)
     );
-    let (verdict, mut detail) = judged_once(analysis, kind, &look, paper_effect, &subject, "BnB+");
+    let (verdict, mut detail) =
+        judged_once(analysis, relation, &look, paper_effect, &subject, "BnB+");
     if let Some(extra) = Look::of(0, &selffer) {
         detail.push_str(&format!(
             " BnB+ itself, which only trains the base's own layers longer, is {} (95% CI {}).",
@@ -715,7 +727,7 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
         ));
     }
     Judgement {
-        scope: kind.to_string(),
+        scope: relation.to_string(),
         verdict,
         detail,
     }
@@ -723,31 +735,37 @@ fn boost_control(analysis: &Analysis, kind: &str) -> Judgement {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::Value;
 
-    use super::super::analysis::tests::{metrics, set_of};
+    use super::super::analysis::tests::{evaluation, set_of};
     use super::*;
+    use crate::kinds::artifacts::Evaluation;
 
-    /// One run per split and cell, three splits per kind (`similar s0..s2`,
+    /// One run per split and cell, three splits per relation (`similar s0..s2`,
     /// `dissimilar s0..s2`), as paper.yaml has them; `top1(split, variant, n, index)`.
     fn grid(
-        kinds: &[&str],
+        relations: &[&str],
         variants: &[(&str, &[u32])],
         top1: impl Fn(&str, &str, u32, i64) -> f64,
-    ) -> Vec<(String, Value)> {
+    ) -> Vec<(String, Evaluation)> {
         let mut inputs = Vec::new();
-        for kind in kinds {
+        for relation in relations {
             for index in 0..3 {
-                let split = format!("{kind} s{index}");
+                let split = format!("{relation} s{index}");
                 inputs.push((
                     format!("{split}_baseB"),
-                    metrics(&split, "baseB", 0, index, top1(kind, "baseB", 0, index)),
+                    evaluation(&split, "baseB", 0, index, top1(relation, "baseB", 0, index)),
                 ));
                 for (variant, layers) in variants {
                     for n in layers.iter() {
                         inputs.push((
                             format!("{split}_{variant}_n{n}"),
-                            metrics(&split, variant, *n, index, top1(kind, variant, *n, index)),
+                            evaluation(
+                                &split,
+                                variant,
+                                *n,
+                                index,
+                                top1(relation, variant, *n, index),
+                            ),
                         ));
                     }
                 }
@@ -764,7 +782,7 @@ mod tests {
         [0.78, 0.80, 0.82][index as usize]
     }
 
-    fn judge_all(inputs: &[(String, Value)], key: &str) -> Vec<Judgement> {
+    fn judge_all(inputs: &[(String, Evaluation)], key: &str) -> Vec<Judgement> {
         let set = set_of(inputs);
         let analysis = Analysis::new(&set);
         findings(&analysis)
@@ -774,7 +792,7 @@ mod tests {
             .judgements
     }
 
-    fn judged(inputs: &[(String, Value)], key: &str) -> Judgement {
+    fn judged(inputs: &[(String, Evaluation)], key: &str) -> Judgement {
         judge_all(inputs, key).remove(0)
     }
 
@@ -969,7 +987,7 @@ mod tests {
                 (
                     "dissimilar_tasks",
                     Verdict::NotMeasured,
-                    "no split with `split_kind: dissimilar`.".to_string()
+                    "no split with `relation: dissimilar`.".to_string()
                 ),
                 (
                     "random_weights",
@@ -1036,7 +1054,7 @@ mod tests {
         let inputs = grid(
             &["similar", "dissimilar"],
             &[("AnB", &[7])],
-            |kind, variant, _, index| match (kind, variant) {
+            |relation, variant, _, index| match (relation, variant) {
                 ("dissimilar", "AnB") => base(index) - 0.20 + around(0.0, index),
                 (_, "AnB") => base(index) - 0.08 + around(0.0, 2 - index),
                 _ => base(index),
@@ -1181,7 +1199,7 @@ mod tests {
         let inputs = grid(
             &["similar", "dissimilar"],
             &[("BnB", &[4])],
-            |kind, variant, _, index| match (kind, variant) {
+            |relation, variant, _, index| match (relation, variant) {
                 ("similar", "BnB") => base(index) - 0.03 + around(0.0, index),
                 _ => base(index) + around(0.0, index) * 0.1,
             },

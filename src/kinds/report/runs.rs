@@ -1,12 +1,10 @@
-//! Evaluate nodes' metrics → typed runs. An input whose metrics lack what every table needs
-//! (`top1`, `variant`) is skipped with a reason; a missing descriptive field gets a stand-in and
-//! a note, so one odd node never sinks the report.
-
-use std::collections::BTreeMap;
-
-use serde_json::Value;
+//! Evaluations → typed runs, one per evaluate node. Every field comes from the node's
+//! `evaluation.json`, read as its type ([`Evaluation`]); a run whose values are unusable (a
+//! top-1 that is no fraction, no variant) is skipped with a reason, so one odd node never sinks
+//! the report.
 
 use super::statistics::binomial_upper_tail;
+use crate::kinds::artifacts::Evaluation;
 
 /// What a run measures, in the paper's terms. Both directions (into B and into A) fold onto
 /// the same roles, as the paper pools its half-nets.
@@ -34,15 +32,16 @@ pub struct Run {
     pub fine_tuned: bool,
     pub target_task: String,
     pub layers_copied: u32,
-    pub seed: Option<i64>,
+    pub seed: u64,
     pub split: String,
-    pub split_kind: String,
+    /// The split's relation: what its tasks A and B are to each other.
+    pub relation: String,
     pub top1: f64,
     pub top5: Option<f64>,
-    pub images: Option<u64>,
-    pub num_classes: Option<u64>,
+    pub images: u64,
+    pub num_classes: u64,
     /// One-sided binomial p-value of the run's correct count against guessing (1/classes);
-    /// `None` when the class or image count is unknown.
+    /// `None` without classes or images.
     pub chance_p_value: Option<f64>,
     /// Not distinguishable from guessing (`chance_p_value` ≥ the report's `chance_alpha`):
     /// listed, and left out of every mean, figure and sentence.
@@ -56,23 +55,15 @@ impl Run {
         paper_variant(self.role, self.fine_tuned, &self.variant)
     }
 
-    /// 1 / classes, when the number of classes is known.
-    fn chance_accuracy(&self) -> Option<f64> {
-        self.num_classes
-            .filter(|classes| *classes > 0)
-            .map(|classes| 1.0 / classes as f64)
-    }
-
-    /// The binomial test of the one chance rule: how likely guessing is to get at least this
-    /// run's correct count on its held-out images.
+    /// The binomial test of the one chance rule: how likely guessing (1 / classes) is to get
+    /// at least this run's correct count on its held-out images.
     fn chance_test(&self) -> Option<f64> {
-        let images = self.images.filter(|images| *images > 0)?;
-        let correct = (self.top1 * images as f64).round() as u64;
-        Some(binomial_upper_tail(
-            correct,
-            images,
-            self.chance_accuracy()?,
-        ))
+        if self.images == 0 || self.num_classes == 0 {
+            return None;
+        }
+        let correct = (self.top1 * self.images as f64).round() as u64;
+        let guessing = 1.0 / self.num_classes as f64;
+        Some(binomial_upper_tail(correct, self.images, guessing))
     }
 }
 
@@ -92,29 +83,37 @@ pub fn paper_variant(role: Role, fine_tuned: bool, label: &str) -> String {
 #[derive(Clone, Debug, PartialEq)]
 pub struct Skipped {
     pub node: String,
-    pub reason: String,
+    pub reason: SkipReason,
 }
 
-/// Every usable run, sorted, with what was skipped or filled in.
+/// Why an evaluation that reads still cannot be a run.
+#[derive(Clone, Debug, PartialEq, thiserror::Error)]
+pub enum SkipReason {
+    #[error("`top1` is {0}, not a fraction from 0 to 1")]
+    Top1(f64),
+    #[error("no `variant` label in its lineage")]
+    NoVariant,
+    #[error("`layers_copied` is {0}")]
+    Layers(usize),
+}
+
+/// Every usable run, sorted, with what was skipped.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct RunSet {
     pub runs: Vec<Run>,
     pub skipped: Vec<Skipped>,
-    /// Descriptive fields that were missing, one line each.
-    pub notes: Vec<String>,
 }
 
 impl RunSet {
-    /// Reads `(node, metrics)` pairs. A run is at chance when the binomial test against
+    /// Reads `(node, evaluation)` pairs. A run is at chance when the binomial test against
     /// guessing gives a p-value of at least `chance_alpha`.
-    pub fn from_metrics<'a>(
-        inputs: impl IntoIterator<Item = (&'a str, &'a Value)>,
+    pub fn from_evaluations<'a>(
+        inputs: impl IntoIterator<Item = (&'a str, &'a Evaluation)>,
         chance_alpha: f64,
     ) -> RunSet {
         let mut set = RunSet::default();
-        let mut missing: BTreeMap<&'static str, Vec<String>> = BTreeMap::new();
-        for (node, metrics) in inputs {
-            match parse_run(node, metrics, chance_alpha, &mut missing) {
+        for (node, evaluation) in inputs {
+            match run_of(node, evaluation, chance_alpha) {
                 Ok(run) => set.runs.push(run),
                 Err(reason) => set.skipped.push(Skipped {
                     node: node.to_string(),
@@ -129,23 +128,6 @@ impl RunSet {
         });
         set.skipped
             .sort_by(|first, second| first.node.cmp(&second.node));
-        for (field, mut nodes) in missing {
-            nodes.sort();
-            let consequence = match field {
-                "split" => "grouped under split `?`",
-                "split_kind" => "labelled `unlabelled`",
-                "target_task" => "target task taken from the variant label, else `?`",
-                "layers_copied" => "taken as 0 (a base)",
-                "num_classes" | "count" => "cannot be checked for chance-level accuracy",
-                "seed" => "counted as runs without a seed",
-                _ => "left blank",
-            };
-            set.notes.push(format!(
-                "`{field}` missing in {} run(s), {consequence}: {}",
-                nodes.len(),
-                quoted_list(&nodes)
-            ));
-        }
         set
     }
 
@@ -181,20 +163,20 @@ type SortKey<'a> = (
     bool,
     &'a str,
     u32,
-    i64,
+    u64,
     &'a str,
 );
 
 fn sort_key(run: &Run) -> SortKey<'_> {
     (
-        &run.split_kind,
+        &run.relation,
         &run.split,
         &run.target_task,
         run.role,
         run.fine_tuned,
         &run.variant,
         run.layers_copied,
-        run.seed.unwrap_or(i64::MIN),
+        run.seed,
         &run.node,
     )
 }
@@ -232,90 +214,34 @@ pub fn classify(variant: &str) -> (Role, bool, Option<String>) {
     (Role::Other, fine_tuned, None)
 }
 
-fn parse_run(
-    node: &str,
-    metrics: &Value,
-    chance_alpha: f64,
-    missing: &mut BTreeMap<&'static str, Vec<String>>,
-) -> Result<Run, String> {
-    if !metrics.is_object() {
-        return Err("its metrics are not a JSON object".to_string());
-    }
-    let top1 = metrics
-        .get("top1")
-        .and_then(Value::as_f64)
-        .ok_or("no numeric `top1` in its metrics")?;
+/// The run an evaluation describes, or why it cannot be used.
+fn run_of(node: &str, evaluation: &Evaluation, chance_alpha: f64) -> Result<Run, SkipReason> {
+    let (net, data, scores) = (&evaluation.net, &evaluation.data, &evaluation.scores);
+    let top1 = scores.top1;
     if !(0.0..=1.0).contains(&top1) {
-        return Err(format!("`top1` is {top1}, not a fraction from 0 to 1"));
+        return Err(SkipReason::Top1(top1));
     }
-    let variant = metrics
-        .get("variant")
-        .and_then(Value::as_str)
-        .filter(|label| !label.is_empty());
-    let variant = variant
-        .ok_or("no `variant` label in its metrics")?
-        .to_string();
-    let (role, fine_tuned, implied_task) = classify(&variant);
-
-    let mut note_missing =
-        |field: &'static str| missing.entry(field).or_default().push(node.to_string());
-    let text = |field: &str| {
-        metrics.get(field).and_then(|value| match value {
-            Value::String(text) if !text.is_empty() => Some(text.clone()),
-            Value::Number(number) => Some(number.to_string()),
-            _ => None,
-        })
-    };
-
-    let layers_copied = match metrics.get("layers_copied").and_then(Value::as_u64) {
-        Some(layers) => {
-            u32::try_from(layers).map_err(|_| format!("`layers_copied` is {layers}"))?
-        }
-        None if role == Role::Base => 0,
-        None => return Err(format!("variant `{variant}` has no `layers_copied`")),
-    };
-    let split = text("split").unwrap_or_else(|| {
-        note_missing("split");
-        "?".to_string()
-    });
-    let split_kind = text("split_kind").unwrap_or_else(|| {
-        note_missing("split_kind");
-        "unlabelled".to_string()
-    });
-    let target_task = text("target_task").or(implied_task).unwrap_or_else(|| {
-        note_missing("target_task");
-        "?".to_string()
-    });
-    let seed = metrics.get("seed").and_then(Value::as_i64);
-    if seed.is_none() {
-        note_missing("seed");
+    if net.variant.is_empty() {
+        return Err(SkipReason::NoVariant);
     }
-    let num_classes = metrics.get("num_classes").and_then(Value::as_u64);
-    if num_classes.is_none() {
-        note_missing("num_classes");
-    }
-    let images = metrics.get("count").and_then(Value::as_u64);
-    if images.is_none() {
-        note_missing("count");
-    }
-    // Top-5 of a task with five classes or fewer is 1 by construction: no information.
-    let top5 = metrics
-        .get("top5")
-        .and_then(Value::as_f64)
-        .filter(|_| num_classes.is_none_or(|classes| classes > 5));
+    let (role, fine_tuned, _) = classify(&net.variant);
+    let layers_copied =
+        u32::try_from(net.layers_copied).map_err(|_| SkipReason::Layers(net.layers_copied))?;
+    let num_classes = data.num_classes as u64;
     let mut run = Run {
         node: node.to_string(),
-        variant,
+        variant: net.variant.clone(),
         role,
         fine_tuned,
-        target_task,
+        target_task: data.task.clone(),
         layers_copied,
-        seed,
-        split,
-        split_kind,
+        seed: net.seed,
+        split: data.split.clone(),
+        relation: data.relation.clone(),
         top1,
-        top5,
-        images,
+        // Top-5 of a task with five classes or fewer is 1 by construction: no information.
+        top5: Some(scores.top5).filter(|_| num_classes > 5),
+        images: scores.count as u64,
         num_classes,
         chance_p_value: None,
         at_chance: false,
@@ -329,8 +255,7 @@ fn parse_run(
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
+    use super::super::analysis::tests::evaluation;
     use super::*;
 
     #[test]
@@ -347,96 +272,58 @@ mod tests {
         assert_eq!(classify("AnBnC").0, Role::Other);
     }
 
+    /// An evaluation of `variant` with these scores on `classes` classes.
+    fn scored(variant: &str, top1: f64, count: usize, classes: usize) -> Evaluation {
+        let mut evaluation = evaluation("s", variant, 5, 0, top1);
+        evaluation.scores.count = count;
+        evaluation.data.num_classes = classes;
+        evaluation
+    }
+
     #[test]
     fn both_directions_get_the_papers_names() {
-        let set = RunSet::from_metrics(
-            [
-                (
-                    "a",
-                    &json!({ "top1": 0.5, "variant": "BnA+", "layers_copied": 3 }),
-                ),
-                ("b", &json!({ "top1": 0.5, "variant": "baseA" })),
-            ],
-            0.05,
+        let (into_a, base_a) = (
+            evaluation("s", "BnA+", 3, 0, 0.5),
+            evaluation("s", "baseA", 0, 0, 0.5),
         );
+        let set = RunSet::from_evaluations([("a", &into_a), ("b", &base_a)], 0.05);
         let names: Vec<String> = set.runs.iter().map(Run::paper_variant).collect();
         assert_eq!(names, ["baseB", "AnB+"]);
     }
 
     #[test]
-    fn runs_without_top1_or_variant_are_skipped_with_a_reason() {
-        let set = RunSet::from_metrics(
-            [
-                ("no_top1", &json!({ "variant": "AnB", "layers_copied": 1 })),
-                ("no_variant", &json!({ "top1": 0.4 })),
-                ("percent", &json!({ "top1": 85.0, "variant": "baseB" })),
-                ("no_layers", &json!({ "top1": 0.4, "variant": "AnB" })),
-                ("not_object", &json!(3)),
-            ],
-            0.05,
-        );
+    fn runs_with_unusable_values_are_skipped_with_a_reason() {
+        let percent = scored("baseB", 85.0, 1000, 10);
+        let unnamed = scored("", 0.4, 1000, 10);
+        let set = RunSet::from_evaluations([("percent", &percent), ("unnamed", &unnamed)], 0.05);
         assert!(set.runs.is_empty());
-        let reasons: Vec<(&str, &str)> = set
+        let reasons: Vec<(&str, String)> = set
             .skipped
             .iter()
-            .map(|skipped| (skipped.node.as_str(), skipped.reason.as_str()))
+            .map(|skipped| (skipped.node.as_str(), skipped.reason.to_string()))
             .collect();
         assert_eq!(
             reasons,
             [
-                ("no_layers", "variant `AnB` has no `layers_copied`"),
-                ("no_top1", "no numeric `top1` in its metrics"),
-                ("no_variant", "no `variant` label in its metrics"),
-                ("not_object", "its metrics are not a JSON object"),
-                ("percent", "`top1` is 85, not a fraction from 0 to 1"),
-            ]
-        );
-    }
-
-    #[test]
-    fn missing_descriptive_fields_get_stand_ins_and_notes() {
-        let set = RunSet::from_metrics(
-            [(
-                "bare",
-                &json!({ "top1": 0.4, "variant": "AnB", "layers_copied": 2 }),
-            )],
-            0.05,
-        );
-        let run = &set.runs[0];
-        assert_eq!(
-            (
-                run.split.as_str(),
-                run.split_kind.as_str(),
-                run.target_task.as_str()
-            ),
-            ("?", "unlabelled", "B")
-        );
-        assert!(
-            !run.at_chance,
-            "chance cannot be judged without `num_classes`"
-        );
-        assert_eq!(
-            set.notes,
-            [
-                "`count` missing in 1 run(s), cannot be checked for chance-level accuracy: `bare`",
-                "`num_classes` missing in 1 run(s), cannot be checked for chance-level accuracy: `bare`",
-                "`seed` missing in 1 run(s), counted as runs without a seed: `bare`",
-                "`split` missing in 1 run(s), grouped under split `?`: `bare`",
-                "`split_kind` missing in 1 run(s), labelled `unlabelled`: `bare`",
+                (
+                    "percent",
+                    "`top1` is 85, not a fraction from 0 to 1".to_string()
+                ),
+                ("unnamed", "no `variant` label in its lineage".to_string()),
             ]
         );
     }
 
     #[test]
     fn chance_level_is_a_binomial_test_against_guessing() {
-        let metrics = |top1: f64, count: u64, classes: u64| json!({ "top1": top1, "count": count, "variant": "random", "layers_copied": 5, "num_classes": classes });
         // 562 of 2,500 right on 5 classes is 0.2248: about 3 standard errors above 0.20
         // (p = 0.0012), so it left chance even though it is below 1/5 + 0.05.
-        let clear = metrics(0.2248, 2500, 5);
+        let clear = scored("random", 0.2248, 2500, 5);
         // 520 of 2,500 (p = 0.165) and 13 of 50 (p = 0.19 on 5 classes) are not distinguishable.
-        let (close_to_guessing, small_test) = (metrics(0.208, 2500, 5), metrics(0.26, 50, 5));
-        let below = metrics(0.05, 1000, 10);
-        let set = RunSet::from_metrics(
+        let close_to_guessing = scored("random", 0.208, 2500, 5);
+        let small_test = scored("random", 0.26, 50, 5);
+        let below = scored("random", 0.05, 1000, 10);
+        let set = RunSet::from_evaluations(
             [
                 ("clear", &clear),
                 ("close", &close_to_guessing),
@@ -450,30 +337,30 @@ mod tests {
         let clear_run = set.runs.iter().find(|run| run.node == "clear").unwrap();
         assert!((clear_run.chance_p_value.unwrap() - 0.0012020161098077623).abs() < 1e-9);
         // A stricter level flags more.
-        let strict = RunSet::from_metrics([("clear", &clear)], 0.01);
+        let strict = RunSet::from_evaluations([("clear", &clear)], 0.01);
         assert_eq!(strict.chance_level().count(), 0);
-        let lax = RunSet::from_metrics([("clear", &clear)], 0.002);
+        let lax = RunSet::from_evaluations([("clear", &clear)], 0.002);
         assert_eq!(lax.chance_level().count(), 0);
-        let laxest = RunSet::from_metrics([("clear", &clear)], 0.0011);
+        let laxest = RunSet::from_evaluations([("clear", &clear)], 0.0011);
         assert_eq!(laxest.chance_level().count(), 1);
     }
 
     #[test]
     fn top5_is_dropped_for_five_classes_or_fewer() {
-        let metrics = |classes: u64| json!({ "top1": 0.8, "top5": 1.0, "count": 100, "variant": "baseB", "num_classes": classes });
-        let (five, ten) = (metrics(5), metrics(10));
-        let set = RunSet::from_metrics([("five", &five), ("ten", &ten)], 0.05);
+        let (five, ten) = (scored("baseB", 0.8, 100, 5), scored("baseB", 0.8, 100, 10));
+        let set = RunSet::from_evaluations([("five", &five), ("ten", &ten)], 0.05);
         let top5: Vec<(&str, Option<f64>)> = set
             .runs
             .iter()
             .map(|run| (run.node.as_str(), run.top5))
             .collect();
-        assert_eq!(top5, [("five", None), ("ten", Some(1.0))]);
+        assert_eq!(top5, [("five", None), ("ten", Some(0.9))]);
     }
 
     #[test]
     fn runs_are_sorted_by_split_variant_layers_and_seed() {
-        let run = |variant: &str, layers: u32, seed: i64| json!({ "top1": 0.5, "variant": variant, "layers_copied": layers, "seed": seed, "split": "s", "split_kind": "similar" });
+        let run =
+            |variant: &str, layers: u32, seed: i64| evaluation("s", variant, layers, seed, 0.5);
         let inputs = [
             ("e", run("AnB", 2, 0)),
             ("d", run("AnB", 1, 1)),
@@ -481,7 +368,10 @@ mod tests {
             ("b", run("BnB", 7, 0)),
             ("a", run("baseB", 0, 0)),
         ];
-        let set = RunSet::from_metrics(inputs.iter().map(|(node, metrics)| (*node, metrics)), 0.05);
+        let set = RunSet::from_evaluations(
+            inputs.iter().map(|(node, evaluation)| (*node, evaluation)),
+            0.05,
+        );
         let order: Vec<&str> = set.runs.iter().map(|run| run.node.as_str()).collect();
         assert_eq!(order, ["a", "b", "c", "d", "e"]);
     }

@@ -1,6 +1,6 @@
 //! Means, their intervals, and the two tests the report rests on.
 //!
-//! The unit of replication is a split (or, where a split kind has a single split, a seed within
+//! The unit of replication is a split (or, where a relation has a single split, a seed within
 //! it): a difference is taken within each unit first, so the base it is measured against
 //! cancels, and the interval is Student's t across units, mean ± t(1 − α/2, u − 1) · sd / √u.
 //! Two independent groups of units (the dissimilar splits against the similar ones) are
@@ -10,6 +10,9 @@
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::beta::beta_reg;
+
+/// The level of every interval before correction: tables, figures and findings all state it.
+pub const CONFIDENCE: f64 = 0.95;
 
 /// The size, mean and spread of a set of values.
 #[derive(Clone, Copy, Debug, PartialEq)]

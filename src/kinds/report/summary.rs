@@ -3,7 +3,7 @@
 
 use std::fmt::Write;
 
-use super::analysis::{Analysis, KindCell};
+use super::analysis::{Analysis, RelationCell};
 use super::findings::{Finding, HIGH_LAYERS, MIDDLE_LAYERS, POWER};
 use super::runs::quoted_list;
 use super::tables::{fraction, signed_points};
@@ -24,41 +24,44 @@ pub fn summary_markdown(
     let set = analysis.set;
     let mut md = String::new();
     let _ = writeln!(md, "# {}: summary\n", options.title);
-    let kinds: Vec<String> = analysis
-        .kinds
+    let relations: Vec<String> = analysis
+        .relations
         .iter()
-        .map(|kind| {
+        .map(|relation| {
             let runs: Vec<_> = set
                 .runs
                 .iter()
-                .filter(|run| run.split_kind == *kind)
+                .filter(|run| run.relation == *relation)
                 .collect();
             let splits: std::collections::BTreeSet<&str> =
                 runs.iter().map(|run| run.split.as_str()).collect();
             let split_word = if splits.len() == 1 { "split" } else { "splits" };
             format!(
-                "{kind} ({} {split_word}, {} runs)",
+                "{relation} ({} {split_word}, {} runs)",
                 splits.len(),
                 runs.len()
             )
         })
         .collect();
-    let _ =
-        writeln!(
+    let _ = writeln!(
         md,
-        "{}: {} chance-level runs left out of every mean, {} inputs skipped. Split kinds: {}.\n",
+        "{}: {} chance-level runs left out of every mean, {} inputs skipped. Relations: {}.\n",
         options.headline,
         set.chance_level().count(),
         set.skipped.len(),
-        if kinds.is_empty() { "none".to_string() } else { kinds.join(", ") },
+        if relations.is_empty() {
+            "none".to_string()
+        } else {
+            relations.join(", ")
+        },
     );
     let _ = writeln!(
         md,
-        "How to read it: the unit of replication is the split (a kind with a single split uses its seeds). Each \
+        "How to read it: the unit of replication is the split (a relation with a single split uses its seeds). Each \
          variant is compared with the base net on its own split and target task, in accuracy points (1 point = \
          0.01 top-1); the differences are averaged within a split, and intervals are Student t-intervals across \
          splits. Both transfer directions are pooled under the paper's names (BnA counts as AnB); baseB is the base \
-         of the tasks transfers go into, one value per kind, the same in every table, Δ and figure. A run is at \
+         of the tasks transfers go into, one value per relation, the same in every table, Δ and figure. A run is at \
          chance when a one-sided binomial test of its correct count against 1/classes gives p ≥ {}: it is listed \
          below and left out of every mean, figure and sentence. An effect is *seen* when its interval excludes zero \
          in the paper's direction, *not seen* when it excludes an effect as large as the paper's, and *inconclusive* \
@@ -106,8 +109,7 @@ pub fn summary_markdown(
         md.push_str("None: every run whose class and image counts are known is above chance.\n");
     } else {
         for run in chance_level {
-            let classes = run.num_classes.unwrap_or_default();
-            let images = run.images.unwrap_or_default();
+            let (classes, images) = (run.num_classes, run.images);
             let _ = writeln!(
                 md,
                 "- `{}` ({}, n = {}): top-1 {} on {images} images, {} right; guessing among {classes} gets at least as many with p = {:.3} (≥ {})",
@@ -123,13 +125,10 @@ pub fn summary_markdown(
     }
     md.push('\n');
 
-    if !set.skipped.is_empty() || !set.notes.is_empty() {
-        md.push_str("## Skipped inputs and missing fields\n\n");
+    if !set.skipped.is_empty() {
+        md.push_str("## Skipped inputs\n\n");
         for skipped in &set.skipped {
             let _ = writeln!(md, "- `{}` skipped: {}.", skipped.node, skipped.reason);
-        }
-        for note in &set.notes {
-            let _ = writeln!(md, "- {note}.");
         }
         let unknown: Vec<String> = set
             .runs
@@ -149,20 +148,20 @@ pub fn summary_markdown(
     md
 }
 
-fn cell_fraction(cell: Option<&KindCell>) -> String {
+fn cell_fraction(cell: Option<&RelationCell>) -> String {
     cell.and_then(|cell| cell.top1.sample())
         .map(|sample| fraction(sample.mean))
         .unwrap_or_else(|| "—".into())
 }
 
-fn cell_points(cell: Option<&KindCell>) -> String {
+fn cell_points(cell: Option<&RelationCell>) -> String {
     cell.and_then(|cell| cell.relative.sample())
         .map(|sample| signed_points(sample.mean))
         .unwrap_or_else(|| "—".into())
 }
 
 /// Runs in the cell, with the chance-level ones that are in no mean.
-fn cell_runs(cell: Option<&KindCell>) -> String {
+fn cell_runs(cell: Option<&RelationCell>) -> String {
     match cell {
         None => "0".into(),
         Some(cell) if cell.chance_level.is_empty() => cell.runs.len().to_string(),
@@ -176,12 +175,12 @@ fn cell_runs(cell: Option<&KindCell>) -> String {
 
 /// The paper's numbers next to ours: Figure 2's curves, then Figure 3's drops.
 fn paper_tables(md: &mut String, analysis: &Analysis) {
-    let primary = analysis.primary_kind().unwrap_or("similar");
+    let primary = analysis.primary_relation().unwrap_or("similar");
     let _ = writeln!(md, "## Paper (ImageNet, CaffeNet) beside this run\n");
     let _ = writeln!(
         md,
         "The paper's columns are ImageNet figures ({}; 500/500-class random splits, mean of the 10 best evaluations), \
-         not targets for this data set. Ours are the `{primary}` split kind, averaged over its units. Δ is in points \
+         not targets for this data set. Ours are the `{primary}` relation, averaged over its units. Δ is in points \
          against each side's own baseB: ours is the mean of the per-split differences, so with every cell measured \
          on every split, our Δ = our top-1 − our baseB.\n",
         paper::SOURCE
@@ -198,7 +197,7 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
     );
     for variant in ["BnB", "AnB", "BnB+", "AnB+"] {
         for n in 1..=7 {
-            let ours = analysis.kind_cell(primary, variant, n);
+            let ours = analysis.relation_cell(primary, variant, n);
             let _ = writeln!(
                 md,
                 "| {variant} | {n} | {} | {} | {} | {} | {} |",
@@ -216,7 +215,7 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
     }
     md.push('\n');
 
-    let other = if analysis.kinds.contains(&"similar") {
+    let other = if analysis.relations.contains(&"similar") {
         "similar"
     } else {
         primary
@@ -236,7 +235,7 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
     );
     md.push_str("|---|---|---|---|---|---|---|---|\n");
     for n in 1..=7 {
-        let random = analysis.kind_cell(primary, "random", n);
+        let random = analysis.relation_cell(primary, "random", n);
         let random_ours = cell_points(random);
         let random_chance = random
             .map(|cell| format!("{} of {}", cell.chance_level.len(), cell.total_runs()))
@@ -250,22 +249,23 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
             paper::random_split_drop_points("AnB", n)
                 .map(signed_points)
                 .unwrap_or_else(|| "—".into()),
-            cell_points(analysis.kind_cell(other, "AnB", n)),
+            cell_points(analysis.relation_cell(other, "AnB", n)),
             paper::dissimilar_drop_points(n)
                 .map(signed_points)
                 .unwrap_or_else(|| "—".into()),
-            cell_points(analysis.kind_cell("dissimilar", "AnB", n)),
+            cell_points(analysis.relation_cell("dissimilar", "AnB", n)),
         );
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::analysis::tests::{metrics, set_of};
+    use super::super::analysis::tests::{evaluation, set_of};
     use super::super::findings::findings;
     use super::*;
+    use crate::kinds::artifacts::Evaluation;
 
-    fn render(inputs: &[(String, serde_json::Value)], paper_reference: bool) -> String {
+    fn render(inputs: &[(String, Evaluation)], paper_reference: bool) -> String {
         let set = set_of(inputs);
         let analysis = Analysis::new(&set);
         let found = findings(&analysis);
@@ -278,13 +278,13 @@ mod tests {
         summary_markdown(&analysis, &found, &options)
     }
 
-    fn inputs() -> Vec<(String, serde_json::Value)> {
+    fn inputs() -> Vec<(String, Evaluation)> {
         vec![
-            ("b0".into(), metrics("s", "baseB", 0, 0, 0.80)),
-            ("b1".into(), metrics("s", "baseB", 0, 1, 0.82)),
-            ("r0".into(), metrics("s", "random", 4, 0, 0.12)),
-            ("r1".into(), metrics("s", "random", 4, 1, 0.105)),
-            ("broken".into(), serde_json::json!({ "variant": "AnB" })),
+            ("b0".into(), evaluation("s", "baseB", 0, 0, 0.80)),
+            ("b1".into(), evaluation("s", "baseB", 0, 1, 0.82)),
+            ("r0".into(), evaluation("s", "random", 4, 0, 0.12)),
+            ("r1".into(), evaluation("s", "random", 4, 1, 0.105)),
+            ("broken".into(), evaluation("s", "AnB", 1, 0, 85.0)),
         ]
     }
 
@@ -299,7 +299,7 @@ mod tests {
         );
         assert!(!md.contains("- `r0` (random"), "{md}");
         assert!(
-            md.contains("- `broken` skipped: no numeric `top1` in its metrics."),
+            md.contains("- `broken` skipped: `top1` is 85, not a fraction from 0 to 1."),
             "{md}"
         );
         assert!(

@@ -1,13 +1,11 @@
-//! `results.csv` (one row per run) and `results.md` (means per split, then pooled per split kind,
+//! `results.csv` (one row per run) and `results.md` (means per split, then pooled per relation,
 //! then every run). Fixed number formats and sorted rows, so the bytes depend only on the inputs.
 
 use std::fmt::Write;
 
 use super::analysis::{Analysis, PerUnit};
-use super::findings::CONFIDENCE;
-use super::statistics::{Interval, Sample};
-
-pub const CSV_HEADER: &str = "node,split_kind,split,target_task,variant,paper_variant,layers_copied,seed,top1,top5,images,num_classes,chance_level,delta_vs_base_points";
+use super::statistics::{Interval, Sample, CONFIDENCE};
+use crate::kinds::artifacts::ResultRow;
 
 /// Quotes a CSV field when it holds a comma, quote or line break.
 fn csv_field(text: &str) -> String {
@@ -48,38 +46,30 @@ fn fraction_interval(sample: Option<&Sample>) -> String {
     }
 }
 
-fn optional<T: ToString>(value: Option<T>) -> String {
-    value.map(|value| value.to_string()).unwrap_or_default()
-}
-
-/// One row per run (chance-level runs included and flagged), in the report's run order.
+/// `results.csv`: one [`ResultRow`] per run (chance-level runs included and flagged), in the
+/// report's run order, text quoted where it must be.
 pub fn results_csv(analysis: &Analysis) -> String {
-    let mut csv = String::from(CSV_HEADER);
+    let mut csv = String::from(ResultRow::HEADER);
     csv.push('\n');
     for run in &analysis.set.runs {
-        let delta = analysis
-            .run_relative(run)
-            .map(|points| format!("{points:.4}"))
-            .unwrap_or_default();
-        let fields = [
-            csv_field(&run.node),
-            csv_field(&run.split_kind),
-            csv_field(&run.split),
-            csv_field(&run.target_task),
-            csv_field(&run.variant),
-            csv_field(&run.paper_variant()),
-            run.layers_copied.to_string(),
-            optional(run.seed),
-            format!("{:.6}", run.top1),
-            run.top5
-                .map(|top5| format!("{top5:.6}"))
-                .unwrap_or_default(),
-            optional(run.images),
-            optional(run.num_classes),
-            run.at_chance.to_string(),
-            delta,
-        ];
-        csv.push_str(&fields.join(","));
+        let row = ResultRow {
+            node: run.node.clone(),
+            relation: run.relation.clone(),
+            split: run.split.clone(),
+            target_task: run.target_task.clone(),
+            variant: run.variant.clone(),
+            paper_variant: run.paper_variant(),
+            layers_copied: run.layers_copied,
+            seed: run.seed,
+            top1: run.top1,
+            top5: run.top5,
+            images: run.images,
+            num_classes: run.num_classes,
+            chance_level: run.at_chance,
+            delta_vs_base_points: analysis.run_relative(run),
+        };
+        let cells: Vec<String> = row.cells().iter().map(|cell| csv_field(cell)).collect();
+        csv.push_str(&cells.join(","));
         csv.push('\n');
     }
     csv
@@ -115,7 +105,7 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
         set.chance_level().count(),
     );
     md.push_str(
-        "The unit of replication is the split (or, where a split kind has a single split, each of its seeds). \
+        "The unit of replication is the split (or, where a relation has a single split, each of its seeds). \
          Δ is a variant's difference from the base net on the same split and target task, in accuracy points \
          (1 point = 0.01 top-1); a split's Δ averages its target tasks. The per-split tables give each split's \
          own numbers, with no interval for Δ (one split is one unit). The pooled table averages the units, \
@@ -128,9 +118,9 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
     let show_top5 = set.runs.iter().any(|run| run.top5.is_some());
     let mut current_split: Option<(&str, &str)> = None;
     for (index, cell) in analysis.split_cells.iter().enumerate() {
-        if current_split != Some((cell.split_kind, cell.split)) {
-            current_split = Some((cell.split_kind, cell.split));
-            let _ = writeln!(md, "## Split `{}` ({})\n", cell.split, cell.split_kind);
+        if current_split != Some((cell.relation, cell.split)) {
+            current_split = Some((cell.relation, cell.split));
+            let _ = writeln!(md, "## Split `{}` ({})\n", cell.split, cell.relation);
             let top5 = if show_top5 { " top-5 mean |" } else { "" };
             let top5_rule = if show_top5 { "---|" } else { "" };
             let _ = writeln!(
@@ -169,19 +159,19 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
                 .unwrap_or_else(|| "—".into()),
         );
         let next = analysis.split_cells.get(index + 1);
-        if next.is_none_or(|next| (next.split_kind, next.split) != (cell.split_kind, cell.split)) {
+        if next.is_none_or(|next| (next.relation, next.split) != (cell.relation, cell.split)) {
             md.push('\n');
         }
     }
 
-    md.push_str("## Pooled by split kind\n\n");
+    md.push_str("## Pooled by relation\n\n");
     md.push_str(
-        "Every unit of a kind together, under the paper's names (BnA counts as AnB, baseA on A as baseB when \
+        "Every unit of a relation together, under the paper's names (BnA counts as AnB, baseA on A as baseB when \
          some transfer goes into A). Means and intervals are across units; `units` says what they are.\n\n",
     );
-    md.push_str("| split kind | variant | n | runs | units | top-1 mean | 95% interval | Δ vs baseB (points) | 95% interval |\n");
+    md.push_str("| relation | variant | n | runs | units | top-1 mean | 95% interval | Δ vs baseB (points) | 95% interval |\n");
     md.push_str("|---|---|---|---|---|---|---|---|---|\n");
-    for cell in &analysis.kind_cells {
+    for cell in &analysis.relation_cells {
         let (difference, difference_interval) = relative_columns(&cell.relative);
         let top1 = cell.top1.sample();
         let mut runs = cell.runs.len().to_string();
@@ -191,11 +181,11 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
         let _ = writeln!(
             md,
             "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-            escape_cell(cell.split_kind),
+            escape_cell(cell.relation),
             escape_cell(&cell.paper_variant),
             cell.layers_copied,
             runs,
-            analysis.units_word(cell.split_kind, cell.top1.len()),
+            analysis.units_word(cell.relation, cell.top1.len()),
             top1.map(|sample| fraction(sample.mean))
                 .unwrap_or_else(|| "—".into()),
             fraction_interval(top1.as_ref()),
@@ -215,14 +205,10 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
             escape_cell(&run.target_task),
             escape_cell(&run.variant),
             run.layers_copied,
-            run.seed
-                .map(|seed| seed.to_string())
-                .unwrap_or_else(|| "—".into()),
+            run.seed,
             fraction(run.top1),
             run.top5.map(fraction).unwrap_or_else(|| "—".into()),
-            run.images
-                .map(|images| images.to_string())
-                .unwrap_or_else(|| "—".into()),
+            run.images,
             match (run.at_chance, run.chance_p_value) {
                 (true, Some(p_value)) =>
                     format!("chance level (binomial p = {p_value:.3}), in no mean"),
@@ -242,33 +228,34 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::super::analysis::tests::{metrics, set_of};
+    use super::super::analysis::tests::{evaluation, set_of};
     use super::*;
+    use crate::kinds::artifacts::Evaluation;
 
-    fn sample_inputs() -> Vec<(String, serde_json::Value)> {
+    fn sample_inputs() -> Vec<(String, Evaluation)> {
         let mut inputs = Vec::new();
         for seed in 0..3 {
             let wobble = seed as f64 * 0.01;
             inputs.push((
                 format!("eval_baseB_s{seed}"),
-                metrics("split_similar_s0", "baseB", 0, seed, 0.80 + wobble),
+                evaluation("split_similar_s0", "baseB", 0, seed, 0.80 + wobble),
             ));
             inputs.push((
                 format!("eval_AnB_n3_s{seed}"),
-                metrics("split_similar_s0", "AnB", 3, seed, 0.75 + wobble),
+                evaluation("split_similar_s0", "AnB", 3, seed, 0.75 + wobble),
             ));
             inputs.push((
                 format!("eval_random_n5_s{seed}"),
-                metrics("split_similar_s0", "random", 5, seed, 0.10),
+                evaluation("split_similar_s0", "random", 5, seed, 0.10),
             ));
             inputs.push((
                 format!("eval_dis_AnB_n3_s{seed}"),
-                metrics("split_dissimilar", "AnB", 3, seed, 0.5 + wobble),
+                evaluation("split_dissimilar", "AnB", 3, seed, 0.5 + wobble),
             ));
         }
         inputs.push((
             "weird,name".to_string(),
-            metrics("split_similar_s0", "BnB", 1, 0, 0.79),
+            evaluation("split_similar_s0", "BnB", 1, 0, 0.79),
         ));
         inputs
     }
@@ -304,7 +291,7 @@ mod tests {
         let rows = parse_csv(&results_csv(&analysis));
         assert_eq!(rows.len() - 1, set.runs.len());
         assert_eq!(rows.len() - 1, 13);
-        let width = CSV_HEADER.split(',').count();
+        let width = ResultRow::HEADER.split(',').count();
         assert!(
             rows.iter().all(|row| row.len() == width),
             "every row has {width} fields"

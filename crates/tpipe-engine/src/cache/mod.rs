@@ -17,7 +17,6 @@
 //! is a miss plus a warning, never a crash and never used; the cache never deletes anything
 //! except through `gc`.
 
-pub mod record;
 pub mod stat_cache;
 
 use std::collections::BTreeMap;
@@ -28,7 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::action::{Action, ACTION_FORMAT};
 use crate::hash::ContentHash;
-use record::{OutputRef, Record, RecordFields, RecordHead, RECORD_FORMAT};
+use crate::record::{OutputRef, Record, RecordFields, RecordHead, RECORD_FORMAT};
 use stat_cache::StatCache;
 
 #[derive(Debug, thiserror::Error)]
@@ -48,7 +47,28 @@ pub enum CacheError {
         actual: ContentHash,
     },
     #[error("record `{path}` is corrupt: {reason}")]
-    CorruptRecord { path: PathBuf, reason: String },
+    CorruptRecord {
+        path: PathBuf,
+        reason: RecordProblem,
+    },
+    #[error("`{path}` is not an action: {source}")]
+    NotAnAction {
+        path: PathBuf,
+        source: serde_json::Error,
+    },
+    #[error("`{path}` does not describe key {key} in action format {ACTION_FORMAT}")]
+    ActionForAnotherKey { path: PathBuf, key: String },
+}
+
+/// Why a record's bytes cannot stand for a key.
+#[derive(Debug, thiserror::Error)]
+pub enum RecordProblem {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("it describes key {key} in format {format}")]
+    AnotherKey { key: String, format: u32 },
+    #[error("its content digest does not match its outputs")]
+    Digest,
 }
 
 impl CacheError {
@@ -141,21 +161,20 @@ pub(crate) fn write_atomically(
 /// Parses a record's bytes and checks that they describe `key` in this format and that the
 /// content digest matches the outputs. Shared by the cache and by remotes, which run it on every
 /// record they download.
-pub fn parse_record(key: &ContentHash, bytes: &[u8]) -> Result<Record, String> {
+pub fn parse_record(key: &ContentHash, bytes: &[u8]) -> Result<Record, RecordProblem> {
     parse_record_as(key, bytes)
 }
 
-fn parse_record_as<R: RecordFields>(key: &ContentHash, bytes: &[u8]) -> Result<R, String> {
-    let record: R = serde_json::from_slice(bytes).map_err(|error| error.to_string())?;
+fn parse_record_as<R: RecordFields>(key: &ContentHash, bytes: &[u8]) -> Result<R, RecordProblem> {
+    let record: R = serde_json::from_slice(bytes)?;
     if record.key() != key || record.format() != RECORD_FORMAT {
-        return Err(format!(
-            "it describes key {} in format {}",
-            record.key().short(),
-            record.format()
-        ));
+        return Err(RecordProblem::AnotherKey {
+            key: record.key().short(),
+            format: record.format(),
+        });
     }
     if crate::key::outputs_digest(record.outputs()) != *record.content() {
-        return Err("its content digest does not match its outputs".into());
+        return Err(RecordProblem::Digest);
     }
     Ok(record)
 }
@@ -346,21 +365,28 @@ impl Cache {
 
     /// The stored action for `key`; `Ok(None)` when there is none. An action whose content does
     /// not hash to `key` is refused: it would build something else than its name says.
-    pub fn read_action(&self, key: &ContentHash) -> Result<Option<Action>, String> {
+    pub fn read_action(&self, key: &ContentHash) -> Result<Option<Action>, CacheError> {
         let path = self.action_path(key);
         let bytes = match std::fs::read(&path) {
             Ok(bytes) => bytes,
             Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(error) => return Err(format!("cannot read `{}`: {error}", path.display())),
+            Err(source) => {
+                return Err(CacheError::Io {
+                    action: "read",
+                    path,
+                    source,
+                })
+            }
         };
-        let action: Action = serde_json::from_slice(&bytes)
-            .map_err(|error| format!("`{}` is not an action: {error}", path.display()))?;
+        let action: Action = match serde_json::from_slice(&bytes) {
+            Ok(action) => action,
+            Err(source) => return Err(CacheError::NotAnAction { path, source }),
+        };
         if action.format != ACTION_FORMAT || action.key() != *key {
-            return Err(format!(
-                "`{}` does not describe key {} in action format {ACTION_FORMAT}",
-                path.display(),
-                key.short()
-            ));
+            return Err(CacheError::ActionForAnotherKey {
+                path,
+                key: key.short(),
+            });
         }
         Ok(Some(action))
     }

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{RemoteError, RemoteLocation};
+use super::{ConfigProblem, RemoteError, RemoteLocation};
 
 /// A chosen remote.
 #[derive(Clone, Debug, PartialEq)]
@@ -34,7 +34,7 @@ impl ConfigFile {
             Err(error) => {
                 return Err(RemoteError::Config {
                     remote: path.display().to_string(),
-                    reason: format!("cannot read the config file: {error}"),
+                    reason: ConfigProblem::ReadFile(error),
                 })
             }
         };
@@ -42,10 +42,7 @@ impl ConfigFile {
             .map(Some)
             .map_err(|error| RemoteError::Config {
                 remote: path.display().to_string(),
-                reason: format!(
-                    "the config file is not valid TOML: {}",
-                    error.to_string().trim_end()
-                ),
+                reason: ConfigProblem::Toml(error),
             })
     }
 }
@@ -125,9 +122,12 @@ impl RemoteChoice {
             return Ok(None);
         };
         let location =
-            RemoteLocation::parse(&text, &dir).map_err(|reason| RemoteError::Config {
+            RemoteLocation::parse(&text, &dir).map_err(|problem| RemoteError::Config {
                 remote: text.clone(),
-                reason: format!("{reason} (named by {origin})"),
+                reason: ConfigProblem::Location {
+                    problem,
+                    origin: origin.clone(),
+                },
             })?;
         Ok(Some(RemoteSpec {
             location,

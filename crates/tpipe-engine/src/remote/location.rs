@@ -14,18 +14,35 @@ pub enum RemoteLocation {
     S3 { bucket: String, prefix: String },
 }
 
+/// Why a text names no remote.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LocationProblem {
+    #[error("the remote is empty (hint: a folder, file:///path, http(s)://host/path or s3://bucket/prefix)")]
+    Empty,
+    #[error(
+        "`{0}` is not an absolute file URL (hint: write `file:///absolute/path` or a plain path)"
+    )]
+    RelativeFileUrl(String),
+    #[error("`{0}` names no host")]
+    NoHost(String),
+    #[error("`{0}` names no bucket (hint: s3://bucket/prefix)")]
+    NoBucket(String),
+    #[error("unknown kind of remote `{0}://` (hint: a folder, file:///path, http(s)://host/path or s3://bucket/prefix)")]
+    UnknownScheme(String),
+}
+
 impl RemoteLocation {
     /// Parses `text`; a relative path is taken relative to `base_dir` (the folder of the file
     /// that named it, or the working folder for `--remote` and `TPIPE_REMOTE`).
-    pub fn parse(text: &str, base_dir: &Path) -> Result<RemoteLocation, String> {
+    pub fn parse(text: &str, base_dir: &Path) -> Result<RemoteLocation, LocationProblem> {
         let text = text.trim();
         if text.is_empty() {
-            return Err("the remote is empty (hint: a folder, file:///path, http(s)://host/path or s3://bucket/prefix)".into());
+            return Err(LocationProblem::Empty);
         }
         if let Some(rest) = text.strip_prefix("file://") {
             let rest = rest.strip_prefix("localhost").unwrap_or(rest);
             if !rest.starts_with('/') {
-                return Err(format!("`{text}` is not an absolute file URL (hint: write `file:///absolute/path` or a plain path)"));
+                return Err(LocationProblem::RelativeFileUrl(text.to_string()));
             }
             return Ok(RemoteLocation::Directory(PathBuf::from(rest)));
         }
@@ -35,16 +52,14 @@ impl RemoteLocation {
                 .split_once("://")
                 .is_none_or(|(_, host)| host.is_empty())
             {
-                return Err(format!("`{text}` names no host"));
+                return Err(LocationProblem::NoHost(text.to_string()));
             }
             return Ok(RemoteLocation::WebDav(url));
         }
         if let Some(rest) = text.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if bucket.is_empty() {
-                return Err(format!(
-                    "`{text}` names no bucket (hint: s3://bucket/prefix)"
-                ));
+                return Err(LocationProblem::NoBucket(text.to_string()));
             }
             return Ok(RemoteLocation::S3 {
                 bucket: bucket.to_string(),
@@ -52,7 +67,7 @@ impl RemoteLocation {
             });
         }
         if let Some((scheme, _)) = text.split_once("://") {
-            return Err(format!("unknown kind of remote `{scheme}://` (hint: a folder, file:///path, http(s)://host/path or s3://bucket/prefix)"));
+            return Err(LocationProblem::UnknownScheme(scheme.to_string()));
         }
         Ok(RemoteLocation::Directory(base_dir.join(text)))
     }
@@ -104,6 +119,7 @@ mod tests {
         );
         assert!(RemoteLocation::parse("ftp://x", base)
             .unwrap_err()
+            .to_string()
             .contains("unknown kind of remote `ftp://`"));
         assert!(RemoteLocation::parse("file://relative", base).is_err());
         assert!(RemoteLocation::parse("s3://", base).is_err());

@@ -20,6 +20,7 @@
 pub mod config;
 mod directory;
 mod entry;
+pub use entry::EntryProblem;
 pub mod gc;
 pub mod location;
 #[cfg(feature = "remote")]
@@ -28,9 +29,9 @@ mod store;
 mod store_remote;
 pub mod transfer;
 
-use crate::cache::record::Record;
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
+use crate::record::Record;
 
 pub use config::{RemoteChoice, RemoteSettings, RemoteSpec};
 pub use location::RemoteLocation;
@@ -41,7 +42,10 @@ pub use store_remote::{FetchOutcome, PushOutcome, StoreRemote};
 #[derive(Debug, thiserror::Error)]
 pub enum RemoteError {
     #[error("remote `{remote}` cannot be used: {reason}")]
-    Config { remote: String, reason: String },
+    Config {
+        remote: String,
+        reason: ConfigProblem,
+    },
     #[error("cannot reach remote `{remote}`: {cause}")]
     Unreachable { remote: String, cause: String },
     #[error("remote `{remote}` refused access: {cause} (hint: check the credentials and the server's permissions)")]
@@ -57,7 +61,7 @@ pub enum RemoteError {
     Invalid {
         remote: String,
         key: String,
-        reason: String,
+        reason: EntryProblem,
     },
     #[error("remote `{remote}` is read-only (hint: drop `remote_read_only` / `--remote-read-only` to write to it)")]
     ReadOnly { remote: String },
@@ -65,6 +69,32 @@ pub enum RemoteError {
     Cache { remote: String, source: CacheError },
     #[error("remote `{remote}` failed earlier in this run; not asking it again")]
     GaveUp { remote: String },
+}
+
+/// Why a remote cannot be set up (before anything is sent to it).
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("cannot read the config file: {0}")]
+    ReadFile(std::io::Error),
+    #[error("the config file is not valid TOML: {}", .0.to_string().trim_end())]
+    Toml(toml::de::Error),
+    #[error("{problem} (named by {origin})")]
+    Location {
+        problem: location::LocationProblem,
+        origin: String,
+    },
+    #[error("this tpipe was built without the `remote` feature, which http(s):// and s3:// remotes need (hint: rebuild with `--features remote`, or share a folder instead)")]
+    NotCompiledIn,
+    #[error("`{0}` is not a URL")]
+    NotAUrl(String),
+    #[error("no S3 credentials (hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_SKIP_SIGNATURE=true for a public bucket, or AWS_METADATA_ENDPOINT to use an instance role)")]
+    NoS3Credentials,
+    /// The network client refused the settings.
+    #[cfg(feature = "remote")]
+    #[error("{0}")]
+    Client(object_store::Error),
+    #[error("cannot start the network runtime: {0}")]
+    Runtime(std::io::Error),
 }
 
 impl RemoteError {

@@ -14,7 +14,7 @@ use object_store::{
 };
 
 use super::store::{Listed, RemoteStore, StoreError};
-use super::RemoteSettings;
+use super::{ConfigProblem, RemoteSettings};
 
 /// How long to wait for a connection: a dead host fails the run's first lookup quickly.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
@@ -47,24 +47,24 @@ fn retry_config() -> RetryConfig {
     }
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, String> {
+fn runtime() -> Result<tokio::runtime::Runtime, ConfigProblem> {
     tokio::runtime::Builder::new_current_thread()
         .enable_io()
         .enable_time()
         .build()
-        .map_err(|error| format!("cannot start the network runtime: {error}"))
+        .map_err(ConfigProblem::Runtime)
 }
 
 impl ObjectStoreRemote {
     /// A WebDAV server: GET, PUT (the server writes a temporary file and renames it), DELETE,
     /// and PROPFIND for listing.
-    pub fn webdav(url: &str) -> Result<ObjectStoreRemote, String> {
+    pub fn webdav(url: &str) -> Result<ObjectStoreRemote, ConfigProblem> {
         // object_store's HTTP store names listed objects by their whole path on the server, so
         // it is rooted at the server and the URL's path becomes a prefix that listing strips.
         let after_scheme = url
             .find("://")
             .map(|at| at + 3)
-            .ok_or_else(|| format!("`{url}` is not a URL"))?;
+            .ok_or_else(|| ConfigProblem::NotAUrl(url.to_string()))?;
         let (server, folder) = match url[after_scheme..].find('/') {
             Some(slash) => url.split_at(after_scheme + slash),
             None => (url, ""),
@@ -74,7 +74,7 @@ impl ObjectStoreRemote {
             .with_client_options(client_options().with_allow_http(true))
             .with_retry(retry_config())
             .build()
-            .map_err(|error| error.to_string())?;
+            .map_err(ConfigProblem::Client)?;
         let folder = folder.trim_matches('/');
         let store: Arc<dyn ObjectStore> = if folder.is_empty() {
             Arc::new(store)
@@ -92,7 +92,7 @@ impl ObjectStoreRemote {
         bucket: &str,
         prefix: &str,
         settings: &RemoteSettings,
-    ) -> Result<ObjectStoreRemote, String> {
+    ) -> Result<ObjectStoreRemote, ConfigProblem> {
         // Without credentials object_store would ask the EC2 metadata service, which off EC2
         // hangs until it times out. Only go there when the environment says so.
         let has = |name: &str| {
@@ -108,9 +108,7 @@ impl ObjectStoreRemote {
             || has("AWS_CONTAINER_CREDENTIALS_FULL_URI")
             || has("AWS_WEB_IDENTITY_TOKEN_FILE");
         if !credentials_named {
-            return Err("no S3 credentials (hint: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, \
-                        AWS_SKIP_SIGNATURE=true for a public bucket, or AWS_METADATA_ENDPOINT to use an instance role)"
-                .into());
+            return Err(ConfigProblem::NoS3Credentials);
         }
         let mut builder = AmazonS3Builder::new()
             .with_client_options(client_options())
@@ -123,7 +121,7 @@ impl ObjectStoreRemote {
         let store = builder
             .with_bucket_name(bucket)
             .build()
-            .map_err(|error| error.to_string())?;
+            .map_err(ConfigProblem::Client)?;
         let store: Arc<dyn ObjectStore> = if prefix.is_empty() {
             Arc::new(store)
         } else {

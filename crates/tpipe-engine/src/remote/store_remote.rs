@@ -4,12 +4,12 @@ use std::collections::BTreeSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::directory::DirectoryStore;
-use super::entry::{blob_path, check_blob, check_record, record_path};
+use super::entry::{blob_path, check_blob, check_record, record_path, EntryProblem};
 use super::store::{Listed, RemoteStore, StoreError};
 use super::{Remote, RemoteError, RemoteLocation, RemoteSettings, RemoteSpec};
-use crate::cache::record::Record;
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
+use crate::record::Record;
 
 /// What a fetch brought in.
 #[derive(Debug)]
@@ -67,9 +67,7 @@ impl StoreRemote {
                 let _ = settings;
                 return Err(RemoteError::Config {
                     remote: name,
-                    reason: "this tpipe was built without the `remote` feature, which http(s):// and s3:// remotes need \
-                             (hint: rebuild with `--features remote`, or share a folder instead)"
-                        .into(),
+                    reason: super::ConfigProblem::NotCompiledIn,
                 });
             }
         };
@@ -130,7 +128,7 @@ impl StoreRemote {
         }
     }
 
-    fn invalid(&self, key: &ContentHash, reason: String) -> RemoteError {
+    fn invalid(&self, key: &ContentHash, reason: EntryProblem) -> RemoteError {
         RemoteError::Invalid {
             remote: self.name.clone(),
             key: key.short(),
@@ -196,10 +194,10 @@ impl StoreRemote {
                 .ok_or_else(|| {
                     self.invalid(
                         key,
-                        format!(
-                            "output `{output}` (blob {}) is missing on the remote",
-                            reference.blob.short()
-                        ),
+                        EntryProblem::MissingBlob {
+                            output: output.clone(),
+                            blob: reference.blob.short(),
+                        },
                     )
                 })?;
             check_blob(output, reference, &bytes).map_err(|reason| self.invalid(key, reason))?;

@@ -7,11 +7,11 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use super::{PushOutcome, RemoteError, StoreRemote};
-use crate::cache::record::RecordHead;
 use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::plan::{plan, PlanStatus};
-use crate::session::{ResolvedKey, Session, Walked};
+use crate::record::RecordHead;
+use crate::session::{ResolvedKey, SelectionError, Session, Walked};
 use crate::spec::NodeSpec;
 
 /// Transfers are network-bound, not CPU-bound: more of them than cores.
@@ -47,7 +47,7 @@ pub struct PushReport {
 }
 
 /// The keys of the nodes of `session` that are in the local cache now.
-pub fn cached_keys(session: &Session) -> Result<Vec<ContentHash>, String> {
+pub fn cached_keys(session: &Session) -> Result<Vec<ContentHash>, SelectionError> {
     let everything = session.selection(&[])?;
     Ok(plan(session, &everything, &[])
         .nodes
@@ -226,7 +226,13 @@ pub(crate) fn walk_keys(
                 }
                 Walked::Failed { error } => {
                     observer.advance(&name);
-                    (name, None, PullStatus::Failed { error })
+                    (
+                        name,
+                        None,
+                        PullStatus::Failed {
+                            error: error.to_string(),
+                        },
+                    )
                 }
             }
         })

@@ -1,38 +1,52 @@
-//! The batch script piped to `sbatch`: `#SBATCH` lines, then the `exec-node` command.
+//! The batch script piped to `sbatch`: `#SBATCH` lines, then the job's lines. Resources are
+//! written here in Slurm's syntax (the generic resource type has none).
 
-use std::path::Path;
+use std::time::Duration;
 
-use super::{JobCommand, SlurmConfig};
-use crate::resources::Resources;
+use super::SlurmConfig;
+use crate::cluster::JobRequest;
+use crate::resources::{Gpus, Memory};
 
-pub struct JobScript<'a> {
-    pub job_name: &'a str,
-    pub node: &'a str,
-    /// What the job runs: [`exec_node_line`] or [`exec_pipeline_node_line`].
-    pub exec_line: &'a str,
-    /// Jobs that must complete first (`--dependency=afterok:…`); a dependent of a failed job
-    /// is cancelled by Slurm rather than left pending for ever.
-    pub after: &'a [String],
-    /// `--output`, with Slurm's `%j` for the job id.
-    pub log_pattern: &'a Path,
-    /// The resources after the executor's defaults.
-    pub resources: &'a Resources,
-    pub config: &'a SlurmConfig,
+/// `--gpus`: `2` or `a100:2`.
+fn format_gpus(gpus: &Gpus) -> String {
+    match &gpus.gpu_type {
+        Some(gpu_type) => format!("{gpu_type}:{}", gpus.count),
+        None => gpus.count.to_string(),
+    }
 }
 
-/// Quotes a word for `sh`: inside single quotes nothing is special but the quote itself.
-fn quoted(text: &str) -> String {
-    format!("'{}'", text.replace('\'', r"'\''"))
+/// `--mem`: a whole number with K, M, G or T, the largest unit that holds it whole (`16G`).
+pub fn format_memory(memory: Memory) -> String {
+    memory.to_string()
 }
 
-pub fn job_script(job: &JobScript) -> String {
+/// `--time`: whole minutes under an hour as `M`, else `H:MM:SS`, with `D-` from a day on.
+pub fn format_time(time: Duration) -> String {
+    let total = time.as_secs();
+    let (days, rest) = (total / 86_400, total % 86_400);
+    let (hours, minutes, seconds) = (rest / 3600, rest % 3600 / 60, rest % 60);
+    if days > 0 {
+        format!("{days}-{hours}:{minutes:02}:{seconds:02}")
+    } else if hours == 0 && seconds == 0 {
+        minutes.to_string()
+    } else {
+        format!("{hours}:{minutes:02}:{seconds:02}")
+    }
+}
+
+/// The script for `job`: its `#SBATCH` lines (name, log, resources, dependencies, the
+/// configured partition, account, QOS and extra arguments), then its lines.
+pub fn job_script(job: &JobRequest<'_>, config: &SlurmConfig) -> String {
     let mut options: Vec<String> = vec![
-        format!("--job-name={}", job.job_name),
-        format!("--output={}", job.log_pattern.display()),
+        format!("--job-name={}", job.name),
+        // Slurm puts the job's id where `%j` is: the runner's `<stem>-<id>.log`.
+        format!(
+            "--output={}",
+            job.logs.join(format!("{}-%j.log", job.log_stem)).display()
+        ),
         // A requeued job would only find its record and stop; tpipe resubmits what failed.
         "--no-requeue".to_string(),
     ];
-    let config = job.config;
     for (flag, value) in [
         ("partition", &config.partition),
         ("account", &config.account),
@@ -44,18 +58,19 @@ pub fn job_script(job: &JobScript) -> String {
     }
     let resources = job.resources;
     if let Some(gpus) = resources.gpus.as_ref().filter(|gpus| gpus.count > 0) {
-        options.push(format!("--gpus={}", gpus.sbatch_value()));
+        options.push(format!("--gpus={}", format_gpus(gpus)));
     }
     if let Some(cpus) = resources.cpus {
         options.push(format!("--cpus-per-task={cpus}"));
     }
-    if let Some(mem) = &resources.mem {
-        options.push(format!("--mem={mem}"));
+    if let Some(mem) = resources.mem {
+        options.push(format!("--mem={}", format_memory(mem)));
     }
-    if let Some(time) = &resources.time {
-        options.push(format!("--time={time}"));
+    if let Some(time) = resources.time {
+        options.push(format!("--time={}", format_time(time)));
     }
     if !job.after.is_empty() {
+        // A dependent of a failed job is cancelled by Slurm rather than left pending for ever.
         options.push(format!("--dependency=afterok:{}", job.after.join(":")));
         options.push("--kill-on-invalid-dep=yes".to_string());
     }
@@ -70,76 +85,20 @@ pub fn job_script(job: &JobScript) -> String {
         "# tpipe: node `{}`\n",
         job.node.replace('\n', " ")
     ));
-    script.push_str(job.exec_line);
+    script.push_str(job.script);
     script.push('\n');
     script
 }
 
-/// Builds the stored action `key`: for a node whose inputs are all built, so its key is known.
-pub fn exec_node_line(command: &JobCommand, key: &str) -> String {
-    let mut line = format!(
-        "exec {} exec-node {key} --cache {}",
-        quoted(&command.executable.to_string_lossy()),
-        quoted(&command.cache_dir.to_string_lossy())
-    );
-    push_backend(&mut line, command);
-    line
-}
-
-/// Builds node `node` of the pipeline text stored in the cache as blob `snapshot`, read as if
-/// it were `pipeline`: for a detached node whose key is known only once its inputs are built.
-pub fn exec_pipeline_node_line(
-    command: &JobCommand,
-    pipeline: &Path,
-    snapshot: &str,
-    node: &str,
-) -> String {
-    let mut line = format!(
-        "exec {} exec-pipeline-node {} --snapshot {snapshot} --node {} --cache {}",
-        quoted(&command.executable.to_string_lossy()),
-        quoted(&pipeline.to_string_lossy()),
-        quoted(node),
-        quoted(&command.cache_dir.to_string_lossy())
-    );
-    push_backend(&mut line, command);
-    line
-}
-
-/// Builds the action `key` in node-local scratch through `remote`: the action travels in the
-/// script, the inputs come from the remote, the outputs go back to it, and the scratch folder
-/// is removed when the job ends.
-pub fn exec_node_in_scratch_lines(
-    command: &JobCommand,
-    key: &str,
-    remote: &str,
-    action_json: &str,
-) -> String {
-    let terminator = format!("TPIPE_ACTION_{}", &key[..16]);
-    let mut line = format!(
-        "scratch=\"${{TMPDIR:-/tmp}}/tpipe-job-$SLURM_JOB_ID\"\n\
-         trap 'rm -rf \"$scratch\"' EXIT\n\
-         {} exec-node {key} --cache \"$scratch\" --remote {} --push --action -",
-        quoted(&command.executable.to_string_lossy()),
-        quoted(remote)
-    );
-    push_backend(&mut line, command);
-    line.push_str(&format!(" <<'{terminator}'\n{action_json}\n{terminator}"));
-    line
-}
-
-fn push_backend(line: &mut String, command: &JobCommand) {
-    if let Some(backend) = &command.backend {
-        line.push_str(&format!(" --backend {}", quoted(backend)));
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::{Path, PathBuf};
 
     use serde_json::json;
 
     use super::*;
+    use crate::cluster::command::{exec_node_line, JobCommand};
+    use crate::resources::Resources;
 
     #[test]
     fn resources_and_settings_become_sbatch_lines_and_paths_are_quoted() {
@@ -157,15 +116,18 @@ mod tests {
             cache_dir: PathBuf::from("/shared/it's/cache"),
             backend: Some("wgpu".into()),
         };
-        let script = job_script(&JobScript {
-            job_name: "tpipe-0123456789ab",
-            node: "train_baseA",
-            exec_line: &exec_node_line(&command, "0123456789abcdef"),
-            after: &["12".to_string(), "13".to_string()],
-            log_pattern: Path::new("/shared/logs/0123456789ab-%j.log"),
-            resources: &resources,
-            config: &config,
-        });
+        let script = job_script(
+            &JobRequest {
+                name: "tpipe-0123456789ab",
+                node: "train_baseA",
+                script: &exec_node_line(&command, "0123456789abcdef"),
+                after: &["12".to_string(), "13".to_string()],
+                logs: Path::new("/shared/logs"),
+                log_stem: "0123456789ab",
+                resources: &resources,
+            },
+            &config,
+        );
         let expected = "#!/bin/sh
 #SBATCH --job-name=tpipe-0123456789ab
 #SBATCH --output=/shared/logs/0123456789ab-%j.log
@@ -182,5 +144,15 @@ mod tests {
 exec '/opt/tpipe/bin/tpipe' exec-node 0123456789abcdef --cache '/shared/it'\\''s/cache' --backend 'wgpu'
 ";
         assert_eq!(script, expected);
+    }
+
+    #[test]
+    fn times_are_written_as_slurm_reads_them() {
+        let minutes = |minutes: u64| format_time(Duration::from_secs(60 * minutes));
+        assert_eq!(minutes(1), "1");
+        assert_eq!(minutes(59), "59");
+        assert_eq!(minutes(60), "1:00:00");
+        assert_eq!(format_time(Duration::from_secs(90)), "0:01:30");
+        assert_eq!(minutes(36 * 60), "1-12:00:00");
     }
 }

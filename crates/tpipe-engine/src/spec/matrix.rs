@@ -32,9 +32,18 @@ pub fn label_of(value: &Value) -> String {
     }
 }
 
+/// A range of matrix values that cannot be read.
+#[derive(Debug, PartialEq, thiserror::Error)]
+pub enum RangeProblem {
+    #[error("`{text}` is ambiguous: write `{start}..={end}` (inclusive) or a list")]
+    Ambiguous { text: String, start: i64, end: i64 },
+    #[error("range `{0}` is empty")]
+    Empty(String),
+}
+
 /// Parses `1..=7` (inclusive). `1..7` is rejected because readers disagree on whether it
 /// includes 7.
-pub fn parse_range(text: &str) -> Result<Option<Vec<i64>>, String> {
+pub fn parse_range(text: &str) -> Result<Option<Vec<i64>>, RangeProblem> {
     let Some((start, end)) = text.split_once("..") else {
         return Ok(None);
     };
@@ -46,12 +55,14 @@ pub fn parse_range(text: &str) -> Result<Option<Vec<i64>>, String> {
         return Ok(None);
     };
     if !inclusive {
-        return Err(format!(
-            "`{text}` is ambiguous: write `{start}..={end}` (inclusive) or a list"
-        ));
+        return Err(RangeProblem::Ambiguous {
+            text: text.to_string(),
+            start,
+            end,
+        });
     }
     if start > end {
-        return Err(format!("range `{text}` is empty"));
+        return Err(RangeProblem::Empty(text.to_string()));
     }
     Ok(Some((start..=end).collect()))
 }

@@ -1,44 +1,14 @@
-//! Follows this run's Slurm jobs with one `squeue` call per tick for all of them.
+//! Follows a run's jobs with one poll per tick for all of them, backing off while nothing
+//! changes and waking at once for a new submission.
 
-use std::collections::{HashMap, HashSet};
-use std::process::{Command, Stdio};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::SlurmConfig;
+use super::{ClusterBackend, JobEnd};
 use crate::kind::Progress;
-
-/// States after which a job does nothing more (squeue's `%T`).
-const TERMINAL_STATES: &[&str] = &[
-    "COMPLETED",
-    "CANCELLED",
-    "FAILED",
-    "TIMEOUT",
-    "NODE_FAIL",
-    "OUT_OF_MEMORY",
-    "BOOT_FAIL",
-    "DEADLINE",
-    "PREEMPTED",
-    "REVOKED",
-    "SPECIAL_EXIT",
-];
-
-/// How a followed job ended, as far as Slurm tells.
-#[derive(Clone, Debug, PartialEq)]
-pub(super) enum JobEnd {
-    Finished {
-        state: String,
-        reason: String,
-    },
-    /// No longer listed by `squeue` although it was submitted before the call.
-    Gone,
-    /// `squeue` kept failing for longer than its patience.
-    PollFailed(String),
-    /// This run was interrupted while the job waited.
-    Cancelled,
-}
 
 struct Watch {
     submitted_at: Instant,
@@ -47,11 +17,11 @@ struct Watch {
 
 #[derive(Default)]
 struct State {
-    waiting: HashMap<String, Watch>,
-    ended: HashMap<String, JobEnd>,
+    waiting: std::collections::HashMap<String, Watch>,
+    ended: std::collections::HashMap<String, JobEnd>,
     finished: HashSet<String>,
     in_queue: usize,
-    squeue_calls: usize,
+    poll_calls: usize,
     stop: bool,
     /// Set by a submission: poll soon again instead of backing off.
     fresh: bool,
@@ -70,15 +40,16 @@ impl State {
 }
 
 pub(super) struct Tracker {
+    backend: Arc<dyn ClusterBackend>,
     state: Mutex<State>,
     changed: Condvar,
     poller: Mutex<Option<JoinHandle<()>>>,
     poll_min: Duration,
     poll_max: Duration,
-    squeue_patience: Duration,
+    poll_patience: Duration,
 }
 
-/// A place in Slurm's queue, given back when dropped.
+/// A place in the queue, given back when dropped.
 pub(super) struct QueueSlot<'a>(&'a Tracker);
 
 impl Drop for QueueSlot<'_> {
@@ -89,20 +60,22 @@ impl Drop for QueueSlot<'_> {
 }
 
 impl Tracker {
-    pub(super) fn start(config: &SlurmConfig) -> Arc<Tracker> {
+    pub(super) fn start(backend: Arc<dyn ClusterBackend>) -> Arc<Tracker> {
+        let settings = backend.settings().clone();
         let tracker = Arc::new(Tracker {
+            backend,
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             poller: Mutex::new(None),
-            poll_min: config.poll_min,
-            poll_max: config.poll_max.max(config.poll_min),
-            squeue_patience: config.squeue_patience,
+            poll_min: settings.poll_min,
+            poll_max: settings.poll_max.max(settings.poll_min),
+            poll_patience: settings.poll_patience,
         });
         let polling = tracker.clone();
         let handle = std::thread::Builder::new()
-            .name("tpipe-squeue".into())
+            .name("tpipe-poll".into())
             .spawn(move || polling.poll_loop())
-            .expect("start the squeue thread");
+            .expect("start the polling thread");
         *tracker.poller.lock().unwrap() = Some(handle);
         tracker
     }
@@ -151,7 +124,11 @@ impl Tracker {
                     shown = watch.state.clone();
                     progress(Progress {
                         fraction: 0.0,
-                        message: format!("Slurm job {id} {}", shown.to_lowercase()),
+                        message: format!(
+                            "{} {id} {}",
+                            self.backend.entry().job_noun,
+                            shown.to_lowercase()
+                        ),
                     });
                 }
             }
@@ -163,33 +140,24 @@ impl Tracker {
         }
     }
 
-    /// Cancels, with one `scancel`, every followed job that has not ended; returns their ids.
+    /// Cancels, with one call, every followed job that has not ended; returns their ids.
     pub(super) fn cancel_unfinished(&self) -> Vec<String> {
         let mut ids = self.state.lock().unwrap().unfinished();
         if ids.is_empty() {
             return ids;
         }
         ids.sort_by_key(|id| id.parse::<u64>().unwrap_or(u64::MAX));
-        let result = Command::new("scancel")
-            .args(&ids)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .output();
-        let problem = match result {
-            Ok(output) if output.status.success() => None,
-            Ok(output) => Some(String::from_utf8_lossy(&output.stderr).trim().to_string()),
-            Err(error) => Some(error.to_string()),
-        };
-        if let Some(problem) = problem {
+        if let Err(problem) = self.backend.cancel(&ids) {
             self.state.lock().unwrap().warnings.push(format!(
-                "scancel {} failed: {problem}; cancel them by hand",
+                "{} {} failed: {problem}; cancel them by hand",
+                self.backend.entry().cancel_noun,
                 ids.join(" ")
             ));
         }
         ids
     }
 
-    /// Stops polling; returns how many `squeue` calls the run made and any warnings.
+    /// Stops polling; returns how many polls the run made and any warnings.
     pub(super) fn stop(&self) -> (usize, Vec<String>) {
         self.state.lock().unwrap().stop = true;
         self.changed.notify_all();
@@ -197,7 +165,7 @@ impl Tracker {
             let _ = handle.join();
         }
         let mut state = self.state.lock().unwrap();
-        (state.squeue_calls, std::mem::take(&mut state.warnings))
+        (state.poll_calls, std::mem::take(&mut state.warnings))
     }
 
     fn poll_loop(&self) {
@@ -212,11 +180,11 @@ impl Tracker {
                 if state.stop {
                     return;
                 }
-                state.squeue_calls += 1;
+                state.poll_calls += 1;
                 state.fresh = false;
             }
             let called_at = Instant::now();
-            let listed = list_jobs();
+            let listed = self.backend.poll();
             let mut state = self.state.lock().unwrap();
             let mut anything_changed = false;
             match listed {
@@ -225,20 +193,14 @@ impl Tracker {
                     let mut ended = Vec::new();
                     for (id, watch) in state.waiting.iter_mut() {
                         match listed.get(id) {
-                            Some((job_state, reason)) => {
-                                if TERMINAL_STATES.contains(&job_state.as_str()) {
-                                    ended.push((
-                                        id.clone(),
-                                        JobEnd::Finished {
-                                            state: job_state.clone(),
-                                            reason: reason.clone(),
-                                        },
-                                    ));
-                                } else if watch.state != *job_state {
-                                    watch.state = job_state.clone();
-                                    anything_changed = true;
-                                }
+                            Some(status) if status.ended => {
+                                ended.push((id.clone(), JobEnd::Finished(status.clone())));
                             }
+                            Some(status) if watch.state != status.state => {
+                                watch.state = status.state.clone();
+                                anything_changed = true;
+                            }
+                            Some(_) => {}
                             // Submitted before this call began, yet not listed: it is gone.
                             None if watch.submitted_at < called_at => {
                                 ended.push((id.clone(), JobEnd::Gone));
@@ -255,7 +217,8 @@ impl Tracker {
                 }
                 Err(error) => {
                     let since = *failing_since.get_or_insert(called_at);
-                    if since.elapsed() >= self.squeue_patience {
+                    if since.elapsed() >= self.poll_patience {
+                        let error = error.to_string();
                         for id in state.unfinished() {
                             state.finished.insert(id.clone());
                             state.ended.insert(id, JobEnd::PollFailed(error.clone()));
@@ -292,26 +255,4 @@ impl Tracker {
             }
         }
     }
-}
-
-/// This user's jobs that Slurm still knows, finished ones included: id → (state, reason).
-pub(super) fn list_jobs() -> Result<HashMap<String, (String, String)>, String> {
-    let output = Command::new("squeue")
-        .args(["--me", "--noheader", "--states=all", "--format=%i|%T|%r"])
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|error| format!("cannot run squeue: {error}"))?;
-    if !output.status.success() {
-        return Err(String::from_utf8_lossy(&output.stderr).trim().to_string());
-    }
-    Ok(String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| {
-            let mut fields = line.trim().splitn(3, '|');
-            let id = fields.next()?.to_string();
-            let state = fields.next()?.to_string();
-            let reason = fields.next().unwrap_or_default().to_string();
-            Some((id, (state, reason)))
-        })
-        .collect())
 }

@@ -1,12 +1,13 @@
-//! What `tpipe run --executor slurm --detach` submitted, per pipeline: node → job id, in
-//! `slurm-jobs/<pipeline id>.json` of the cache, so `plan` can show those jobs and a later `run`
-//! waits for them instead of submitting their nodes again.
+//! What `tpipe run --detach` submitted, per pipeline: the backend and node → job id, in
+//! `detached-jobs/<pipeline id>.json` of the cache, so `plan` can show those jobs and a later
+//! `run` waits for them instead of submitting their nodes again.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+use super::ClusterError;
 use crate::cache::Cache;
 use crate::hash::ContentHash;
 
@@ -14,13 +15,15 @@ use crate::hash::ContentHash;
 pub struct DetachedJobs {
     /// The pipeline file, for people reading the file.
     pub pipeline: String,
+    /// The cluster backend the jobs are on (its `name`).
+    pub backend: String,
     pub jobs: BTreeMap<String, String>,
 }
 
 fn path(cache: &Cache, pipeline_id: &ContentHash) -> PathBuf {
     cache
         .root()
-        .join("slurm-jobs")
+        .join("detached-jobs")
         .join(format!("{}.json", pipeline_id.to_hex()))
 }
 
@@ -34,14 +37,20 @@ impl DetachedJobs {
             .unwrap_or_default()
     }
 
-    pub fn save(&self, cache: &Cache, pipeline_id: &ContentHash) -> Result<(), String> {
+    pub fn save(&self, cache: &Cache, pipeline_id: &ContentHash) -> Result<(), ClusterError> {
         let path = path(cache, pipeline_id);
         let folder = path.parent().expect("the file is in a folder");
-        std::fs::create_dir_all(folder)
-            .map_err(|error| format!("cannot create `{}`: {error}", folder.display()))?;
+        std::fs::create_dir_all(folder).map_err(|source| ClusterError::Folder {
+            path: folder.to_path_buf(),
+            source,
+        })?;
         let bytes = serde_json::to_vec_pretty(self).expect("job lists always serialise");
-        crate::cache::write_atomically(&cache.temporary_dir(), &path, &bytes)
-            .map_err(|error| format!("cannot write `{}`: {error}", path.display()))
+        crate::cache::write_atomically(&cache.temporary_dir(), &path, &bytes).map_err(|source| {
+            ClusterError::Write {
+                path: path.clone(),
+                source,
+            }
+        })
     }
 
     /// Forgets the jobs: a run attached to them and they are over.

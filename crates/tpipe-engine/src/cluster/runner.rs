@@ -1,0 +1,375 @@
+//! [`ClusterRunner`]: any [`ClusterBackend`] as the scheduler's [`NodeRunner`].
+//!
+//! Invariants:
+//! - The record in the cache is the truth, not the scheduler's state: a job counts as built
+//!   only when its record is there, and a record found means built, whatever the job says.
+//! - One poll per tick for all of a run's jobs, with back-off; polling failing is tolerated
+//!   for the backend's `poll_patience` before the waiting nodes fail.
+//! - `exec-node` exits at once when the record exists, so a requeued or duplicate job is
+//!   harmless.
+//! - On cancellation every job this run follows and that has not ended is cancelled in one
+//!   call.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::command::{exec_node_in_scratch_lines, exec_node_line, exec_pipeline_node_line};
+use super::tracker::Tracker;
+use super::{
+    log_tail, logs_dir, Artifacts, BackendEntry, ClusterBackend, ClusterError, ClusterReport,
+    Explanation, JobCommand, JobEnd, JobFailure, JobId, JobRequest,
+};
+use crate::build::ActionError;
+use crate::cache::Lookup;
+use crate::exec::{
+    DetachError, DetachJob, DetachedWork, LocalRunner, NodeJob, NodeRunner, Permits,
+};
+use crate::hash::ContentHash;
+use crate::kind::{BuildError, Progress};
+use crate::record::Record;
+use crate::remote::Remote;
+use crate::resources::{Gpus, Resources};
+use crate::session::Session;
+use crate::spec::NodeSpec;
+
+pub struct ClusterRunner {
+    backend: Arc<dyn ClusterBackend>,
+    command: JobCommand,
+    logs: std::path::PathBuf,
+    tracker: Arc<Tracker>,
+    submitted: Mutex<Vec<JobId>>,
+    /// Jobs an earlier `--detach` submitted, by node: waited for instead of submitted again.
+    attached: Mutex<BTreeMap<String, JobId>>,
+    /// With `artifacts = "remote"`: the remote jobs pull from and push to.
+    remote: Option<Arc<dyn Remote>>,
+    /// Nodes built here run at most as many at once as this machine has CPUs: the run's
+    /// `--jobs` is sized for the cluster's queue, not for this machine.
+    local_builds: Permits,
+    /// `--detach`: the pipeline text stored in the cache, once, for jobs that build a node by
+    /// name because its key waits on inputs not built yet.
+    snapshot: Mutex<Option<ContentHash>>,
+}
+
+impl ClusterRunner {
+    /// Makes the log folder and starts following jobs.
+    pub fn new(
+        backend: Box<dyn ClusterBackend>,
+        command: JobCommand,
+    ) -> Result<ClusterRunner, ClusterError> {
+        let backend: Arc<dyn ClusterBackend> = Arc::from(backend);
+        let logs = logs_dir(backend.entry(), backend.settings(), &command.cache_dir);
+        std::fs::create_dir_all(&logs).map_err(|source| ClusterError::Folder {
+            path: logs.clone(),
+            source,
+        })?;
+        let tracker = Tracker::start(backend.clone());
+        Ok(ClusterRunner {
+            backend,
+            command,
+            logs,
+            tracker,
+            submitted: Mutex::new(Vec::new()),
+            attached: Mutex::new(BTreeMap::new()),
+            remote: None,
+            local_builds: Permits::new(
+                std::thread::available_parallelism()
+                    .map(usize::from)
+                    .unwrap_or(2),
+            ),
+            snapshot: Mutex::new(None),
+        })
+    }
+
+    pub fn entry(&self) -> &'static BackendEntry {
+        self.backend.entry()
+    }
+
+    /// With `artifacts = "remote"`, jobs work in node-local scratch through `remote`.
+    pub fn use_remote(&mut self, remote: Arc<dyn Remote>) {
+        self.remote = Some(remote);
+    }
+
+    /// Whether artifacts travel through the remote rather than the shared cache folder.
+    pub fn artifacts_on_remote(&self) -> bool {
+        self.backend.settings().artifacts == Artifacts::Remote
+    }
+
+    /// Waits for these jobs of an earlier `--detach` (node → job id) instead of submitting
+    /// their nodes again.
+    pub fn attach(&self, jobs: BTreeMap<String, JobId>) {
+        *self.attached.lock().unwrap() = jobs;
+    }
+
+    /// How many of this run's jobs may be in the queue at once.
+    pub fn max_jobs(&self) -> usize {
+        self.backend.settings().max_jobs
+    }
+
+    /// Cancels what is still queued or running (Ctrl-C) and stops polling; returns the figures.
+    pub fn finish(&self) -> ClusterReport {
+        let cancelled = self.tracker.cancel_unfinished();
+        let (poll_calls, warnings) = self.tracker.stop();
+        ClusterReport {
+            backend: self.entry(),
+            jobs_submitted: self.submitted.lock().unwrap().clone(),
+            poll_calls,
+            cancelled_jobs: cancelled,
+            warnings,
+        }
+    }
+
+    /// The resources a job asks for: the node's, then the executor's defaults.
+    fn job_resources(&self, resources: &Resources, uses_device: bool) -> Resources {
+        let settings = self.backend.settings();
+        let defaults = Resources {
+            gpus: (settings.gpus && uses_device).then_some(Gpus {
+                count: 1,
+                gpu_type: None,
+            }),
+            time: settings.time,
+            ..Resources::default()
+        };
+        resources.clone().or(&defaults)
+    }
+
+    fn submit(&self, request: &JobRequest<'_>) -> Result<JobId, ClusterError> {
+        let id = self.backend.submit(request)?;
+        self.submitted.lock().unwrap().push(id.clone());
+        Ok(id)
+    }
+
+    fn progress(&self, job: &NodeJob<'_>, message: String) {
+        (job.progress)(Progress {
+            fraction: 0.0,
+            message,
+        });
+    }
+
+    /// Submits the node's job and waits for its end; the record decides whether it was built.
+    fn run_on_cluster(
+        &self,
+        job: &NodeJob<'_>,
+        resources: &Resources,
+    ) -> Result<Record, ActionError> {
+        let job_noun = self.entry().job_noun;
+        let node = &job.action.origin.node;
+        let key_prefix = &job.key.to_hex()[..12];
+        let attempts = 1 + resources.retries.unwrap_or(0);
+        // A job an earlier `--detach` submitted for this node: follow it first.
+        let detached = self.attached.lock().unwrap().remove(node.as_str());
+        if let Some(id) = detached {
+            self.progress(job, format!("{job_noun} {id} (detached)"));
+            let end = self.tracker.wait(&id, job.cancel, job.progress);
+            if end == JobEnd::Cancelled {
+                return Err(BuildError::Cancelled.into());
+            }
+            if let Some(record) = self.wait_for_record(job, &end) {
+                return Ok(record);
+            }
+            // It ended without this node's record: build it as if never submitted.
+        }
+        let script = match &self.remote {
+            Some(remote) => exec_node_in_scratch_lines(
+                &self.command,
+                &job.key.to_hex(),
+                &remote.describe(),
+                &serde_json::to_string(job.action).expect("actions always serialise"),
+            ),
+            None => exec_node_line(&self.command, &job.key.to_hex()),
+        };
+        let request = JobRequest {
+            name: &format!("tpipe-{key_prefix}"),
+            node,
+            script: &script,
+            after: &[],
+            logs: &self.logs,
+            log_stem: key_prefix,
+            resources,
+        };
+        let mut last_error = String::new();
+        for attempt in 1..=attempts {
+            let _slot = self.tracker.queue_slot(self.max_jobs(), job.cancel);
+            if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
+                return Err(BuildError::Cancelled.into());
+            }
+            let id = self.submit(&request).map_err(BuildError::failed)?;
+            let log = self.logs.join(format!("{key_prefix}-{id}.log"));
+            self.progress(job, format!("{job_noun} {id}"));
+            let end = self.tracker.wait(&id, job.cancel, job.progress);
+            match end {
+                JobEnd::Cancelled => return Err(BuildError::Cancelled.into()),
+                JobEnd::Gone | JobEnd::Finished(_) => {
+                    if let Some(record) = self.wait_for_record(job, &end) {
+                        return Ok(record);
+                    }
+                }
+                JobEnd::PollFailed(_) => {}
+            }
+            last_error = self.failure_message(&id, &end, &log, resources);
+            if attempt < attempts {
+                self.progress(
+                    job,
+                    format!(
+                        "{job_noun} {id} failed; submitting again ({attempt}/{})",
+                        attempts - 1
+                    ),
+                );
+            }
+        }
+        if attempts > 1 {
+            // On the first line, which the summary table shows.
+            let first_line_end = last_error.find('\n').unwrap_or(last_error.len());
+            last_error.insert_str(first_line_end, &format!(" (after {attempts} attempts)"));
+        }
+        Err(BuildError::failed(last_error).into())
+    }
+
+    /// A finished job's record, waited for a little: on a shared file system (or a remote) the
+    /// job's last write may show here later than the scheduler reports the job done. Through a
+    /// remote only the record is read; its blobs stay there.
+    fn wait_for_record(&self, job: &NodeJob<'_>, end: &JobEnd) -> Option<Record> {
+        // Only a job that says it completed is worth waiting for; any other end checks once.
+        let patience = match end {
+            JobEnd::Finished(status) if status.completed => self.backend.settings().record_patience,
+            _ => Duration::ZERO,
+        };
+        let started = Instant::now();
+        loop {
+            let found = match &self.remote {
+                Some(remote) => remote.fetch_record(&job.key).ok().flatten(),
+                None => match job.session.cache.lookup(&job.key) {
+                    Lookup::Hit(record) => Some(*record),
+                    _ => None,
+                },
+            };
+            if found.is_some() || started.elapsed() >= patience {
+                return found;
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+
+    /// Why a job left no record, with what to do about it (the backend's words) and the end of
+    /// its log.
+    fn failure_message(&self, id: &str, end: &JobEnd, log: &Path, resources: &Resources) -> String {
+        let remote = self.remote.as_ref().map(|remote| remote.describe());
+        let Explanation { what, fix } = self.backend.explain(&JobFailure {
+            id,
+            end,
+            log,
+            resources,
+            remote: remote.as_deref(),
+        });
+        let state = match end {
+            JobEnd::Finished(status) => format!(", {}", status.state),
+            _ => String::new(),
+        };
+        let tail = log_tail(log, 8);
+        let mut message = format!(
+            "{} {id}{state} {what}: {fix}. Log: {}",
+            self.entry().job_noun,
+            log.display()
+        );
+        if !tail.is_empty() {
+            message.push_str("\n  ");
+            message.push_str(&tail.join("\n  "));
+        }
+        message
+    }
+
+    /// The pipeline text in the cache (stored on first use), for jobs that read it.
+    fn snapshot(&self, session: &Session) -> Result<ContentHash, DetachError> {
+        let mut snapshot = self.snapshot.lock().unwrap();
+        if let Some(hash) = *snapshot {
+            return Ok(hash);
+        }
+        let hash = session
+            .cache
+            .put_blob(session.pipeline.text.as_bytes())
+            .map_err(|error| DetachError::Submit(Box::new(error)))?
+            .blob;
+        *snapshot = Some(hash);
+        Ok(hash)
+    }
+}
+
+impl NodeRunner for ClusterRunner {
+    fn run_node(&self, job: NodeJob<'_>) -> Result<Record, ActionError> {
+        if self.builds_here(job.session, job.node) {
+            let _permit = self.local_builds.acquire();
+            let Some(remote) = &self.remote else {
+                return LocalRunner.run_node(job);
+            };
+            // Built here while the jobs use the remote: read the inputs from it, and leave
+            // the outputs there for the jobs downstream.
+            for line in
+                crate::remote::fetch_missing_inputs(job.action, &job.session.cache, remote.as_ref())
+            {
+                if line.starts_with("warning") {
+                    self.progress(&job, line);
+                }
+            }
+            let (node, session) = (job.node.name.clone(), job.session);
+            let record = LocalRunner.run_node(job)?;
+            remote.push(&record, &session.cache).map_err(|error| {
+                BuildError::failed(format!("node `{node}` built here but not pushed: {error}"))
+            })?;
+            return Ok(record);
+        }
+        let uses_device = job.session.kind_of(job.node).uses_device();
+        let resources = self.job_resources(&job.node.resources, uses_device);
+        self.run_on_cluster(&job, &resources)
+    }
+
+    /// A node stays on the submitting machine when its `resources:` say `local: true`, or
+    /// when its kind is light (`NodeKind::runs_on_cluster`) and light kinds stay local, unless a
+    /// detached job is building it.
+    fn builds_here(&self, session: &Session, node: &NodeSpec) -> bool {
+        // A detached job is already on its way for this node, light or not: wait for it.
+        if self.attached.lock().unwrap().contains_key(&node.name) {
+            return false;
+        }
+        let heavy = session.kind_of(node).runs_on_cluster();
+        // Through a remote, a light node built here would download its inputs: it goes to
+        // the cluster too unless it says `local: true`.
+        let light_here = self.backend.settings().light_kinds_local && self.remote.is_none();
+        node.resources.local.unwrap_or(!heavy && light_here)
+    }
+
+    /// Submits the node's job after `job.after` and returns at once.
+    fn detach_node(&self, job: DetachJob<'_>) -> Result<JobId, DetachError> {
+        let (script, stem) = match job.work {
+            DetachedWork::Action { key } => {
+                let key = key.to_hex();
+                (exec_node_line(&self.command, &key), key[..12].to_string())
+            }
+            DetachedWork::PipelineNode => {
+                let snapshot = self.snapshot(job.session)?;
+                let file = std::fs::canonicalize(&job.session.pipeline.file)
+                    .map_err(|error| DetachError::Submit(Box::new(error)))?;
+                let line = exec_pipeline_node_line(
+                    &self.command,
+                    &file,
+                    &snapshot.to_hex(),
+                    &job.node.name,
+                );
+                (line, job.node.name.clone())
+            }
+        };
+        let uses_device = job.session.kind_of(job.node).uses_device();
+        let resources = self.job_resources(&job.node.resources, uses_device);
+        let request = JobRequest {
+            name: &format!("tpipe-{stem}"),
+            node: &job.node.name,
+            script: &script,
+            after: &job.after,
+            logs: &self.logs,
+            log_stem: &stem,
+            resources: &resources,
+        };
+        self.submit(&request)
+            .map_err(|error| DetachError::Submit(Box::new(error)))
+    }
+}
