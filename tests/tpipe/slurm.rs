@@ -196,7 +196,9 @@ fn slurm_job_of(project: &Project, key: &str) -> serde_json::Value {
         &std::fs::read(project.path(&format!("cache/records/{key}.json"))).unwrap(),
     )
     .unwrap();
-    record["provenance"]["slurm"].clone()
+    let job = record["provenance"]["cluster"].clone();
+    assert!(job.is_null() || job["engine"] == "slurm", "{record}");
+    job
 }
 
 const SMALL_GRID: &str = "nodes:

@@ -184,7 +184,7 @@ pub fn build_action(
             pipeline: action.origin.pipeline.clone(),
             all_params: params,
             fetched_from: None,
-            slurm: crate::record::SlurmProvenance::of_this_process(),
+            cluster: crate::record::ClusterJob::of_this_process(),
         },
     };
     cache

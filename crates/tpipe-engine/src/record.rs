@@ -46,25 +46,41 @@ pub struct Provenance {
     /// Set when the record was fetched from a remote instead of built here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fetched_from: Option<String>,
-    /// Set when the node was built inside a Slurm job.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slurm: Option<SlurmProvenance>,
+    /// Set when the node was built inside a cluster job. Records written before cluster
+    /// backends had a trait call it `slurm` and carry no engine: they were Slurm's.
+    #[serde(default, skip_serializing_if = "Option::is_none", alias = "slurm")]
+    pub cluster: Option<ClusterJob>,
 }
 
-/// The Slurm job a node was built in, and the GPUs Slurm gave it.
+/// The cluster job a node was built in, and the devices its scheduler gave it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Default)]
-pub struct SlurmProvenance {
+pub struct ClusterJob {
+    /// The backend's name (`slurm`, …).
+    #[serde(default = "slurm_name")]
+    pub engine: String,
     pub job_id: String,
+    /// `CUDA_VISIBLE_DEVICES` inside the job, when set.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cuda_visible_devices: Option<String>,
 }
 
-impl SlurmProvenance {
-    /// The job this process runs in, from the variables Slurm sets in it.
-    pub fn of_this_process() -> Option<SlurmProvenance> {
-        let job_id = std::env::var("SLURM_JOB_ID").ok()?;
-        Some(SlurmProvenance {
-            job_id,
+fn slurm_name() -> String {
+    "slurm".to_string()
+}
+
+/// The variable a cluster backend's job script sets to `<engine>:<job id>` (see
+/// `slurm::script`, `cluster::processes`), so that the build knows its job without knowing
+/// any scheduler.
+pub const CLUSTER_JOB_VARIABLE: &str = "TPIPE_CLUSTER_JOB";
+
+impl ClusterJob {
+    /// The job this process runs in, from `TPIPE_CLUSTER_JOB`.
+    pub fn of_this_process() -> Option<ClusterJob> {
+        let value = std::env::var(CLUSTER_JOB_VARIABLE).ok()?;
+        let (engine, job_id) = value.split_once(':')?;
+        Some(ClusterJob {
+            engine: engine.to_string(),
+            job_id: job_id.to_string(),
             cuda_visible_devices: std::env::var("CUDA_VISIBLE_DEVICES").ok(),
         })
     }
@@ -167,5 +183,31 @@ impl Metrics {
 impl PartialEq for Metrics {
     fn eq(&self, other: &Metrics) -> bool {
         self.0.get() == other.0.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_record_from_before_cluster_backends_reads_its_slurm_job() {
+        let older = serde_json::json!({
+            "tool_version": "0.1.0", "backend": null, "host": "node7",
+            "started_at": "2026-12-01T10:00:00Z", "finished_at": "2026-12-01T10:00:01Z",
+            "duration_seconds": 1.0, "pipeline": "paper.yaml", "all_params": {},
+            "slurm": { "job_id": "4242", "cuda_visible_devices": "0" }
+        });
+        let provenance: Provenance = serde_json::from_value(older).unwrap();
+        assert_eq!(
+            provenance.cluster,
+            Some(ClusterJob {
+                engine: "slurm".to_string(),
+                job_id: "4242".to_string(),
+                cuda_visible_devices: Some("0".to_string()),
+            })
+        );
+        let written = serde_json::to_value(&provenance).unwrap();
+        assert_eq!(written["cluster"]["engine"], "slurm");
     }
 }

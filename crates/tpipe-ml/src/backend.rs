@@ -112,13 +112,16 @@ fn gpu_adapter_present() -> bool {
 #[cfg(feature = "wgpu")]
 fn wgpu() -> Result<ResolvedBackend, MlError> {
     use std::sync::OnceLock;
-    static DEVICE: OnceLock<Result<ResolvedBackend, String>> = OnceLock::new();
+    /// Why wgpu could not start, kept for every later call in the process.
+    #[derive(Clone)]
+    struct WgpuFailed(String);
+    static DEVICE: OnceLock<Result<ResolvedBackend, WgpuFailed>> = OnceLock::new();
     DEVICE
         .get_or_init(|| {
             let attempt = std::panic::catch_unwind(|| {
                 let device = Device::wgpu_options()
                     .init()
-                    .map_err(|error| format!("{error}"))?;
+                    .map_err(|error| WgpuFailed(format!("{error}")))?;
                 let adapter = device
                     .identity()
                     .map(|identity| identity.name)
@@ -129,10 +132,10 @@ fn wgpu() -> Result<ResolvedBackend, MlError> {
                     native: false,
                 })
             });
-            attempt.unwrap_or_else(|panic| Err(panic_message(&panic)))
+            attempt.unwrap_or_else(|panic| Err(WgpuFailed(panic_message(&panic))))
         })
         .clone()
-        .map_err(|reason| MlError::BackendUnavailable {
+        .map_err(|WgpuFailed(reason)| MlError::BackendUnavailable {
             backend: "wgpu",
             reason: format!(
                 "{reason} (hint: install a Vulkan driver; `mesa-vulkan-drivers` gives lavapipe \

@@ -9,6 +9,7 @@ use crate::error::MlError;
 use crate::native::{NativeNet, ThreadPlan};
 use crate::network::{read_back, Network, Tracking};
 use crate::options::RunOptions;
+use crate::trainer::rank_of;
 use crate::weights::HostWeights;
 
 /// Images per forward pass in evaluation (no gradients, so larger than a training batch).
@@ -36,16 +37,6 @@ pub struct Evaluation {
     pub count: usize,
     /// The backend that ran: `flex` or `wgpu (<adapter>)`.
     pub backend: String,
-}
-
-/// How many logits of `row` rank above the one of `label`; ties go to the lower class index, as
-/// `argmax` breaks them. 0 means a top-1 hit.
-pub(crate) fn rank_of(row: &[f32], label: usize) -> usize {
-    let target = row[label];
-    row.iter()
-        .enumerate()
-        .filter(|&(class, &value)| value > target || (value == target && class < label))
-        .count()
 }
 
 /// Index of the highest value, the lowest index among equals.

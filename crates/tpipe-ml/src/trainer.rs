@@ -181,7 +181,7 @@ pub(crate) fn score_batch(logits: &[f32], labels: &[usize], num_classes: usize) 
         if row.iter().any(|v| !v.is_finite()) {
             loss = f64::NAN;
         }
-        if crate::evaluate::rank_of(row, label) == 0 {
+        if rank_of(row, label) == 0 {
             correct += 1;
         }
     }
@@ -189,6 +189,16 @@ pub(crate) fn score_batch(logits: &[f32], labels: &[usize], num_classes: usize) 
         loss: loss / labels.len() as f64,
         correct,
     }
+}
+
+/// How many logits of `row` rank above the one of `label`; ties go to the lower class index, as
+/// `argmax` breaks them. 0 means a top-1 hit.
+pub(crate) fn rank_of(row: &[f32], label: usize) -> usize {
+    let target = row[label];
+    row.iter()
+        .enumerate()
+        .filter(|&(class, &value)| value > target || (value == target && class < label))
+        .count()
 }
 
 /// Wall time spent in each phase of the steps so far. Exact on the native path and flex, which

@@ -173,8 +173,10 @@ impl ClusterBackend for Processes {
             ));
         }
         wrapper.push_str(&format!(
-            "touch {}\nsh {} > {} 2>&1\n{}\n",
+            "touch {}\n{}={} sh {} > {} 2>&1\n{}\n",
             quoted(&folder.join("started").to_string_lossy()),
+            crate::record::CLUSTER_JOB_VARIABLE,
+            quoted(&format!("processes:{id}")),
             quoted(&script.to_string_lossy()),
             quoted(&log.to_string_lossy()),
             exit("$?")

@@ -85,6 +85,11 @@ pub fn job_script(job: &JobRequest<'_>, config: &SlurmConfig) -> String {
         "# tpipe: node `{}`\n",
         job.node.replace('\n', " ")
     ));
+    // The build records the job it ran in (`record::ClusterJob`).
+    script.push_str(&format!(
+        "export {}=\"slurm:$SLURM_JOB_ID\"\n",
+        crate::record::CLUSTER_JOB_VARIABLE
+    ));
     script.push_str(job.script);
     script.push('\n');
     script
@@ -141,6 +146,7 @@ mod tests {
 #SBATCH --kill-on-invalid-dep=yes
 #SBATCH --constraint=ib
 # tpipe: node `train_baseA`
+export TPIPE_CLUSTER_JOB=\"slurm:$SLURM_JOB_ID\"
 exec '/opt/tpipe/bin/tpipe' exec-node 0123456789abcdef --cache '/shared/it'\\''s/cache' --backend 'wgpu'
 ";
         assert_eq!(script, expected);
