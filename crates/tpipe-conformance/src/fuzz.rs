@@ -188,24 +188,9 @@ fn case(draw: &mut Draw, index: usize) -> Case {
     });
     let data = images(draw, count, &net);
     let name = format!(
-        "case {index}: {}×{}×{} conv {} fc {:?} classes {} dropout {} {:?} init, batch {batch_size} of {count}, lr {} momentum {} decay {} bias×{} schedule {} crop {} flip {}{}",
-        channels,
-        height,
-        width,
-        net.conv
-            .iter()
-            .map(|layer| format!(
-                "{}k{}s{}p{}{}",
-                layer.out_channels,
-                layer.kernel,
-                layer.stride,
-                layer.padding,
-                if layer.max_pool { "m" } else { "" }
-            ))
-            .collect::<Vec<_>>()
-            .join(","),
-        net.fc_widths,
-        net.num_classes,
+        "case {index}: {}, dropout {} {:?} init, batch {batch_size} of {count}, lr {} \
+         momentum {} decay {} bias×{} schedule {} crop {} flip {}{}",
+        net.architecture_tag(),
         net.dropout,
         net.init,
         config.learning_rate,

@@ -179,8 +179,10 @@ impl NetConfig {
     }
 
     /// A canonical one-line description of everything that decides the shapes and the meaning
-    /// of the weights (not dropout or init). Stored in the weights and compared on load.
-    pub(crate) fn architecture_tag(&self) -> String {
+    /// of the weights (not dropout or init), e.g.
+    /// `in1x28x28;conv16k3s1p1m,32k3s1p1m,48k3s1p1,48k3s1p1,32k3s1p1m;fc128,128;classes5`.
+    /// Stored in the weights (`tpipe.architecture`) and compared on load.
+    pub fn architecture_tag(&self) -> String {
         let conv: Vec<String> = self
             .conv
             .iter()

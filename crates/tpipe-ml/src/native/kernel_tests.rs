@@ -217,6 +217,29 @@ fn smooth_maps(values: &mut Values, activate: &Activate, bias: &[f32]) -> Vec<f3
     maps
 }
 
+/// The pool/bias/ReLU pass forward, then backward from `output_grad`: the gradients of the
+/// product's maps and of the bias.
+fn activate_gradients(
+    activate: &Activate,
+    maps: &[f32],
+    bias: &[f32],
+    output_grad: &[f32],
+) -> (Vec<f32>, Vec<f32>) {
+    let out_len = activate.channels * activate.out_len();
+    let (mut output, mut winners) = (vec![0f32; out_len], vec![0u8; out_len]);
+    activate.forward(maps, bias, &mut output, &mut winners);
+    let mut maps_grad = vec![f32::NAN; maps.len()];
+    let mut bias_grad = vec![f32::NAN; bias.len()];
+    activate.backward(
+        &output,
+        &winners,
+        output_grad,
+        &mut maps_grad,
+        &mut bias_grad,
+    );
+    (maps_grad, bias_grad)
+}
+
 #[test]
 fn pool_bias_and_relu_backward_is_the_gradient_of_their_forward() {
     let mut values = Values(4);
@@ -244,17 +267,7 @@ fn pool_bias_and_relu_backward_is_the_gradient_of_their_forward() {
                 .map(|(&o, &g)| o as f64 * g as f64)
                 .sum()
         };
-        let (mut output, mut winners) = (vec![0f32; out_len], vec![0u8; out_len]);
-        activate.forward(&maps, &bias, &mut output, &mut winners);
-        let mut maps_grad = vec![f32::NAN; maps.len()];
-        let mut bias_grad = vec![f32::NAN; bias.len()];
-        activate.backward(
-            &output,
-            &winners,
-            &output_grad,
-            &mut maps_grad,
-            &mut bias_grad,
-        );
+        let (maps_grad, bias_grad) = activate_gradients(&activate, &maps, &bias, &output_grad);
         let step = 1e-3f32;
         for index in 0..maps.len() {
             let (mut up, mut down) = (maps.clone(), maps.clone());
@@ -429,17 +442,7 @@ fn a_conv_layers_gradients_match_burns_autodiff() {
             Matrix::new(&columns, rows, count),
             false,
         );
-        let out_len = outputs * activate.out_len();
-        let (mut output, mut winners) = (vec![0f32; out_len], vec![0u8; out_len]);
-        activate.forward(&maps, &bias, &mut output, &mut winners);
-        let (mut maps_grad, mut bias_grad) = (vec![0f32; maps.len()], vec![0f32; outputs]);
-        activate.backward(
-            &output,
-            &winners,
-            &output_grad,
-            &mut maps_grad,
-            &mut bias_grad,
-        );
+        let (maps_grad, bias_grad) = activate_gradients(&activate, &maps, &bias, &output_grad);
         let mut weight_grad = vec![0f32; weight.len()];
         matmul_long(
             &mut weight_grad,
