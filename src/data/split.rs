@@ -32,6 +32,11 @@ pub struct SplitOptions {
     pub images_per_class: usize,
     /// At most this many held-out images per class (0: all).
     pub test_images_per_class: usize,
+    /// Images per class carved out of the training pool for validation (0: none). They never
+    /// overlap the training images, and asking for them leaves the training images unchanged
+    /// when `images_per_class` caps them (they come after the capped ones in the same
+    /// shuffle); without a cap they are taken off the training images.
+    pub validation_images_per_class: usize,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -74,6 +79,17 @@ pub enum SplitError {
         class: String,
         part: &'static str,
     },
+    #[error(
+        "task {task}: class `{class}` has {available} training images, too few for \
+         {validation} validation images and at least one to train on \
+         (hint: lower `validation_images_per_class` or `images_per_class`)"
+    )]
+    NoRoomForValidation {
+        task: char,
+        class: String,
+        available: usize,
+        validation: usize,
+    },
 }
 
 fn hint_suffix(hint: &Option<String>) -> String {
@@ -89,6 +105,8 @@ pub struct Task {
     pub classes: Vec<u32>,
     pub train: Dataset,
     pub test: Dataset,
+    /// Carved out of the training pool when `validation_images_per_class` asks for it.
+    pub validation: Option<Dataset>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -269,20 +287,70 @@ pub fn divide_classes(
     Ok((a, b))
 }
 
-/// The images of `classes` in `set`, at most `cap` per class (0: all), relabelled by position in
-/// `classes`, in the set's original order.
-fn take_task(set: &Dataset, classes: &[u32], cap: usize, seed: u64, stream: u64) -> Dataset {
+/// The indices of `class`'s images in `set`, in the set's order.
+fn members_of(set: &Dataset, class: u32) -> Vec<usize> {
+    (0..set.count)
+        .filter(|&index| set.labels[index] == class)
+        .collect()
+}
+
+/// At most `cap` images of each class of `classes` in `set` (0: all), drawn from the class's
+/// own stream.
+fn sample(set: &Dataset, classes: &[u32], cap: usize, seed: u64, stream: u64) -> Vec<usize> {
     let mut chosen = Vec::new();
     for &class in classes {
-        let mut members: Vec<usize> = (0..set.count)
-            .filter(|&index| set.labels[index] == class)
-            .collect();
+        let mut members = members_of(set, class);
         if cap > 0 && members.len() > cap {
             Rng::derived(seed, &[stream, u64::from(class)]).shuffle(&mut members);
             members.truncate(cap);
         }
         chosen.extend(members);
     }
+    chosen
+}
+
+/// The training images (at most `cap` per class, 0: all) and, disjoint from them, `validation`
+/// images per class, both from the training pool. One shuffle per class serves both: the
+/// training images are its first `cap` (exactly those `sample` would take, so adding a
+/// validation set changes no training image), the validation images the next ones; without a
+/// cap the validation images are the shuffle's last and the rest train.
+fn sample_training(
+    task: char,
+    set: &Dataset,
+    classes: &[u32],
+    cap: usize,
+    validation: usize,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>), SplitError> {
+    if validation == 0 {
+        return Ok((
+            sample(set, classes, cap, seed, TRAIN_SAMPLE_STREAM),
+            Vec::new(),
+        ));
+    }
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for &class in classes {
+        let mut members = members_of(set, class);
+        let room = members.len().saturating_sub(validation);
+        let training = if cap > 0 { cap.min(room) } else { room };
+        if training == 0 {
+            return Err(SplitError::NoRoomForValidation {
+                task,
+                class: set.class_names[class as usize].clone(),
+                available: members.len(),
+                validation,
+            });
+        }
+        Rng::derived(seed, &[TRAIN_SAMPLE_STREAM, u64::from(class)]).shuffle(&mut members);
+        train.extend_from_slice(&members[..training]);
+        held.extend_from_slice(&members[training..training + validation]);
+    }
+    Ok((train, held))
+}
+
+/// The images `chosen` of `set`, relabelled by position in `classes`, in the set's original
+/// order.
+fn task_subset(set: &Dataset, classes: &[u32], mut chosen: Vec<usize>) -> Dataset {
     chosen.sort_unstable();
     let mut task = set.select(&chosen);
     let mut new_label = vec![u32::MAX; set.num_classes()];
@@ -306,21 +374,29 @@ fn make_task(
     classes: Vec<u32>,
     options: &SplitOptions,
 ) -> Result<Task, SplitError> {
+    let validation = options.validation_images_per_class;
+    let (train_indices, validation_indices) = sample_training(
+        name,
+        train,
+        &classes,
+        options.images_per_class,
+        validation,
+        options.seed,
+    )?;
     let task = Task {
-        train: take_task(
-            train,
-            &classes,
-            options.images_per_class,
-            options.seed,
-            TRAIN_SAMPLE_STREAM,
-        ),
-        test: take_task(
+        train: task_subset(train, &classes, train_indices),
+        test: task_subset(
             test,
             &classes,
-            options.test_images_per_class,
-            options.seed,
-            TEST_SAMPLE_STREAM,
+            sample(
+                test,
+                &classes,
+                options.test_images_per_class,
+                options.seed,
+                TEST_SAMPLE_STREAM,
+            ),
         ),
+        validation: (validation > 0).then(|| task_subset(train, &classes, validation_indices)),
         classes,
     };
     // A class without training images cannot be learnt; one without test images cannot be scored.
@@ -372,6 +448,7 @@ mod tests {
             seed: 0,
             images_per_class: 0,
             test_images_per_class: 0,
+            validation_images_per_class: 0,
         }
     }
 
@@ -551,6 +628,74 @@ mod tests {
         )
         .unwrap();
         assert_ne!(other_seed.a.train.pixels, second.a.train.pixels);
+    }
+
+    #[test]
+    fn validation_images_are_disjoint_from_training_and_leave_it_unchanged() {
+        let sets = sets();
+        let method = || SplitMethod::Classes {
+            a: names(&["f0c0", "f0c1"]),
+            b: names(&["f0c2"]),
+        };
+        let capped = |validation| SplitOptions {
+            images_per_class: 5,
+            test_images_per_class: 2,
+            validation_images_per_class: validation,
+            seed: 3,
+            ..options(method())
+        };
+        let without = split(&sets.train, &sets.test, &capped(0)).unwrap();
+        let with = split(&sets.train, &sets.test, &capped(4)).unwrap();
+        assert_eq!(without.a.validation, None);
+        assert_eq!(
+            with.a.train, without.a.train,
+            "the training images are unchanged"
+        );
+        assert_eq!(with.a.test, without.a.test);
+        let validation = with.a.validation.as_ref().unwrap();
+        assert_eq!(validation.class_counts(), vec![4, 4]);
+        assert_eq!(validation.class_names, with.a.train.class_names);
+        let images = |set: &Dataset| -> Vec<Vec<u8>> {
+            (0..set.count)
+                .map(|index| set.image(index).to_vec())
+                .collect()
+        };
+        let training = images(&with.a.train);
+        assert!(
+            images(validation)
+                .iter()
+                .all(|image| !training.contains(image)),
+            "no validation image is a training image"
+        );
+        // Without a cap the validation images come off the training pool.
+        let uncapped = split(
+            &sets.train,
+            &sets.test,
+            &SplitOptions {
+                validation_images_per_class: 3,
+                seed: 3,
+                ..options(method())
+            },
+        )
+        .unwrap();
+        assert_eq!(uncapped.a.train.class_counts(), vec![9, 9]);
+        assert_eq!(uncapped.a.validation.unwrap().class_counts(), vec![3, 3]);
+        // Asking for every image leaves none to train on.
+        let error = split(
+            &sets.train,
+            &sets.test,
+            &SplitOptions {
+                validation_images_per_class: 12,
+                ..options(method())
+            },
+        )
+        .unwrap_err();
+        assert!(
+            error
+                .to_string()
+                .contains("lower `validation_images_per_class`"),
+            "{error}"
+        );
     }
 
     #[test]

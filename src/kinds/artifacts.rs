@@ -96,6 +96,8 @@ pub struct TaskDescription {
     pub original_labels: Vec<u32>,
     pub train_images: usize,
     pub test_images: usize,
+    /// Carved out of the training pool (0: no validation set).
+    pub validation_images: usize,
 }
 
 impl SplitDescription {
@@ -111,7 +113,8 @@ impl SplitDescription {
 
 impl Artifact for SplitDescription {
     const OUTPUT: &'static str = "split.json";
-    const FORMAT: u32 = 1;
+    /// 2: each task counts its validation images.
+    const FORMAT: u32 = 2;
     fn format(&self) -> u32 {
         self.format
     }
@@ -135,6 +138,10 @@ pub struct Lineage {
     /// Whether the copied layers trained too.
     pub fine_tuned: bool,
     pub seed: u64,
+    /// For the random-weights control, how its frozen random layers were drawn (`paper`:
+    /// the paper's Gaussians; `modern`: He normal); `null` for every other net.
+    #[serde(deserialize_with = "present")]
+    pub random_init: Option<String>,
     /// The base net's own lineage (`null` for a base or a random-weights control).
     #[serde(deserialize_with = "present")]
     pub base: Option<Box<Lineage>>,
@@ -143,7 +150,8 @@ pub struct Lineage {
 impl Lineage {
     /// The safetensors metadata entry that holds it (JSON).
     pub const METADATA: &'static str = "tpipe.lineage";
-    pub const FORMAT: u32 = 1;
+    /// 2: `random_init`; a base trained as a control can be named (`longbaseB`).
+    pub const FORMAT: u32 = 2;
 
     /// Its text in the weights' metadata.
     pub fn to_metadata(&self) -> String {
@@ -192,6 +200,9 @@ pub struct EvaluatedData {
     /// That task's classes, in label order.
     pub classes: Vec<String>,
     pub num_classes: usize,
+    /// Which of the task's images: `test` (held out) or `validation` (carved out of the
+    /// training pool, for choosing a protocol).
+    pub images: String,
 }
 
 /// What a net achieved on the held-out images of its task.
@@ -213,7 +224,8 @@ pub struct Scores {
 
 impl Artifact for Evaluation {
     const OUTPUT: &'static str = "evaluation.json";
-    const FORMAT: u32 = 1;
+    /// 2: `data.images` (test or validation); the lineage's `random_init`.
+    const FORMAT: u32 = 2;
     fn format(&self) -> u32 {
         self.format
     }
@@ -283,6 +295,7 @@ pub(crate) mod tests {
             layers_copied,
             fine_tuned: variant.ends_with('+'),
             seed,
+            random_init: None,
             base: None,
         }
     }
@@ -300,9 +313,9 @@ pub(crate) mod tests {
         let with_extra = text.replace("\"seed\":7", "\"seed\":7,\"label\":\"similar\"");
         let error = Lineage::from_metadata(&with_extra).unwrap_err().to_string();
         assert!(error.contains("unknown field `label`"), "{error}");
-        let older = text.replace("\"format\":1", "\"format\":0");
+        let older = text.replace("\"format\":2", "\"format\":1");
         let error = Lineage::from_metadata(&older).unwrap_err().to_string();
-        assert_eq!(error, "it is in format 0, and this tpipe reads format 1");
+        assert_eq!(error, "it is in format 1, and this tpipe reads format 2");
     }
 
     #[test]

@@ -23,8 +23,10 @@ use crate::schema::{Arity, Choice, InputSlot, ParamType, Params};
 /// from its base's. 5: the CPU default is tpipe-ml's native path (one gemm product per conv
 /// layer, hand-written backward), whose sums run in another order than flex's. 6: the lineage
 /// in the weights and `evaluation.json` are typed artifacts with a format
-/// (`artifacts::Lineage`, `artifacts::Evaluation`); the tensors are the same bytes.
-const ML_KINDS_VERSION: u32 = 6;
+/// (`artifacts::Lineage`, `artifacts::Evaluation`); the tensors are the same bytes. 7: lineage
+/// format 2 (`random_init`, named control bases) and evaluation format 2 (`data.images`: test
+/// or validation); the tensors are the same bytes.
+const ML_KINDS_VERSION: u32 = 7;
 
 /// The seed a transfer's training draws from for a `seed:` of `seed`.
 ///
@@ -60,6 +62,21 @@ tpipe_engine::choice_enum! {
 tpipe_engine::choice_enum! {
     /// He normal, or the paper's Gaussians (std 0.01/0.005).
     pub enum Init { Modern = "modern", Paper = "paper" }
+}
+
+tpipe_engine::choice_enum! {
+    /// How a random-weights control draws its frozen layers.
+    pub enum RandomInit { Same = "same", Modern = "modern", Paper = "paper" }
+}
+
+tpipe_engine::choice_enum! {
+    /// What a `train` node is in the paper's design.
+    pub enum BaseRole { Base = "base", LongBase = "long_base" }
+}
+
+tpipe_engine::choice_enum! {
+    /// Which of a task's images an evaluation scores.
+    pub enum ImagesPart { Test = "test", Validation = "validation" }
 }
 
 tpipe_engine::kind_params! {
@@ -163,6 +180,12 @@ tpipe_engine::kind_params! {
             default: "A",
             doc: "which half of the split's classes",
         },
+        role: BaseRole {
+            ty: ParamType::Choice(BaseRole::WORDS),
+            default: "base",
+            doc: "`base` (baseA, baseB), or `long_base`: a control for the lingering boost, trained as long as a \
+                  base plus its fine-tuning (give it those epochs); reports call it longbaseA/longbaseB",
+        },
     }
 }
 
@@ -185,6 +208,12 @@ tpipe_engine::kind_params! {
             default: false,
             doc: "train the copied layers too (AnB+) instead of freezing them (AnB)",
         },
+        random_init: RandomInit {
+            ty: ParamType::Choice(RandomInit::WORDS),
+            default: "same",
+            doc: "random-weights control (no `base`): how its frozen random layers are drawn: `same` as `init`, \
+                  `paper` (the paper's Gaussians) or `modern` (He); the layers it trains follow `init`",
+        },
     }
 }
 
@@ -195,6 +224,12 @@ tpipe_engine::kind_params! {
             ty: ParamType::Choice(Task::WORDS),
             default: "B",
             doc: "which half of the split's classes",
+        },
+        images: ImagesPart {
+            ty: ParamType::Choice(ImagesPart::WORDS),
+            default: "test",
+            doc: "`test`: the held-out images; `validation`: the split's validation images (choose a protocol on \
+                  these, and use the test images once)",
         },
         backend: Backend {
             ty: ParamType::Choice(Backend::WORDS),
@@ -269,7 +304,13 @@ impl NodeKind for Train {
         params: &TrainParams,
         context: &BuildContext,
     ) -> Result<BuildOutput, BuildError> {
-        backend::train(context, &params.net, &params.training, params.task, None)
+        backend::train(
+            context,
+            &params.net,
+            &params.training,
+            params.task,
+            Kind::Base(params.role),
+        )
     }
     fn headline(&self, metrics: &Value) -> Option<String> {
         training_headline(metrics)
@@ -318,6 +359,19 @@ impl NodeKind for Transfer {
         let Some(base) = inputs.get("base").and_then(|bases| bases.first()) else {
             return Vec::new();
         };
+        if params.random_init != RandomInit::Same {
+            return vec![ParamProblem::new(
+                "random_init",
+                format!(
+                    "`random_init` draws the frozen layers of a random-weights control, but this \
+                     transfer copies its layers from `{}`",
+                    base.name
+                ),
+            )
+            .with_hint(
+                "remove `random_init`, or remove the `base` input for a random-weights control",
+            )];
+        }
         // Every parameter that describes the network must match the base's, compared by name
         // in the form both were validated to.
         let Ok(Value::Object(params)) = serde_json::to_value(&params.net) else {
@@ -355,9 +409,10 @@ impl NodeKind for Transfer {
             &params.net,
             &params.training,
             params.task,
-            Some(TransferSettings {
+            Kind::Transfer(TransferSettings {
                 layers_copied: params.layers_copied,
                 finetune: params.finetune,
+                random_init: params.random_init,
             }),
         )
     }
@@ -395,8 +450,14 @@ impl NodeKind for Evaluate {
                 name: "data",
                 arity: Arity::One,
                 accepts: &["split"],
-                doc: "the split whose held-out images to score on",
-                reads: &["a_test", "b_test", SplitDescription::OUTPUT],
+                doc: "the split whose held-out (or validation) images to score on",
+                reads: &[
+                    "a_test",
+                    "b_test",
+                    "a_validation",
+                    "b_validation",
+                    SplitDescription::OUTPUT,
+                ],
                 names_in_key: false,
             },
         ]
@@ -440,6 +501,24 @@ fn training_headline(metrics: &Value) -> Option<String> {
 struct TransferSettings {
     layers_copied: usize,
     finetune: bool,
+    random_init: RandomInit,
+}
+
+/// What a training node makes: a base (or a named control base), or a transfer.
+#[derive(Clone, Copy)]
+#[cfg_attr(not(feature = "ml"), allow(dead_code))]
+enum Kind {
+    Base(BaseRole),
+    Transfer(TransferSettings),
+}
+
+impl Kind {
+    fn transfer(self) -> Option<TransferSettings> {
+        match self {
+            Kind::Transfer(settings) => Some(settings),
+            Kind::Base(_) => None,
+        }
+    }
 }
 
 /// How a net was made, written into its weights' metadata so every later node learns it from
@@ -447,16 +526,22 @@ struct TransferSettings {
 /// from (`random` for the control), how many were copied, whether they were fine-tuned, the
 /// seed, and the base net's own lineage.
 #[cfg_attr(not(feature = "ml"), allow(dead_code))]
-fn lineage(
-    task: Task,
-    seed: u64,
-    settings: Option<TransferSettings>,
-    base: Option<Lineage>,
-) -> Lineage {
+fn lineage(task: Task, seed: u64, kind: Kind, net_init: Init, base: Option<Lineage>) -> Lineage {
     let task = task.word();
-    let (variant, layers_copied, source_task, fine_tuned) = match settings {
-        None => (format!("base{task}"), 0, task.to_string(), false),
-        Some(settings) => {
+    let random_init = match kind {
+        Kind::Transfer(settings) if base.is_none() => Some(
+            match (settings.random_init, net_init) {
+                (RandomInit::Paper, _) | (RandomInit::Same, Init::Paper) => "paper",
+                (RandomInit::Modern, _) | (RandomInit::Same, Init::Modern) => "modern",
+            }
+            .to_string(),
+        ),
+        _ => None,
+    };
+    let (variant, layers_copied, source_task, fine_tuned) = match kind {
+        Kind::Base(BaseRole::Base) => (format!("base{task}"), 0, task.to_string(), false),
+        Kind::Base(BaseRole::LongBase) => (format!("longbase{task}"), 0, task.to_string(), false),
+        Kind::Transfer(settings) => {
             let source = base
                 .as_ref()
                 .map_or_else(|| "random".to_string(), |base| base.task.clone());
@@ -477,6 +562,7 @@ fn lineage(
         layers_copied,
         fine_tuned,
         seed,
+        random_init,
         base: base.map(Box::new),
     }
 }
@@ -493,8 +579,8 @@ mod backend {
     };
 
     use super::{
-        lineage, task_blob, Backend, EvaluateParams, Init, NetParams, Task, TrainingParams,
-        TransferSettings, WEIGHTS,
+        lineage, task_blob, Backend, EvaluateParams, ImagesPart, Init, Kind, NetParams, RandomInit,
+        Task, TrainingParams, WEIGHTS,
     };
     use crate::data::Dataset;
     use crate::kind::{
@@ -605,13 +691,14 @@ mod backend {
 
     pub(super) fn train(
         context: &BuildContext,
-        net: &NetParams,
+        net_params: &NetParams,
         training: &TrainingParams,
         task: Task,
-        settings: Option<TransferSettings>,
+        kind: Kind,
     ) -> Result<BuildOutput, BuildError> {
+        let settings = kind.transfer();
         let data = image_set(context, task, "train")?;
-        let net = net_config(net, &data)?;
+        let net = net_config(net_params, &data)?;
         let mut config = train_config(training);
         if settings.is_some() {
             config.seed = super::transfer_stream_seed(training.seed);
@@ -627,8 +714,18 @@ mod backend {
         let source_weights = match (settings, base_weights) {
             (None, _) => None,
             (Some(_), Some(weights)) => Some(weights),
-            (Some(_), None) => {
-                Some(tpipe_ml::initial_weights(&net, config.seed).map_err(ml_error)?)
+            (Some(settings), None) => {
+                // The frozen random layers may be drawn otherwise than the layers it trains.
+                let init = match settings.random_init {
+                    RandomInit::Same => net.init,
+                    RandomInit::Modern => InitScheme::Modern,
+                    RandomInit::Paper => InitScheme::Paper,
+                };
+                let random = NetConfig {
+                    init,
+                    ..net.clone()
+                };
+                Some(tpipe_ml::initial_weights(&random, config.seed).map_err(ml_error)?)
             }
         };
         let transfer = settings
@@ -662,7 +759,7 @@ mod backend {
         };
         let outcome =
             tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
-        let lineage = lineage(task, training.seed, settings, base_lineage);
+        let lineage = lineage(task, training.seed, kind, net_params.init, base_lineage);
         let metadata = BTreeMap::from([(Lineage::METADATA.to_string(), lineage.to_metadata())]);
         let weights = tpipe_ml::with_metadata(&outcome.weights, &metadata).map_err(ml_error)?;
         // For people (`tpipe show`): the lineage, then how the training went.
@@ -691,8 +788,20 @@ mod backend {
         params: &EvaluateParams,
     ) -> Result<BuildOutput, BuildError> {
         let task = params.task;
-        let data = image_set(context, task, "test")?;
+        let part = match params.images {
+            ImagesPart::Test => "test",
+            ImagesPart::Validation => "validation",
+        };
         let split: SplitDescription = context.read_artifact(context.input("data")?)?;
+        if params.images == ImagesPart::Validation && split.task(task.word()).validation_images == 0
+        {
+            return Err(BuildError::failed(format!(
+                "split `{}` has no validation images to score on (hint: set \
+                 `validation_images_per_class` on the split)",
+                split.id
+            )));
+        }
+        let data = image_set(context, task, part)?;
         let model = context.input("model")?;
         let weights = context.read(model, WEIGHTS)?;
         // The net's shape and history come from its weights, never from upstream parameters.
@@ -718,6 +827,7 @@ mod backend {
                 dataset: split.dataset,
                 task: task.word().to_string(),
                 num_classes: data.num_classes,
+                images: part.to_string(),
             },
             scores: Scores {
                 top1: scored.top1,
@@ -742,7 +852,7 @@ mod backend {
 
 #[cfg(not(feature = "ml"))]
 mod backend {
-    use super::{EvaluateParams, NetParams, Task, TrainingParams, TransferSettings};
+    use super::{EvaluateParams, Kind, NetParams, Task, TrainingParams};
     use crate::kind::{BuildContext, BuildError, BuildOutput};
 
     const WITHOUT_ML: &str = "this tpipe was built without the `ml` feature, so it cannot train (hint: build with default features: `cargo build --release`)";
@@ -752,7 +862,7 @@ mod backend {
         _net: &NetParams,
         _training: &TrainingParams,
         _task: Task,
-        _settings: Option<TransferSettings>,
+        _kind: Kind,
     ) -> Result<BuildOutput, BuildError> {
         Err(BuildError::failed(WITHOUT_ML))
     }

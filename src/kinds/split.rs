@@ -1,5 +1,6 @@
 //! `split`: divides a dataset's classes into tasks A and B and writes each task's training and
-//! held-out images (`a_train`, `a_test`, `b_train`, `b_test`), relabelled 0..k-1.
+//! held-out images (`a_train`, `a_test`, `b_train`, `b_test`), relabelled 0..k-1, and, when
+//! asked, validation images carved out of the training pool (`a_validation`, `b_validation`).
 //!
 //! ```yaml
 //! similar:    { kind: split, inputs: { data: fashion }, method: random, seed: 0 }     # relation: similar
@@ -80,6 +81,12 @@ tpipe_engine::kind_params! {
             default: 0,
             doc: "at most this many held-out images per class (0: all)",
         },
+        validation_images_per_class: usize {
+            ty: ParamType::int_at_least(0),
+            default: 0,
+            doc: "images per class carved out of the training pool for validation (`a_validation`, `b_validation`), \
+                  disjoint from the training images and leaving them unchanged under `images_per_class`; 0: none",
+        },
         relation: String {
             ty: ParamType::Text,
             default: "",
@@ -101,7 +108,10 @@ impl SplitParams {
 
     /// Whether the seed draws anything: a random division, or images kept under a cap.
     fn seed_is_used(&self) -> bool {
-        self.method == Method::Random || self.images_per_class > 0 || self.test_images_per_class > 0
+        self.method == Method::Random
+            || self.images_per_class > 0
+            || self.test_images_per_class > 0
+            || self.validation_images_per_class > 0
     }
 
     fn options(&self) -> SplitOptions {
@@ -124,6 +134,7 @@ impl SplitParams {
             seed: self.seed,
             images_per_class: self.images_per_class,
             test_images_per_class: self.test_images_per_class,
+            validation_images_per_class: self.validation_images_per_class,
         }
     }
 }
@@ -163,6 +174,7 @@ fn task_description(task: &Task) -> TaskDescription {
         original_labels: task.classes.clone(),
         train_images: task.train.count,
         test_images: task.test.count,
+        validation_images: task.validation.as_ref().map_or(0, |set| set.count),
     }
 }
 
@@ -176,9 +188,10 @@ impl NodeKind for SplitKind {
     /// 2: writes `split.json` (label, method, classes), the split's lineage as content.
     /// 3: a split whose seed draws its images has the seed in its id, whatever its method.
     /// 4: `split.json` is a typed artifact with a format (`artifacts::SplitDescription`), and
-    /// the similar/dissimilar word is `relation` (the parameter too).
+    /// the similar/dissimilar word is `relation` (the parameter too). 5: validation images
+    /// (`a_validation`, `b_validation`), counted in `split.json` (format 2).
     fn version(&self) -> u32 {
-        4
+        5
     }
 
     fn about(&self) -> &'static str {
@@ -322,14 +335,20 @@ impl NodeKind for SplitKind {
             a: task_description(&tasks.a),
             b: task_description(&tasks.b),
         };
+        let mut outputs = vec![
+            ("a_train".into(), tasks.a.train.to_bytes()),
+            ("a_test".into(), tasks.a.test.to_bytes()),
+            ("b_train".into(), tasks.b.train.to_bytes()),
+            ("b_test".into(), tasks.b.test.to_bytes()),
+            (SplitDescription::OUTPUT.into(), description.to_bytes()),
+        ];
+        for (name, task) in [("a_validation", &tasks.a), ("b_validation", &tasks.b)] {
+            if let Some(validation) = &task.validation {
+                outputs.push((name.into(), validation.to_bytes()));
+            }
+        }
         Ok(BuildOutput {
-            outputs: vec![
-                ("a_train".into(), tasks.a.train.to_bytes()),
-                ("a_test".into(), tasks.a.test.to_bytes()),
-                ("b_train".into(), tasks.b.train.to_bytes()),
-                ("b_test".into(), tasks.b.test.to_bytes()),
-                (SplitDescription::OUTPUT.into(), description.to_bytes()),
-            ],
+            outputs,
             metrics: serde_json::to_value(&description).expect("artifacts always serialise"),
             backend: None,
         })

@@ -462,6 +462,7 @@ pub(crate) mod tests {
                 layers_copied: layers as usize,
                 fine_tuned: variant.ends_with('+'),
                 seed: seed as u64,
+                random_init: (variant == "random").then(|| "modern".to_string()),
                 base: None,
             },
             data: EvaluatedData {
@@ -471,6 +472,7 @@ pub(crate) mod tests {
                 task: target,
                 classes: (0..10).map(|class| format!("c{class}")).collect(),
                 num_classes: 10,
+                images: "test".to_string(),
             },
             scores: Scores {
                 top1,

@@ -34,6 +34,7 @@ fn base_b_images() -> Option<ImageSet> {
         seed: 0,
         images_per_class: 1000,
         test_images_per_class: 1000,
+        validation_images_per_class: 0,
     };
     let task = split(&data.train, &data.test, &options).unwrap().b.train;
     Some(ImageSet {
