@@ -251,13 +251,17 @@ pub struct ResultRow {
     pub chance_level: bool,
     /// Against the base of its unit and target task, in points; blank without one.
     pub delta_vs_base_points: Option<f64>,
+    /// The target task's classes, in label order, `;`-separated.
+    pub classes: String,
+    /// Which images scored it: `test` or `validation`.
+    pub scored_on: String,
 }
 
 impl ResultRow {
-    pub const HEADER: &'static str = "node,relation,split,target_task,variant,paper_variant,layers_copied,seed,top1,top5,images,num_classes,chance_level,delta_vs_base_points";
+    pub const HEADER: &'static str = "node,relation,split,target_task,variant,paper_variant,layers_copied,seed,top1,top5,images,num_classes,chance_level,delta_vs_base_points,classes,scored_on";
 
     /// The values of [`ResultRow::HEADER`]'s columns, formatted (text not yet quoted).
-    pub fn cells(&self) -> [String; 14] {
+    pub fn cells(&self) -> [String; 16] {
         [
             self.node.clone(),
             self.relation.clone(),
@@ -277,6 +281,8 @@ impl ResultRow {
             self.delta_vs_base_points
                 .map(|points| format!("{points:.4}"))
                 .unwrap_or_default(),
+            self.classes.clone(),
+            self.scored_on.clone(),
         ]
     }
 }
@@ -336,11 +342,13 @@ pub(crate) mod tests {
             num_classes: 5,
             chance_level: false,
             delta_vs_base_points: Some(-1.0),
+            classes: "Pullover;Dress".into(),
+            scored_on: "test".into(),
         };
         assert_eq!(row.cells().len(), columns);
         assert_eq!(
             row.cells().join(","),
-            "n,similar,similar s0,B,AnB,AnB,3,0,0.500000,,10,5,false,-1.0000"
+            "n,similar,similar s0,B,AnB,AnB,3,0,0.500000,,10,5,false,-1.0000,Pullover;Dress,test"
         );
     }
 }

@@ -1,9 +1,9 @@
 //! `report`: reads many `evaluate` nodes and writes what the experiment found.
 //!
-//! Outputs: `results.csv` (one row per run), `results.md` (means and 95% intervals per split
-//! and pooled per relation), `summary.md` (the paper's five findings and its AnB+ vs BnB+
-//! control judged on these numbers, chance-level runs listed, the paper's ImageNet numbers
-//! beside ours), and `figure.svg`
+//! Outputs: `results.csv` (one row per run), `results.md` (means per split, and pooled per
+//! relation with the curve model's 95% intervals and their df), `summary.md` (methods, the
+//! paper's seven findings as claims with Holm-adjusted verdicts, the variance model,
+//! chance-level runs listed, the paper's ImageNet numbers beside ours), and `figure.svg`
 //! / `figure.png` (the paper's Figures 2 and 3 redrawn from these runs). Every output is a pure
 //! function of the inputs' metrics and the parameters, sorted and with fixed number formats, so
 //! its blob hash is stable.
@@ -15,7 +15,9 @@
 mod analysis;
 mod figure;
 mod findings;
+mod model;
 mod runs;
+mod scaling;
 mod statistics;
 mod summary;
 mod tables;
@@ -76,9 +78,12 @@ impl NodeKind for Report {
     /// the paper's effect sizes, the AnB+ vs BnB+ control. 4: with several looks, a seen effect
     /// is reported at the n that shows it. 5: reads `evaluation.json` as its type (a file that
     /// does not read fails the report); the similar/dissimilar word is `relation` in
-    /// `results.csv` and the text.
+    /// `results.csv` and the text. 6: each curve's mixed model (intervals with stated df), the
+    /// paper's effects carried over by error rate, Holm-adjusted primary claims, exact power,
+    /// the random control per init with its chance proportion, the long-base control, finding 7;
+    /// `results.csv` records each run's classes and the images it was scored on.
     fn version(&self) -> u32 {
-        5
+        6
     }
     fn about(&self) -> &'static str {
         "tables, figures and a written summary of many evaluate nodes, beside the paper's numbers"
@@ -196,14 +201,59 @@ fn interval_json(interval: Option<statistics::Interval>) -> (Value, Value) {
     }
 }
 
-/// A pooled cell's Δ across units, with its 95% interval.
-fn relative_json(entry: &mut Map<String, Value>, relative: &analysis::PerUnit) {
-    if let Some(sample) = relative.sample() {
-        let (low, high) = interval_json(sample.interval(statistics::CONFIDENCE));
-        entry.insert("delta_points".into(), rounded(sample.mean));
+/// A pooled cell's Δ across units, with its 95% interval and degrees of freedom (from the
+/// curve's model).
+fn relative_json(entry: &mut Map<String, Value>, effect: Option<statistics::Effect>) {
+    if let Some(effect) = effect {
+        let (low, high) = interval_json(effect.interval(statistics::CONFIDENCE));
+        entry.insert("delta_points".into(), rounded(effect.value));
         entry.insert("delta_low".into(), low);
         entry.insert("delta_high".into(), high);
+        entry.insert("delta_df".into(), rounded(effect.degrees_of_freedom));
     }
+}
+
+/// A claim in the metrics JSON: verdict, numbers, the paper's size carried over.
+fn claim_json(claim: &findings::Claim) -> Value {
+    let mut entry = Map::new();
+    entry.insert("verdict".into(), json!(claim.verdict.key()));
+    entry.insert("primary".into(), json!(claim.primary));
+    if let Some(p) = claim.decisive_p {
+        entry.insert("p".into(), rounded(p));
+    }
+    match &claim.evidence {
+        findings::Evidence::Effect(measured) => {
+            let (low, high) = interval_json(measured.effect.interval(statistics::CONFIDENCE));
+            entry.insert("points".into(), rounded(measured.effect.value));
+            entry.insert("low".into(), low);
+            entry.insert("high".into(), high);
+            entry.insert("df".into(), rounded(measured.effect.degrees_of_freedom));
+            entry.insert("units".into(), json!(measured.units));
+            entry.insert(
+                "paper_error_rate_points".into(),
+                rounded(measured.paper.error_rate),
+            );
+            entry.insert(
+                "paper_log_odds_points".into(),
+                rounded(measured.paper.log_odds),
+            );
+            entry.insert(
+                "paper_imagenet_points".into(),
+                rounded(measured.paper.imagenet),
+            );
+            if let Some(units) = measured.units_needed {
+                entry.insert("units_needed".into(), json!(units));
+            }
+        }
+        findings::Evidence::Collapse(proportion) => {
+            entry.insert("at_chance".into(), json!(proportion.at_chance));
+            entry.insert("runs".into(), json!(proportion.runs));
+        }
+        findings::Evidence::Missing(why) => {
+            entry.insert("why".into(), json!(why));
+        }
+    }
+    Value::Object(entry)
 }
 
 fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -> Value {
@@ -238,7 +288,12 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         if let Some(top1) = cell.top1.sample() {
             entry.insert("top1".into(), rounded(top1.mean));
         }
-        relative_json(&mut entry, &cell.relative);
+        relative_json(
+            &mut entry,
+            analysis
+                .level_effect(cell.relation, &cell.paper_variant, cell.layers_copied)
+                .filter(|_| cell.layers_copied > 0 || cell.paper_variant != "baseB"),
+        );
         pooled.insert(
             format!(
                 "{} {} n={}",
@@ -251,9 +306,9 @@ fn metrics(analysis: &Analysis, found: &[findings::Finding], headline: String) -
         .iter()
         .map(|finding| {
             let verdicts: Map<String, Value> = finding
-                .judgements
+                .claims
                 .iter()
-                .map(|judgement| (judgement.scope.clone(), json!(judgement.verdict.key())))
+                .map(|claim| (format!("{} {}", claim.scope, claim.key), claim_json(claim)))
                 .collect();
             (finding.key.to_string(), Value::Object(verdicts))
         })
@@ -386,8 +441,12 @@ mod tests {
             3
         );
         assert_eq!(
-            built.metrics["findings"]["fragile_co_adaptation"]["similar"],
+            built.metrics["findings"]["fragile_co_adaptation"]["similar dip"]["verdict"],
             "seen"
+        );
+        assert_eq!(
+            built.metrics["findings"]["fragile_co_adaptation"]["similar dip"]["primary"],
+            true
         );
     }
 
@@ -396,12 +455,13 @@ mod tests {
         let built = build(&paper_like_grid(), &ReportOptions::default());
         let summary = String::from_utf8(output(&built, "summary.md").to_vec()).unwrap();
         for expected in [
-            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **dissimilar: not measured.** no BnB nodes.\n- **similar: seen.** Over n = 3–5, at n = 5, BnB is 2.50 points below baseB (98.3% CI [-3.26, -1.74], corrected for 3 looks",
+            "### 1. Fragile co-adaptation: BnB dips at middle n vs baseB\n\n- **similar: seen.** BnB is below baseB at n = 3–5 (their mean): BnB averaged over n = 3–5 is 1.53 points below baseB (95% CI [-1.76, -1.31], df 2.8, across 3 seeds of one split",
             "### 2. Specificity: AnB falls at high n\n\n- **dissimilar: seen.**",
-            "- **dissimilar vs similar: seen.** At n = 7, AnB is 8.00 points below baseB on the dissimilar split (3 seeds of one split) and 2.40 points below baseB on the similar split",
-            "### 4. Random weights: frozen random lower layers collapse accuracy\n\n- **dissimilar: not measured.** no random-weight (`random`) nodes.\n- **similar: seen.** At n = 7, 3 of 3 random-weight nets are at chance.",
-            "### 5. Lingering boost: AnB+ beats baseB\n\n- **dissimilar: not measured.** no AnB+ nodes.\n- **similar: seen.** Averaged over n = 1–7 within each unit, AnB+ is 1.20 points above baseB",
-            "### 6. The boost's control: AnB+ beats BnB+, so the boost comes from transfer, not from longer training\n\n- **dissimilar: not measured.** no AnB+ runs with a baseB to compare with.\n- **similar: seen.** Averaged over n = 1–7 and paired within each unit, AnB+ is 1.10 points above BnB+",
+            "- **dissimilar vs similar: seen.** AnB falls further below baseB at n = 7 when A and B are dissimilar: AnB's drop at n = 7 on the dissimilar split is 5.60 points below its drop on the similar split",
+            "- **similar, He init: seen.** random frozen layers leave most nets at chance for n = 3–7: 15 of 15 runs at n = 3–7 are at chance",
+            "### 5. Lingering boost: AnB+ beats baseB\n\n- **similar: seen.** AnB+ is above baseB over n = 1–7 (their mean): AnB+ averaged over n = 1–7 is 1.20 points above baseB",
+            "- **similar: seen.** AnB+ is above BnB+ over n = 1–7 (their mean, paired): AnB+ averaged over n = 1–7 is 1.10 points above BnB+",
+            "Holm-adjusted over 8 primary claims",
             "- `eval_split_similar_s0_random_n3_s0` (random, n = 3): top-1 0.1100 on 1000 images, 110 right; guessing among 10 gets at least as many with p = 0.158 (≥ 0.05)",
         ] {
             assert!(summary.contains(expected), "missing `{expected}` in\n{summary}");
@@ -493,7 +553,7 @@ mod tests {
         assert_eq!(built.metrics["skipped_inputs"], json!(["broken"]));
         let summary = String::from_utf8(output(&built, "summary.md").to_vec()).unwrap();
         assert!(
-            summary.contains("- **all: not measured.** no runs."),
+            summary.contains("- **all: not measured.** BnB dips at n = 3–5: no BnB nodes."),
             "{summary}"
         );
         assert_eq!(

@@ -15,8 +15,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::model::{BlockFit, BlockTable};
 use super::runs::{Role, Run, RunSet};
-use super::statistics::Sample;
+use super::statistics::{Effect, Sample};
 
 /// Accuracy points per unit of top-1.
 pub const POINTS: f64 = 100.0;
@@ -37,38 +38,6 @@ impl PerUnit {
     /// The values' mean and spread; `None` without values.
     pub fn sample(&self) -> Option<Sample> {
         Sample::of(&self.0.values().copied().collect::<Vec<_>>())
-    }
-
-    /// `self − other` unit by unit, over the units both have (a paired difference).
-    pub fn paired_minus(&self, other: &PerUnit) -> PerUnit {
-        PerUnit(
-            self.0
-                .iter()
-                .filter_map(|(unit, value)| {
-                    other
-                        .0
-                        .get(unit)
-                        .map(|theirs| (unit.clone(), value - theirs))
-                })
-                .collect(),
-        )
-    }
-
-    /// Per unit, the mean of the parts that have it (a curve averaged over n within a unit).
-    pub fn averaged<'p>(parts: impl IntoIterator<Item = &'p PerUnit>) -> PerUnit {
-        let mut sums: BTreeMap<String, (f64, usize)> = BTreeMap::new();
-        for part in parts {
-            for (unit, value) in &part.0 {
-                let entry = sums.entry(unit.clone()).or_default();
-                entry.0 += value;
-                entry.1 += 1;
-            }
-        }
-        PerUnit(
-            sums.into_iter()
-                .map(|(unit, (sum, count))| (unit, sum / count as f64))
-                .collect(),
-        )
     }
 }
 
@@ -406,6 +375,89 @@ impl<'a> Analysis<'a> {
             .or_else(|| self.relations.first().copied())
     }
 
+    /// The per-unit differences from baseB of `variant` on `relation` at `levels` (those its
+    /// curve has), for the units that have every one of them: the table its model is fitted
+    /// on, and the units left out for a missing level (a chance-level cell, a missing node).
+    pub fn block_table(
+        &self,
+        relation: &str,
+        variant: &str,
+        levels: &[u32],
+    ) -> Option<(BlockTable, Vec<String>)> {
+        let cells: Vec<&RelationCell> = levels
+            .iter()
+            .filter_map(|n| self.relation_cell(relation, variant, *n))
+            .filter(|cell| !cell.relative.is_empty())
+            .collect();
+        if cells.is_empty() {
+            return None;
+        }
+        let all_units: BTreeSet<&String> = cells
+            .iter()
+            .flat_map(|cell| cell.relative.0.keys())
+            .collect();
+        let (complete, dropped): (Vec<&String>, Vec<&String>) = all_units
+            .into_iter()
+            .partition(|unit| cells.iter().all(|cell| cell.relative.0.contains_key(*unit)));
+        let table = BlockTable {
+            units: complete.iter().map(|unit| unit.to_string()).collect(),
+            levels: cells.iter().map(|cell| cell.layers_copied).collect(),
+            values: complete
+                .iter()
+                .map(|unit| cells.iter().map(|cell| cell.relative.0[*unit]).collect())
+                .collect(),
+        };
+        Some((table, dropped.into_iter().cloned().collect()))
+    }
+
+    /// The levels (n) of `variant`'s curve on `relation` that have a difference from baseB.
+    pub fn curve_levels(&self, relation: &str, variant: &str) -> Vec<u32> {
+        self.relation_curve(relation, variant)
+            .iter()
+            .filter(|cell| !cell.relative.is_empty())
+            .map(|cell| cell.layers_copied)
+            .collect()
+    }
+
+    /// The model of `variant`'s whole curve on `relation` (see `model`): fitted on every
+    /// level, over the units that have them all; where fewer than two units do, over the
+    /// levels every unit has.
+    pub fn curve_fit(&self, relation: &str, variant: &str) -> Option<BlockFit> {
+        let levels = self.curve_levels(relation, variant);
+        let (table, _) = self.block_table(relation, variant, &levels)?;
+        if table.units.len() >= 2 {
+            return BlockFit::fit(&table);
+        }
+        let shared: Vec<u32> = levels
+            .into_iter()
+            .filter(|n| {
+                self.relation_cell(relation, variant, *n)
+                    .is_some_and(|cell| cell.relative.len() >= 2)
+            })
+            .collect();
+        let (table, _) = self.block_table(relation, variant, &shared)?;
+        BlockFit::fit(&table)
+    }
+
+    /// `variant`'s difference from baseB at `n` on `relation`, from its curve's model (a level
+    /// the model left out has its own units' t-interval).
+    pub fn level_effect(&self, relation: &str, variant: &str, n: u32) -> Option<Effect> {
+        if let Some(effect) = self
+            .curve_fit(relation, variant)
+            .and_then(|fit| fit.level(n))
+        {
+            return Some(effect);
+        }
+        let cell = self.relation_cell(relation, variant, n)?;
+        Some(cell.relative.sample()?.effect())
+    }
+
+    /// The mean top-1 of a relation's baseB over its units: what the paper's effects are
+    /// carried over to.
+    pub fn base_accuracy(&self, relation: &str) -> Option<f64> {
+        Some(self.base(relation)?.top1.sample()?.mean)
+    }
+
     /// A single run's difference from its unit's base, in points (for the CSV).
     pub fn run_relative(&self, run: &Run) -> Option<f64> {
         (run.role != Role::Base && !run.at_chance)
@@ -719,23 +771,37 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn per_unit_values_pair_and_average() {
-        let first = PerUnit([("a".to_string(), 1.0), ("b".to_string(), 3.0)].into());
-        let second = PerUnit([("b".to_string(), 1.0), ("c".to_string(), 9.0)].into());
-        assert_eq!(
-            first.paired_minus(&second),
-            PerUnit([("b".to_string(), 2.0)].into())
-        );
-        assert_eq!(
-            PerUnit::averaged([&first, &second]),
-            PerUnit(
-                [
-                    ("a".to_string(), 1.0),
-                    ("b".to_string(), 2.0),
-                    ("c".to_string(), 9.0)
-                ]
-                .into()
-            )
-        );
+    fn curves_become_complete_tables_and_their_model() {
+        // Three splits; split s2 lacks BnB at n = 2, so the complete-case table leaves it out.
+        let mut inputs = Vec::new();
+        for (split, base) in [("s0", 0.70), ("s1", 0.80), ("s2", 0.90)] {
+            inputs.push(input(&format!("b_{split}"), split, "baseB", 0, 0, base));
+            for n in [1, 2] {
+                if split == "s2" && n == 2 {
+                    continue;
+                }
+                inputs.push(input(
+                    &format!("{split}_{n}"),
+                    split,
+                    "BnB",
+                    n,
+                    0,
+                    base - 0.01 * n as f64,
+                ));
+            }
+        }
+        let set = set_of(&inputs);
+        let analysis = Analysis::new(&set);
+        assert_eq!(analysis.curve_levels("similar", "BnB"), [1, 2]);
+        let (table, dropped) = analysis.block_table("similar", "BnB", &[1, 2]).unwrap();
+        assert_eq!(table.units, ["s0", "s1"]);
+        assert_eq!(dropped, ["s2"]);
+        for row in &table.values {
+            close(row[0], -1.0);
+            close(row[1], -2.0);
+        }
+        let effect = analysis.level_effect("similar", "BnB", 2).unwrap();
+        close(effect.value, -2.0);
+        close(analysis.base_accuracy("similar").unwrap(), 0.80);
     }
 }

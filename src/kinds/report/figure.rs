@@ -15,8 +15,8 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::analysis::{Analysis, RelationCell};
-use super::runs::Role;
+use super::analysis::Analysis;
+use super::runs::{Role, RANDOM_PAPER_INIT};
 use super::statistics::{Interval, CONFIDENCE};
 use crate::kinds::paper_reference as paper;
 
@@ -230,7 +230,7 @@ impl Figure {
         // point here either; the note under the figure counts them.
         for (index, relation) in analysis.relations.iter().enumerate() {
             let color = relation_color(relation, index);
-            let points = drop_points(&analysis.relation_curve(relation, "AnB"));
+            let points = drop_points(analysis, relation, "AnB");
             if !points.is_empty() {
                 figure.drops.push(DropCurve {
                     label: format!("AnB, {relation}"),
@@ -239,20 +239,23 @@ impl Figure {
                 });
             }
         }
-        for relation in &analysis.relations {
-            let points = drop_points(&analysis.relation_curve(relation, "random"));
-            if !points.is_empty() {
-                let label = format!("random weights, {relation}");
-                let color = if *relation == primary {
-                    RANDOM_COLOR
-                } else {
-                    RGBColor(110, 170, 110)
-                };
-                figure.drops.push(DropCurve {
-                    label,
-                    color,
-                    points,
-                });
+        for (variant, init) in [("random", ""), (RANDOM_PAPER_INIT, "paper init, ")] {
+            for relation in &analysis.relations {
+                let points = drop_points(analysis, relation, variant);
+                if !points.is_empty() {
+                    let label = format!("random weights, {init}{relation}");
+                    let color = match (*relation == primary, init.is_empty()) {
+                        (true, true) => RANDOM_COLOR,
+                        (false, true) => RGBColor(110, 170, 110),
+                        (true, false) => RGBColor(150, 110, 40),
+                        (false, false) => RGBColor(200, 160, 90),
+                    };
+                    figure.drops.push(DropCurve {
+                        label,
+                        color,
+                        points,
+                    });
+                }
             }
         }
         if paper_reference {
@@ -303,19 +306,20 @@ impl Figure {
     }
 }
 
-/// Each n's mean difference from baseB across units, with its 95% t-interval.
-fn drop_points(curve: &[&RelationCell]) -> Vec<(f64, f64, Option<Interval>)> {
-    curve
-        .iter()
-        .filter(|cell| cell.layers_copied >= 1)
-        .filter_map(|cell| {
-            cell.relative.sample().map(|relative| {
-                (
-                    cell.layers_copied as f64,
-                    relative.mean,
-                    relative.interval(CONFIDENCE),
-                )
-            })
+/// Each n's mean difference from baseB across units, with its 95% interval from the curve's
+/// model (the same numbers as the tables and the findings).
+fn drop_points(
+    analysis: &Analysis,
+    relation: &str,
+    variant: &str,
+) -> Vec<(f64, f64, Option<Interval>)> {
+    analysis
+        .curve_levels(relation, variant)
+        .into_iter()
+        .filter(|n| *n >= 1)
+        .filter_map(|n| {
+            let effect = analysis.level_effect(relation, variant, n)?;
+            Some((n as f64, effect.value, effect.interval(CONFIDENCE)))
         })
         .collect()
 }

@@ -18,6 +18,9 @@ pub enum Role {
     Transfer,
     /// Lower layers left at random initial values (the random-weights control).
     Random,
+    /// A base trained as long as a base plus its fine-tuning: the lingering boost's control
+    /// for extra training.
+    LongBase,
     /// A variant label the report does not know; shown in tables, left out of the findings.
     Other,
 }
@@ -36,6 +39,12 @@ pub struct Run {
     pub split: String,
     /// The split's relation: what its tasks A and B are to each other.
     pub relation: String,
+    /// For the random-weights control, how its frozen layers were drawn (`paper`, `modern`).
+    pub random_init: Option<String>,
+    /// The target task's classes, in label order.
+    pub classes: Vec<String>,
+    /// Which images scored it: `test`, or `validation` (for choosing a protocol).
+    pub scored_on: String,
     pub top1: f64,
     pub top5: Option<f64>,
     pub images: u64,
@@ -52,7 +61,12 @@ impl Run {
     /// The paper's name for the run's variant (`baseB`, `BnB`, `AnB+`, `random`, …), whatever
     /// its target task; unknown labels stay as written.
     pub fn paper_variant(&self) -> String {
-        paper_variant(self.role, self.fine_tuned, &self.variant)
+        paper_variant(
+            self.role,
+            self.fine_tuned,
+            &self.variant,
+            self.random_init.as_deref(),
+        )
     }
 
     /// The binomial test of the one chance rule: how likely guessing (1 / classes) is to get
@@ -67,13 +81,24 @@ impl Run {
     }
 }
 
-/// The paper's name for a role.
-pub fn paper_variant(role: Role, fine_tuned: bool, label: &str) -> String {
+/// The name of a random-weights control whose frozen layers follow the paper's Gaussians;
+/// with He init (tpipe's default) it is plain `random`.
+pub const RANDOM_PAPER_INIT: &str = "random (paper init)";
+
+/// The paper's name for a role (and the random control's init).
+pub fn paper_variant(
+    role: Role,
+    fine_tuned: bool,
+    label: &str,
+    random_init: Option<&str>,
+) -> String {
     let plus = if fine_tuned { "+" } else { "" };
     match role {
         Role::Base => "baseB".to_string(),
+        Role::LongBase => "longbaseB".to_string(),
         Role::Selffer => format!("BnB{plus}"),
         Role::Transfer => format!("AnB{plus}"),
+        Role::Random if random_init == Some("paper") => format!("{RANDOM_PAPER_INIT}{plus}"),
         Role::Random => format!("random{plus}"),
         Role::Other => label.to_string(),
     }
@@ -185,6 +210,16 @@ fn sort_key(run: &Run) -> SortKey<'_> {
 pub fn classify(variant: &str) -> (Role, bool, Option<String>) {
     let fine_tuned = variant.ends_with('+');
     let stem = variant.trim_end_matches('+');
+    if let Some(task) = stem
+        .strip_prefix("longbase")
+        .filter(|task| !task.is_empty())
+    {
+        return if fine_tuned {
+            (Role::Other, false, None)
+        } else {
+            (Role::LongBase, false, Some(task.to_string()))
+        };
+    }
     if let Some(task) = stem.strip_prefix("base").filter(|task| !task.is_empty()) {
         return if fine_tuned {
             (Role::Other, false, None)
@@ -238,6 +273,9 @@ fn run_of(node: &str, evaluation: &Evaluation, chance_alpha: f64) -> Result<Run,
         seed: net.seed,
         split: data.split.clone(),
         relation: data.relation.clone(),
+        random_init: net.random_init.clone(),
+        classes: data.classes.clone(),
+        scored_on: data.images.clone(),
         top1,
         // Top-5 of a task with five classes or fewer is 1 by construction: no information.
         top5: Some(scores.top5).filter(|_| num_classes > 5),
@@ -268,6 +306,10 @@ mod tests {
         assert_eq!(classify("AnA+"), (Role::Selffer, true, Some("A".into())));
         assert_eq!(classify("random"), (Role::Random, false, None));
         assert_eq!(classify("random+"), (Role::Random, true, None));
+        assert_eq!(
+            classify("longbaseB"),
+            (Role::LongBase, false, Some("B".into()))
+        );
         assert_eq!(classify("scratch").0, Role::Other);
         assert_eq!(classify("AnBnC").0, Role::Other);
     }

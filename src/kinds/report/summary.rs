@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::analysis::{Analysis, RelationCell};
-use super::findings::{Finding, HIGH_LAYERS, MIDDLE_LAYERS, POWER};
+use super::findings::{claim_sentence, Finding, Verdict, POWER};
 use super::runs::quoted_list;
 use super::tables::{fraction, signed_points};
 use crate::kinds::paper_reference as paper;
@@ -55,25 +55,46 @@ pub fn summary_markdown(
             relations.join(", ")
         },
     );
+    let family = findings
+        .iter()
+        .flat_map(|finding| &finding.claims)
+        .filter(|claim| claim.primary && claim.verdict != Verdict::NotMeasured)
+        .count();
+    let scored_on = set
+        .runs
+        .first()
+        .map_or("test", |run| run.scored_on.as_str());
     let _ = writeln!(
         md,
-        "How to read it: the unit of replication is the split (a relation with a single split uses its seeds). Each \
-         variant is compared with the base net on its own split and target task, in accuracy points (1 point = \
-         0.01 top-1); the differences are averaged within a split, and intervals are Student t-intervals across \
-         splits. Both transfer directions are pooled under the paper's names (BnA counts as AnB); baseB is the base \
-         of the tasks transfers go into, one value per relation, the same in every table, Δ and figure. A run is at \
-         chance when a one-sided binomial test of its correct count against 1/classes gives p ≥ {}: it is listed \
-         below and left out of every mean, figure and sentence. An effect is *seen* when its interval excludes zero \
-         in the paper's direction, *not seen* when it excludes an effect as large as the paper's, and *inconclusive* \
-         otherwise. Where a finding takes the most favourable of several n, its intervals are Bonferroni-corrected \
-         (1 − 0.05/looks). Each verdict gives the smallest effect its units could detect ({:.0}% power at that level, \
-         with the spread they showed). Middle n is {}–{} and high n {}–{}, as in the paper's eight-layer net.{}\n",
+        "How to read it (methods). The runs were scored on the {scored_on} images. The unit of replication is the split \
+         (a relation with a single split uses its seeds). Each variant is compared with the base net of its own split and \
+         target task, in accuracy points (1 point = 0.01 top-1), and averaged within the split: a curve is a table of \
+         units × n. Each curve is fitted with a linear mixed model, the split a random effect and n a fixed one \
+         (REML, in closed form for this balanced design); a level's interval uses the curve's pooled variance with \
+         Satterthwaite's degrees of freedom, or the level's own spread across units (on units − 1) where that is \
+         larger, and an average over n rests on the units' averages. Every interval is a 95% Student t-interval and \
+         says its degrees of freedom (df). Two relations are compared with Welch's combination; paired contrasts \
+         (AnB − BnB, AnB+ − BnB+) are fitted on the per-unit differences. baseB is the base of the tasks transfers \
+         go into, one value per relation. A run is at chance when a one-sided binomial test of its correct count \
+         against 1/classes gives p ≥ {}: it is listed below and left out of every mean, figure and sentence.\n\n\
+         Each finding is tested as the paper states it. The paper's effect is carried over to this data set by error \
+         rate (an effect of e points on the paper's baseB of r is e·(1 − ours)/(1 − r) here); the log-odds rule{} is \
+         given beside it. A claim is *seen* when a two-sided t-test against zero rejects with \
+         the effect in the paper's direction, *not seen* when a one-sided test rejects an effect as large as the \
+         paper's carried-over one, and *inconclusive* otherwise, with the number of units that would decide it at \
+         {:.0}% power (exact noncentral t). {} one family: their p-values are \
+         Holm-adjusted (the tests against zero, and those against the paper's size, each as a family); secondary \
+         claims give unadjusted p-values. Smallest detectable effects are exact (noncentral t, {:.0}% power, \
+         two-sided 5%).{}\n",
         options.chance_alpha,
+        if options.paper_reference { " (and the ImageNet figure)" } else { "" },
         POWER * 100.0,
-        MIDDLE_LAYERS.start(),
-        MIDDLE_LAYERS.end(),
-        HIGH_LAYERS.start(),
-        HIGH_LAYERS.end(),
+        if family == 1 {
+            "The one primary claim is".to_string()
+        } else {
+            format!("The {family} primary claims are")
+        },
+        POWER * 100.0,
         if options.paper_reference {
             format!(" The paper's figures are computed from its tables ({}).", paper::SOURCE)
         } else {
@@ -88,13 +109,15 @@ pub fn summary_markdown(
             "### {}. {}: {}\n",
             finding.number, finding.title, finding.claim
         );
-        for judgement in &finding.judgements {
+        for claim in &finding.claims {
+            let role = if claim.primary { "" } else { " (secondary)" };
             let _ = writeln!(
                 md,
-                "- **{}: {}.** {}",
-                judgement.scope,
-                judgement.verdict.words(),
-                judgement.detail
+                "- **{}: {}.**{role} {}: {}",
+                claim.scope,
+                claim.verdict.words(),
+                claim.statement,
+                claim_sentence(claim, family, options.paper_reference)
             );
         }
         if options.paper_reference {
@@ -102,6 +125,8 @@ pub fn summary_markdown(
         }
         md.push('\n');
     }
+
+    variance_components(&mut md, analysis);
 
     md.push_str("## Chance-level runs (left out of every mean)\n\n");
     let chance_level: Vec<_> = set.chance_level().collect();
@@ -258,6 +283,44 @@ fn paper_tables(md: &mut String, analysis: &Analysis) {
     }
 }
 
+/// Each curve's fitted variance components: what the intervals and the sizing rest on.
+fn variance_components(md: &mut String, analysis: &Analysis) {
+    let _ = writeln!(md, "## Variance model\n");
+    md.push_str(
+        "Each curve's fit: its units and levels, the spread between units (σ_unit) and within them (σ_residual), in \
+         points, with the mean squares' degrees of freedom. σ_unit = 0 means the units varied less than the \
+         residual (REML's boundary), and the residual then pools both.\n\n",
+    );
+    md.push_str("| relation | curve | units | levels (n) | σ_unit | σ_residual | df units | df residual |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|\n");
+    for relation in &analysis.relations {
+        let mut variants: Vec<String> = analysis
+            .relation_cells
+            .iter()
+            .filter(|cell| cell.relation == *relation && cell.layers_copied > 0)
+            .map(|cell| cell.paper_variant.clone())
+            .collect();
+        variants.dedup();
+        for variant in variants {
+            let Some(fit) = analysis.curve_fit(relation, &variant) else {
+                continue;
+            };
+            let levels: Vec<String> = fit.levels.iter().map(u32::to_string).collect();
+            let _ = writeln!(
+                md,
+                "| {relation} | {variant} | {} | {} | {:.3} | {:.3} | {:.0} | {:.0} |",
+                fit.units,
+                levels.join(","),
+                fit.unit_variance.sqrt(),
+                fit.residual_variance.sqrt(),
+                fit.df_units,
+                fit.df_residual,
+            );
+        }
+    }
+    md.push('\n');
+}
+
 #[cfg(test)]
 mod tests {
     use super::super::analysis::tests::{evaluation, set_of};
@@ -309,14 +372,19 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("- **similar: inconclusive.** At n = 4, random-weight nets above chance are 68.00 points below baseB (no interval: 1 seed of one split): too few units for an interval. Runs at chance: 1 of 2 at n = 4."),
+            md.contains("- **similar, He init: inconclusive.** random frozen layers leave most nets at chance for n = 3–7: 1 of 2 runs at n = 3–7 are at chance (50%, 95% Clopper–Pearson CI [1%, 99%]"),
+            "{md}"
+        );
+        assert!(
+            md.contains("- **similar, He init: not measured.** random frozen layers are below baseB at n = 1–2 (their mean): no random runs above chance at n = 1–2"),
             "{md}"
         );
         assert!(md.contains("### 1. Fragile co-adaptation: BnB dips at middle n vs baseB"));
         assert!(
-            md.contains("- **similar: not measured.** no BnB nodes."),
+            md.contains("- **all: not measured.** BnB dips at n = 3–5: no BnB nodes."),
             "{md}"
         );
+        assert!(md.contains("Holm-adjusted"), "{md}");
     }
 
     #[test]

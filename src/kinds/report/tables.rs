@@ -3,8 +3,8 @@
 
 use std::fmt::Write;
 
-use super::analysis::{Analysis, PerUnit};
-use super::statistics::{Interval, Sample, CONFIDENCE};
+use super::analysis::Analysis;
+use super::statistics::{Effect, Interval, Sample, CONFIDENCE};
 use crate::kinds::artifacts::ResultRow;
 
 /// Quotes a CSV field when it holds a comma, quote or line break.
@@ -67,6 +67,8 @@ pub fn results_csv(analysis: &Analysis) -> String {
             num_classes: run.num_classes,
             chance_level: run.at_chance,
             delta_vs_base_points: analysis.run_relative(run),
+            classes: run.classes.join(";"),
+            scored_on: run.scored_on.clone(),
         };
         let cells: Vec<String> = row.cells().iter().map(|cell| csv_field(cell)).collect();
         csv.push_str(&cells.join(","));
@@ -79,14 +81,19 @@ fn escape_cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-/// A pooled cell's mean difference across units and its interval.
-fn relative_columns(relative: &PerUnit) -> (String, String) {
-    match relative.sample() {
-        Some(sample) => (
-            signed_points(sample.mean),
-            points_interval(sample.interval(CONFIDENCE)),
+/// A pooled cell's mean difference across units, its interval and degrees of freedom (from the
+/// curve's model: see `model`).
+fn relative_columns(effect: Option<Effect>) -> (String, String, String) {
+    match effect {
+        Some(effect) => (
+            signed_points(effect.value),
+            points_interval(effect.interval(CONFIDENCE)),
+            effect
+                .interval(CONFIDENCE)
+                .map(|_| format!("{:.1}", effect.degrees_of_freedom))
+                .unwrap_or_else(|| "—".into()),
         ),
-        None => ("—".to_string(), "—".to_string()),
+        None => ("—".to_string(), "—".to_string(), "—".to_string()),
     }
 }
 
@@ -167,12 +174,17 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
     md.push_str("## Pooled by relation\n\n");
     md.push_str(
         "Every unit of a relation together, under the paper's names (BnA counts as AnB, baseA on A as baseB when \
-         some transfer goes into A). Means and intervals are across units; `units` says what they are.\n\n",
+         some transfer goes into A). Means are across units; `units` says what they are. The top-1 interval is \
+         Student's t across units; the Δ interval comes from the curve's mixed model (the split random, n fixed), \
+         on the degrees of freedom in `df` (see the summary's methods).\n\n",
     );
-    md.push_str("| relation | variant | n | runs | units | top-1 mean | 95% interval | Δ vs baseB (points) | 95% interval |\n");
-    md.push_str("|---|---|---|---|---|---|---|---|---|\n");
+    md.push_str("| relation | variant | n | runs | units | top-1 mean | 95% interval | Δ vs baseB (points) | 95% interval | df |\n");
+    md.push_str("|---|---|---|---|---|---|---|---|---|---|\n");
     for cell in &analysis.relation_cells {
-        let (difference, difference_interval) = relative_columns(&cell.relative);
+        let effect = (!cell.relative.is_empty())
+            .then(|| analysis.level_effect(cell.relation, &cell.paper_variant, cell.layers_copied))
+            .flatten();
+        let (difference, difference_interval, degrees) = relative_columns(effect);
         let top1 = cell.top1.sample();
         let mut runs = cell.runs.len().to_string();
         if !cell.chance_level.is_empty() {
@@ -180,7 +192,7 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
         }
         let _ = writeln!(
             md,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
             escape_cell(cell.relation),
             escape_cell(&cell.paper_variant),
             cell.layers_copied,
@@ -191,6 +203,7 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
             fraction_interval(top1.as_ref()),
             difference,
             difference_interval,
+            degrees,
         );
     }
     md.push_str("\n## Every run\n\n");
