@@ -4,7 +4,8 @@
 //! relation with the curve model's 95% intervals and their df), `summary.md` (methods, the
 //! paper's seven findings as claims with Holm-adjusted verdicts, the variance model,
 //! chance-level runs listed, the paper's ImageNet numbers beside ours), and `figure.svg`
-//! / `figure.png` (the paper's Figures 2 and 3 redrawn from these runs). Every output is a pure
+//! / `figure.png` (the paper's Figures 2 and 3 redrawn from these runs), and `readme.md` (the
+//! verdicts and main tables as the block the project README includes verbatim). Every output is a pure
 //! function of the inputs' metrics and the parameters, sorted and with fixed number formats, so
 //! its blob hash is stable.
 //!
@@ -16,6 +17,7 @@ mod analysis;
 mod figure;
 mod findings;
 mod model;
+mod readme;
 mod runs;
 mod scaling;
 mod statistics;
@@ -167,6 +169,10 @@ pub fn build_report<'a>(
         ),
         ("figure.svg".to_string(), svg.into_bytes()),
         ("figure.png".to_string(), png),
+        (
+            "readme.md".to_string(),
+            readme::readme_markdown(&analysis, &found).into_bytes(),
+        ),
     ];
     Ok(BuildOutput {
         outputs,
@@ -416,7 +422,8 @@ mod tests {
                 "results.md",
                 "summary.md",
                 "figure.svg",
-                "figure.png"
+                "figure.png",
+                "readme.md"
             ]
         );
         // 3 seeds × (1 + 7 × 5) on the similar split, 3 × (1 + 7) on the dissimilar one.

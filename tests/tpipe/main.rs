@@ -8,6 +8,8 @@ mod support;
 
 mod cache_integrity;
 mod cluster;
+#[cfg(feature = "ml")]
+mod controls;
 mod diagnostics;
 #[cfg(feature = "ml")]
 mod end_to_end;
