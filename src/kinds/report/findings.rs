@@ -336,6 +336,32 @@ fn relations_with<'a>(analysis: &Analysis<'a>, variant: &str) -> Vec<&'a str> {
         .collect()
 }
 
+/// A finding's claims for each relation that has `variant`, or, where none has, one claim
+/// `key` for the whole report saying there is nothing to judge.
+fn per_relation<'a>(
+    analysis: &Analysis<'a>,
+    variant: &str,
+    key: &'static str,
+    statement: &str,
+    mut claims_of: impl FnMut(&'a str, &mut Vec<Claim>),
+) -> Vec<Claim> {
+    let relations = relations_with(analysis, variant);
+    if relations.is_empty() {
+        return vec![missing(
+            key,
+            "all",
+            statement.into(),
+            true,
+            format!("no {variant} nodes."),
+        )];
+    }
+    let mut claims = Vec::new();
+    for relation in relations {
+        claims_of(relation, &mut claims);
+    }
+    claims
+}
+
 /// A term of the paper's random-split table against its baseB.
 fn random_split_term(variant: &str, n: u32, weight: f64, ours: f64) -> Term {
     Term {
@@ -408,188 +434,176 @@ fn units_word(analysis: &Analysis, relation: &str, units: usize) -> String {
 }
 
 fn co_adaptation(analysis: &Analysis) -> Vec<Claim> {
-    let relations = relations_with(analysis, "BnB");
-    if relations.is_empty() {
-        return vec![missing(
-            "dip",
-            "all",
-            "BnB dips at n = 3–5".into(),
-            true,
-            "no BnB nodes.".into(),
-        )];
-    }
-    let mut claims = Vec::new();
-    for relation in relations {
-        let statement = format!(
-            "BnB is below baseB at n = {} (their mean)",
-            range_text(&MIDDLE_LAYERS)
-        );
-        let (Some(curve), Some(ours)) = (
-            curve(analysis, relation, "BnB"),
-            analysis.base_accuracy(relation),
-        ) else {
-            claims.push(missing(
+    per_relation(
+        analysis,
+        "BnB",
+        "dip",
+        "BnB dips at n = 3–5",
+        |relation, claims| {
+            let statement = format!(
+                "BnB is below baseB at n = {} (their mean)",
+                range_text(&MIDDLE_LAYERS)
+            );
+            let (Some(curve), Some(ours)) = (
+                curve(analysis, relation, "BnB"),
+                analysis.base_accuracy(relation),
+            ) else {
+                claims.push(missing(
+                    "dip",
+                    relation,
+                    statement,
+                    true,
+                    "no BnB runs with a baseB on two or more units.".into(),
+                ));
+                return;
+            };
+            let Some(dip) = curve.fit.average(MIDDLE_LAYERS) else {
+                claims.push(missing(
+                    "dip",
+                    relation,
+                    statement,
+                    true,
+                    format!("no BnB nodes at n = {}.", range_text(&MIDDLE_LAYERS)),
+                ));
+                return;
+            };
+            let units = curve.fit.units;
+            claims.push(claim(
                 "dip",
                 relation,
                 statement,
                 true,
-                "no BnB runs with a baseB on two or more units.".into(),
+                Evidence::Effect(measured(
+                    dip,
+                    &random_split_terms("BnB", &MIDDLE_LAYERS, ours),
+                    units,
+                    units_word(analysis, relation, units),
+                    curve.dropped.clone(),
+                    format!("BnB averaged over n = {}", range_text(&MIDDLE_LAYERS)),
+                    "baseB",
+                )),
             ));
-            continue;
-        };
-        let Some(dip) = curve.fit.average(MIDDLE_LAYERS) else {
-            claims.push(missing(
-                "dip",
+            for n in [4, 5] {
+                let statement = format!("BnB is below baseB at n = {n}");
+                match curve.fit.level(n) {
+                    Some(effect) => claims.push(claim(
+                        if n == 4 { "dip_at_n4" } else { "dip_at_n5" },
+                        relation,
+                        statement,
+                        false,
+                        Evidence::Effect(measured(
+                            effect,
+                            &[random_split_term("BnB", n, 1.0, ours)],
+                            units,
+                            units_word(analysis, relation, units),
+                            curve.dropped.clone(),
+                            format!("BnB at n = {n}"),
+                            "baseB",
+                        )),
+                    )),
+                    None => claims.push(missing(
+                        if n == 4 { "dip_at_n4" } else { "dip_at_n5" },
+                        relation,
+                        statement,
+                        false,
+                        format!("no BnB node at n = {n}."),
+                    )),
+                }
+            }
+        },
+    )
+}
+
+fn specificity(analysis: &Analysis) -> Vec<Claim> {
+    per_relation(
+        analysis,
+        "AnB",
+        "at_n7",
+        "AnB falls at n = 7",
+        |relation, claims| {
+            let statement = format!("AnB is below baseB at n = {DEEPEST}");
+            let ours = analysis.base_accuracy(relation);
+            let (Some(curve), Some(ours)) = (curve(analysis, relation, "AnB"), ours) else {
+                claims.push(missing(
+                    "at_n7",
+                    relation,
+                    statement,
+                    true,
+                    "no AnB runs with a baseB on two or more units.".into(),
+                ));
+                return;
+            };
+            let Some(effect) = curve.fit.level(DEEPEST) else {
+                claims.push(missing(
+                    "at_n7",
+                    relation,
+                    statement,
+                    true,
+                    format!("no AnB node at n = {DEEPEST}."),
+                ));
+                return;
+            };
+            // The dissimilar relation is measured against the paper's dissimilar split.
+            let terms = if relation == "dissimilar" {
+                dissimilar_terms(DEEPEST, 1.0, ours)
+            } else {
+                vec![random_split_term("AnB", DEEPEST, 1.0, ours)]
+            };
+            let units = curve.fit.units;
+            claims.push(claim(
+                "at_n7",
                 relation,
                 statement,
                 true,
-                format!("no BnB nodes at n = {}.", range_text(&MIDDLE_LAYERS)),
+                Evidence::Effect(measured(
+                    effect,
+                    &terms,
+                    units,
+                    units_word(analysis, relation, units),
+                    curve.dropped.clone(),
+                    format!("AnB at n = {DEEPEST}"),
+                    "baseB",
+                )),
             ));
-            continue;
-        };
-        let units = curve.fit.units;
-        claims.push(claim(
-            "dip",
-            relation,
-            statement,
-            true,
-            Evidence::Effect(measured(
-                dip,
-                &random_split_terms("BnB", &MIDDLE_LAYERS, ours),
-                units,
-                units_word(analysis, relation, units),
-                curve.dropped.clone(),
-                format!("BnB averaged over n = {}", range_text(&MIDDLE_LAYERS)),
-                "baseB",
-            )),
-        ));
-        for n in [4, 5] {
-            let statement = format!("BnB is below baseB at n = {n}");
-            match curve.fit.level(n) {
-                Some(effect) => claims.push(claim(
-                    if n == 4 { "dip_at_n4" } else { "dip_at_n5" },
+            // What AnB loses beyond BnB at the same n is what the paper calls specificity (the
+            // rest is co-adaptation, which BnB shows too). Paired within each unit: the base cancels.
+            let statement = format!("AnB is below BnB at n = {DEEPEST}");
+            let paired = analysis
+                .block_table(relation, "AnB", &[DEEPEST])
+                .zip(analysis.block_table(relation, "BnB", &[DEEPEST]))
+                .and_then(|((transfer, _), (selffer, _))| {
+                    BlockFit::fit(&transfer.paired_minus(&selffer))
+                });
+            match paired.and_then(|fit| Some((fit.level(DEEPEST)?, fit.units))) {
+                Some((gap, units)) => claims.push(claim(
+                    "vs_bnb_at_n7",
                     relation,
                     statement,
                     false,
                     Evidence::Effect(measured(
-                        effect,
-                        &[random_split_term("BnB", n, 1.0, ours)],
+                        gap,
+                        &[
+                            random_split_term("AnB", DEEPEST, 1.0, ours),
+                            random_split_term("BnB", DEEPEST, -1.0, ours),
+                        ],
                         units,
                         units_word(analysis, relation, units),
-                        curve.dropped.clone(),
-                        format!("BnB at n = {n}"),
-                        "baseB",
+                        Vec::new(),
+                        format!("AnB at n = {DEEPEST}"),
+                        "BnB",
                     )),
                 )),
+                None if relation == "dissimilar" => {}
                 None => claims.push(missing(
-                    if n == 4 { "dip_at_n4" } else { "dip_at_n5" },
+                    "vs_bnb_at_n7",
                     relation,
                     statement,
                     false,
-                    format!("no BnB node at n = {n}."),
+                    format!("no AnB and BnB pair at n = {DEEPEST} on two or more units."),
                 )),
             }
-        }
-    }
-    claims
-}
-
-fn specificity(analysis: &Analysis) -> Vec<Claim> {
-    let relations = relations_with(analysis, "AnB");
-    if relations.is_empty() {
-        return vec![missing(
-            "at_n7",
-            "all",
-            "AnB falls at n = 7".into(),
-            true,
-            "no AnB nodes.".into(),
-        )];
-    }
-    let mut claims = Vec::new();
-    for relation in relations {
-        let statement = format!("AnB is below baseB at n = {DEEPEST}");
-        let ours = analysis.base_accuracy(relation);
-        let (Some(curve), Some(ours)) = (curve(analysis, relation, "AnB"), ours) else {
-            claims.push(missing(
-                "at_n7",
-                relation,
-                statement,
-                true,
-                "no AnB runs with a baseB on two or more units.".into(),
-            ));
-            continue;
-        };
-        let Some(effect) = curve.fit.level(DEEPEST) else {
-            claims.push(missing(
-                "at_n7",
-                relation,
-                statement,
-                true,
-                format!("no AnB node at n = {DEEPEST}."),
-            ));
-            continue;
-        };
-        // The dissimilar relation is measured against the paper's dissimilar split.
-        let terms = if relation == "dissimilar" {
-            dissimilar_terms(DEEPEST, 1.0, ours)
-        } else {
-            vec![random_split_term("AnB", DEEPEST, 1.0, ours)]
-        };
-        let units = curve.fit.units;
-        claims.push(claim(
-            "at_n7",
-            relation,
-            statement,
-            true,
-            Evidence::Effect(measured(
-                effect,
-                &terms,
-                units,
-                units_word(analysis, relation, units),
-                curve.dropped.clone(),
-                format!("AnB at n = {DEEPEST}"),
-                "baseB",
-            )),
-        ));
-        // What AnB loses beyond BnB at the same n is what the paper calls specificity (the
-        // rest is co-adaptation, which BnB shows too). Paired within each unit: the base cancels.
-        let statement = format!("AnB is below BnB at n = {DEEPEST}");
-        let paired = analysis
-            .block_table(relation, "AnB", &[DEEPEST])
-            .zip(analysis.block_table(relation, "BnB", &[DEEPEST]))
-            .and_then(|((transfer, _), (selffer, _))| {
-                BlockFit::fit(&transfer.paired_minus(&selffer))
-            });
-        match paired.and_then(|fit| Some((fit.level(DEEPEST)?, fit.units))) {
-            Some((gap, units)) => claims.push(claim(
-                "vs_bnb_at_n7",
-                relation,
-                statement,
-                false,
-                Evidence::Effect(measured(
-                    gap,
-                    &[
-                        random_split_term("AnB", DEEPEST, 1.0, ours),
-                        random_split_term("BnB", DEEPEST, -1.0, ours),
-                    ],
-                    units,
-                    units_word(analysis, relation, units),
-                    Vec::new(),
-                    format!("AnB at n = {DEEPEST}"),
-                    "BnB",
-                )),
-            )),
-            None if relation == "dissimilar" => {}
-            None => claims.push(missing(
-                "vs_bnb_at_n7",
-                relation,
-                statement,
-                false,
-                format!("no AnB and BnB pair at n = {DEEPEST} on two or more units."),
-            )),
-        }
-    }
-    claims
+        },
+    )
 }
 
 /// The relation the dissimilar split is compared with: `similar`, else the first other one.
@@ -813,20 +827,13 @@ fn averaged_claim(
 }
 
 fn lingering_boost(analysis: &Analysis) -> Vec<Claim> {
-    let relations = relations_with(analysis, "AnB+");
-    if relations.is_empty() {
-        return vec![missing(
-            "boost",
-            "all",
-            "AnB+ beats baseB".into(),
-            true,
-            "no AnB+ nodes.".into(),
-        )];
-    }
-    relations
-        .into_iter()
-        .flat_map(|relation| {
-            [
+    per_relation(
+        analysis,
+        "AnB+",
+        "boost",
+        "AnB+ beats baseB",
+        |relation, claims| {
+            claims.extend([
                 averaged_claim(
                     analysis,
                     "boost",
@@ -851,90 +858,84 @@ fn lingering_boost(analysis: &Analysis) -> Vec<Claim> {
                         range_text(&HIGH_LAYERS)
                     ),
                 ),
-            ]
-        })
-        .collect()
+            ]);
+        },
+    )
 }
 
 fn boost_controls(analysis: &Analysis) -> Vec<Claim> {
-    let relations = relations_with(analysis, "AnB+");
-    if relations.is_empty() {
-        return vec![missing(
-            "over_bnb_plus",
-            "all",
-            "AnB+ beats BnB+".into(),
-            true,
-            "no AnB+ nodes.".into(),
-        )];
-    }
-    let mut claims = Vec::new();
-    for relation in relations {
-        let statement = format!(
-            "AnB+ is above BnB+ over n = {} (their mean, paired)",
-            range_text(&ALL_LAYERS)
-        );
-        let ours = analysis.base_accuracy(relation).unwrap_or(paper::BASE_B);
-        let levels: Vec<u32> = ALL_LAYERS.collect();
-        let paired = analysis
-            .block_table(relation, "AnB+", &levels)
-            .zip(analysis.block_table(relation, "BnB+", &levels))
-            .and_then(|((transfer, _), (selffer, _))| {
-                BlockFit::fit(&transfer.paired_minus(&selffer))
-            });
-        match paired
-            .as_ref()
-            .and_then(|fit| Some((fit.average(ALL_LAYERS)?, fit.units)))
-        {
-            Some((gap, units)) => {
-                let mut terms = random_split_terms("AnB+", &ALL_LAYERS, ours);
-                terms.extend(
-                    random_split_terms("BnB+", &ALL_LAYERS, ours)
-                        .into_iter()
-                        .map(|term| Term {
-                            weight: -term.weight,
-                            ..term
-                        }),
-                );
-                claims.push(claim(
+    per_relation(
+        analysis,
+        "AnB+",
+        "over_bnb_plus",
+        "AnB+ beats BnB+",
+        |relation, claims| {
+            let statement = format!(
+                "AnB+ is above BnB+ over n = {} (their mean, paired)",
+                range_text(&ALL_LAYERS)
+            );
+            let ours = analysis.base_accuracy(relation).unwrap_or(paper::BASE_B);
+            let levels: Vec<u32> = ALL_LAYERS.collect();
+            let paired = analysis
+                .block_table(relation, "AnB+", &levels)
+                .zip(analysis.block_table(relation, "BnB+", &levels))
+                .and_then(|((transfer, _), (selffer, _))| {
+                    BlockFit::fit(&transfer.paired_minus(&selffer))
+                });
+            match paired
+                .as_ref()
+                .and_then(|fit| Some((fit.average(ALL_LAYERS)?, fit.units)))
+            {
+                Some((gap, units)) => {
+                    let mut terms = random_split_terms("AnB+", &ALL_LAYERS, ours);
+                    terms.extend(
+                        random_split_terms("BnB+", &ALL_LAYERS, ours)
+                            .into_iter()
+                            .map(|term| Term {
+                                weight: -term.weight,
+                                ..term
+                            }),
+                    );
+                    claims.push(claim(
+                        "over_bnb_plus",
+                        relation,
+                        statement,
+                        true,
+                        Evidence::Effect(measured(
+                            gap,
+                            &terms,
+                            units,
+                            units_word(analysis, relation, units),
+                            Vec::new(),
+                            format!("AnB+ averaged over n = {}", range_text(&ALL_LAYERS)),
+                            "BnB+",
+                        )),
+                    ));
+                }
+                None => claims.push(missing(
                     "over_bnb_plus",
                     relation,
                     statement,
                     true,
-                    Evidence::Effect(measured(
-                        gap,
-                        &terms,
-                        units,
-                        units_word(analysis, relation, units),
-                        Vec::new(),
-                        format!("AnB+ averaged over n = {}", range_text(&ALL_LAYERS)),
-                        "BnB+",
-                    )),
-                ));
+                    "no AnB+ and BnB+ runs paired on two or more units.".into(),
+                )),
             }
-            None => claims.push(missing(
-                "over_bnb_plus",
+            // Extra training alone: the base's own layers fine-tuned again.
+            claims.push(averaged_claim(
+                analysis,
+                "extra_training",
                 relation,
-                statement,
-                true,
-                "no AnB+ and BnB+ runs paired on two or more units.".into(),
-            )),
-        }
-        // Extra training alone: the base's own layers fine-tuned again.
-        claims.push(averaged_claim(
-            analysis,
-            "extra_training",
-            relation,
-            "BnB+",
-            &ALL_LAYERS,
-            false,
-            format!(
-                "BnB+ is above baseB over n = {} (their mean): extra training alone",
-                range_text(&ALL_LAYERS)
-            ),
-        ));
-        claims.push(long_base_claim(analysis, relation, ours));
-    }
-    claims
+                "BnB+",
+                &ALL_LAYERS,
+                false,
+                format!(
+                    "BnB+ is above baseB over n = {} (their mean): extra training alone",
+                    range_text(&ALL_LAYERS)
+                ),
+            ));
+            claims.push(long_base_claim(analysis, relation, ours));
+        },
+    )
 }
 
 /// AnB+ against a base trained as long as a base plus its fine-tuning, per unit: the control
