@@ -513,6 +513,8 @@ enum Kind {
 }
 
 impl Kind {
+    // Only the backend (feature `ml`) asks; without it the kinds still validate and key.
+    #[cfg_attr(not(feature = "ml"), allow(dead_code))]
     fn transfer(self) -> Option<TransferSettings> {
         match self {
             Kind::Transfer(settings) => Some(settings),

@@ -11,7 +11,8 @@
 //! - baseB is one number per relation: the same per-split base values every Δ subtracts,
 //!   over the target tasks some transfer targets. A base whose task no transfer targets (baseA
 //!   when every transfer goes into B) is listed per split but never pooled into baseB.
-//! - Chance-level runs are in no mean, no base and no unit.
+//! - Runs at chance count like any other, except a base at chance: it is in no mean, no base
+//!   and no unit (`Run::in_means`).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -49,9 +50,12 @@ pub struct SplitCell<'a> {
     pub target_task: &'a str,
     pub variant: &'a str,
     pub layers_copied: u32,
-    /// Runs in the means (chance-level ones are out).
+    /// Runs in the means: all but a base at chance (see [`Run::in_means`]).
     pub runs: Vec<&'a Run>,
+    /// Runs at chance, in the means or not.
     pub chance_level_runs: usize,
+    /// Every run of the cell, a base left out at chance included.
+    pub total_runs: usize,
     pub top1: Option<Sample>,
     pub top5: Option<Sample>,
     /// Mean difference from the split's base on the same task, in points; `None` for the base
@@ -66,9 +70,9 @@ pub struct RelationCell<'a> {
     pub paper_variant: String,
     pub role: Role,
     pub layers_copied: u32,
-    /// Runs in the cell's values (for baseB: only bases of targeted tasks).
+    /// Runs in the cell's values (for baseB: only bases of targeted tasks; see [`Run::in_means`]).
     pub runs: Vec<&'a Run>,
-    /// The cell's chance-level runs, in no value.
+    /// The cell's runs at chance: in `runs` too, unless they are bases.
     pub chance_level: Vec<&'a Run>,
     /// Per unit, the mean top-1 over the unit's target tasks.
     pub top1: PerUnit,
@@ -77,9 +81,14 @@ pub struct RelationCell<'a> {
 }
 
 impl RelationCell<'_> {
-    /// Every run of the cell, chance-level ones included.
+    /// Every run of the cell, the bases left out at chance included.
     pub fn total_runs(&self) -> usize {
-        self.runs.len() + self.chance_level.len()
+        self.runs.len()
+            + self
+                .chance_level
+                .iter()
+                .filter(|run| !run.in_means())
+                .count()
     }
 }
 
@@ -132,7 +141,7 @@ impl<'a> Analysis<'a> {
         };
         let mut unit_values: BTreeMap<BaseKey, Vec<f64>> = BTreeMap::new();
         let mut split_values: BTreeMap<BaseKey, Vec<f64>> = BTreeMap::new();
-        for run in set.usable().filter(|run| run.role == Role::Base) {
+        for run in set.in_means().filter(|run| run.role == Role::Base) {
             let task = run.target_task.clone();
             unit_values
                 .entry((analysis.unit(run), task.clone()))
@@ -212,7 +221,7 @@ impl<'a> Analysis<'a> {
             .into_iter()
             .map(|group| {
                 let first = group[0];
-                let runs: Vec<&Run> = group.iter().copied().filter(|run| !run.at_chance).collect();
+                let runs: Vec<&Run> = group.iter().copied().filter(|run| run.in_means()).collect();
                 let top1 = Sample::of(&runs.iter().map(|run| run.top1).collect::<Vec<_>>());
                 let base = self
                     .split_bases
@@ -228,7 +237,8 @@ impl<'a> Analysis<'a> {
                     target_task: &first.target_task,
                     variant: &first.variant,
                     layers_copied: first.layers_copied,
-                    chance_level_runs: group.len() - runs.len(),
+                    chance_level_runs: group.iter().filter(|run| run.at_chance).count(),
+                    total_runs: group.len(),
                     top1,
                     top5: Sample::of(&runs.iter().filter_map(|run| run.top5).collect::<Vec<_>>()),
                     relative,
@@ -281,8 +291,9 @@ impl<'a> Analysis<'a> {
             .into_iter()
             .map(
                 |((relation, role, _, paper_variant, layers_copied), group)| {
-                    let (chance_level, runs): (Vec<&Run>, Vec<&Run>) =
-                        group.into_iter().partition(|run| run.at_chance);
+                    let chance_level: Vec<&Run> =
+                        group.iter().copied().filter(|run| run.at_chance).collect();
+                    let runs: Vec<&Run> = group.into_iter().filter(|run| run.in_means()).collect();
                     let (top1, relative) = self.unit_values(&runs, role != Role::Base);
                     RelationCell {
                         relation,
@@ -460,7 +471,7 @@ impl<'a> Analysis<'a> {
 
     /// A single run's difference from its unit's base, in points (for the CSV).
     pub fn run_relative(&self, run: &Run) -> Option<f64> {
-        (run.role != Role::Base && !run.at_chance)
+        (run.role != Role::Base)
             .then(|| self.base_of(&self.unit(run), run))
             .flatten()
             .map(|base| (run.top1 - base) * POINTS)
@@ -752,7 +763,7 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn chance_level_runs_stay_out_of_means_and_bases() {
+    fn runs_at_chance_stay_in_means_but_a_base_at_chance_is_no_reference() {
         let inputs = vec![
             input("b0", "s", "baseB", 0, 0, 0.80),
             input("b_failed", "s", "baseB", 0, 1, 0.10),
@@ -761,11 +772,17 @@ pub(crate) mod tests {
         ];
         let set = set_of(&inputs);
         let analysis = Analysis::new(&set);
-        assert_eq!(analysis.base("similar").unwrap().runs.len(), 1);
+        let base = analysis.base("similar").unwrap();
+        assert_eq!(
+            (base.runs.len(), base.chance_level.len(), base.total_runs()),
+            (1, 1, 2)
+        );
         let random = analysis.relation_cell("similar", "random", 5).unwrap();
-        assert_eq!((random.runs.len(), random.chance_level.len()), (1, 1));
+        // The random run at chance is an outcome: in the mean, and counted as at chance.
+        assert_eq!((random.runs.len(), random.chance_level.len()), (2, 1));
         assert_eq!(random.total_runs(), 2);
-        close(random.top1.sample().unwrap().mean, 0.40);
+        close(random.top1.sample().unwrap().mean, (0.11 + 0.40) / 2.0);
+        close(random.relative.0["s, seed 0"], -69.0);
         // Seed 1's base failed: its random run is measured against the split's base mean.
         close(random.relative.0["s, seed 1"], -40.0);
     }

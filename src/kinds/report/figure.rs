@@ -217,7 +217,12 @@ impl Figure {
             .relation_cells
             .iter()
             .filter(|cell| cell.role != Role::Other)
-            .map(|cell| cell.chance_level.len())
+            .map(|cell| {
+                cell.chance_level
+                    .iter()
+                    .filter(|run| !run.in_means())
+                    .count()
+            })
             .sum();
         let accuracies = figure
             .base_dots

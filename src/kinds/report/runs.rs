@@ -53,11 +53,19 @@ pub struct Run {
     /// `None` without classes or images.
     pub chance_p_value: Option<f64>,
     /// Not distinguishable from guessing (`chance_p_value` ≥ the report's `chance_alpha`):
-    /// listed, and left out of every mean, figure and sentence.
+    /// listed, and counted by the random-weight control's collapse (see [`Run::in_means`]).
     pub at_chance: bool,
 }
 
 impl Run {
+    /// Whether the run counts in means and differences. A net at chance is an outcome like any
+    /// other (the random-weight control's collapse is the paper's claim; leaving such runs out
+    /// would average only the survivors), except a base: a base at chance is a failed
+    /// reference, so its unit's variants are measured against the unit's other bases instead.
+    pub fn in_means(&self) -> bool {
+        !(self.at_chance && self.role == Role::Base)
+    }
+
     /// The paper's name for the run's variant (`baseB`, `BnB`, `AnB+`, `random`, …), whatever
     /// its target task; unknown labels stay as written.
     pub fn paper_variant(&self) -> String {
@@ -160,9 +168,9 @@ impl RunSet {
         self.runs.iter().filter(|run| run.at_chance)
     }
 
-    /// Runs that count toward means.
-    pub fn usable(&self) -> impl Iterator<Item = &Run> {
-        self.runs.iter().filter(|run| !run.at_chance)
+    /// Runs that count toward means (see [`Run::in_means`]).
+    pub fn in_means(&self) -> impl Iterator<Item = &Run> {
+        self.runs.iter().filter(|run| run.in_means())
     }
 }
 

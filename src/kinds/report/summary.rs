@@ -45,9 +45,10 @@ pub fn summary_markdown(
         .collect();
     let _ = writeln!(
         md,
-        "{}: {} chance-level runs left out of every mean, {} inputs skipped. Relations: {}.\n",
+        "{}: {} at chance, {} of them bases left out of every mean, {} inputs skipped. Relations: {}.\n",
         options.headline,
         set.chance_level().count(),
+        set.chance_level().filter(|run| !run.in_means()).count(),
         set.skipped.len(),
         if relations.is_empty() {
             "none".to_string()
@@ -76,7 +77,9 @@ pub fn summary_markdown(
          says its degrees of freedom (df). Two relations are compared with Welch's combination; paired contrasts \
          (AnB − BnB, AnB+ − BnB+) are fitted on the per-unit differences. baseB is the base of the tasks transfers \
          go into, one value per relation. A run is at chance when a one-sided binomial test of its correct count \
-         against 1/classes gives p ≥ {}: it is listed below and left out of every mean, figure and sentence.\n\n\
+         against 1/classes gives p ≥ {}: it is listed below and stays in every mean (chance is an outcome, and the \
+         random-weight control's collapse is one), except a base at chance, a failed reference, which is left out \
+         (its unit's variants are measured against the unit's other bases).\n\n\
          Each finding is tested as the paper states it. The paper's effect is carried over to this data set by error \
          rate (an effect of e points on the paper's baseB of r is e·(1 − ours)/(1 − r) here); the log-odds rule{} is \
          given beside it. A claim is *seen* when a two-sided t-test against zero rejects with \
@@ -128,7 +131,7 @@ pub fn summary_markdown(
 
     variance_components(&mut md, analysis);
 
-    md.push_str("## Chance-level runs (left out of every mean)\n\n");
+    md.push_str("## Runs at chance (in every mean but a base's)\n\n");
     let chance_level: Vec<_> = set.chance_level().collect();
     if chance_level.is_empty() {
         md.push_str("None: every run whose class and image counts are known is above chance.\n");
@@ -137,7 +140,7 @@ pub fn summary_markdown(
             let (classes, images) = (run.num_classes, run.images);
             let _ = writeln!(
                 md,
-                "- `{}` ({}, n = {}): top-1 {} on {images} images, {} right; guessing among {classes} gets at least as many with p = {:.3} (≥ {})",
+                "- `{}` ({}, n = {}): top-1 {} on {images} images, {} right; guessing among {classes} gets at least as many with p = {:.3} (≥ {}){}",
                 run.node,
                 run.variant,
                 run.layers_copied,
@@ -145,6 +148,7 @@ pub fn summary_markdown(
                 (run.top1 * images as f64).round(),
                 run.chance_p_value.unwrap_or(1.0),
                 options.chance_alpha,
+                if run.in_means() { "" } else { "; a base: left out" },
             );
         }
     }
@@ -185,14 +189,14 @@ fn cell_points(cell: Option<&RelationCell>) -> String {
         .unwrap_or_else(|| "—".into())
 }
 
-/// Runs in the cell, with the chance-level ones that are in no mean.
+/// Runs in the cell, with how many are at chance.
 fn cell_runs(cell: Option<&RelationCell>) -> String {
     match cell {
         None => "0".into(),
         Some(cell) if cell.chance_level.is_empty() => cell.runs.len().to_string(),
         Some(cell) => format!(
-            "{} (+{} at chance)",
-            cell.runs.len(),
+            "{} ({} at chance)",
+            cell.total_runs(),
             cell.chance_level.len()
         ),
     }
@@ -367,7 +371,7 @@ mod tests {
         );
         assert!(
             md.contains(
-                "2 variants, 4 runs: 1 chance-level runs left out of every mean, 1 inputs skipped."
+                "2 variants, 4 runs: 1 at chance, 0 of them bases left out of every mean, 1 inputs skipped."
             ),
             "{md}"
         );
@@ -376,7 +380,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("- **similar, He init: not measured.** random frozen layers are below baseB at n = 1–2 (their mean): no random runs above chance at n = 1–2"),
+            md.contains("- **similar, He init: not measured.** random frozen layers are below baseB at n = 1–2 (their mean): no random runs at n = 1–2"),
             "{md}"
         );
         assert!(md.contains("### 1. Fragile co-adaptation: BnB dips at middle n vs baseB"));
@@ -400,7 +404,7 @@ mod tests {
             "{with_paper}"
         );
         assert!(
-            with_paper.contains("| 4 | -2.53 | — | -7.30 | — | near chance | -68.00 | 1 of 2 |"),
+            with_paper.contains("| 4 | -2.53 | — | -7.30 | — | near chance | -69.75 | 1 of 2 |"),
             "{with_paper}"
         );
         assert!(with_paper.contains("- Paper (ImageNet, CaffeNet): BnB dips"));

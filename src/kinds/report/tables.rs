@@ -104,21 +104,24 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
     let _ = writeln!(md, "# {title}: results\n");
     let _ = writeln!(
         md,
-        "{} runs from {} evaluate nodes ({} skipped), {} variants; {} chance-level runs left out of every mean.\n",
+        "{} runs from {} evaluate nodes ({} skipped), {} variants; {} at chance, {} of them bases left out of every mean.\n",
         set.runs.len(),
         set.runs.len() + set.skipped.len(),
         set.skipped.len(),
         analysis.variant_count(),
         set.chance_level().count(),
+        set.chance_level().filter(|run| !run.in_means()).count(),
     );
     md.push_str(
         "The unit of replication is the split (or, where a relation has a single split, each of its seeds). \
          Δ is a variant's difference from the base net on the same split and target task, in accuracy points \
          (1 point = 0.01 top-1); a split's Δ averages its target tasks. The per-split tables give each split's \
-         own numbers, with no interval for Δ (one split is one unit). The pooled table averages the units, \
-         with 95% Student t-intervals across them (mean ± t(0.975, u − 1)·sd/√u); its baseB is the base of \
-         the tasks transfers go into, the same one every Δ subtracts. Chance-level runs (not distinguishable \
-         from guessing by a one-sided binomial test) are listed but in no mean. Top-5 is left out for tasks \
+         own numbers, with no interval for Δ (one split is one unit). The pooled table averages the units: \
+         top-1 with a 95% Student t-interval across them (mean ± t(0.975, u − 1)·sd/√u), Δ with the curve \
+         model's interval and its df (see the summary's methods); its baseB is the base of the tasks \
+         transfers go into, the same one every Δ subtracts. Runs at chance (not distinguishable from guessing \
+         by a one-sided binomial test) are counted in `runs` and stay in the means, except a base at chance, \
+         which is no reference and is left out. Top-5 is left out for tasks \
          of five classes or fewer, where it is 1 by construction.\n\n",
     );
 
@@ -136,9 +139,9 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
             );
             let _ = writeln!(md, "|---|---|---|---|---|---|{top5_rule}---|");
         }
-        let mut runs = cell.runs.len().to_string();
+        let mut runs = cell.total_runs.to_string();
         if cell.chance_level_runs > 0 {
-            let _ = write!(runs, " (+{} at chance)", cell.chance_level_runs);
+            let _ = write!(runs, " ({} at chance)", cell.chance_level_runs);
         }
         let top5 = if show_top5 {
             format!(
@@ -186,9 +189,9 @@ pub fn results_markdown(analysis: &Analysis, title: &str) -> String {
             .flatten();
         let (difference, difference_interval, degrees) = relative_columns(effect);
         let top1 = cell.top1.sample();
-        let mut runs = cell.runs.len().to_string();
+        let mut runs = cell.total_runs().to_string();
         if !cell.chance_level.is_empty() {
-            let _ = write!(runs, " (+{} at chance)", cell.chance_level.len());
+            let _ = write!(runs, " ({} at chance)", cell.chance_level.len());
         }
         let _ = writeln!(
             md,
@@ -322,10 +325,11 @@ mod tests {
             .iter()
             .filter(|row| row[column("variant")] == "random")
             .collect();
+        // Runs at chance are outcomes: flagged, and measured against their base like any other.
         assert!(random
             .iter()
             .all(|row| row[column("chance_level")] == "true"
-                && row[column("delta_vs_base_points")].is_empty()));
+                && !row[column("delta_vs_base_points")].is_empty()));
         let top1: f64 = rows[1][column("top1")].parse().unwrap();
         assert!((0.0..=1.0).contains(&top1));
     }
@@ -364,7 +368,7 @@ mod tests {
             "{md}"
         );
         assert!(
-            md.contains("| B | random | 5 | 0 (+3 at chance) | — |"),
+            md.contains("| B | random | 5 | 3 (3 at chance) | 0.1"),
             "{md}"
         );
         assert!(
@@ -372,7 +376,7 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("`weird,name`"));
-        assert!(md.contains("Student t-intervals across them"));
+        assert!(md.contains("Student t-interval across them"));
     }
 
     #[test]
