@@ -10,19 +10,22 @@ tpipe = os.environ["TPIPE"]
 seeds, batches = int(sys.argv[1]), sys.argv[2:]
 
 
-def metric(batch, backend, node, key):
+def metric(batch, backend, node, path):
     record = subprocess.run(
         [tpipe, "show", f"batch{batch}.yaml", node, "--cache", f"cache-{batch}-{backend}", "--json"],
         check=True, capture_output=True, text=True).stdout
-    return json.loads(record)["metrics"][key]
+    value = json.loads(record)["metrics"]
+    for key in path:
+        value = value[key]
+    return value
 
 
 for batch in batches:
     nets = [(task, seed) for task in "AB" for seed in range(seeds)]
-    for label, node, key in [("held-out top-1", "eval_base{}_s{}", "top1"),
-                             ("training accuracy", "base{}_s{}", "train_accuracy")]:
-        diffs = [100 * (metric(batch, "native", node.format(*net), key)
-                        - metric(batch, "flex", node.format(*net), key)) for net in nets]
+    for label, node, path in [("held-out top-1", "eval_base{}_s{}", ("scores", "top1")),
+                              ("training accuracy", "base{}_s{}", ("train_accuracy",))]:
+        diffs = [100 * (metric(batch, "native", node.format(*net), path)
+                        - metric(batch, "flex", node.format(*net), path)) for net in nets]
         n = len(diffs)
         half = stats.t.ppf(0.975, n - 1) * stdev(diffs) / n ** 0.5
         wilcoxon = stats.wilcoxon(diffs).pvalue if any(diffs) else 1.0
