@@ -1,8 +1,9 @@
-"""The grid of pipelines/paper.yaml as a plain PyTorch script, to time against `tpipe run`.
+"""The grid of benches/paper-180.yaml as a plain PyTorch script, to time against `tpipe run`.
 
 What a researcher would write without tpipe: one process, the nets trained one after another,
 the base nets kept in memory, no cache (a transfer's frozen layers run under torch.no_grad() in
-every step). Same grid as pipelines/paper.yaml (Yosinski et al. 2014 on Fashion-MNIST):
+every step). The same grid as benches/paper-180.yaml (pipelines/paper.yaml until 2026-12-05;
+Yosinski et al. 2014 on Fashion-MNIST):
 
 - 3 "similar" splits (seed 0, 1, 2, random 5/5 classes): baseA, baseB; for n = 1..7 and source
   A, B the transfer into B with layers 1..n copied and frozen ({source}{n}B) or copied and

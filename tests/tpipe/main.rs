@@ -17,6 +17,7 @@ mod end_to_end;
 mod hermetic;
 mod keys;
 mod processes;
+mod readme;
 mod remotes;
 mod reruns;
 #[cfg(feature = "ml")]
