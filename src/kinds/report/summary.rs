@@ -45,9 +45,8 @@ pub fn summary_markdown(
         .collect();
     let _ = writeln!(
         md,
-        "{}: {} at chance, {} of them bases left out of every mean, {} inputs skipped. Relations: {}.\n",
+        "{}; {} bases at chance left out of every mean, {} inputs skipped. Relations: {}.\n",
         options.headline,
-        set.chance_level().count(),
         set.chance_level().filter(|run| !run.in_means()).count(),
         set.skipped.len(),
         if relations.is_empty() {
@@ -371,7 +370,7 @@ mod tests {
         );
         assert!(
             md.contains(
-                "2 variants, 4 runs: 1 at chance, 0 of them bases left out of every mean, 1 inputs skipped."
+                "2 variants, 4 runs; 0 bases at chance left out of every mean, 1 inputs skipped."
             ),
             "{md}"
         );
