@@ -10,7 +10,7 @@
 # the Debian package) read at 32×32×3, so the colour path, crop and flip run too; the
 # 8-16-16-16-16 / 64-64 net, 12 epochs; SEEDS random splits × tasks A and B = 2·SEEDS nets per
 # backend and batch size. Batch 16 leaves a last batch of one image each epoch, batch 15 none.
-# 50 seeds took 8 minutes on 2 cores (4 × 100 trainings; Intel Xeon, 2026-12-05). Needs a
+# 50 seeds took 8-9 minutes on 2 cores (4 × 100 trainings; Intel Xeon, 2026-12-05). Needs a
 # built tpipe (TPIPE, default target/release/tpipe) and a Python with SciPy (PYTHON, default
 # the virtualenv .ci/run makes, after `pip install scipy` in it).
 set -euo pipefail
