@@ -5,8 +5,9 @@
 //! learning rate), `trace.safetensors` (the start, each step's inputs, labels and masks), and
 //! after a run `torch-float64.safetensors` / `torch-float32.safetensors`.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Command, Stdio};
 
 use safetensors::tensor::TensorView;
 use safetensors::Dtype;
@@ -14,10 +15,10 @@ use tpipe_ml::{LayerState, TrainingState, TrainingTrace, LAYER_NAMES};
 
 use crate::{Case, StepOutcome};
 
-/// The script, beside this crate's manifest.
-pub fn script() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("torch_reference.py")
-}
+/// The script, compiled in: Python reads it from stdin, so a test binary finds it wherever the
+/// checkout it was built from has moved (a target dir shared between checkouts keeps a build
+/// whose manifest path is another checkout's).
+const SCRIPT: &str = include_str!("../torch_reference.py");
 
 /// What can go wrong talking to PyTorch.
 #[derive(Debug, thiserror::Error)]
@@ -111,20 +112,33 @@ impl Torch {
     ) -> Result<(), TorchError> {
         let mut command = Command::new(&self.python);
         command
-            .arg(script())
+            .arg("-")
             .args(["--dtype", precision.word()])
-            .env("OMP_NUM_THREADS", "1");
+            .env("OMP_NUM_THREADS", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         if let Some(teacher) = teacher {
             command.args(["--teacher", &teacher.output_file()]);
         }
         command.args(cases);
-        let output = command.output().map_err(|source| TorchError::Io {
+        let io_error = |source| TorchError::Io {
             path: self.python.clone(),
             source,
-        })?;
+        };
+        let mut child = command.spawn().map_err(io_error)?;
+        // The script (9 kB) fits in a pipe's buffer (64 kB): writing it whole before
+        // reading the output cannot deadlock.
+        let written = child
+            .stdin
+            .take()
+            .expect("stdin is piped")
+            .write_all(SCRIPT.as_bytes());
+        let output = child.wait_with_output().map_err(io_error)?;
+        written.map_err(io_error)?;
         if !output.status.success() {
             return Err(TorchError::Failed {
-                command: format!("{} {}", self.python.display(), script().display()),
+                command: format!("{} torch_reference.py (on stdin)", self.python.display()),
                 output: String::from_utf8_lossy(&output.stderr).into_owned(),
             });
         }
