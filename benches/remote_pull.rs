@@ -88,6 +88,7 @@ fn synthetic_entry(cache: &Cache, size: usize) -> Record {
         outputs,
         metrics: Metrics::from_value(&serde_json::json!({ "top1": 0.62, "epochs": 10 })),
         headline: None,
+        signatures: Vec::new(),
         provenance: Provenance {
             tool_version: env!("CARGO_PKG_VERSION").into(),
             host: "bench".into(),
