@@ -2,7 +2,12 @@
 //! folder, a WebDAV server (nginx) or an S3 server (moto), all on this machine. Everything goes
 //! through the real binary, as a teammate would use it.
 
+#[cfg(feature = "remote")]
+mod authenticated;
+#[cfg(feature = "remote")]
+mod failing;
 pub mod servers;
+mod trust;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
