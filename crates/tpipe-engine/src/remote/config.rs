@@ -62,7 +62,7 @@ impl ConfigFile {
             Err(error) => {
                 return Err(RemoteError::Config {
                     remote: path.display().to_string(),
-                    reason: ConfigProblem::ReadFile(error),
+                    reason: Box::new(ConfigProblem::ReadFile(error)),
                 })
             }
         };
@@ -70,7 +70,7 @@ impl ConfigFile {
             .map(Some)
             .map_err(|error| RemoteError::Config {
                 remote: path.display().to_string(),
-                reason: ConfigProblem::Toml(error),
+                reason: Box::new(ConfigProblem::Toml(error)),
             })
     }
 }
@@ -152,10 +152,10 @@ impl RemoteChoice {
         let location =
             RemoteLocation::parse(&text, &dir).map_err(|problem| RemoteError::Config {
                 remote: without_userinfo(&text),
-                reason: ConfigProblem::Location {
+                reason: Box::new(ConfigProblem::Location {
                     problem,
                     origin: origin.clone(),
-                },
+                }),
             })?;
         Ok(Some(RemoteSpec {
             location,
@@ -180,7 +180,7 @@ impl RemoteChoice {
                     .add_config_file(path, owner, config.access_keys())
                     .map_err(|reason| RemoteError::Config {
                         remote: path.display().to_string(),
-                        reason,
+                        reason: Box::new(reason),
                     })?;
             }
         }

@@ -49,7 +49,8 @@ pub enum RemoteError {
     #[error("remote `{remote}` cannot be used: {reason}")]
     Config {
         remote: String,
-        reason: ConfigProblem,
+        /// Boxed: a large problem would make every `Result` of a remote as large.
+        reason: Box<ConfigProblem>,
     },
     #[error("cannot reach remote `{remote}`: {cause}")]
     Unreachable { remote: String, cause: String },

@@ -54,7 +54,7 @@ pub struct StoreRemote {
 /// What an upload does with the record under its key.
 enum RecordPlan {
     /// Write this record (ours, signed if we sign).
-    Write(Record),
+    Write(Box<Record>),
     /// The remote's record stands: it is ours, or carries our signature.
     Keep,
     /// The remote's record describes other outputs of the same action, which the trust rule
@@ -84,7 +84,7 @@ impl StoreRemote {
         let name = spec.location.to_string();
         let config_error = |reason| RemoteError::Config {
             remote: name.clone(),
-            reason,
+            reason: Box::new(reason),
         };
         let access = &settings.access;
         let trust = access.trust_policy().map_err(config_error)?;
@@ -374,17 +374,17 @@ impl StoreRemote {
         let mut signed = ours.clone();
         signer.sign_record(&mut signed);
         let Some(bytes) = self.get(&record_path(&ours.key))? else {
-            return Ok(RecordPlan::Write(signed));
+            return Ok(RecordPlan::Write(Box::new(signed)));
         };
         let Ok(theirs) = check_record(&ours.key, &bytes) else {
             // A damaged record is replaced by a whole one.
-            return Ok(RecordPlan::Write(signed));
+            return Ok(RecordPlan::Write(Box::new(signed)));
         };
         if theirs.content != ours.content {
             // Another build of the same action: a trusted one stays, any other gives way.
             return Ok(match self.trust.check(&theirs) {
                 Ok(Some(_)) => RecordPlan::KeepOtherOutputs,
-                _ => RecordPlan::Write(signed),
+                _ => RecordPlan::Write(Box::new(signed)),
             });
         }
         let our_signature = signed.signatures.last().expect("just signed").clone();
@@ -396,7 +396,7 @@ impl StoreRemote {
         merged.retain(|signature| !signed.signatures.contains(signature));
         merged.extend(signed.signatures);
         signed.signatures = merged;
-        Ok(RecordPlan::Write(signed))
+        Ok(RecordPlan::Write(Box::new(signed)))
     }
 
     /// Uploads an entry of `cache`: each missing blob (read back and verified first), then the
@@ -422,14 +422,14 @@ impl StoreRemote {
         let record_path = record_path(&record.key);
         let plan = match &self.signer {
             Some(signer) => self.signed_record_plan(signer, &shared)?,
-            None if self.size(&record_path)?.is_none() => RecordPlan::Write(shared),
+            None if self.size(&record_path)?.is_none() => RecordPlan::Write(Box::new(shared)),
             None => RecordPlan::Keep,
         };
         let to_write = match plan {
             // Its outputs are not ours: ours are not needed there.
             RecordPlan::KeepOtherOutputs => return Ok(PushOutcome::AlreadyThere),
             RecordPlan::Keep => None,
-            RecordPlan::Write(record) => Some(record),
+            RecordPlan::Write(record) => Some(*record),
         };
         let mut blobs = 0;
         let mut bytes_uploaded = 0;
