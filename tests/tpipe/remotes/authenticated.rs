@@ -194,3 +194,41 @@ fn credentials_are_never_sent_over_plain_http_to_another_machine() {
     );
     assert!(!format!("{stdout}{stderr}").contains(PASSWORD));
 }
+
+/// A lab's own CA serves an S3 endpoint of its own (MinIO, Ceph) as it serves WebDAV: the
+/// bundle is read for S3 too, and one that is not there is a clear error, not ignored.
+#[test]
+fn an_s3_remote_reads_the_labs_ca_bundle_too() {
+    let server = super::servers::S3Server::start();
+    let remote = server.url("team/cache");
+    let certificates = tempfile::tempdir().unwrap();
+    let ca = TestCa::generate(certificates.path());
+    let alice = Project::new(PIPELINE);
+    run(&alice, &["--no-remote"], &[]);
+
+    let missing = certificates.path().join("no-such-ca.pem");
+    let mut command = tpipe(
+        &alice,
+        &["cache", "push", "pipeline.yaml", "--remote", &remote],
+    );
+    command
+        .envs(server.environment())
+        .env("TPIPE_CA_BUNDLE", &missing);
+    let (output, _, stderr) = output_of(command);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "cannot read the CA bundle `{}`",
+            missing.display()
+        )) && stderr.contains("TPIPE_CA_BUNDLE"),
+        "{stderr}"
+    );
+
+    let mut environment = server.environment();
+    environment.push((
+        "TPIPE_CA_BUNDLE".to_string(),
+        ca.ca_certificate.display().to_string(),
+    ));
+    let stdout = cache_push(&alice, &remote, &environment);
+    assert!(stdout.contains("pushed 4 records and 4 blobs"), "{stdout}");
+}

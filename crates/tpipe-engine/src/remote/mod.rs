@@ -147,6 +147,10 @@ pub enum ConfigProblem {
     },
     #[error("`client_certificate` and `client_key` go together (only {0} is set)")]
     HalfClientIdentity(&'static str),
+    #[error("the credentials from {origin} hold characters an HTTP header cannot carry (hint: a token or password of printable ASCII)")]
+    UnsendableCredentials { origin: String },
+    #[error("cannot set up HTTPS with these certificates: {0}")]
+    HttpClient(String),
 }
 
 impl RemoteError {

@@ -66,11 +66,8 @@ fn http_client(
         .user_agent(concat!("tpipe/", env!("CARGO_PKG_VERSION")));
     if let Some(found) = credentials {
         let mut value = reqwest::header::HeaderValue::from_str(&found.credentials.authorization())
-            .map_err(|_| ConfigProblem::Certificate {
-                what: "credentials",
-                path: Default::default(),
+            .map_err(|_| ConfigProblem::UnsendableCredentials {
                 origin: found.source.clone(),
-                cause: "they hold characters a header cannot carry".into(),
             })?;
         // Kept out of debug output and of HTTP/2 header compression tables.
         value.set_sensitive(true);
@@ -115,12 +112,9 @@ fn http_client(
         (None, Some(_)) => return Err(ConfigProblem::HalfClientIdentity("client_key")),
         (None, None) => {}
     }
-    builder.build().map_err(|error| ConfigProblem::Certificate {
-        what: "TLS settings",
-        path: Default::default(),
-        origin: "the HTTP client".into(),
-        cause: error.to_string(),
-    })
+    builder
+        .build()
+        .map_err(|error| ConfigProblem::HttpClient(error.to_string()))
 }
 
 /// The host and port a URL names (`https://host:8443/x` → `host`, 8443).
@@ -266,8 +260,25 @@ impl ObjectStoreRemote {
         if !credentials_named {
             return Err(ConfigProblem::NoS3Credentials);
         }
+        // A lab's own CA serves a MinIO or Ceph endpoint as it serves a WebDAV server.
+        let mut options = client_options();
+        for bundle in &settings.access.ca_bundles {
+            let bytes = read_named_file(bundle, "CA bundle")?;
+            let certificates =
+                object_store::Certificate::from_pem_bundle(&bytes).map_err(|error| {
+                    ConfigProblem::Certificate {
+                        what: "CA bundle",
+                        path: bundle.value.clone(),
+                        origin: bundle.origin.clone(),
+                        cause: error.to_string(),
+                    }
+                })?;
+            for certificate in certificates {
+                options = options.with_root_certificate(certificate);
+            }
+        }
         let mut builder = AmazonS3Builder::new()
-            .with_client_options(client_options())
+            .with_client_options(options)
             .with_retry(retry_config());
         for (name, value) in &settings.aws {
             if let Ok(key) = name.to_ascii_lowercase().parse::<AmazonS3ConfigKey>() {
