@@ -63,3 +63,24 @@ fn a_server_that_fails_every_upload_stops_the_pushes_once_and_push_sums_it_up() 
         "{stdout}\n{stderr}"
     );
 }
+
+#[test]
+fn a_server_that_fails_every_read_is_asked_no_more_after_a_few_errors_in_a_row() {
+    let server = WebDavServer::start();
+    let remote = server.url("broken/cache");
+    let alice = Project::new(TWELVE);
+    let (statuses, warnings) = run(&alice, &["--remote", &remote], &[]);
+    assert!(all(&statuses, "built"), "{statuses:?}");
+    let given_up: Vec<&String> = warnings
+        .iter()
+        .filter(|warning| warning.contains("requests in a row failed with a server error"))
+        .collect();
+    assert_eq!(given_up.len(), 1, "{warnings:?}");
+    assert!(given_up[0].contains("not asking it again"), "{given_up:?}");
+    // The errors before the third, and lookups already under way on the other threads.
+    assert!(warnings.len() <= 5, "{warnings:?}");
+    assert!(
+        warnings.iter().all(|warning| !warning.contains('<')),
+        "{warnings:?}"
+    );
+}

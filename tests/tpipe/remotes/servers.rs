@@ -250,6 +250,10 @@ http {{
     location /forbidden/ {{
       deny all;
     }}
+    # Every request fails with nginx's HTML error page, like a server that is broken.
+    location /broken/ {{
+      return 500;
+    }}
     # Reads work, every upload fails with nginx's HTML error page, like a server whose worker
     # cannot write its root.
     location /failing/ {{
