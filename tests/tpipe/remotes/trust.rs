@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::{all, ok, output_of, run, status, tpipe, PIPELINE};
+use super::{all, give_action_to_job, ok, output_of, run, status, tpipe, PIPELINE};
 use crate::support::Project;
 
 /// `tpipe key generate NAME --output FILE` in `project`: the secret key's file and the public
@@ -228,15 +228,8 @@ fn exec_node_refuses_an_input_no_trusted_key_signed() {
     let shared = tempfile::tempdir().unwrap();
     let remote = shared.path().to_str().unwrap().to_string();
     let alice = pushed_by(shared.path(), None);
-    let total = alice.record_of("total");
-    let key = total.key.to_hex();
     let job = Project::new(PIPELINE);
-    std::fs::create_dir_all(job.path("job-cache/actions")).unwrap();
-    std::fs::copy(
-        alice.session().cache.action_path(&total.key),
-        job.path(&format!("job-cache/actions/{key}.json")),
-    )
-    .unwrap();
+    let key = give_action_to_job(&alice, "total", &job);
     let mut command = tpipe(
         &job,
         &[
