@@ -272,11 +272,16 @@ pub fn verify(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
     for key in &actions {
         if let Err(error) = cache.read_action(key) {
             problems += 1;
-            writeln!(
-                out,
-                "damaged action {}: {error} (the next `tpipe run` that reaches it rewrites it)",
-                key.short()
-            )?;
+            // A run writes a node's action again before it builds the node; while the node's
+            // record is good nothing reads its action, so say how to rewrite it now.
+            let fix = match cache.read_record(key) {
+                Ok(Some(record)) => format!(
+                    "node `{}` is built, so nothing reads it now; `tpipe run FILE --force {}` writes it again",
+                    record.node, record.node
+                ),
+                _ => "the next `tpipe run` that builds its node writes it again".to_string(),
+            };
+            writeln!(out, "damaged action {}: {error} ({fix})", key.short())?;
         }
     }
     writeln!(

@@ -155,9 +155,14 @@ fn a_damaged_action_is_reported_by_verify_and_rewritten_by_the_run_that_builds_i
     assert!(
         stdout.contains(&format!("damaged action {}", key.short()))
             && stdout.contains("does not describe key")
+            && stdout.contains("`tpipe run FILE --force one` writes it again")
             && stdout.contains("2 actions: 1 problem"),
         "{stdout}"
     );
+    // A run that finds the node built reads no action, and leaves it as it is…
+    assert_eq!(named(&project.run(), "cached").len(), 2);
+    assert_eq!(verify().0, Some(1));
+    // …one that builds the node writes its action first.
     let summary = project.run_with(tpipe::exec::RunOptions {
         force: vec!["one".to_string()],
         ..tpipe::exec::RunOptions::default()
