@@ -10,7 +10,7 @@
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
-use ed25519_dalek::{Signer as _, Verifier as _};
+use ed25519_dalek::Signer as _;
 
 use crate::hash::ContentHash;
 use crate::record::{Record, RECORD_FORMAT};
@@ -167,9 +167,11 @@ impl PublicKey {
         &self.name
     }
 
+    /// Strict verification: refuses weak keys and malleable signatures, so a signature is
+    /// valid for one message only (libsodium, which Nix uses, refuses the same).
     fn verifies(&self, message: &[u8], signature: &[u8; 64]) -> bool {
         self.key
-            .verify(message, &ed25519_dalek::Signature::from_bytes(signature))
+            .verify_strict(message, &ed25519_dalek::Signature::from_bytes(signature))
             .is_ok()
     }
 }

@@ -94,20 +94,22 @@ impl StoreRemote {
         } else {
             access.signing_key().map_err(config_error)?
         };
-        let mut credentials = None;
-        let store: Box<dyn RemoteStore> = match &spec.location {
-            RemoteLocation::Directory(path) => Box::new(DirectoryStore::new(path.clone())),
+        // Only a WebDAV remote finds credentials of ours (S3's are the AWS variables).
+        let (store, credentials): (Box<dyn RemoteStore>, _) = match &spec.location {
+            RemoteLocation::Directory(path) => (Box::new(DirectoryStore::new(path.clone())), None),
             #[cfg(feature = "remote")]
             RemoteLocation::WebDav(url) => {
                 let (store, found) =
                     super::object::ObjectStoreRemote::webdav(url, access).map_err(config_error)?;
-                credentials = found.map(|found| found.credentials);
-                Box::new(store)
+                (Box::new(store), found.map(|found| found.credentials))
             }
             #[cfg(feature = "remote")]
-            RemoteLocation::S3 { bucket, prefix } => Box::new(
-                super::object::ObjectStoreRemote::s3(bucket, prefix, settings)
-                    .map_err(config_error)?,
+            RemoteLocation::S3 { bucket, prefix } => (
+                Box::new(
+                    super::object::ObjectStoreRemote::s3(bucket, prefix, settings)
+                        .map_err(config_error)?,
+                ),
+                None,
             ),
             #[cfg(not(feature = "remote"))]
             _ => return Err(config_error(super::ConfigProblem::NotCompiledIn)),
