@@ -53,6 +53,25 @@ fn read_named_file(
     })
 }
 
+/// The certificates of every CA bundle the settings name (`ca_bundle`, `SSL_CERT_FILE`), parsed
+/// by the client that takes them: reqwest's for WebDAV, object_store's for S3.
+fn lab_certificates<Certificate, Error: std::fmt::Display>(
+    access: &AccessSettings,
+    parse: impl Fn(&[u8]) -> Result<Vec<Certificate>, Error>,
+) -> Result<Vec<Certificate>, ConfigProblem> {
+    let mut certificates = Vec::new();
+    for bundle in &access.ca_bundles {
+        let bytes = read_named_file(bundle, "CA bundle")?;
+        certificates.extend(parse(&bytes).map_err(|error| ConfigProblem::Certificate {
+            what: "CA bundle",
+            path: bundle.value.clone(),
+            origin: bundle.origin.clone(),
+            cause: error.to_string(),
+        })?);
+    }
+    Ok(certificates)
+}
+
 /// The WebDAV client: the timeouts below, the credentials found for the host, the lab's CAs on
 /// top of the system's, and the client certificate if one is set.
 fn http_client(
@@ -75,18 +94,10 @@ fn http_client(
         headers.insert(reqwest::header::AUTHORIZATION, value);
         builder = builder.default_headers(headers);
     }
-    for bundle in &access.ca_bundles {
-        let bytes = read_named_file(bundle, "CA bundle")?;
-        let certificates = reqwest::Certificate::from_pem_bundle(&bytes).map_err(|error| {
-            ConfigProblem::Certificate {
-                what: "CA bundle",
-                path: bundle.value.clone(),
-                origin: bundle.origin.clone(),
-                cause: error.to_string(),
-            }
-        })?;
-        builder = builder.tls_certs_merge(certificates);
-    }
+    builder = builder.tls_certs_merge(lab_certificates(
+        access,
+        reqwest::Certificate::from_pem_bundle,
+    )?);
     match (&access.client_certificate, &access.client_key) {
         (Some(certificate), Some(key)) => {
             let mut pem = read_named_file(certificate, "client certificate")?;
@@ -262,20 +273,10 @@ impl ObjectStoreRemote {
         }
         // A lab's own CA serves a MinIO or Ceph endpoint as it serves a WebDAV server.
         let mut options = client_options();
-        for bundle in &settings.access.ca_bundles {
-            let bytes = read_named_file(bundle, "CA bundle")?;
-            let certificates =
-                object_store::Certificate::from_pem_bundle(&bytes).map_err(|error| {
-                    ConfigProblem::Certificate {
-                        what: "CA bundle",
-                        path: bundle.value.clone(),
-                        origin: bundle.origin.clone(),
-                        cause: error.to_string(),
-                    }
-                })?;
-            for certificate in certificates {
-                options = options.with_root_certificate(certificate);
-            }
+        for certificate in
+            lab_certificates(&settings.access, object_store::Certificate::from_pem_bundle)?
+        {
+            options = options.with_root_certificate(certificate);
         }
         let mut builder = AmazonS3Builder::new()
             .with_client_options(options)
