@@ -1,13 +1,15 @@
 //! What pulling a trained network from a remote costs, to weigh against training it.
 //!
 //! Builds one synthetic entry (a record and an incompressible blob of each size asked for),
-//! pushes it to a shared folder, a WebDAV server (nginx) and an S3 server (moto) on loopback,
-//! then times fetching it into an empty cache: download, size and blake3 checks, admission
-//! into the cache. Also times a lookup of a key the remote lacks, which is what every node
-//! that is not shared yet pays during `tpipe run --remote`.
+//! pushes it, signed, to a shared folder, a WebDAV server (nginx) and an S3 server (moto) on
+//! loopback, then times fetching it into an empty cache with signatures required: download,
+//! the signature checked against the trusted key, size and blake3 checks, admission into the
+//! cache. Also times a lookup of a key the remote lacks, which is what every node that is not
+//! shared yet pays during `tpipe run --remote`, and what signing and verifying one entry cost
+//! on their own.
 //!
 //! ```text
-//! cargo bench --no-default-features --features remote --bench remote_pull -- [--sizes 1,5] [--iterations 10]
+//! cargo bench --no-default-features --features remote --bench remote_pull -- [--sizes 1,5] [--iterations 10] [--unsigned]
 //! ```
 
 #[path = "../tests/tpipe/remotes/servers.rs"]
@@ -20,17 +22,22 @@ use std::time::{Duration, Instant};
 use tpipe::cache::Cache;
 use tpipe::hash::ContentHash;
 use tpipe::record::{Metrics, OutputRef, Provenance, Record, RECORD_FORMAT};
+use tpipe::remote::access::{AccessSettings, Named};
 use tpipe::remote::{RemoteLocation, RemoteSettings, RemoteSpec, StoreRemote};
+use tpipe::signature::{SigningKey, TrustPolicy};
 
 struct Options {
     sizes_mib: Vec<usize>,
     iterations: usize,
+    /// Push unsigned and pull without the trust rule (the figures before issue 21).
+    unsigned: bool,
 }
 
 fn options() -> Options {
     let mut options = Options {
         sizes_mib: vec![1, 5],
         iterations: 10,
+        unsigned: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -48,6 +55,7 @@ fn options() -> Options {
                     .and_then(|count| count.parse().ok())
                     .expect("--iterations takes a number")
             }
+            "--unsigned" => options.unsigned = true,
             // `cargo bench` passes `--bench`; anything else is not ours either.
             _ => {}
         }
@@ -88,6 +96,7 @@ fn synthetic_entry(cache: &Cache, size: usize) -> Record {
         outputs,
         metrics: Metrics::from_value(&serde_json::json!({ "top1": 0.62, "epochs": 10 })),
         headline: None,
+        signatures: Vec::new(),
         provenance: Provenance {
             tool_version: env!("CARGO_PKG_VERSION").into(),
             host: "bench".into(),
@@ -165,6 +174,49 @@ fn bench_remote(
     );
 }
 
+/// What signing a record and checking its signature cost alone, per entry.
+fn bench_signatures(key: &SigningKey, record: &Record) {
+    const ROUNDS: u32 = 2000;
+    let policy = TrustPolicy::new(vec![key.public_key()], true);
+    let mut signed = record.clone();
+    let clock = Instant::now();
+    for _ in 0..ROUNDS {
+        signed.signatures.clear();
+        key.sign_record(&mut signed);
+    }
+    let signing = clock.elapsed() / ROUNDS;
+    let clock = Instant::now();
+    for _ in 0..ROUNDS {
+        assert!(policy.check(&signed).unwrap().is_some());
+    }
+    let verifying = clock.elapsed() / ROUNDS;
+    println!(
+        "signatures: signing {:.1} µs, verifying {:.1} µs per entry (mean of {ROUNDS})",
+        signing.as_secs_f64() * 1e6,
+        verifying.as_secs_f64() * 1e6
+    );
+}
+
+/// A signing key in a private file, and access settings that sign with it and trust only it.
+fn signed_access(folder: &Path) -> (SigningKey, AccessSettings) {
+    let key = SigningKey::generate("bench").unwrap();
+    let file = folder.join("bench.key");
+    tpipe::private_file::create(&file, &key.to_secret_text(), "signing key").unwrap();
+    let origin = "the bench".to_string();
+    let access = AccessSettings {
+        signing_key: Some(Named {
+            value: file,
+            origin: origin.clone(),
+        }),
+        trusted_keys: vec![Named {
+            value: key.public_key().to_string(),
+            origin,
+        }],
+        ..AccessSettings::default()
+    };
+    (key, access)
+}
+
 fn main() {
     let options = options();
     let sources = tempfile::tempdir().unwrap();
@@ -178,13 +230,28 @@ fn main() {
             (size, cache, record)
         })
         .collect();
-    println!("pulling a record and its weights blob into an empty cache ({} runs each; loopback servers)", options.iterations);
+    let keys = tempfile::tempdir().unwrap();
+    let (key, access) = signed_access(keys.path());
+    bench_signatures(&key, &sizes[0].2);
+    let signed = if options.unsigned {
+        RemoteSettings::default()
+    } else {
+        RemoteSettings {
+            access,
+            ..RemoteSettings::default()
+        }
+    };
+    println!(
+        "pulling a record and its weights blob into an empty cache, {} ({} runs each; loopback servers)",
+        if options.unsigned { "unsigned" } else { "signed, signatures required" },
+        options.iterations
+    );
 
     let shared = tempfile::tempdir().unwrap();
     bench_remote(
         "directory",
         RemoteLocation::Directory(shared.path().to_path_buf()),
-        &RemoteSettings::default(),
+        &signed,
         &sizes,
         options.iterations,
     );
@@ -192,13 +259,7 @@ fn main() {
     match std::panic::catch_unwind(servers::WebDavServer::start) {
         Ok(server) => {
             let location = RemoteLocation::parse(&server.url("bench"), Path::new("/")).unwrap();
-            bench_remote(
-                "webdav",
-                location,
-                &RemoteSettings::default(),
-                &sizes,
-                options.iterations,
-            );
+            bench_remote("webdav", location, &signed, &sizes, options.iterations);
         }
         Err(_) => println!("webdav     skipped: nginx could not start (see above)"),
     }
@@ -208,6 +269,7 @@ fn main() {
             let location = RemoteLocation::parse(&server.url("bench"), Path::new("/")).unwrap();
             let settings = RemoteSettings {
                 aws: server.environment(),
+                ..signed.clone()
             };
             bench_remote("s3", location, &settings, &sizes, options.iterations);
         }

@@ -69,12 +69,50 @@ pub fn show(
         .map_err(|error| Failure::failed(error.to_string()))?;
     writeln!(out)?;
     if !json_only {
+        writeln!(out, "\n{}", signed_by(session, &record))?;
         if let Some((heading, rows)) = training_curve(&record.metrics.to_value(), CURVE_EPOCHS) {
             writeln!(out, "\n{heading}")?;
             super::table::write_rows(out, &rows)?;
         }
     }
     Ok(exit::SUCCESS)
+}
+
+/// Who signed a record, judged by the trust rule of the project's configuration.
+fn signed_by(session: &Session, record: &crate::record::Record) -> String {
+    if record.signatures.is_empty() {
+        return match &record.provenance.fetched_from {
+            Some(remote) => {
+                format!("not signed (fetched from `{remote}`, which did not require it)")
+            }
+            None => "not signed: built here (records are signed when pushed with a `signing_key`)"
+                .to_string(),
+        };
+    }
+    let choice = crate::remote::RemoteChoice::from_environment(&session.project_dir);
+    let policy = choice
+        .settings(crate::remote::RemoteSettings::from_environment())
+        .map_err(|error| error.to_string())
+        .and_then(|settings| {
+            settings
+                .access
+                .trust_policy()
+                .map_err(|error| error.to_string())
+        });
+    match policy {
+        Ok(policy) => {
+            let signers: Vec<String> = policy
+                .signers(record)
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            format!("signed by {}", signers.join(", "))
+        }
+        Err(error) => format!(
+            "signed {} times (whether by trusted keys is unknown: {error})",
+            record.signatures.len()
+        ),
+    }
 }
 
 /// How many of a training's last epochs `show` prints.
@@ -229,11 +267,29 @@ pub fn verify(cache: &Cache, out: &mut impl Write) -> Result<u8, Failure> {
             }
         }
     }
+    // An action must describe its key: `exec-node` and cluster jobs build from it alone.
+    let actions = cache.action_keys().map_err(Failure::failed)?;
+    for key in &actions {
+        if let Err(error) = cache.read_action(key) {
+            problems += 1;
+            // A run writes a node's action again before it builds the node; while the node's
+            // record is good nothing reads its action, so say how to rewrite it now.
+            let fix = match cache.read_record(key) {
+                Ok(Some(record)) => format!(
+                    "node `{}` is built, so nothing reads it now; `tpipe run FILE --force {}` writes it again",
+                    record.node, record.node
+                ),
+                _ => "the next `tpipe run` that builds its node writes it again".to_string(),
+            };
+            writeln!(out, "damaged action {}: {error} ({fix})", key.short())?;
+        }
+    }
     writeln!(
         out,
-        "checked {} blobs and {} records: {problems} problem{}",
+        "checked {} blobs, {} records and {} actions: {problems} problem{}",
         blobs.len(),
         keys.len(),
+        actions.len(),
         if problems == 1 { "" } else { "s" }
     )?;
     if problems > 0 {

@@ -4,6 +4,7 @@
 mod cache_commands;
 mod exec_node;
 mod executor;
+mod key_commands;
 mod progress;
 mod remote_commands;
 mod table;
@@ -87,6 +88,9 @@ enum Command {
     Cache(CacheCommand),
     /// List the node kinds and their parameters.
     Kinds,
+    /// The ed25519 keys that sign what `push` uploads.
+    #[command(subcommand)]
+    Key(KeyCommand),
     /// Build one node from the action stored in the cache under KEY, with no pipeline file:
     /// what a cluster job runs. `tpipe run` stores the action of every node it builds.
     ExecNode {
@@ -160,6 +164,21 @@ struct RunArgs {
     detach: bool,
 }
 
+#[derive(Subcommand, Debug)]
+enum KeyCommand {
+    /// Make a key pair: the secret key goes into a file only you can read, and the public key
+    /// is printed, for the `trusted_keys` of whoever uses what you push.
+    Generate {
+        /// The key's name, which its signatures carry (`alice-laptop-1`, `lab-ci-1`).
+        name: String,
+        /// Where to write the secret key (default: NAME.key beside ~/.config/tpipe/config.toml).
+        #[arg(long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Print the public key of a secret key file.
+    Public { file: PathBuf },
+}
+
 #[derive(Clone, Copy, Debug, ValueEnum)]
 enum DagFormat {
     Text,
@@ -171,8 +190,13 @@ enum DagFormat {
 enum CacheCommand {
     /// List the records in the cache.
     Ls,
-    /// Rehash every blob and check every record; reports damage, deletes nothing.
-    Verify,
+    /// Rehash every blob and check every record and action; reports damage, deletes nothing.
+    /// With `--remote`: check the remote's records (format, digest, signatures against
+    /// `trusted_keys`) and that their blobs are there with the right sizes.
+    Verify {
+        #[arg(long, value_name = "URL")]
+        remote: Option<String>,
+    },
     /// Remove records and blobs that none of the given pipelines reaches.
     Gc {
         #[arg(required = true)]
@@ -299,9 +323,12 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
             match command {
                 CacheCommand::Ls => cache_commands::list(&open_cache(&cache_dir)?, &mut stdout),
-                CacheCommand::Verify => {
+                CacheCommand::Verify { remote: None } => {
                     cache_commands::verify(&open_cache(&cache_dir)?, &mut stdout)
                 }
+                CacheCommand::Verify {
+                    remote: Some(remote),
+                } => remote_commands::verify(&remote, &mut stdout),
                 CacheCommand::Gc {
                     files,
                     dry_run,
@@ -347,6 +374,10 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             table::write_kinds(&mut stdout, &registry)?;
             Ok(exit::SUCCESS)
         }
+        Command::Key(KeyCommand::Generate { name, output }) => {
+            key_commands::generate(&name, output.as_deref(), &mut stdout)
+        }
+        Command::Key(KeyCommand::Public { file }) => key_commands::public(&file, &mut stdout),
         Command::ExecNode {
             key,
             backend,

@@ -56,8 +56,10 @@ pub fn choose_remote(
     let Some(spec) = choice.resolve().map_err(remote_failure)? else {
         return Ok(None);
     };
-    let remote =
-        StoreRemote::open(&spec, &RemoteSettings::from_environment()).map_err(remote_failure)?;
+    let settings = choice
+        .settings(RemoteSettings::from_environment())
+        .map_err(remote_failure)?;
+    let remote = StoreRemote::open(&spec, &settings).map_err(remote_failure)?;
     Ok(Some(Arc::new(remote)))
 }
 
@@ -151,8 +153,21 @@ pub fn push(
     };
     let report =
         transfer::push(&remote, cache, &keys, &TransferBar::new()).map_err(remote_failure)?;
-    for (what, why) in &report.failures {
-        writeln!(out, "not pushed: {what}: {why}")?;
+    // One line per reason, however many entries share it.
+    for (why, entries) in &report.failures {
+        writeln!(
+            out,
+            "not pushed: {} ({}): {why}",
+            count_of(entries.len(), "entry", "entries"),
+            listed_briefly(entries)
+        )?;
+    }
+    if let Some(stopped) = &report.stopped {
+        writeln!(
+            out,
+            "{stopped}; {} not pushed",
+            count_of(report.not_tried, "entry", "entries")
+        )?;
     }
     writeln!(
         out,
@@ -163,11 +178,25 @@ pub fn push(
         remote.name(),
         report.already_there
     )?;
-    Ok(if report.failures.is_empty() {
+    Ok(if report.failed_entries() == 0 {
         exit::SUCCESS
     } else {
         exit::BUILD_FAILED
     })
+}
+
+fn count_of(count: usize, one: &str, many: &str) -> String {
+    format!("{count} {}", if count == 1 { one } else { many })
+}
+
+/// The first few of a list, then how many more.
+fn listed_briefly(items: &[String]) -> String {
+    const SHOWN: usize = 3;
+    let mut text = items[..items.len().min(SHOWN)].join(", ");
+    if items.len() > SHOWN {
+        text.push_str(&format!(" and {} more", items.len() - SHOWN));
+    }
+    text
 }
 
 /// `tpipe cache pull FILE…`: what the pipelines need, level by level.
@@ -216,6 +245,54 @@ pub fn pull(sessions: &[Session], args: &RemoteArgs, out: &mut impl Write) -> Re
         )?;
     }
     Ok(if failed == 0 {
+        exit::SUCCESS
+    } else {
+        exit::BUILD_FAILED
+    })
+}
+
+/// `tpipe cache verify --remote URL`: the remote's records as a fetch would judge them, and
+/// their blobs' presence and sizes.
+pub fn verify(remote: &str, out: &mut impl Write) -> Result<u8, Failure> {
+    let args = RemoteArgs {
+        remote: Some(remote.to_string()),
+        remote_read_only: true,
+    };
+    let remote = require_remote(choose_remote(&args, &working_project_dir(), None)?)?;
+    let report = crate::remote::verify::verify_remote(&remote, &TransferBar::new())
+        .map_err(remote_failure)?;
+    for problem in &report.problems {
+        writeln!(out, "{problem}")?;
+    }
+    let signers: Vec<String> = report
+        .trusted_signers
+        .iter()
+        .map(|(signer, count)| format!("{count} by `{signer}`"))
+        .collect();
+    let policy = remote.trust_policy();
+    let trust = if policy.trusted_keys().is_empty() {
+        "no trusted_keys set: signatures are not checked".to_string()
+    } else {
+        format!(
+            "signed by a trusted key: {}; used unsigned: {}",
+            if signers.is_empty() {
+                "none".to_string()
+            } else {
+                signers.join(", ")
+            },
+            report.accepted_unsigned
+        )
+    };
+    writeln!(
+        out,
+        "checked {} records and {} blobs on `{}` ({trust}): {} problem{}",
+        report.records,
+        report.blobs,
+        remote.name(),
+        report.problems.len(),
+        if report.problems.len() == 1 { "" } else { "s" }
+    )?;
+    Ok(if report.problems.is_empty() {
         exit::SUCCESS
     } else {
         exit::BUILD_FAILED

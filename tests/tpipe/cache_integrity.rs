@@ -125,3 +125,50 @@ fn gc_removes_only_what_no_pipeline_reaches() {
     );
     assert_eq!(named(&project.run(), "cached").len(), 2);
 }
+
+/// Issue 21: an action that no longer describes its key is found by `cache verify` (a cluster
+/// job or `exec-node` would otherwise trip on it), and the run that builds the node writes it
+/// again.
+#[test]
+fn a_damaged_action_is_reported_by_verify_and_rewritten_by_the_run_that_builds_it() {
+    let project = Project::new(PIPELINE);
+    project.run();
+    let key = project.record_of("one").key;
+    let action = project.session().cache.action_path(&key);
+    let text = std::fs::read_to_string(&action).unwrap();
+    assert!(text.contains("41"), "{text}");
+    // One flipped digit: still JSON, but the action of another key.
+    std::fs::write(&action, text.replacen("41", "51", 1)).unwrap();
+    let verify = || {
+        let output = Command::new(tpipe_binary())
+            .args(["cache", "verify"])
+            .env("TPIPE_CACHE", project.cache_dir())
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).to_string(),
+        )
+    };
+    let (code, stdout) = verify();
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!("damaged action {}", key.short()))
+            && stdout.contains("does not describe key")
+            && stdout.contains("`tpipe run FILE --force one` writes it again")
+            && stdout.contains("2 actions: 1 problem"),
+        "{stdout}"
+    );
+    // A run that finds the node built reads no action, and leaves it as it is…
+    assert_eq!(named(&project.run(), "cached").len(), 2);
+    assert_eq!(verify().0, Some(1));
+    // …one that builds the node writes its action first.
+    let summary = project.run_with(tpipe::exec::RunOptions {
+        force: vec!["one".to_string()],
+        ..tpipe::exec::RunOptions::default()
+    });
+    assert_eq!(named(&summary, "built"), vec!["one".to_string()]);
+    let (code, stdout) = verify();
+    assert_eq!(code, Some(0), "{stdout}");
+    assert_eq!(std::fs::read_to_string(&action).unwrap(), text);
+}

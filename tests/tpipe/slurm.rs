@@ -588,3 +588,164 @@ fn resources_never_change_a_key() {
     let gpus = resources.gpus.as_ref().unwrap();
     assert_eq!((gpus.count, gpus.gpu_type.as_deref()), (2, Some("a100")));
 }
+
+/// Issue 21: through an HTTPS WebDAV remote behind basic auth, with signatures required. The
+/// jobs reach the remote with the run's credentials and apply its trust rule from their
+/// environment alone (sbatch here exports only named variables: no HOME, no config file), sign
+/// what they push, and the entries a teammate pushed unsigned are refused and built by jobs.
+/// The password is in no job script, log or output.
+#[cfg(feature = "remote")]
+#[test]
+fn through_an_authenticated_remote_jobs_get_the_runs_credentials_and_trust_rule_in_their_environment(
+) {
+    use crate::remotes::servers::{TestCa, WebDavOptions, WebDavServer};
+    const PASSWORD: &str = "slurm-grep-me-Pa55word-0c4e";
+    let cluster = Cluster::start();
+    let certificates = tempfile::tempdir().unwrap();
+    let ca = TestCa::generate(certificates.path());
+    let server = WebDavServer::start_with(&WebDavOptions {
+        tls: Some(&ca),
+        basic_auth: Some(("alice", PASSWORD)),
+    });
+    let remote = server.url("cache");
+    // Nothing of the person running the tests: config, netrc and remote are this test's.
+    let isolated = |command: &mut Command, project: &Project| {
+        for (name, _) in std::env::vars() {
+            if name.starts_with("TPIPE_") || name.starts_with("AWS_") {
+                command.env_remove(name);
+            }
+        }
+        command
+            .env("TPIPE_TEST_KINDS", "1")
+            .env("HOME", project.dir.path())
+            .env("XDG_CONFIG_HOME", project.path("user-config"));
+    };
+    let mut printed = String::new();
+
+    // A teammate pushed the whole grid unsigned (credentials from the environment).
+    let teammate = slurm_project(SMALL_GRID);
+    let mut push = cluster.tpipe(
+        &teammate,
+        &["run", "pipeline.yaml", "--push", "--remote", &remote],
+    );
+    isolated(&mut push, &teammate);
+    push.env("TPIPE_REMOTE_USER", "alice")
+        .env("TPIPE_REMOTE_PASSWORD", PASSWORD)
+        .env("SSL_CERT_FILE", &ca.ca_certificate);
+    let output = push.output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(!stderr.contains("warning"), "{stderr}");
+
+    // Our project trusts only `ci`, whose key signs our pushes; credentials in a file.
+    let project = slurm_project(SMALL_GRID);
+    let key_file = project.path("user-config/tpipe/ci.key");
+    let mut generate = cluster.tpipe(
+        &project,
+        &[
+            "key",
+            "generate",
+            "ci",
+            "--output",
+            key_file.to_str().unwrap(),
+        ],
+    );
+    isolated(&mut generate, &project);
+    let output = generate.output().unwrap();
+    let (stdout, _) = text(&output);
+    let public = stdout
+        .lines()
+        .find_map(|line| line.strip_prefix("public key: "))
+        .unwrap_or_else(|| panic!("{stdout}"))
+        .to_string();
+    let credentials = project.path("user-config/tpipe/credentials.toml");
+    std::fs::write(
+        &credentials,
+        format!("[\"127.0.0.1\"]\nuser = \"alice\"\npassword = \"{PASSWORD}\"\n"),
+    )
+    .unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&credentials, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    std::fs::write(
+        project.path("user-config/tpipe/config.toml"),
+        format!(
+            "credentials = \"credentials.toml\"\nca_bundle = \"{}\"\nsigning_key = \"ci.key\"\n",
+            ca.ca_certificate.display()
+        ),
+    )
+    .unwrap();
+    let exported = "PATH,TPIPE_TEST_KINDS,TPIPE_REMOTE_USER,TPIPE_REMOTE_PASSWORD,TPIPE_CA_BUNDLE,TPIPE_SIGNING_KEY,TPIPE_TRUSTED_KEYS,TPIPE_REQUIRE_SIGNATURES";
+    std::fs::write(
+        project.path("tpipe.toml"),
+        format!(
+            "remote = \"{remote}\"\ntrusted_keys = [\"{public}\"]\n{FAST_POLLING}artifacts = \"remote\"\nsbatch_args = [\"--export={exported}\"]\n"
+        ),
+    )
+    .unwrap();
+    let mut command = cluster.tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"]);
+    isolated(&mut command, &project);
+    let output = command.output().unwrap();
+    let (stdout, stderr) = text(&output);
+    printed.push_str(&format!("{stdout}{stderr}"));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    // Every node was refused as unsigned (the first three as the run looked them up, `last`
+    // once its input was rebuilt with the same content) and built by a job.
+    for node in ["one", "two", "both", "last"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|line| line.contains(&format!("node `{node}`"))
+                    && line.contains("it is not signed")),
+            "{node}: {stderr}"
+        );
+        assert!(summary_line(&stdout, node).contains("built"), "{stdout}");
+    }
+    assert_eq!(cluster.jobs().len(), 4, "{:?}", cluster.jobs());
+    // What the jobs pushed carries our signature, so the next run takes it as it is.
+    for record in std::fs::read_dir(server.disk_path("cache/records")).unwrap() {
+        let record: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(record.unwrap().path()).unwrap()).unwrap();
+        assert!(
+            record["signatures"][0].as_str().unwrap().starts_with("ci:"),
+            "{record}"
+        );
+    }
+    let mut again = cluster.tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"]);
+    isolated(&mut again, &project);
+    let output = again.output().unwrap();
+    let (stdout, stderr) = text(&output);
+    printed.push_str(&format!("{stdout}{stderr}"));
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("4 fetched") && stderr.contains("slurm: 0 jobs submitted"),
+        "{stdout}\n{stderr}"
+    );
+
+    // The password went through the jobs' environment only: not in a script Slurm kept, a
+    // job's log, the cache or anything printed.
+    assert!(!printed.contains(PASSWORD), "{printed}");
+    let mut scripts = 0;
+    for file in files_under(cluster.dir.path())
+        .into_iter()
+        .chain(files_under(&project.path("cache")))
+    {
+        let bytes = std::fs::read(&file).unwrap_or_default();
+        let is_script = file.file_name().is_some_and(|name| name == "script");
+        scripts += usize::from(is_script);
+        if is_script || file.starts_with(project.path("cache")) {
+            assert!(
+                !bytes
+                    .windows(PASSWORD.len())
+                    .any(|window| window == PASSWORD.as_bytes()),
+                "{}",
+                file.display()
+            );
+        }
+    }
+    assert!(
+        scripts >= 4,
+        "Slurm keeps each job's script under its state folder"
+    );
+}

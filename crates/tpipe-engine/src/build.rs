@@ -173,6 +173,7 @@ pub fn build_action(
         content: crate::key::outputs_digest(&outputs),
         outputs,
         headline: kind.headline(&output.metrics),
+        signatures: Vec::new(),
         metrics: Metrics::from_value(&output.metrics),
         provenance: Provenance {
             tool_version: env!("CARGO_PKG_VERSION").to_string(),

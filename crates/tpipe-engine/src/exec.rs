@@ -17,7 +17,7 @@ use crate::cache::{Cache, Lookup};
 use crate::hash::ContentHash;
 use crate::kind::{BuildError, BuildOptions, Progress};
 use crate::record::{Record, RecordHead};
-use crate::remote::Remote;
+use crate::remote::{Remote, RemoteError};
 use crate::session::{ResolvedKey, SelectionError, Session};
 use crate::spec::NodeSpec;
 
@@ -766,9 +766,16 @@ impl<'a> Scheduler<'a> {
         if self.options.remote_records_only {
             return;
         }
-        if let Err(error) = remote.push(record, &self.session.cache) {
-            self.observer
-                .warning(&format!("node `{}`: not pushed: {error}", node.name));
+        match remote.push(record, &self.session.cache) {
+            Ok(()) => {}
+            // Said once already, when the remote went away or pushing stopped.
+            Err(RemoteError::GaveUp { .. } | RemoteError::NotPushing { .. }) => {}
+            Err(error @ RemoteError::StoppedPushing { .. }) => {
+                self.observer.warning(&error.to_string());
+            }
+            Err(error) => self
+                .observer
+                .warning(&format!("node `{}`: not pushed: {error}", node.name)),
         }
     }
 

@@ -16,11 +16,13 @@ pub mod hash;
 pub mod key;
 pub mod kind;
 pub mod plan;
+pub mod private_file;
 pub mod record;
 pub mod remote;
 pub mod resources;
 pub mod schema;
 pub mod session;
+pub mod signature;
 pub mod slurm;
 pub mod spec;
 #[cfg(feature = "testing")]

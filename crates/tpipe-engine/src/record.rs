@@ -105,6 +105,10 @@ pub struct Record {
     /// run that only finds records need not parse their metrics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headline: Option<String>,
+    /// `name:base64` ed25519 signatures over the key and the content digest, added by `push`
+    /// with a `signing_key` (see `signature`). A record built here carries none.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub signatures: Vec<String>,
     pub provenance: Provenance,
 }
 

@@ -2,7 +2,12 @@
 //! folder, a WebDAV server (nginx) or an S3 server (moto), all on this machine. Everything goes
 //! through the real binary, as a teammate would use it.
 
+#[cfg(feature = "remote")]
+mod authenticated;
+#[cfg(feature = "remote")]
+mod failing;
 pub mod servers;
+mod trust;
 
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -965,6 +970,19 @@ fn the_flag_beats_the_environment_beats_config_files_beats_the_pipeline() {
     );
 }
 
+/// Copies the action of `builder`'s `node` into `job-cache/` of `job`, as a job on another
+/// machine gets it (and nothing else); returns the node's key.
+fn give_action_to_job(builder: &Project, node: &str, job: &Project) -> String {
+    let key = builder.record_of(node).key;
+    std::fs::create_dir_all(job.path("job-cache/actions")).unwrap();
+    std::fs::copy(
+        builder.session().cache.action_path(&key),
+        job.path(&format!("job-cache/actions/{key}.json")),
+    )
+    .unwrap();
+    key.to_hex()
+}
+
 /// Issue 9: a job on another machine has only the action and a remote: `exec-node` fetches the
 /// inputs the action reads from the remote, builds, and pushes the result.
 #[test]
@@ -973,15 +991,7 @@ fn exec_node_fetches_its_inputs_from_the_remote_and_pushes_its_result() {
     let remote = shared.path().to_str().unwrap().to_string();
     let (alice, job) = alice_pushes(&remote, &[]);
     let total = alice.record_of("total");
-    let key = total.key.to_hex();
-    let alice_cache = alice.session().cache;
-    // The job's cache holds the action and nothing else.
-    std::fs::create_dir_all(job.path("job-cache/actions")).unwrap();
-    std::fs::copy(
-        alice_cache.action_path(&total.key),
-        job.path(&format!("job-cache/actions/{key}.json")),
-    )
-    .unwrap();
+    let key = give_action_to_job(&alice, "total", &job);
     // The remote does not have `total` yet, so the job must build it.
     let remote_record = shared.path().join(format!("records/{key}.json"));
     std::fs::remove_file(&remote_record).unwrap();

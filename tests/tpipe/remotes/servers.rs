@@ -60,16 +60,122 @@ fn wait_for_port(child: &mut Child, port: u16, what: &str, log: &Path, patience:
     }
 }
 
+/// A certificate authority made for one test (openssl), and a certificate it signed for
+/// 127.0.0.1: a lab's own HTTPS.
+pub struct TestCa {
+    pub ca_certificate: PathBuf,
+    pub server_certificate: PathBuf,
+    pub server_key: PathBuf,
+}
+
+fn openssl(folder: &Path, args: &[&str]) {
+    let output = Command::new("openssl")
+        .current_dir(folder)
+        .args(args)
+        .output()
+        .unwrap_or_else(|error| panic!("openssl is not installed ({error}); the HTTPS remote tests need it (install: `apt-get install -y openssl`)"));
+    assert!(
+        output.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+impl TestCa {
+    pub fn generate(folder: &Path) -> TestCa {
+        std::fs::create_dir_all(folder).unwrap();
+        let ec = [
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+        ];
+        let mut ca = vec!["req", "-x509"];
+        ca.extend(ec);
+        ca.extend([
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=tpipe test CA",
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
+        ]);
+        openssl(folder, &ca);
+        let mut request = vec!["req"];
+        request.extend(ec);
+        request.extend([
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+            "-subj",
+            "/CN=127.0.0.1",
+        ]);
+        openssl(folder, &request);
+        std::fs::write(
+            folder.join("server.ext"),
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n",
+        )
+        .unwrap();
+        openssl(
+            folder,
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
+            ],
+        );
+        TestCa {
+            ca_certificate: folder.join("ca.pem"),
+            server_certificate: folder.join("server.pem"),
+            server_key: folder.join("server.key"),
+        }
+    }
+}
+
+/// How a test WebDAV server is protected.
+#[derive(Default)]
+pub struct WebDavOptions<'a> {
+    /// Serve HTTPS with this CA's server certificate.
+    pub tls: Option<&'a TestCa>,
+    /// Ask for this user and password (`auth_basic`) everywhere.
+    pub basic_auth: Option<(&'a str, &'a str)>,
+}
+
 /// nginx serving a folder over WebDAV (`dav_methods` for PUT/DELETE/MKCOL, the dav-ext module
 /// for PROPFIND), as a team would run it.
 pub struct WebDavServer {
     child: Option<Child>,
     port: u16,
     folder: tempfile::TempDir,
+    scheme: &'static str,
 }
 
 impl WebDavServer {
     pub fn start() -> WebDavServer {
+        WebDavServer::start_with(&WebDavOptions::default())
+    }
+
+    pub fn start_with(options: &WebDavOptions) -> WebDavServer {
         let nginx = find_program("nginx").unwrap_or_else(|| panic!("nginx is not installed; the WebDAV remote tests need it (install: `{NGINX_INSTALL}`)"));
         assert!(
             Path::new(DAV_EXT_MODULE).is_file(),
@@ -82,6 +188,32 @@ impl WebDavServer {
         // place (atomic) instead of copying them.
         std::fs::create_dir_all(base.join("temp")).unwrap();
         let port = free_port();
+        let (listen, scheme) = match options.tls {
+            Some(ca) => (
+                format!(
+                    "listen 127.0.0.1:{port} ssl;\n    ssl_certificate {};\n    ssl_certificate_key {};",
+                    ca.server_certificate.display(),
+                    ca.server_key.display()
+                ),
+                "https",
+            ),
+            None => (format!("listen 127.0.0.1:{port};"), "http"),
+        };
+        let authentication = match options.basic_auth {
+            Some((user, password)) => {
+                let output = Command::new("openssl")
+                    .args(["passwd", "-apr1", password])
+                    .output()
+                    .expect("openssl passwd");
+                let hash = String::from_utf8(output.stdout).unwrap();
+                std::fs::write(base.join("htpasswd"), format!("{user}:{}", hash.trim())).unwrap();
+                format!(
+                    "auth_basic \"tpipe\";\n    auth_basic_user_file {}/htpasswd;",
+                    base.display()
+                )
+            }
+            None => String::new(),
+        };
         let config = format!(
             r#"load_module {DAV_EXT_MODULE};
 daemon off;
@@ -98,7 +230,8 @@ http {{
   uwsgi_temp_path {base}/temp/uwsgi;
   scgi_temp_path {base}/temp/scgi;
   server {{
-    listen 127.0.0.1:{port};
+    {listen}
+    {authentication}
     root {base}/root;
     client_max_body_size 0;
     location / {{
@@ -116,6 +249,17 @@ http {{
     # Refuses everything (403), like a server whose credentials were revoked.
     location /forbidden/ {{
       deny all;
+    }}
+    # Every request fails with nginx's HTML error page, like a server that is broken.
+    location /broken/ {{
+      return 500;
+    }}
+    # Reads work, every upload fails with nginx's HTML error page, like a server whose worker
+    # cannot write its root.
+    location /failing/ {{
+      dav_methods PUT DELETE MKCOL COPY MOVE;
+      dav_ext_methods PROPFIND OPTIONS;
+      if ($request_method = PUT) {{ return 500; }}
     }}
   }}
 }}
@@ -141,12 +285,21 @@ http {{
             child: Some(child),
             port,
             folder,
+            scheme,
         }
     }
 
     /// The remote URL of a folder on the server.
     pub fn url(&self, folder: &str) -> String {
-        format!("http://127.0.0.1:{}/{folder}", self.port)
+        format!("{}://127.0.0.1:{}/{folder}", self.scheme, self.port)
+    }
+
+    /// Everything the server wrote about itself (its logs), to check what it saw.
+    pub fn logs(&self) -> String {
+        ["access.log", "error.log"]
+            .iter()
+            .map(|name| std::fs::read_to_string(self.folder.path().join(name)).unwrap_or_default())
+            .collect()
     }
 
     /// Where the server keeps `folder` on disk (to damage entries behind its back).

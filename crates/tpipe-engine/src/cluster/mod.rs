@@ -58,6 +58,9 @@ pub struct JobRequest<'a> {
     pub log_stem: &'a str,
     /// What the job asks for, after the executor's defaults.
     pub resources: &'a Resources,
+    /// Variables for the job's environment, never for its script (which a scheduler may keep
+    /// and show): what reaching the run's remote takes (`Remote::job_environment`).
+    pub environment: &'a [(String, String)],
 }
 
 /// A job's state in its scheduler's own words.

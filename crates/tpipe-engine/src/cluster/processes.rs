@@ -186,6 +186,7 @@ impl ClusterBackend for Processes {
         let mut child = Command::new("sh")
             .arg("-c")
             .arg(wrapper)
+            .envs(job.environment.iter().map(|(name, value)| (name, value)))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())

@@ -179,6 +179,12 @@ impl ClusterRunner {
             ),
             None => exec_node_line(&self.command, &job.key.to_hex()),
         };
+        // The job reaches the remote with this run's credentials, through its environment.
+        let environment = self
+            .remote
+            .as_ref()
+            .map(|remote| remote.job_environment())
+            .unwrap_or_default();
         let request = JobRequest {
             name: &format!("tpipe-{key_prefix}"),
             node,
@@ -187,6 +193,7 @@ impl ClusterRunner {
             logs: &self.logs,
             log_stem: key_prefix,
             resources,
+            environment: &environment,
         };
         let mut last_error = String::new();
         for attempt in 1..=attempts {
@@ -368,6 +375,7 @@ impl NodeRunner for ClusterRunner {
             logs: &self.logs,
             log_stem: &stem,
             resources: &resources,
+            environment: &[],
         };
         self.submit(&request)
             .map_err(|error| DetachError::Submit(Box::new(error)))

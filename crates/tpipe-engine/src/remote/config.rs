@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use super::access::{AccessKeys, AccessSettings, ConfigOwner};
 use super::{ConfigProblem, RemoteError, RemoteLocation};
 
 /// A chosen remote.
@@ -23,6 +24,33 @@ pub struct RemoteSpec {
 pub struct ConfigFile {
     pub remote: Option<String>,
     pub remote_read_only: Option<bool>,
+    /// A TOML file of credentials per host (user's config only; see `credentials`).
+    pub credentials: Option<PathBuf>,
+    /// A PEM bundle of certificate authorities to trust besides the system's.
+    pub ca_bundle: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for servers that ask for one.
+    pub client_certificate: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    /// The secret key `push` signs with (`tpipe key generate` writes one).
+    pub signing_key: Option<PathBuf>,
+    /// Public keys (`name:base64`) whose signature makes a fetched record usable.
+    pub trusted_keys: Option<Vec<String>>,
+    /// Whether a fetched record needs a trusted signature (default: as soon as a key is trusted).
+    pub require_signatures: Option<bool>,
+}
+
+impl ConfigFile {
+    fn access_keys(&mut self) -> AccessKeys {
+        AccessKeys {
+            credentials: self.credentials.take(),
+            ca_bundle: self.ca_bundle.take(),
+            client_certificate: self.client_certificate.take(),
+            client_key: self.client_key.take(),
+            signing_key: self.signing_key.take(),
+            trusted_keys: self.trusted_keys.take(),
+            require_signatures: self.require_signatures.take(),
+        }
+    }
 }
 
 impl ConfigFile {
@@ -34,7 +62,7 @@ impl ConfigFile {
             Err(error) => {
                 return Err(RemoteError::Config {
                     remote: path.display().to_string(),
-                    reason: ConfigProblem::ReadFile(error),
+                    reason: Box::new(ConfigProblem::ReadFile(error)),
                 })
             }
         };
@@ -42,7 +70,7 @@ impl ConfigFile {
             .map(Some)
             .map_err(|error| RemoteError::Config {
                 remote: path.display().to_string(),
-                reason: ConfigProblem::Toml(error),
+                reason: Box::new(ConfigProblem::Toml(error)),
             })
     }
 }
@@ -123,17 +151,52 @@ impl RemoteChoice {
         };
         let location =
             RemoteLocation::parse(&text, &dir).map_err(|problem| RemoteError::Config {
-                remote: text.clone(),
-                reason: ConfigProblem::Location {
+                remote: without_userinfo(&text),
+                reason: Box::new(ConfigProblem::Location {
                     problem,
                     origin: origin.clone(),
-                },
+                }),
             })?;
         Ok(Some(RemoteSpec {
             location,
             read_only,
             origin,
         }))
+    }
+
+    /// The settings of this environment (`RemoteSettings::from_environment`) with those of the
+    /// config files added under them: the environment wins, then the project's file, then the
+    /// user's.
+    pub fn settings(&self, mut settings: RemoteSettings) -> Result<RemoteSettings, RemoteError> {
+        settings.access.credentials.user_config = self.user_config.clone();
+        for (path, owner) in [
+            (&self.user_config, ConfigOwner::User),
+            (&self.project_config, ConfigOwner::Project),
+        ] {
+            let Some(path) = path else { continue };
+            if let Some(mut config) = ConfigFile::load(path)? {
+                settings
+                    .access
+                    .add_config_file(path, owner, config.access_keys())
+                    .map_err(|reason| RemoteError::Config {
+                        remote: path.display().to_string(),
+                        reason: Box::new(reason),
+                    })?;
+            }
+        }
+        Ok(settings)
+    }
+}
+
+/// A URL as it may be shown: `https://user:secret@host/x` → `https://…@host/x`.
+fn without_userinfo(text: &str) -> String {
+    let Some((scheme, rest)) = text.split_once("://") else {
+        return text.to_string();
+    };
+    let authority_end = rest.find('/').unwrap_or(rest.len());
+    match rest[..authority_end].rfind('@') {
+        Some(at) => format!("{scheme}://…{}", &rest[at..]),
+        None => text.to_string(),
     }
 }
 
@@ -150,19 +213,24 @@ pub fn user_config_path() -> Option<PathBuf> {
     Some(base.join("tpipe").join("config.toml"))
 }
 
-/// Settings for the network clients that do not name the remote: for S3, every `AWS_*`
-/// variable (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-/// `AWS_ALLOW_HTTP`, …), as object_store's S3 builder reads them.
+/// Settings that do not name the remote: for S3, every `AWS_*` variable (`AWS_ENDPOINT_URL`,
+/// `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_ALLOW_HTTP`, …), as
+/// object_store's S3 builder reads them; for every remote, how to reach it and whom to trust.
 #[derive(Clone, Debug, Default)]
 pub struct RemoteSettings {
     pub aws: Vec<(String, String)>,
+    pub access: AccessSettings,
 }
 
 impl RemoteSettings {
+    /// The variables of this process; [`RemoteChoice::settings`] adds the config files.
     pub fn from_environment() -> RemoteSettings {
         let aws = std::env::vars()
             .filter(|(name, _)| name.starts_with("AWS_"))
             .collect();
-        RemoteSettings { aws }
+        RemoteSettings {
+            aws,
+            access: AccessSettings::from_environment(),
+        }
     }
 }

@@ -27,6 +27,9 @@ pub enum EntryProblem {
         blob: String,
         actual: String,
     },
+    /// Whole and consistent, but not vouched for by a trusted key (see `signature`).
+    #[error("{0}")]
+    Untrusted(#[from] crate::signature::TrustProblem),
 }
 
 pub fn record_path(key: &ContentHash) -> String {

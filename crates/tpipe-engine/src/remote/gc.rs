@@ -65,10 +65,11 @@ pub fn plan_remote_gc(
     let mut live_blobs = BTreeSet::new();
     for session in sessions {
         let lookup = |_name: &str, key: &ContentHash| -> Result<Found, RemoteError> {
-            let on_remote = match remote.fetch_record(key) {
+            let on_remote = match remote.read_record(key) {
                 Ok(found) => found,
                 Err(error) if error.is_remote_wide() => return Err(error),
-                // A damaged entry the pipelines reach is kept: this is not the place to judge it.
+                // A damaged or untrusted entry the pipelines reach is kept: this is not the place
+                // to judge it (its blobs stay with it).
                 Err(_) => {
                     return Ok(match session.cache.lookup_head(key) {
                         Lookup::Hit(record) => {
@@ -111,7 +112,7 @@ pub fn plan_remote_gc(
     let remote_records = remote.list_records()?;
     for (key, _) in &remote_records {
         if live_keys.contains(key) {
-            if let Ok(Some(record)) = remote.fetch_record(key) {
+            if let Ok(Some(record)) = remote.read_record(key) {
                 live_blobs.extend(record.outputs.values().map(|output| output.blob));
             }
         }

@@ -25,6 +25,10 @@ pub enum LocationProblem {
     RelativeFileUrl(String),
     #[error("`{0}` names no host")]
     NoHost(String),
+    /// `https://user:password@host/…`: a URL is written in pipeline files, config files and
+    /// messages, so it must not carry a secret.
+    #[error("a remote's URL must not carry credentials (hint: put them in ~/.netrc, the `credentials` file of ~/.config/tpipe/config.toml, or TPIPE_REMOTE_USER and TPIPE_REMOTE_PASSWORD)")]
+    CredentialsInUrl,
     #[error("`{0}` names no bucket (hint: s3://bucket/prefix)")]
     NoBucket(String),
     #[error("unknown kind of remote `{0}://` (hint: a folder, file:///path, http(s)://host/path or s3://bucket/prefix)")]
@@ -48,11 +52,15 @@ impl RemoteLocation {
         }
         if text.starts_with("http://") || text.starts_with("https://") {
             let url = text.trim_end_matches('/').to_string();
-            if url
+            let authority = url
                 .split_once("://")
-                .is_none_or(|(_, host)| host.is_empty())
-            {
+                .map(|(_, rest)| rest.split('/').next().unwrap_or_default())
+                .unwrap_or_default();
+            if authority.is_empty() {
                 return Err(LocationProblem::NoHost(text.to_string()));
+            }
+            if authority.contains('@') {
+                return Err(LocationProblem::CredentialsInUrl);
             }
             return Ok(RemoteLocation::WebDav(url));
         }
@@ -123,5 +131,13 @@ mod tests {
             .contains("unknown kind of remote `ftp://`"));
         assert!(RemoteLocation::parse("file://relative", base).is_err());
         assert!(RemoteLocation::parse("s3://", base).is_err());
+        let with_password = RemoteLocation::parse("https://alice:hunter2@dav.example/c", base)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            with_password.contains("must not carry credentials")
+                && !with_password.contains("hunter2"),
+            "{with_password}"
+        );
     }
 }

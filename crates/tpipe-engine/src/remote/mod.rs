@@ -17,7 +17,9 @@
 //! - A read-only remote is never written; nothing is ever deleted from a remote except by
 //!   `tpipe cache gc --remote` after a dry run.
 
+pub mod access;
 pub mod config;
+pub mod credentials;
 mod directory;
 mod entry;
 pub use entry::EntryProblem;
@@ -28,6 +30,9 @@ mod object;
 mod store;
 mod store_remote;
 pub mod transfer;
+pub mod verify;
+
+use std::path::PathBuf;
 
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
@@ -44,12 +49,26 @@ pub enum RemoteError {
     #[error("remote `{remote}` cannot be used: {reason}")]
     Config {
         remote: String,
-        reason: ConfigProblem,
+        /// Boxed: a large problem would make every `Result` of a remote as large.
+        reason: Box<ConfigProblem>,
     },
     #[error("cannot reach remote `{remote}`: {cause}")]
     Unreachable { remote: String, cause: String },
     #[error("remote `{remote}` refused access: {cause} (hint: check the credentials and the server's permissions)")]
     Refused { remote: String, cause: String },
+    /// Uploads failed in a way that the next ones will too (a server that cannot store what
+    /// it is sent): said once, then the run stops pushing to it.
+    #[error(
+        "stopped pushing to remote `{remote}` for the rest of this run: {cause} (hint: {hint})"
+    )]
+    StoppedPushing {
+        remote: String,
+        cause: String,
+        hint: &'static str,
+    },
+    /// An upload not tried because pushing stopped earlier in this run (said once already).
+    #[error("not pushed to remote `{remote}`: pushing stopped earlier in this run")]
+    NotPushing { remote: String },
     #[error("remote `{remote}`: cannot {action} `{path}`: {cause}")]
     Transfer {
         remote: String,
@@ -57,7 +76,7 @@ pub enum RemoteError {
         path: String,
         cause: String,
     },
-    #[error("remote `{remote}`: entry {key} is invalid: {reason}")]
+    #[error("remote `{remote}`: entry {key} is refused: {reason}")]
     Invalid {
         remote: String,
         key: String,
@@ -95,9 +114,63 @@ pub enum ConfigProblem {
     Client(object_store::Error),
     #[error("cannot start the network runtime: {0}")]
     Runtime(std::io::Error),
+    #[error("`{key}` names a personal secret and belongs in ~/.config/tpipe/config.toml, not in `{}`, which the project shares", file.display())]
+    PersonalSetting { key: &'static str, file: PathBuf },
+    #[error("`{setting}` (from {origin}): {source}")]
+    Key {
+        setting: &'static str,
+        origin: String,
+        source: crate::signature::KeyError,
+    },
+    #[error("`require_signatures = true` (from {origin}) but no `trusted_keys` are set (hint: add the public keys you trust, as `tpipe key generate` prints them)")]
+    NoTrustedKeys { origin: String },
+    #[error(transparent)]
+    PrivateFile(crate::private_file::PrivateFileError),
+    #[error("the {what} `{}` (named by {origin}) does not exist", path.display())]
+    MissingFile {
+        what: &'static str,
+        path: PathBuf,
+        origin: String,
+    },
+    #[error(transparent)]
+    Credentials(credentials::CredentialsError),
+    #[error(
+        "refusing to send credentials ({what}) over plain http:// to `{host}` (hint: use https://)"
+    )]
+    CredentialsOverHttp { what: String, host: String },
+    #[error("cannot read the {what} `{}` (named by {origin}): {cause}", path.display())]
+    Certificate {
+        what: &'static str,
+        path: PathBuf,
+        origin: String,
+        cause: String,
+    },
+    #[error("`client_certificate` and `client_key` go together (only {0} is set)")]
+    HalfClientIdentity(&'static str),
+    #[error("the credentials from {origin} hold characters an HTTP header cannot carry (hint: a token or password of printable ASCII)")]
+    UnsendableCredentials { origin: String },
+    #[error("cannot set up HTTPS with these certificates: {0}")]
+    HttpClient(String),
 }
 
 impl RemoteError {
+    /// The message without the object it concerns, so that failures of many entries for one
+    /// reason read as one line.
+    pub fn without_path(&self) -> String {
+        match self {
+            RemoteError::Transfer {
+                remote,
+                action,
+                cause,
+                ..
+            } => format!("remote `{remote}`: cannot {action}: {cause}"),
+            RemoteError::Invalid { remote, reason, .. } => {
+                format!("remote `{remote}`: refused: {reason}")
+            }
+            other => other.to_string(),
+        }
+    }
+
     /// Whether the whole remote is out of use (down, or refusing us), as opposed to one entry
     /// being bad: the rest of a run stops asking it, and a push or pull stops.
     pub fn is_remote_wide(&self) -> bool {
@@ -122,6 +195,12 @@ pub trait Remote: Send + Sync {
     fn fetch_record(&self, key: &ContentHash) -> Result<Option<Record>, RemoteError>;
     /// Uploads a record and its blobs, blobs first.
     fn push(&self, record: &Record, cache: &Cache) -> Result<(), RemoteError>;
+    /// Variables that let a process of the same user elsewhere (a cluster job) reach this
+    /// remote as this one does and apply the same trust rule: they go into the job's
+    /// environment, never into its script.
+    fn job_environment(&self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// Fetches from `remote` every upstream entry whose blobs `action` reads and `cache` lacks, so

@@ -19,7 +19,11 @@ pub enum StoreError {
     /// The remote answers but will not let us in (401, 403).
     #[error("{0}")]
     Refused(String),
-    /// This request failed (forbidden, a server error, a disk error).
+    /// The server answered this request with an error status (a 5xx, 405, 409, 507, …);
+    /// `message` is one short line (status, method, path), never the response's body.
+    #[error("{message}")]
+    Server { status: u16, message: String },
+    /// This request failed (a disk error, a response that does not parse).
     #[error("{0}")]
     Failed(String),
 }

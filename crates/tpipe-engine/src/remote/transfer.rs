@@ -28,7 +28,7 @@ pub trait TransferObserver: Sync {
 pub struct Silent;
 impl TransferObserver for Silent {}
 
-fn pool() -> rayon::ThreadPool {
+pub(crate) fn pool() -> rayon::ThreadPool {
     rayon::ThreadPoolBuilder::new()
         .num_threads(TRANSFER_THREADS)
         .thread_name(|index| format!("tpipe-transfer-{index}"))
@@ -42,8 +42,22 @@ pub struct PushReport {
     pub blobs_uploaded: usize,
     pub bytes_uploaded: u64,
     pub already_there: usize,
-    /// `(what, why)` for each entry that could not be pushed.
-    pub failures: Vec<(String, String)>,
+    /// The entries that could not be pushed, by why (one reason, however many entries).
+    pub failures: BTreeMap<String, Vec<String>>,
+    /// Why pushing stopped, when a server kept failing uploads.
+    pub stopped: Option<String>,
+    /// Entries not tried once pushing had stopped.
+    pub not_tried: usize,
+}
+
+impl PushReport {
+    fn failed(&mut self, key: &ContentHash, why: String) {
+        self.failures.entry(why).or_default().push(key.short());
+    }
+
+    pub fn failed_entries(&self) -> usize {
+        self.failures.values().map(Vec::len).sum::<usize>() + self.not_tried
+    }
 }
 
 /// The keys of the nodes of `session` that are in the local cache now.
@@ -106,12 +120,13 @@ pub fn push(
             Err(PushFailure::Remote(error)) if error.is_remote_wide() => {
                 keep_first_cause(&mut unreachable, error)
             }
-            Err(PushFailure::Remote(error)) => report
-                .failures
-                .push((format!("entry {}", key.short()), error.to_string())),
-            Err(PushFailure::Local(reason)) => report
-                .failures
-                .push((format!("entry {}", key.short()), reason)),
+            Err(PushFailure::Remote(error @ RemoteError::StoppedPushing { .. })) => {
+                report.stopped = Some(error.to_string());
+                report.not_tried += 1;
+            }
+            Err(PushFailure::Remote(RemoteError::NotPushing { .. })) => report.not_tried += 1,
+            Err(PushFailure::Remote(error)) => report.failed(&key, error.without_path()),
+            Err(PushFailure::Local(reason)) => report.failed(&key, reason),
         }
     }
     match unreachable {

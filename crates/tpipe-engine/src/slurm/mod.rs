@@ -99,9 +99,12 @@ fn open(
 }
 
 impl SlurmBackend {
-    fn sbatch(&self, script: &str) -> Result<JobId, SlurmError> {
+    fn sbatch(&self, script: &str, environment: &[(String, String)]) -> Result<JobId, SlurmError> {
         let mut command = Command::new("sbatch");
         command.arg("--parsable");
+        // sbatch hands its environment to the job (`--export=ALL`, its default): variables
+        // that must not be written into the script travel this way.
+        command.envs(environment.iter().map(|(name, value)| (name, value)));
         // Variables of an allocation this run may sit in would leak into the job and confuse
         // its `srun`s (SLURM_CONF only says where the cluster's config is: it stays).
         for (name, _) in std::env::vars_os() {
@@ -157,7 +160,7 @@ impl ClusterBackend for SlurmBackend {
     }
 
     fn submit(&self, job: &JobRequest<'_>) -> Result<JobId, ClusterError> {
-        Ok(self.sbatch(&job_script(job, &self.config))?)
+        Ok(self.sbatch(&job_script(job, &self.config), job.environment)?)
     }
 
     /// This user's jobs that Slurm still knows, finished ones included.

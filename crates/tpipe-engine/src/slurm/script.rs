@@ -130,6 +130,7 @@ mod tests {
                 logs: Path::new("/shared/logs"),
                 log_stem: "0123456789ab",
                 resources: &resources,
+                environment: &[],
             },
             &config,
         );
