@@ -64,6 +64,7 @@ tpipe_engine::choice_enum! {
 
 tpipe_engine::kind_params! {
     /// The network: what a transfer must share with its base.
+    #[derive(PartialEq)]
     pub struct NetParams {
         conv_channels: Vec<usize> {
             ty: ParamType::list_of(ParamType::int_at_least(1)),
@@ -318,6 +319,11 @@ impl NodeKind for Transfer {
         let Some(base) = inputs.get("base").and_then(|bases| bases.first()) else {
             return Vec::new();
         };
+        // Nearly every transfer of a sweep matches its base: compare the typed networks, and
+        // name the parameters that differ only when they do.
+        if NetParams::from_source(base.params).is_ok_and(|base_net| base_net == params.net) {
+            return Vec::new();
+        }
         // Every parameter that describes the network must match the base's, compared by name
         // in the form both were validated to.
         let Ok(Value::Object(params)) = serde_json::to_value(&params.net) else {
@@ -326,7 +332,7 @@ impl NodeKind for Transfer {
         NetParams::specs()
             .iter()
             .map(|spec| spec.name)
-            .filter(|name| base.params.get(*name) != params.get(*name))
+            .filter(|name| base.params.get(name) != params.get(*name))
             .map(|name| {
                 let show = |value: Option<&Value>| value.map(Value::to_string).unwrap_or_default();
                 ParamProblem::new(

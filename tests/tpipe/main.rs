@@ -20,3 +20,4 @@ mod reruns;
 #[cfg(feature = "ml")]
 mod seeds;
 mod slurm;
+mod sweeps;
