@@ -443,7 +443,7 @@ fn a_pipeline_past_the_node_limit_is_refused_before_its_nodes_are_made() {
           |
         4 |     matrix: { i: 1..=1000000, j: [a, b, c] }
           |     ^^^^^^
-          = hint: a matrix this large is often a typo (`1..=99999` for `1..=9`); if it is meant, raise the limit with `--max-nodes N` or `max_nodes = N` in tpipe.toml (now 1,000)
+          = hint: `i` has 1,000,000 values: a typo? if so many nodes are meant, raise the limit with `--max-nodes N` or `max_nodes = N` in tpipe.toml (now 1,000)
 
         1 error in the pipeline file"#]]
     .assert_eq(&errors);

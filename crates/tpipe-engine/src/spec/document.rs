@@ -247,11 +247,26 @@ impl Validator {
     /// how many nodes it would make.
     fn within_limit(&mut self, blocks: &[Block], shared: &[Option<BlockParams>]) -> Option<u64> {
         let limit = self.limits.max_nodes;
-        let hint = Some(format!(
-            "a matrix this large is often a typo (`1..=99999` for `1..=9`); if it is meant, \
-             raise the limit with `--max-nodes N` or `max_nodes = N` in tpipe.toml (now {})",
-            with_thousands(limit)
-        ));
+        // The variable with the most values is where a typo (`1..=99999` for `1..=9`) would be.
+        let hint = |block: &Block| {
+            let widest = block
+                .variables
+                .iter()
+                .max_by_key(|variable| variable.values.len())
+                .map(|variable| {
+                    format!(
+                        "`{}` has {} values: a typo? ",
+                        variable.name,
+                        with_thousands(variable.values.len())
+                    )
+                })
+                .unwrap_or_default();
+            Some(format!(
+                "{widest}if so many nodes are meant, raise the limit with `--max-nodes N` or \
+                 `max_nodes = N` in tpipe.toml (now {})",
+                with_thousands(limit)
+            ))
+        };
         let mut within = true;
         let mut total: u64 = 0;
         let mut largest: Option<(usize, &Block, NodeCount)> = None;
@@ -274,7 +289,7 @@ impl Validator {
                     with_thousands(limit)
                 );
                 let location = self.matrix_location(block);
-                self.report(location, None, message, hint.clone());
+                self.report(location, None, message, hint(block));
             }
         }
         if within && total > limit {
@@ -288,7 +303,7 @@ impl Validator {
                 block.template,
             );
             let location = self.matrix_location(block);
-            self.report(location, None, message, hint);
+            self.report(location, None, message, hint(block));
         }
         within.then_some(total)
     }
