@@ -5,6 +5,8 @@
 //! ```sh
 //! cargo bench --no-default-features --features kinds --bench scale                  # 1k … 1M
 //! cargo bench --no-default-features --features kinds --bench scale -- --sizes 1000,10000 --rounds 5
+//! cargo bench --no-default-features --features kinds --bench scale -- --large-rounds 1  # one round past 100k
+//! cargo bench --no-default-features --features kinds --bench scale -- --families paper --binary OLD/tpipe --out before
 //! ```
 //!
 //! Two families of pipelines:
@@ -19,7 +21,11 @@
 //!
 //! Each command runs `--rounds` times (3 by default) in a process of its own; the bench prints
 //! the medians of wall time, CPU time (user + system) and peak RSS, and writes `scale.csv` and
-//! the log-log figure `scale.svg` to `--out` (default `target/scale-bench`).
+//! the log-log figure of CPU time and peak RSS, `scale.svg` and `scale.png`, to `--out`
+//! (default `target/scale-bench`). The figure shows CPU time rather than wall time because
+//! CPU time barely moves when other work shares the machine. `--binary` measures another
+//! build of tpipe (an older one, to compare; the `test` family needs a test build, which
+//! offers the test kinds), `--families` picks the families.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -70,14 +76,22 @@ struct Row {
 struct Options {
     sizes: Vec<u64>,
     rounds: usize,
+    /// Rounds at sizes past 100k nodes, where one round takes long and CPU time varies little.
+    large_rounds: usize,
     out: PathBuf,
+    families: Vec<Family>,
+    /// The tpipe binary to measure.
+    binary: PathBuf,
 }
 
 fn options() -> Options {
     let mut options = Options {
         sizes: vec![1_000, 10_000, 100_000, 1_000_000],
         rounds: 3,
+        large_rounds: 3,
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale-bench")),
+        families: vec![Family::Test, Family::Paper],
+        binary: PathBuf::from(env!("CARGO_BIN_EXE_tpipe")),
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -90,7 +104,19 @@ fn options() -> Options {
                     .collect()
             }
             "--rounds" => options.rounds = value().parse().expect("rounds is a number"),
+            "--large-rounds" => options.large_rounds = value().parse().expect("rounds is a number"),
             "--out" => options.out = PathBuf::from(value()),
+            "--binary" => options.binary = PathBuf::from(value()),
+            "--families" => {
+                options.families = value()
+                    .split(',')
+                    .map(|family| match family.trim() {
+                        "test" => Family::Test,
+                        "paper" => Family::Paper,
+                        other => panic!("no family `{other}` (test, paper)"),
+                    })
+                    .collect()
+            }
             // `cargo bench` passes `--bench`.
             _ => {}
         }
@@ -108,11 +134,9 @@ fn test_pipeline(nodes: u64) -> String {
 
 /// pipelines/paper.yaml with its seed lists widened to about `nodes` nodes, on synthetic data.
 fn paper_pipeline(nodes: u64) -> String {
-    let paper = std::fs::read_to_string(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/pipelines/paper.yaml"
-    ))
-    .expect("pipelines/paper.yaml");
+    let paper =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/paper.yaml"))
+            .expect("pipelines/paper.yaml");
     let seeds = ((nodes.saturating_sub(2)) as f64 / 122.0).round().max(1.0) as u64;
     paper
         .replace("seed: [0, 1, 2]", &format!("seed: 0..={}", seeds - 1))
@@ -123,9 +147,8 @@ fn paper_pipeline(nodes: u64) -> String {
         .collect()
 }
 
-/// Runs `tpipe ARGS` in `project` and measures it; panics if it fails.
-fn measure(project: &Path, args: &[&str]) -> Sample {
-    let binary = env!("CARGO_BIN_EXE_tpipe");
+/// Runs `binary ARGS` in `project` and measures it; panics if it fails.
+fn measure(binary: &Path, project: &Path, args: &[&str]) -> Sample {
     let stderr_file = project.join("stderr.txt");
     let started = Instant::now();
     let child = Command::new(binary)
@@ -165,8 +188,15 @@ fn median<T: Ord + Copy>(mut values: Vec<T>) -> T {
     values[values.len() / 2]
 }
 
-fn measure_rounds(project: &Path, args: &[&str], rounds: usize) -> (Duration, Duration, u64) {
-    let samples: Vec<Sample> = (0..rounds).map(|_| measure(project, args)).collect();
+fn measure_rounds(
+    binary: &Path,
+    project: &Path,
+    args: &[&str],
+    rounds: usize,
+) -> (Duration, Duration, u64) {
+    let samples: Vec<Sample> = (0..rounds)
+        .map(|_| measure(binary, project, args))
+        .collect();
     (
         median(samples.iter().map(|sample| sample.wall).collect()),
         median(samples.iter().map(|sample| sample.cpu).collect()),
@@ -186,13 +216,8 @@ fn fill_cache(project: &Path) -> usize {
     let graph = tpipe::graph::PipelineGraph::build(&pipeline).unwrap();
     let cache = tpipe::cache::Cache::open(&project.join("cache")).unwrap();
     let blob = cache.put_blob(b"an output").unwrap();
-    let session = tpipe::session::Session::new(
-        pipeline,
-        graph,
-        registry,
-        cache,
-        project.to_path_buf(),
-    );
+    let session =
+        tpipe::session::Session::new(pipeline, graph, registry, cache, project.to_path_buf());
     let order = session.selection(&[]).unwrap();
     let lookup = |node: &tpipe::spec::NodeSpec, resolved: &tpipe::session::ResolvedKey| {
         let outputs: std::collections::BTreeMap<String, OutputRef> =
@@ -254,10 +279,11 @@ fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
     (project, count)
 }
 
-fn bench(family: Family, nodes: u64, rounds: usize, rows: &mut Vec<Row>) {
+fn bench(binary: &Path, family: Family, nodes: u64, rounds: usize, rows: &mut Vec<Row>) {
     let (project, count) = project_for(family, nodes);
     let dir = project.path();
-    let mut record = |command: &'static str, (wall, cpu, peak_rss_kib): (Duration, Duration, u64)| {
+    let mut record = |command: &'static str,
+                      (wall, cpu, peak_rss_kib): (Duration, Duration, u64)| {
         println!(
             "{:<6} {:>9} nodes  {:<11} wall {:>9.3} s  cpu {:>9.3} s  peak RSS {:>8.1} MB  ({:.2} KB/node)",
             family.name(),
@@ -277,27 +303,33 @@ fn bench(family: Family, nodes: u64, rounds: usize, rows: &mut Vec<Row>) {
             peak_rss_kib,
         });
     };
-    record("dag", measure_rounds(dir, &["dag", "pipeline.yaml"], rounds));
+    record(
+        "dag",
+        measure_rounds(binary, dir, &["dag", "pipeline.yaml"], rounds),
+    );
     let cache_filled = match family {
         // A first run builds the few distinct keys.
         Family::Test => {
-            measure(dir, &["run", "pipeline.yaml"]);
+            measure(binary, dir, &["run", "pipeline.yaml"]);
             true
         }
         Family::Paper if nodes <= MOST_RECORDS_WRITTEN => {
             fill_cache(dir);
             // Writes the index of last keys and warms the stat cache, as a first run would.
-            measure(dir, &["run", "pipeline.yaml"]);
+            measure(binary, dir, &["run", "pipeline.yaml"]);
             true
         }
         Family::Paper => false,
     };
     let plan_label = if cache_filled { "plan" } else { "plan, empty" };
-    record(plan_label, measure_rounds(dir, &["plan", "pipeline.yaml"], rounds));
+    record(
+        plan_label,
+        measure_rounds(binary, dir, &["plan", "pipeline.yaml"], rounds),
+    );
     if cache_filled {
         record(
             "no-op run",
-            measure_rounds(dir, &["run", "pipeline.yaml"], rounds),
+            measure_rounds(binary, dir, &["run", "pipeline.yaml"], rounds),
         );
     }
 }
@@ -329,7 +361,10 @@ fn short_count(count: f64) -> String {
 fn write_figure(rows: &[Row], folder: &Path) -> Result<(), Box<dyn std::error::Error>> {
     plotters::style::register_font("sans-serif", FontStyle::Normal, FONT)
         .map_err(|_| "the shipped font is not a TrueType font")?;
-    draw(SVGBackend::new(&folder.join("scale.svg"), FIGURE_SIZE).into_drawing_area(), rows)?;
+    draw(
+        SVGBackend::new(&folder.join("scale.svg"), FIGURE_SIZE).into_drawing_area(),
+        rows,
+    )?;
     let (width, height) = FIGURE_SIZE;
     let mut pixels = vec![0u8; (width * height * 3) as usize];
     draw(
@@ -373,8 +408,10 @@ where
         fn(&Row) -> f64,
     );
     let panels: [Panel<DB>; 2] = [
-        (&left, "wall time (s)", "time", |row| row.wall.as_secs_f64()),
-        (&right, "peak RSS (MB)", "memory", |row| {
+        (&left, "CPU time, user + system (s)", "CPU time", |row| {
+            row.cpu.as_secs_f64()
+        }),
+        (&right, "peak RSS (MB)", "peak memory", |row| {
             row.peak_rss_kib as f64 / 1024.0
         }),
     ];
@@ -383,7 +420,10 @@ where
         let low = values.iter().cloned().fold(f64::INFINITY, f64::min) / 3.0;
         let high = values.iter().cloned().fold(0.0, f64::max) * 1.5;
         let mut chart = ChartBuilder::on(area)
-            .caption(format!("tpipe {title} by pipeline size (log-log)"), ("sans-serif", 20))
+            .caption(
+                format!("tpipe {title} by pipeline size (log-log)"),
+                ("sans-serif", 20),
+            )
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(60)
@@ -409,8 +449,7 @@ where
         let grey = RGBColor(150, 150, 150);
         chart
             .draw_series(LineSeries::new(
-                [near_nodes, far_nodes]
-                    .map(|nodes| (nodes, far_value * nodes / far_nodes)),
+                [near_nodes, far_nodes].map(|nodes| (nodes, far_value * nodes / far_nodes)),
                 grey.stroke_width(1),
             ))?
             .label("∝ nodes (linear)")
@@ -425,8 +464,14 @@ where
             chart
                 .draw_series(LineSeries::new(points.clone(), style.stroke_width(2)))?
                 .label(format!("{} {command}", family.name()))
-                .legend(move |(x, y)| PathElement::new([(x, y), (x + 18, y)], style.stroke_width(2)));
-            chart.draw_series(points.iter().map(|point| Circle::new(*point, 3, style.filled())))?;
+                .legend(move |(x, y)| {
+                    PathElement::new([(x, y), (x + 18, y)], style.stroke_width(2))
+                });
+            chart.draw_series(
+                points
+                    .iter()
+                    .map(|point| Circle::new(*point, 3, style.filled())),
+            )?;
         }
         chart
             .configure_series_labels()
@@ -444,9 +489,14 @@ fn main() {
     let options = options();
     std::fs::create_dir_all(&options.out).expect("the output folder");
     let mut rows = Vec::new();
-    for family in [Family::Test, Family::Paper] {
+    for &family in &options.families {
         for &nodes in &options.sizes {
-            bench(family, nodes, options.rounds, &mut rows);
+            let rounds = if nodes > 100_000 {
+                options.large_rounds
+            } else {
+                options.rounds
+            };
+            bench(&options.binary, family, nodes, rounds, &mut rows);
         }
     }
     let mut csv = String::from("family,nodes,command,wall_seconds,cpu_seconds,peak_rss_kib\n");
