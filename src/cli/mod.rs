@@ -310,6 +310,14 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
         }
         Command::Cache(command) => {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
+            let open_sessions = |files: &[PathBuf]| -> Result<Vec<Session>, Failure> {
+                files
+                    .iter()
+                    .map(|file| {
+                        open_session(file, cli.cache.as_deref(), cli.max_nodes, registry.clone())
+                    })
+                    .collect()
+            };
             match command {
                 CacheCommand::Ls => cache_commands::list(&open_cache(&cache_dir)?, &mut stdout),
                 CacheCommand::Verify => {
@@ -322,15 +330,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                     confirm,
                     grace,
                 } => {
-                    let mut sessions = Vec::new();
-                    for file in &files {
-                        sessions.push(open_session(
-                            file,
-                            cli.cache.as_deref(),
-                            cli.max_nodes,
-                            registry.clone(),
-                        )?);
-                    }
+                    let sessions = open_sessions(&files)?;
                     match remote {
                         Some(remote) => {
                             let request = remote_commands::RemoteGcRequest {
@@ -346,27 +346,11 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                     }
                 }
                 CacheCommand::Push { files, remote } => {
-                    let mut sessions = Vec::new();
-                    for file in &files {
-                        sessions.push(open_session(
-                            file,
-                            cli.cache.as_deref(),
-                            cli.max_nodes,
-                            registry.clone(),
-                        )?);
-                    }
+                    let sessions = open_sessions(&files)?;
                     remote_commands::push(&sessions, &cache_dir, &remote, &mut stdout)
                 }
                 CacheCommand::Pull { files, remote } => {
-                    let mut sessions = Vec::new();
-                    for file in &files {
-                        sessions.push(open_session(
-                            file,
-                            cli.cache.as_deref(),
-                            cli.max_nodes,
-                            registry.clone(),
-                        )?);
-                    }
+                    let sessions = open_sessions(&files)?;
                     remote_commands::pull(&sessions, &remote, &mut stdout)
                 }
             }
