@@ -151,6 +151,8 @@ fn paper_pipeline(nodes: u64) -> String {
 fn measure(binary: &Path, project: &Path, args: &[&str]) -> Sample {
     let stderr_file = project.join("stderr.txt");
     let started = Instant::now();
+    // Reaped by `wait4` below, which also gives its resource use; `Child::wait` cannot.
+    #[allow(clippy::zombie_processes)]
     let child = Command::new(binary)
         .args(args)
         .current_dir(project)
