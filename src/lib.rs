@@ -5,8 +5,8 @@
 //! kinds, their data decoders and the command line. See ARCHITECTURE.md.
 
 pub use tpipe_engine::{
-    action, build, cache, cluster, exec, executors, graph, hash, key, kind, plan, private_file,
-    record, remote, resources, schema, session, signature, slurm, spec,
+    action, build, cache, cluster, exec, executors, graph, hash, key, kind, limits, plan,
+    private_file, record, remote, resources, schema, session, signature, slurm, spec,
 };
 
 pub mod cli;

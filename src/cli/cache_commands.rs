@@ -347,8 +347,9 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
     }
     // Actions whose build never finished (it failed, or was interrupted) have no record to go
     // with; they are removed like dead records. Removing a record removes its action too.
+    let dead_with_records: BTreeSet<ContentHash> = dead_records.iter().copied().collect();
     for key in cache.action_keys().map_err(Failure::failed)? {
-        if !live_keys.contains(&key) && !dead_records.contains(&key) {
+        if !live_keys.contains(&key) && !dead_with_records.contains(&key) {
             dead_records.push(key);
         }
     }

@@ -134,7 +134,12 @@ pub fn exec_pipeline_node(
     })?;
     let text = String::from_utf8(bytes)
         .map_err(|_| Failure::failed("the pipeline snapshot is not UTF-8 text"))?;
-    let pipeline = crate::spec::parse(file, &text, &registry).map_err(Failure::usage)?;
+    // The run that stored this text read it under its own node limit: no other applies here.
+    let no_limit = crate::spec::Limits {
+        max_nodes: u64::MAX,
+    };
+    let pipeline =
+        crate::spec::parse_with(file, &text, &registry, &no_limit).map_err(Failure::usage)?;
     let graph = crate::graph::PipelineGraph::build(&pipeline).map_err(Failure::usage)?;
     let project_dir = crate::session::project_dir_of(file);
     let session = crate::session::Session::new(pipeline, graph, registry, cache, project_dir);

@@ -50,6 +50,11 @@ pub struct Cli {
     /// Cache directory (default: `cache/` in the pipeline's project folder, or `cache:` in the YAML).
     #[arg(long, global = true, env = "TPIPE_CACHE", value_name = "DIR")]
     cache: Option<PathBuf>,
+    /// Refuse a pipeline that would expand to more nodes than this, before making them
+    /// (default 1,000,000, or `max_nodes` in tpipe.toml or ~/.config/tpipe/config.toml; 0: no
+    /// limit).
+    #[arg(long, global = true, env = "TPIPE_MAX_NODES", value_name = "N")]
+    max_nodes: Option<u64>,
     #[command(subcommand)]
     command: Command,
 }
@@ -276,7 +281,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
     let mut stdout = std::io::stdout().lock();
     match cli.command {
         Command::Run(args) => {
-            let session = open_session(&args.file, cli.cache.as_deref(), registry)?;
+            let session = open_session(&args.file, cli.cache.as_deref(), cli.max_nodes, registry)?;
             let code = run_command(&session, args, &mut stdout);
             // The process ends next: freeing the pipeline's nodes one by one would only add to
             // the time of a no-op run.
@@ -288,39 +293,55 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             json,
             targets,
         } => {
-            let session = open_session(&file, cli.cache.as_deref(), registry)?;
+            let session = open_session(&file, cli.cache.as_deref(), cli.max_nodes, registry)?;
             let selection = session.selection(&targets).map_err(Failure::usage)?;
             let planned = plan(&session, &selection, &[]);
+            // One write per buffer, not per line: a plan of a million nodes is a million lines.
+            let mut out = std::io::BufWriter::new(&mut stdout);
             if json {
-                serde_json::to_writer_pretty(&mut stdout, &planned.nodes)
+                serde_json::to_writer_pretty(&mut out, &planned.nodes)
                     .map_err(|error| Failure::failed(error.to_string()))?;
-                writeln!(stdout)?;
+                writeln!(out)?;
             } else {
-                table::write_plan(&mut stdout, &planned)?;
-                executor::write_detached_jobs(&session, &planned, &mut stdout)?;
+                table::write_plan(&mut out, &planned)?;
+                executor::write_detached_jobs(&session, &planned, &mut out)?;
             }
-            Ok(if planned.count(PlanStatus::Error) > 0 {
+            out.flush()?;
+            let code = if planned.count(PlanStatus::Error) > 0 {
                 exit::BUILD_FAILED
             } else {
                 exit::SUCCESS
-            })
+            };
+            // The process ends next: freeing every node one by one would only add to its time.
+            std::mem::forget(planned);
+            std::mem::forget(session);
+            Ok(code)
         }
         Command::Dag { file, format } => {
-            let (pipeline, graph) = load_pipeline(&file, &registry)?;
+            let (pipeline, graph) = load_pipeline(&file, cli.max_nodes, &registry)?;
             let text = match format {
                 DagFormat::Text => graph.render_text(&pipeline),
                 DagFormat::Dot => graph.render_dot(&pipeline),
                 DagFormat::Mermaid => graph.render_mermaid(&pipeline),
             };
             stdout.write_all(text.as_bytes())?;
+            std::mem::forget((pipeline, graph, text));
             Ok(exit::SUCCESS)
         }
         Command::Show { file, node, json } => {
-            let session = open_session(&file, cli.cache.as_deref(), registry)?;
+            let session = open_session(&file, cli.cache.as_deref(), cli.max_nodes, registry)?;
             cache_commands::show(&session, &node, json, &mut stdout)
         }
         Command::Cache(command) => {
             let cache_dir = cli.cache.clone().unwrap_or_else(|| PathBuf::from("cache"));
+            let open_sessions = |files: &[PathBuf]| -> Result<Vec<Session>, Failure> {
+                files
+                    .iter()
+                    .map(|file| {
+                        open_session(file, cli.cache.as_deref(), cli.max_nodes, registry.clone())
+                    })
+                    .collect()
+            };
             match command {
                 CacheCommand::Ls => cache_commands::list(&open_cache(&cache_dir)?, &mut stdout),
                 CacheCommand::Verify { remote: None } => {
@@ -336,10 +357,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                     confirm,
                     grace,
                 } => {
-                    let mut sessions = Vec::new();
-                    for file in &files {
-                        sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
-                    }
+                    let sessions = open_sessions(&files)?;
                     match remote {
                         Some(remote) => {
                             let request = remote_commands::RemoteGcRequest {
@@ -355,17 +373,11 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                     }
                 }
                 CacheCommand::Push { files, remote } => {
-                    let mut sessions = Vec::new();
-                    for file in &files {
-                        sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
-                    }
+                    let sessions = open_sessions(&files)?;
                     remote_commands::push(&sessions, &cache_dir, &remote, &mut stdout)
                 }
                 CacheCommand::Pull { files, remote } => {
-                    let mut sessions = Vec::new();
-                    for file in &files {
-                        sessions.push(open_session(file, cli.cache.as_deref(), registry.clone())?);
-                    }
+                    let sessions = open_sessions(&files)?;
                     remote_commands::pull(&sessions, &remote, &mut stdout)
                 }
             }
@@ -417,11 +429,20 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
     }
 }
 
+/// Reads a pipeline file under the node limit of its project (`max_nodes` in the config files,
+/// `--max-nodes`), and builds its graph.
 fn load_pipeline(
     file: &Path,
+    max_nodes: Option<u64>,
     registry: &KindRegistry,
 ) -> Result<(crate::spec::Pipeline, PipelineGraph), Failure> {
-    let pipeline = crate::spec::load(file, registry).map_err(Failure::usage)?;
+    let config_files: Vec<PathBuf> = crate::remote::config::user_config_path()
+        .into_iter()
+        .chain([project_dir_of(file).join("tpipe.toml")])
+        .collect();
+    let limits =
+        crate::limits::configured_limits(&config_files, max_nodes).map_err(Failure::usage)?;
+    let pipeline = crate::spec::load_with(file, registry, &limits).map_err(Failure::usage)?;
     let graph = PipelineGraph::build(&pipeline).map_err(Failure::usage)?;
     Ok((pipeline, graph))
 }
@@ -435,9 +456,10 @@ pub(crate) fn open_cache(dir: &Path) -> Result<Cache, Failure> {
 pub fn open_session(
     file: &Path,
     cache_override: Option<&Path>,
+    max_nodes: Option<u64>,
     registry: KindRegistry,
 ) -> Result<Session, Failure> {
-    let (pipeline, graph) = load_pipeline(file, &registry)?;
+    let (pipeline, graph) = load_pipeline(file, max_nodes, &registry)?;
     let project_dir = project_dir_of(file);
     let cache_dir = cache_override
         .map(Path::to_path_buf)

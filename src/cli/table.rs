@@ -31,37 +31,63 @@ pub(super) fn write_rows(out: &mut impl Write, rows: &[Vec<String>]) -> std::io:
     Ok(())
 }
 
+/// Writes aligned columns (the last not padded) from rows made twice, once to measure the
+/// columns and once to write them, so a table of a million rows is never held whole.
+/// `rows` calls its argument once per row.
+fn write_table<const N: usize>(
+    out: &mut impl Write,
+    header: [&str; N],
+    rows: impl Fn(&mut dyn FnMut([&str; N]) -> std::io::Result<()>) -> std::io::Result<()>,
+) -> std::io::Result<()> {
+    let mut widths = header.map(|cell| cell.chars().count());
+    rows(&mut |cells| {
+        for (width, cell) in widths.iter_mut().zip(cells) {
+            *width = (*width).max(cell.chars().count());
+        }
+        Ok(())
+    })?;
+    let mut line = String::new();
+    let mut write_line = |cells: [&str; N]| {
+        line.clear();
+        for (column, cell) in cells.iter().enumerate() {
+            line.push_str(cell);
+            if column + 1 < N {
+                let padding = widths[column] - cell.chars().count() + 2;
+                line.extend(std::iter::repeat_n(' ', padding));
+            }
+        }
+        writeln!(out, "{}", line.trim_end())
+    };
+    write_line(header)?;
+    rows(&mut write_line)
+}
+
 pub fn write_plan(out: &mut impl Write, plan: &Plan) -> std::io::Result<()> {
-    let mut rows = vec![vec![
-        "node".to_string(),
-        "kind".into(),
-        "status".into(),
-        "why".into(),
-    ]];
-    for node in &plan.nodes {
-        let status = match node.status {
-            PlanStatus::Cached => "cached",
-            PlanStatus::WillRun => "will run",
-            PlanStatus::MayRun => "may run",
-            PlanStatus::Error => "error",
-        };
-        let why = if let Some(error) = &node.error {
-            error.clone()
-        } else {
-            node.reasons
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join("; ")
-        };
-        rows.push(vec![
-            node.name.clone(),
-            node.kind.clone(),
-            status.into(),
-            why,
-        ]);
-    }
-    write_rows(out, &rows)?;
+    write_table(out, ["node", "kind", "status", "why"], |row| {
+        let mut why = String::new();
+        for node in &plan.nodes {
+            let status = match node.status {
+                PlanStatus::Cached => "cached",
+                PlanStatus::WillRun => "will run",
+                PlanStatus::MayRun => "may run",
+                PlanStatus::Error => "error",
+            };
+            why.clear();
+            match &node.error {
+                Some(error) => why.push_str(error),
+                None => {
+                    for (index, reason) in node.reasons.iter().enumerate() {
+                        if index > 0 {
+                            why.push_str("; ");
+                        }
+                        let _ = std::fmt::Write::write_fmt(&mut why, format_args!("{reason}"));
+                    }
+                }
+            }
+            row([&node.name, node.kind, status, &why])?;
+        }
+        Ok(())
+    })?;
     writeln!(
         out,
         "\n{} cached, {} will run, {} may run (after an upstream node), {} with errors",
@@ -87,36 +113,28 @@ pub fn format_seconds(seconds: f64) -> String {
 }
 
 pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Result<()> {
-    let mut rows = vec![vec![
-        "node".to_string(),
-        "kind".into(),
-        "status".into(),
-        "time".into(),
-        "result".into(),
-    ]];
-    for node in &summary.nodes {
-        let status = match &node.status {
-            NodeStatus::Fetched { remote } => format!("fetched from {remote}"),
-            other => other.word().to_string(),
-        };
-        let result = match &node.status {
-            NodeStatus::Failed { error } => error.lines().next().unwrap_or_default().to_string(),
-            NodeStatus::Skipped { after } => format!("needs `{after}`"),
-            NodeStatus::Submitted { job } => format!("job {job}"),
-            NodeStatus::Deferred { after } => {
-                format!("builds here after `{after}` (a later `run` does it)")
-            }
-            _ => node.headline.clone().unwrap_or_default(),
-        };
-        rows.push(vec![
-            node.name.clone(),
-            node.kind.clone(),
-            status,
-            format_seconds(node.seconds),
-            result,
-        ]);
-    }
-    write_rows(out, &rows)?;
+    write_table(out, ["node", "kind", "status", "time", "result"], |row| {
+        for node in &summary.nodes {
+            let status = match &node.status {
+                NodeStatus::Fetched { remote } => format!("fetched from {remote}"),
+                other => other.word().to_string(),
+            };
+            let result = match &node.status {
+                NodeStatus::Failed { error } => {
+                    error.lines().next().unwrap_or_default().to_string()
+                }
+                NodeStatus::Skipped { after } => format!("needs `{after}`"),
+                NodeStatus::Submitted { job } => format!("job {job}"),
+                NodeStatus::Deferred { after } => {
+                    format!("builds here after `{after}` (a later `run` does it)")
+                }
+                _ => node.headline.clone().unwrap_or_default(),
+            };
+            let time = format_seconds(node.seconds);
+            row([&node.name, &node.kind, &status, &time, &result])?;
+        }
+        Ok(())
+    })?;
     let words = [
         "built",
         "cached",

@@ -81,6 +81,7 @@ tpipe_engine::choice_enum! {
 
 tpipe_engine::kind_params! {
     /// The network: what a transfer must share with its base.
+    #[derive(PartialEq)]
     pub struct NetParams {
         conv_channels: Vec<usize> {
             ty: ParamType::list_of(ParamType::int_at_least(1)),
@@ -372,6 +373,11 @@ impl NodeKind for Transfer {
                 "remove `random_init`, or remove the `base` input for a random-weights control",
             )];
         }
+        // Nearly every transfer of a sweep matches its base: compare the typed networks, and
+        // name the parameters that differ only when they do.
+        if NetParams::from_source(base.params).is_ok_and(|base_net| base_net == params.net) {
+            return Vec::new();
+        }
         // Every parameter that describes the network must match the base's, compared by name
         // in the form both were validated to.
         let Ok(Value::Object(params)) = serde_json::to_value(&params.net) else {
@@ -380,7 +386,7 @@ impl NodeKind for Transfer {
         NetParams::specs()
             .iter()
             .map(|spec| spec.name)
-            .filter(|name| base.params.get(*name) != params.get(*name))
+            .filter(|name| base.params.get(name) != params.get(*name))
             .map(|name| {
                 let show = |value: Option<&Value>| value.map(Value::to_string).unwrap_or_default();
                 ParamProblem::new(

@@ -99,13 +99,13 @@ fn wrong_types_are_reported_once_per_place_even_in_a_matrix() {
     fail: maybe
 "#,
         expect![[r#"
-            error: parameter `fail`: expected true or false, found `maybe` (in node `n1`)
+            error: parameter `fail`: expected true or false, found `maybe` (in 3 nodes of block `n{i}`: `n1`, `n2`, `n3`)
              --> pipeline.yaml:6:11
               |
             6 |     fail: maybe
               |           ^^^^^
 
-            error: parameter `value`: expected an integer, found `x1` (in node `n1`)
+            error: parameter `value`: expected an integer, found `x1`, `x2`, `x3` (in 3 nodes of block `n{i}`: `n1`, `n2`, `n3`)
              --> pipeline.yaml:5:12
               |
             5 |     value: "x{i}"
@@ -363,5 +363,105 @@ nodes:
               = hint: a whole number with K, M, G or T (megabytes without a suffix)
 
             4 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn mistakes_a_matrix_repeats_are_one_error_each_with_their_count_values_and_first_nodes() {
+    check(
+        r#"nodes:
+  "n{i}":
+    kind: number
+    matrix: { i: -3..=5 }
+    value: 1
+    modulo: "{i}"
+  "sum{j}":
+    kind: sum
+    matrix: { j: 1..=40 }
+    inputs: { items: "m{j}" }
+"#,
+        expect![[r#"
+            error: parameter `modulo`: expected an integer ≥ 0, found `-3` … `-1` (in 3 nodes of block `n{i}`: `n-3`, `n-2`, `n-1`)
+             --> pipeline.yaml:6:13
+              |
+            6 |     modulo: "{i}"
+              |             ^^^^^
+
+            error: input `items` refers to unknown node `m1`, `m2`, `m3`, … (in 40 nodes of block `sum{j}`: `sum1`, `sum2`, `sum3`, …)
+              --> pipeline.yaml:10:22
+               |
+            10 |     inputs: { items: "m{j}" }
+               |                      ^^^^^^
+               = hint: did you mean `sum1`?
+
+            2 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn cycles_of_a_matrix_are_one_error_and_a_long_cycle_is_shortened() {
+    // `c1` reads `c2`, …, `c30` reads `c1`: the value of `{i}` is the next node's name.
+    let ring: Vec<String> = (1..=30)
+        .map(|index| format!("c{}: \"{index}\"", index % 30 + 1))
+        .collect();
+    let yaml = format!(
+        "nodes:\n  \"self{{k}}\":\n    kind: sum\n    matrix: {{ k: [a, b, c, d] }}\n    inputs: {{ items: \"self{{k}}\" }}\n  \"c{{i}}\":\n    kind: sum\n    matrix: {{ i: {{ {} }} }}\n    inputs: {{ items: \"{{i}}\" }}\n",
+        ring.join(", ")
+    );
+    check(
+        &yaml,
+        expect![[r#"
+        error: node `selfa` has a circular dependency `selfa -> selfa` (in 4 nodes of block `self{k}`: `selfa`, `selfb`, `selfc`, …)
+         --> pipeline.yaml:2:3
+          |
+        2 |   "self{k}":
+          |   ^^^^^^^^^
+          = hint: a node cannot read its own output, directly or through others
+
+        error: node `c30` has a circular dependency `c30 -> c29 -> c28 -> c27 -> c26 -> c25 -> c24 -> c23 -> c22 -> c21 -> … (20 more) -> c30` (in node `c30`)
+         --> pipeline.yaml:6:3
+          |
+        6 |   "c{i}":
+          |   ^^^^^^
+          = hint: a node cannot read its own output, directly or through others
+
+        2 errors in the pipeline file"#]],
+    );
+}
+
+#[test]
+fn a_pipeline_past_the_node_limit_is_refused_before_its_nodes_are_made() {
+    let registry = tpipe_engine::testing::registry();
+    let yaml = "nodes:\n  \"n{i}_{j}\":\n    kind: number\n    matrix: { i: 1..=1000000, j: [a, b, c] }\n    exclude: [{ j: b }]\n    value: \"{i}\"\n";
+    let limits = tpipe::spec::Limits { max_nodes: 1_000 };
+    let errors = tpipe::spec::parse_with(Path::new("pipeline.yaml"), yaml, &registry, &limits)
+        .unwrap_err()
+        .to_string();
+    expect![[r#"
+        error: block `n{i}_{j}` would make 2,000,000 nodes, more than the limit of 1,000
+         --> pipeline.yaml:4:5
+          |
+        4 |     matrix: { i: 1..=1000000, j: [a, b, c] }
+          |     ^^^^^^
+          = hint: `i` has 1,000,000 values: a typo? if so many nodes are meant, raise the limit with `--max-nodes N` or `max_nodes = N` in tpipe.toml (now 1,000)
+
+        1 error in the pipeline file"#]]
+    .assert_eq(&errors);
+}
+
+#[test]
+fn beyond_twenty_errors_the_rest_are_summarised_by_their_lines() {
+    let mut yaml = String::from("nodes:\n");
+    for index in 0..25 {
+        yaml.push_str(&format!("  n{index}: {{ kind: number, value: x }}\n"));
+    }
+    let registry = tpipe_engine::testing::registry();
+    let errors = tpipe::spec::parse(Path::new("pipeline.yaml"), &yaml, &registry)
+        .unwrap_err()
+        .to_string();
+    assert_eq!(errors.matches("\nerror: ").count() + 1, 20, "{errors}");
+    assert!(
+        errors.ends_with("… and 5 more errors not shown, at lines 22, 23, 24, 25, 26 (fix the ones above first)\n\n25 errors in the pipeline file"),
+        "{errors}"
     );
 }

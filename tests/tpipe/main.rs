@@ -23,3 +23,4 @@ mod reruns;
 #[cfg(feature = "ml")]
 mod seeds;
 mod slurm;
+mod sweeps;

@@ -328,6 +328,7 @@ struct Scheduler<'a> {
     options: &'a RunOptions,
     observer: &'a dyn Observer,
     runner: &'a dyn NodeRunner,
+    /// Positions to rebuild even when cached, sorted.
     forced: Vec<usize>,
     device: Permits,
     state: Mutex<State>,
@@ -368,6 +369,9 @@ pub fn run_with(
         }
         forced.extend(matched);
     }
+    // Looked up for every node: sorted, so `--force '*'` stays linear.
+    forced.sort_unstable();
+    forced.dedup();
     let waiting_on = selected
         .iter()
         .map(|&position| {
@@ -445,7 +449,7 @@ impl<'a> Scheduler<'a> {
         let (status, record, key) = self.decide_and_build(node, position);
         let outcome = NodeOutcome {
             name: node.name.clone(),
-            kind: node.kind.clone(),
+            kind: node.kind.to_string(),
             headline: record.as_ref().and_then(|record| record.headline.clone()),
             status,
             seconds: clock.elapsed().as_secs_f64(),
@@ -509,7 +513,7 @@ impl<'a> Scheduler<'a> {
             }
         };
         let key = Some(resolved.key);
-        let forced = self.forced.contains(&position);
+        let forced = self.forced.binary_search(&position).is_ok();
         if !forced {
             if let Some(record) = self.usable_record(node, &resolved) {
                 // `--push` shares what was built before too; the remote skips what it has.
@@ -652,7 +656,7 @@ impl<'a> Scheduler<'a> {
             let error = error.to_string();
             return (NodeStatus::Failed { error }, None);
         }
-        self.observer.node_started(&node.name, &node.kind);
+        self.observer.node_started(&node.name, node.kind);
         let progress = |progress: Progress| self.observer.node_progress(&node.name, &progress);
         let job = NodeJob {
             session: self.session,

@@ -48,6 +48,13 @@ pub fn action_key(action: &Action) -> ContentHash {
 
 /// The digest of a node's outputs: names and blob hashes.
 pub fn outputs_digest(outputs: &BTreeMap<String, OutputRef>) -> ContentHash {
+    outputs_digest_of(outputs)
+}
+
+/// [`outputs_digest`] of `(name, output)` pairs in name order.
+pub fn outputs_digest_of<'a>(
+    outputs: impl IntoIterator<Item = (&'a String, &'a OutputRef)>,
+) -> ContentHash {
     let mut hasher = KeyHasher::new("tpipe outputs");
     for (name, output) in outputs {
         hasher.part("name", name.as_bytes());

@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 use crate::cache::{Cache, CacheError};
 use crate::hash::ContentHash;
 use crate::record::OutputRef;
-use crate::schema::{InputSlot, ParamSpec, Params, ParamsError};
+use crate::schema::{InputSlot, ParamSource, ParamSpec, Params, ParamsError};
 
 /// A problem a kind finds in a node's parameters beyond their types.
 #[derive(Clone, Debug, PartialEq)]
@@ -279,7 +279,7 @@ impl BuildContext<'_> {
 pub struct UpstreamSpec<'a> {
     pub name: &'a str,
     pub kind: &'a str,
-    pub params: &'a Map<String, Value>,
+    pub params: &'a crate::spec::NodeParams,
 }
 
 /// A kind of node. Implementations must be deterministic in what they put in `outputs` for the
@@ -400,7 +400,7 @@ pub trait AnyKind: Send + Sync {
     fn runs_on_cluster(&self) -> bool;
     /// Reads a parameter map the spec layer validated against [`AnyKind::params`]; an error
     /// means the kind's declaration and its struct disagree.
-    fn parse_params(&self, params: &Map<String, Value>) -> Result<TypedParams, ParamsError>;
+    fn parse_params(&self, params: &dyn ParamSource) -> Result<TypedParams, ParamsError>;
     fn check(&self, params: &TypedParams) -> Vec<ParamProblem>;
     fn check_inputs(
         &self,
@@ -440,8 +440,8 @@ impl<K: NodeKind> AnyKind for K {
     fn runs_on_cluster(&self) -> bool {
         NodeKind::runs_on_cluster(self)
     }
-    fn parse_params(&self, params: &Map<String, Value>) -> Result<TypedParams, ParamsError> {
-        Ok(TypedParams(Arc::new(K::Params::from_map(params)?)))
+    fn parse_params(&self, params: &dyn ParamSource) -> Result<TypedParams, ParamsError> {
+        Ok(TypedParams(Arc::new(K::Params::from_source(params)?)))
     }
     fn check(&self, params: &TypedParams) -> Vec<ParamProblem> {
         NodeKind::check(self, params.of(NodeKind::name(self)))

@@ -15,6 +15,7 @@ pub mod graph;
 pub mod hash;
 pub mod key;
 pub mod kind;
+pub mod limits;
 pub mod plan;
 pub mod private_file;
 pub mod record;

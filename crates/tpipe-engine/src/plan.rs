@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::cache::Lookup;
+use crate::hash::ContentHash;
 use crate::record::Record;
 use crate::session::{ResolvedKey, Session, Walked};
 use crate::spec::NodeSpec;
@@ -107,7 +108,7 @@ pub enum PlanStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct PlannedNode {
     pub name: String,
-    pub kind: String,
+    pub kind: &'static str,
     /// Known unless an upstream node must run first.
     pub key: Option<String>,
     pub status: PlanStatus,
@@ -237,7 +238,7 @@ pub fn reasons_for_miss(
     session: &Session,
     name: &str,
     resolved: &ResolvedKey,
-    index: &BTreeMap<String, crate::hash::ContentHash>,
+    index: &BTreeMap<String, ContentHash>,
 ) -> Vec<Reason> {
     let node = session.pipeline.node(name).expect("planned nodes exist");
     let kind = session.kind_of(node);
@@ -256,7 +257,7 @@ pub fn reasons_for_miss(
 
 /// Whether the record at `key` is in an older record format: its keys were made by an older
 /// scheme, so it is a miss, never an error.
-fn written_by_older_tpipe(session: &Session, key: &crate::hash::ContentHash) -> bool {
+fn written_by_older_tpipe(session: &Session, key: &ContentHash) -> bool {
     std::fs::read(session.cache.record_path(key))
         .ok()
         .and_then(|bytes| serde_json::from_slice::<serde_json::Value>(&bytes).ok())
@@ -303,7 +304,7 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
             let node = &session.pipeline.nodes[*position];
             let mut planned = PlannedNode {
                 name: node.name.clone(),
-                kind: node.kind.clone(),
+                kind: node.kind,
                 key: None,
                 status: PlanStatus::MayRun,
                 reasons: Vec::new(),
@@ -314,11 +315,10 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
                 .expect("every selected node is walked")
             {
                 Walked::Resolved {
-                    resolved,
+                    key,
                     status: (status, reasons),
-                    ..
                 } => {
-                    planned.key = Some(resolved.key.to_hex());
+                    planned.key = Some(key.to_hex());
                     planned.status = status;
                     planned.reasons = reasons;
                 }

@@ -119,7 +119,7 @@ pub struct Record {
 pub struct RecordHead {
     pub format: u32,
     pub key: ContentHash,
-    pub outputs: BTreeMap<String, OutputRef>,
+    pub outputs: HeadOutputs,
     pub content: ContentHash,
     #[serde(default)]
     pub headline: Option<String>,
@@ -130,10 +130,67 @@ impl Record {
         RecordHead {
             format: self.format,
             key: self.key,
-            outputs: self.outputs.clone(),
+            outputs: HeadOutputs::from(self.outputs.clone()),
             content: self.content,
             headline: self.headline.clone(),
         }
+    }
+}
+
+/// A record head's outputs by name, in name order, as a slice: a run and a plan hold a head
+/// for every cached node, and a `BTreeMap` allocates room for eleven entries where a node has
+/// one to five (issue 22: most of a plan's memory per node).
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(from = "BTreeMap<String, OutputRef>")]
+pub struct HeadOutputs(Box<[(String, OutputRef)]>);
+
+impl From<BTreeMap<String, OutputRef>> for HeadOutputs {
+    fn from(outputs: BTreeMap<String, OutputRef>) -> HeadOutputs {
+        HeadOutputs(outputs.into_iter().collect())
+    }
+}
+
+/// `(name, output)` of each output, in name order, as a `BTreeMap` gives them.
+pub type OutputEntries<'a> = std::iter::Map<
+    std::slice::Iter<'a, (String, OutputRef)>,
+    fn(&'a (String, OutputRef)) -> (&'a String, &'a OutputRef),
+>;
+
+impl HeadOutputs {
+    pub fn get(&self, name: &str) -> Option<&OutputRef> {
+        self.0
+            .binary_search_by(|(own, _)| own.as_str().cmp(name))
+            .ok()
+            .map(|index| &self.0[index].1)
+    }
+
+    pub fn iter(&self) -> OutputEntries<'_> {
+        self.0.iter().map(|(name, output)| (name, output))
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.0.iter().map(|(name, _)| name)
+    }
+
+    pub fn values(&self) -> impl Iterator<Item = &OutputRef> {
+        self.0.iter().map(|(_, output)| output)
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<'a> IntoIterator for &'a HeadOutputs {
+    type Item = (&'a String, &'a OutputRef);
+    type IntoIter = OutputEntries<'a>;
+
+    fn into_iter(self) -> OutputEntries<'a> {
+        self.iter()
     }
 }
 
@@ -141,7 +198,8 @@ impl Record {
 pub(crate) trait RecordFields: serde::de::DeserializeOwned {
     fn format(&self) -> u32;
     fn key(&self) -> &ContentHash;
-    fn outputs(&self) -> &BTreeMap<String, OutputRef>;
+    /// `(name, output)` in name order.
+    fn outputs(&self) -> Box<dyn Iterator<Item = (&String, &OutputRef)> + '_>;
     fn content(&self) -> &ContentHash;
 }
 
@@ -154,8 +212,8 @@ macro_rules! record_fields {
             fn key(&self) -> &ContentHash {
                 &self.key
             }
-            fn outputs(&self) -> &BTreeMap<String, OutputRef> {
-                &self.outputs
+            fn outputs(&self) -> Box<dyn Iterator<Item = (&String, &OutputRef)> + '_> {
+                Box::new(self.outputs.iter())
             }
             fn content(&self) -> &ContentHash {
                 &self.content

@@ -199,6 +199,30 @@ pub enum ValueProblem {
     },
 }
 
+impl ValueProblem {
+    /// What was expected, without the value found: the same for every node of a matrix that
+    /// gets this parameter wrong.
+    pub fn expectation(&self) -> String {
+        match self {
+            ValueProblem::Expected { expected, .. } | ValueProblem::NotAChoice { expected, .. } => {
+                format!("expected {expected}")
+            }
+            ValueProblem::Item { index, problem } => {
+                format!("item {index}: {}", problem.expectation())
+            }
+        }
+    }
+
+    /// The value found instead, as the message shows it.
+    pub fn found(&self) -> String {
+        match self {
+            ValueProblem::Expected { found, .. } => found.clone(),
+            ValueProblem::NotAChoice { found, .. } => format!("`{found}`"),
+            ValueProblem::Item { problem, .. } => problem.found(),
+        }
+    }
+}
+
 /// A value as a user would recognise it in their YAML.
 pub fn show_value(value: &Value) -> String {
     match value {
@@ -293,6 +317,18 @@ pub struct InputSlot {
     pub names_in_key: bool,
 }
 
+/// Where a kind's parameters are read from: a map (an action's), or a node's parameters as the
+/// spec layer keeps them (those its block shares and its own).
+pub trait ParamSource {
+    fn param(&self, name: &str) -> Option<&Value>;
+}
+
+impl ParamSource for serde_json::Map<String, Value> {
+    fn param(&self, name: &str) -> Option<&Value> {
+        self.get(name)
+    }
+}
+
 /// A kind's parameters as one typed struct: what its build reads (deserialised from the
 /// validated, defaulted parameter map) and, from the same declaration, its schema. Declare it
 /// with [`kind_params!`](crate::kind_params).
@@ -300,14 +336,28 @@ pub trait Params: serde::de::DeserializeOwned {
     /// The schema: each parameter's type, default, documentation and whether it is in the key.
     fn specs() -> Vec<ParamSpec>;
 
-    /// Reads a parameter map that the spec layer validated against [`Params::specs`]. A failure
-    /// here means the declaration and the struct disagree, a bug in the kind.
+    /// Reads parameters that the spec layer validated against [`Params::specs`], each field
+    /// from its value in place (validation reads every node's parameters: no copy, no
+    /// intermediate map). A failure here means the declaration and the struct disagree, a bug
+    /// in the kind.
+    fn from_source(params: &dyn ParamSource) -> Result<Self, ParamsError>;
+
+    /// [`Params::from_source`] of a map.
     fn from_map(params: &serde_json::Map<String, Value>) -> Result<Self, ParamsError> {
-        // Read in place: validation reads every node's parameters, so no copy of the map.
-        let entries = params.iter().map(|(name, value)| (name.as_str(), value));
-        let deserializer = serde::de::value::MapDeserializer::<_, serde_json::Error>::new(entries);
-        Ok(Self::deserialize(deserializer)?)
+        Self::from_source(params)
     }
+}
+
+/// Reads parameter `name` into its Rust type (a missing one as `null`, which only an `Option`
+/// takes).
+pub fn read_param<T: serde::de::DeserializeOwned>(
+    params: &dyn ParamSource,
+    name: &str,
+) -> Result<T, ParamsError> {
+    let value = params.param(name).unwrap_or(&Value::Null);
+    T::deserialize(value).map_err(|source| ParamsError {
+        source: serde::de::Error::custom(format_args!("parameter `{name}`: {source}")),
+    })
 }
 
 /// Validated parameters that do not deserialise into the kind's struct.
@@ -412,6 +462,15 @@ macro_rules! kind_params {
                     });
                 )*
                 specs
+            }
+
+            fn from_source(
+                params: &dyn $crate::schema::ParamSource,
+            ) -> Result<Self, $crate::schema::ParamsError> {
+                Ok($name {
+                    $($group_field: <$group_ty as $crate::schema::Params>::from_source(params)?,)*
+                    $($field: $crate::schema::read_param(params, stringify!($field))?,)*
+                })
             }
         }
     };

@@ -1,7 +1,7 @@
 //! What `plan` and `run` share: a loaded pipeline, its graph, its cache, and the way a node's
 //! key is derived from its parameters, its inputs' content and its external files.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -66,13 +66,9 @@ pub struct ResolvedKey {
 
 /// What walking a pipeline's keys found for one node (see [`Session::walk_keys`]).
 pub enum Walked<T> {
-    /// Its key is known; the lookup found `record` (so its dependents' keys are known too) or
-    /// not, and said `status`.
-    Resolved {
-        resolved: Box<ResolvedKey>,
-        record: Option<Arc<RecordHead>>,
-        status: T,
-    },
+    /// Its key is known, and the lookup said `status`. (Its action is not kept: a walk over a
+    /// million nodes would hold them all.)
+    Resolved { key: ContentHash, status: T },
     /// Its key waits on `node`: the first node upstream that has no record.
     After { node: String },
     /// Its key cannot be derived (a data file is missing, say).
@@ -139,15 +135,12 @@ impl Session {
 
     pub fn kind_of(&self, node: &NodeSpec) -> &Arc<dyn AnyKind> {
         self.registry
-            .get(&node.kind)
+            .get(node.kind)
             .expect("the spec layer only admits registered kinds")
     }
 
     pub fn position_of(&self, name: &str) -> Option<usize> {
-        self.pipeline
-            .nodes
-            .iter()
-            .position(|node| node.name == name)
+        self.pipeline.position_of(name)
     }
 
     /// The parameters that go into the key: declared `in_key`, and read with these settings.
@@ -157,8 +150,8 @@ impl Session {
         let in_key = &self.in_key[kind.name()];
         node.params
             .iter()
-            .filter(|(name, _)| in_key.contains(&name.as_str()) && !unused.contains(&name.as_str()))
-            .map(|(name, value)| (name.clone(), value.clone()))
+            .filter(|(name, _)| in_key.contains(name) && !unused.contains(name))
+            .map(|(name, value)| (name.to_string(), value.clone()))
             .collect()
     }
 
@@ -201,8 +194,8 @@ impl Session {
         let settings: Map<String, Value> = node
             .params
             .iter()
-            .filter(|(name, _)| !params.contains_key(name.as_str()))
-            .map(|(name, value)| (name.clone(), value.clone()))
+            .filter(|(name, _)| !params.contains_key(*name))
+            .map(|(name, value)| (name.to_string(), value.clone()))
             .collect();
         let slots = kind.inputs();
         let mut origin_inputs = Vec::new();
@@ -220,7 +213,7 @@ impl Session {
                         input: source.clone(),
                     })?;
                 origin_inputs.push(RecordInput {
-                    slot: slot.clone(),
+                    slot: slot.to_string(),
                     node: source.clone(),
                     key: record.key,
                     content: record.content,
@@ -233,10 +226,13 @@ impl Session {
                     })
                     .map(|(name, reference)| (name.clone(), reference.clone()))
                     .collect();
-                inputs.entry(slot.clone()).or_default().push(ActionInput {
-                    name: declared.names_in_key.then(|| source.clone()),
-                    outputs,
-                });
+                inputs
+                    .entry(slot.to_string())
+                    .or_default()
+                    .push(ActionInput {
+                        name: declared.names_in_key.then(|| source.clone()),
+                        outputs,
+                    });
             }
         }
         let action = Action {
@@ -266,89 +262,101 @@ impl Session {
     /// is `After` it. `plan`, `cache gc`, `cache push` and `cache pull` walk with this; `run`
     /// schedules builds in between and walks in its own executor, through the same
     /// [`Session::resolve_key`]. With a `pool`, one wave's lookups run side by side.
+    ///
+    /// A wave is a depth in the graph (one more than the deepest input's), worked out in one
+    /// pass over the selection, so each node is visited once however deep the pipeline is.
     pub fn walk_keys<T: Send, E: Send>(
         &self,
         selection: &[usize],
         lookup: &KeyLookup<'_, T, E>,
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<BTreeMap<usize, Walked<T>>, E> {
+        let nodes = &self.pipeline.nodes;
+        // Depth in the selection (inputs first, so each input's depth is known before).
+        let mut depth: HashMap<usize, usize> = HashMap::with_capacity(selection.len());
+        let mut waves: Vec<Vec<usize>> = Vec::new();
+        for &position in selection {
+            let node_depth = nodes[position]
+                .inputs
+                .values()
+                .flatten()
+                .filter_map(|source| self.position_of(source))
+                .filter_map(|source| depth.get(&source))
+                .map(|source_depth| source_depth + 1)
+                .max()
+                .unwrap_or(0);
+            depth.insert(position, node_depth);
+            if waves.len() <= node_depth {
+                waves.resize_with(node_depth + 1, Vec::new);
+            }
+            waves[node_depth].push(position);
+        }
+        drop(depth);
         let mut records: BTreeMap<String, Arc<RecordHead>> = BTreeMap::new();
         // For each node that has no record, the first node upstream of it without one.
-        let mut waits_on: BTreeMap<String, String> = BTreeMap::new();
+        let mut waits_on: HashMap<&str, String> = HashMap::new();
         let mut walked: BTreeMap<usize, Walked<T>> = BTreeMap::new();
-        let mut remaining = selection.to_vec();
-        while !remaining.is_empty() {
+        for wave in waves {
             let mut ready = Vec::new();
-            let mut waiting = Vec::new();
-            for position in remaining {
-                let node = &self.pipeline.nodes[position];
-                let sources = || node.inputs.values().flatten();
-                if let Some(after) = sources().find_map(|source| waits_on.get(source).cloned()) {
-                    waits_on.insert(node.name.clone(), after.clone());
+            for position in wave {
+                let node = &nodes[position];
+                let mut sources = node.inputs.values().flatten();
+                if let Some(after) = sources
+                    .clone()
+                    .find_map(|source| waits_on.get(source.as_str()).cloned())
+                {
+                    waits_on.insert(&node.name, after.clone());
+                    walked.insert(position, Walked::After { node: after });
+                } else if let Some(missing) = sources.find(|source| !records.contains_key(*source))
+                {
+                    // An input outside the selection, with no record: wait on it.
+                    waits_on.insert(&node.name, node.name.clone());
                     walked.insert(
                         position,
                         Walked::After {
-                            node: after.clone(),
+                            node: missing.clone(),
                         },
                     );
-                } else if sources().all(|source| records.contains_key(source)) {
-                    ready.push(position);
                 } else {
-                    waiting.push(position);
+                    ready.push(position);
                 }
-            }
-            if ready.is_empty() {
-                // Inputs outside the selection have no record: wait on them.
-                for position in waiting {
-                    let node = &self.pipeline.nodes[position];
-                    let missing = node
-                        .inputs
-                        .values()
-                        .flatten()
-                        .find(|source| !records.contains_key(*source))
-                        .cloned()
-                        .unwrap_or_default();
-                    walked.insert(position, Walked::After { node: missing });
-                }
-                break;
             }
             let look = |position: usize| {
-                let node = &self.pipeline.nodes[position];
+                let node = &nodes[position];
                 let result = match self.resolve_key(node, &records) {
-                    Ok(resolved) => {
-                        lookup(node, &resolved).map(|(record, status)| Walked::Resolved {
-                            resolved: Box::new(resolved),
+                    Ok(resolved) => lookup(node, &resolved).map(|(record, status)| {
+                        (
                             record,
-                            status,
-                        })
-                    }
-                    Err(error) => Ok(Walked::Failed { error }),
+                            Walked::Resolved {
+                                key: resolved.key,
+                                status,
+                            },
+                        )
+                    }),
+                    Err(error) => Ok((None, Walked::Failed { error })),
                 };
                 (position, result)
             };
-            let results: Vec<(usize, Result<Walked<T>, E>)> = match pool {
+            type Looked<T> = (Option<Arc<RecordHead>>, Walked<T>);
+            let results: Vec<(usize, Result<Looked<T>, E>)> = match pool {
                 Some(pool) => {
                     pool.install(|| ready.par_iter().map(|&position| look(position)).collect())
                 }
                 None => ready.iter().map(|&position| look(position)).collect(),
             };
             for (position, result) in results {
-                let name = &self.pipeline.nodes[position].name;
-                let found = result?;
-                match &found {
-                    Walked::Resolved {
-                        record: Some(record),
-                        ..
-                    } => {
-                        records.insert(name.clone(), record.clone());
+                let name = &nodes[position].name;
+                let (record, found) = result?;
+                match record {
+                    Some(record) => {
+                        records.insert(name.clone(), record);
                     }
-                    _ => {
-                        waits_on.insert(name.clone(), name.clone());
+                    None => {
+                        waits_on.insert(name, name.clone());
                     }
                 }
                 walked.insert(position, found);
             }
-            remaining = waiting;
         }
         Ok(walked)
     }

@@ -173,7 +173,7 @@ fn parse_record_as<R: RecordFields>(key: &ContentHash, bytes: &[u8]) -> Result<R
             format: record.format(),
         });
     }
-    if crate::key::outputs_digest(record.outputs()) != *record.content() {
+    if crate::key::outputs_digest_of(record.outputs()) != *record.content() {
         return Err(RecordProblem::Digest);
     }
     Ok(record)

@@ -232,9 +232,7 @@ pub(crate) fn walk_keys(
         .map(|position| {
             let name = session.pipeline.nodes[*position].name.clone();
             match walked.remove(position).expect("every node is walked") {
-                Walked::Resolved {
-                    resolved, status, ..
-                } => (name, Some(resolved.key), status),
+                Walked::Resolved { key, status } => (name, Some(key), status),
                 Walked::After { node } => {
                     observer.advance(&name);
                     (name, None, PullStatus::AfterMissing { node })

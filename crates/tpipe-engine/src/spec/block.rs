@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use super::matrix::{self, Combination, Variable};
-use super::source_map::{PathSegment, YamlPath};
+use super::matrix::{self, Combination, Exclusion, Values, Variable};
+use super::source_map::{Location, PathSegment, YamlPath};
 use super::validator::Validator;
 use super::yaml::{hint_did_you_mean, with_key, yaml_to_json};
 use crate::kind::{AnyKind, KindRegistry};
@@ -25,13 +25,17 @@ const RESERVED_NODE_KEYS: &[&str] = &[
 
 /// A node block after its block-level checks, before expansion.
 pub(super) struct Block<'a> {
-    pub(super) template: String,
+    pub(super) template: Arc<str>,
     pub(super) path: YamlPath,
+    /// Where the block's name is written: its nodes' location.
+    pub(super) location: Location,
     pub(super) kind: &'a Arc<dyn AnyKind>,
     /// The kind's parameters, built once per block: a matrix block expands to many nodes.
     pub(super) specs: Vec<ParamSpec>,
     pub(super) variables: Vec<Variable>,
     pub(super) excluded: Vec<Map<String, Value>>,
+    /// `excluded` as sets of the variables' values.
+    pub(super) exclusions: Vec<Exclusion>,
     pub(super) params: Vec<(String, Value)>,
     pub(super) inputs: Vec<(String, Value)>,
     pub(super) publish: Option<String>,
@@ -51,13 +55,16 @@ impl Validator {
     ) -> Option<Block<'r>> {
         let (json, kind) = self.block_kind(template, &block_path, value, registry)?;
         let slots = kind.inputs();
+        let location = self.source_map.key(&block_path);
         let mut block = Block {
-            template: template.to_string(),
+            template: Arc::from(template),
             path: block_path,
+            location,
             kind,
             specs: kind.params(),
             variables: Vec::new(),
             excluded: Vec::new(),
+            exclusions: Vec::new(),
             params: Vec::new(),
             inputs: Vec::new(),
             publish: None,
@@ -66,6 +73,11 @@ impl Validator {
         for (key, value) in json {
             self.block_entry(&mut block, &slots, key, value);
         }
+        block.exclusions = block
+            .excluded
+            .iter()
+            .map(|excluded| Exclusion::new(&block.variables, excluded))
+            .collect();
         self.missing_slots(&block, &slots);
         // Expanding a block whose name template is wrong would only repeat the same mistake.
         self.name_template_is_valid(&block).then_some(block)
@@ -129,7 +141,7 @@ impl Validator {
     fn block_entry(&mut self, block: &mut Block, slots: &[InputSlot], key: String, value: Value) {
         let key_path = with_key(&block.path, &key);
         let template = block.template.clone();
-        let node = Some(template.as_str());
+        let node = Some(&*template);
         match key.as_str() {
             "kind" => {}
             "matrix" => block.variables = self.matrix(&key_path, node, &value),
@@ -182,7 +194,7 @@ impl Validator {
         reference: Value,
     ) {
         let slot_path = with_key(&with_key(&block.path, "inputs"), &slot);
-        let node = Some(block.template.as_str());
+        let node = Some(&*block.template);
         let kind_name = block.kind.name();
         let Some(declared) = slots.iter().find(|declared| declared.name == slot) else {
             let hint = hint_did_you_mean(&slot, slots.iter().map(|declared| declared.name))
@@ -275,7 +287,7 @@ impl Validator {
     /// Whether the name template and the matrix agree: every `{placeholder}` is a variable,
     /// and every variable appears in the name (else its nodes would share one name).
     fn name_template_is_valid(&mut self, block: &Block) -> bool {
-        let template = block.template.as_str();
+        let template = &*block.template;
         let node = Some(template);
         let variables: Vec<&str> = block
             .variables
@@ -333,34 +345,36 @@ impl Validator {
         let mut variables = Vec::new();
         for (name, values) in map {
             let variable_path = with_key(matrix_path, name);
-            let values: Vec<(Value, String)> = match values {
-                Value::Array(items) => items
-                    .iter()
-                    .map(|item| (item.clone(), matrix::label_of(item)))
-                    .collect(),
-                Value::String(text) => match matrix::parse_range(text) {
-                    Ok(Some(range)) => range
-                        .into_iter()
-                        .map(|number| (Value::from(number), number.to_string()))
+            let values = match values {
+                Value::Array(items) => Values::Listed(
+                    items
+                        .iter()
+                        .map(|item| (item.clone(), matrix::label_of(item)))
                         .collect(),
-                    Ok(None) => vec![(values.clone(), text.clone())],
+                ),
+                Value::String(text) => match matrix::parse_range(text) {
+                    Ok(Some((start, end))) => Values::Range { start, end },
+                    Ok(None) => Values::Listed(vec![(values.clone(), text.clone())]),
                     Err(problem) => {
                         self.at_value(&variable_path, node, problem.to_string(), None);
                         continue;
                     }
                 },
-                Value::Object(labelled) => labelled
-                    .iter()
-                    .map(|(written, label)| {
-                        // Keys of a YAML mapping arrive as text: give `true`/`3` their type back.
-                        let value = serde_json::from_str::<Value>(written)
-                            .ok()
-                            .filter(|parsed| !parsed.is_object() && !parsed.is_array())
-                            .unwrap_or_else(|| Value::String(written.clone()));
-                        (value, matrix::label_of(label))
-                    })
-                    .collect(),
-                other => vec![(other.clone(), matrix::label_of(other))],
+                Value::Object(labelled) => Values::Listed(
+                    labelled
+                        .iter()
+                        .map(|(written, label)| {
+                            // Keys of a YAML mapping arrive as text: give `true`/`3` their type
+                            // back.
+                            let value = serde_json::from_str::<Value>(written)
+                                .ok()
+                                .filter(|parsed| !parsed.is_object() && !parsed.is_array())
+                                .unwrap_or_else(|| Value::String(written.clone()));
+                            (value, matrix::label_of(label))
+                        })
+                        .collect(),
+                ),
+                other => Values::Listed(vec![(other.clone(), matrix::label_of(other))]),
             };
             if values.is_empty() {
                 self.at_value(
@@ -378,22 +392,16 @@ impl Validator {
         }
         variables
     }
+}
 
-    pub(super) fn expand(&mut self, block: &Block) -> Vec<Combination> {
-        matrix::combinations(&block.variables)
-            .into_iter()
-            .filter(|combination| {
-                !block.excluded.iter().any(|exclusion| {
-                    exclusion.iter().all(|(variable, excluded)| {
-                        combination.iter().any(|(name, value, label)| {
-                            name == variable
-                                && (value == excluded
-                                    || excluded.as_str() == Some(label.as_str())
-                                    || matrix::label_of(excluded) == *label)
-                        })
-                    })
-                })
-            })
-            .collect()
+impl<'r> Block<'r> {
+    /// The block's combinations that no `exclude:` entry removes, made one at a time.
+    pub(super) fn combinations(&self) -> impl Iterator<Item = Combination<'_>> + '_ {
+        matrix::combinations(&self.variables).filter(|combination| {
+            !self
+                .exclusions
+                .iter()
+                .any(|exclusion| exclusion.removes(combination))
+        })
     }
 }
