@@ -4,6 +4,7 @@
 mod cache_commands;
 mod exec_node;
 mod executor;
+mod jobs;
 mod progress;
 mod remote_commands;
 mod table;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tpipe_backend::Backend;
 
 use crate::cache::Cache;
+use crate::cluster::JobsLeft;
 use crate::exec::{RunOptions, RunSummary};
 use crate::graph::PipelineGraph;
 use crate::kind::{BuildOptions, KindRegistry};
@@ -72,6 +74,26 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = DagFormat::Text)]
         format: DagFormat,
+    },
+    /// List the pipeline's nodes that are queued or running on a cluster: job ids, states,
+    /// reasons and how long they have waited (from the jobs tpipe recorded in the cache, and one
+    /// poll of the cluster).
+    Status {
+        file: PathBuf,
+        /// Only these nodes (globs allowed) and what they need.
+        #[arg(long = "target", value_name = "NODE")]
+        targets: Vec<String>,
+        /// Print one JSON object per job, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel the pipeline's queued and running cluster jobs (one call to the cluster); the next
+    /// run submits their nodes again.
+    Cancel {
+        file: PathBuf,
+        /// Only the jobs of these nodes (globs allowed) and of what they need.
+        #[arg(long = "target", value_name = "NODE")]
+        targets: Vec<String>,
     },
     /// Show the cache record of a node: outputs, metrics and provenance, then, for a trained
     /// net, the last epochs of its training curve.
@@ -273,7 +295,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                 writeln!(stdout)?;
             } else {
                 table::write_plan(&mut stdout, &planned)?;
-                executor::write_detached_jobs(&session, &planned, &mut stdout)?;
+                jobs::write_queued_jobs(&session, &planned, &mut stdout)?;
             }
             Ok(if planned.count(PlanStatus::Error) > 0 {
                 exit::BUILD_FAILED
@@ -290,6 +312,18 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             };
             stdout.write_all(text.as_bytes())?;
             Ok(exit::SUCCESS)
+        }
+        Command::Status {
+            file,
+            targets,
+            json,
+        } => {
+            let session = open_session(&file, cli.cache.as_deref(), registry)?;
+            jobs::status(&session, &targets, json, &mut stdout)
+        }
+        Command::Cancel { file, targets } => {
+            let session = open_session(&file, cli.cache.as_deref(), registry)?;
+            jobs::cancel(&session, &targets, &mut stdout)
         }
         Command::Show { file, node, json } => {
             let session = open_session(&file, cli.cache.as_deref(), registry)?;
@@ -439,8 +473,6 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     let remote_records_only = runner.use_remote_for_artifacts(remote.as_ref())?;
     if args.detach {
         runner.check_detach()?;
-    } else {
-        runner.attach_detached(session);
     }
     let jobs = args.jobs.unwrap_or_else(|| runner.default_jobs());
     let options = RunOptions {
@@ -459,14 +491,11 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     };
     let observer = progress::TerminalObserver::new(session, &options);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
-    let cluster_report = runner.finish();
-    if !args.detach && summary.as_ref().is_ok_and(RunSummary::all_succeeded) {
-        runner.forget_detached(session);
-    }
+    let cluster_report = runner.finish(JobsLeft::Cancel);
     let summary: RunSummary = summary.map_err(Failure::usage)?;
     observer.finish();
     if let Some(report) = cluster_report {
-        executor::print_report(&report);
+        executor::print_report(&report, &session.pipeline.file);
     }
     if args.json {
         serde_json::to_writer_pretty(&mut *stdout, &summary)
@@ -479,7 +508,7 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         buffered.flush()?;
     }
     if args.detach {
-        executor::record_detached(session, &runner, &summary, stdout)?;
+        executor::report_detached(session, &runner, &summary, stdout)?;
     }
     Ok(if summary.cancelled || cancel.load(Ordering::Relaxed) {
         exit::INTERRUPTED
