@@ -33,8 +33,10 @@ pub mod exit {
     pub const BUILD_FAILED: u8 = 1;
     /// The pipeline file or the command line is invalid.
     pub const USAGE: u8 = 2;
-    /// Interrupted with Ctrl-C; what finished is cached.
+    /// Interrupted with Ctrl-C or SIGTERM; what finished is cached.
     pub const INTERRUPTED: u8 = 130;
+    /// The terminal hung up (SIGHUP); a cluster's jobs were left running, recorded.
+    pub const HUNG_UP: u8 = 129;
 }
 
 #[derive(Parser, Debug)]
@@ -58,6 +60,14 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build every node that is not cached yet.
+    ///
+    /// Signals: Ctrl-C (SIGINT) and SIGTERM stop starting nodes, cancel the run's queued and
+    /// running cluster jobs in one call, and exit with 130 (a second one leaves at once). A
+    /// hangup (SIGHUP: the terminal or SSH connection closed) stops writing to the terminal and
+    /// exits with 129, leaving the cluster jobs queued and running: they are paid for. Every
+    /// submitted job is recorded in the cache as soon as the cluster takes it, so after a hangup
+    /// or a kill the next `run` follows the live jobs instead of submitting them again, `tpipe
+    /// status FILE` lists them and `tpipe cancel FILE` cancels them.
     Run(RunArgs),
     /// Show which nodes would run and why, without running anything.
     Plan {
@@ -465,8 +475,9 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
             Some(_) => {}
         }
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    install_interrupt_handler(cancel.clone());
+    let interruption = Interruption::default();
+    install_signal_handlers(&interruption);
+    let cancel = interruption.cancel.clone();
     let backend = args.backend.map(|backend| backend.word().to_string());
     let remote = remote.map(|remote| remote as Arc<dyn crate::remote::Remote>);
     let mut runner = executor::choose(session, args.executor.as_deref(), backend.clone())?;
@@ -491,7 +502,12 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     };
     let observer = progress::TerminalObserver::new(session, &options);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
-    let cluster_report = runner.finish(JobsLeft::Cancel);
+    let hung_up = interruption.hung_up.load(Ordering::SeqCst);
+    let cluster_report = runner.finish(if hung_up {
+        JobsLeft::Keep
+    } else {
+        JobsLeft::Cancel
+    });
     let summary: RunSummary = summary.map_err(Failure::usage)?;
     observer.finish();
     if let Some(report) = cluster_report {
@@ -510,7 +526,9 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     if args.detach {
         executor::report_detached(session, &runner, &summary, stdout)?;
     }
-    Ok(if summary.cancelled || cancel.load(Ordering::Relaxed) {
+    Ok(if hung_up {
+        exit::HUNG_UP
+    } else if summary.cancelled || cancel.load(Ordering::Relaxed) {
         exit::INTERRUPTED
     } else if summary.all_succeeded() {
         exit::SUCCESS
@@ -519,16 +537,86 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     })
 }
 
-/// First Ctrl-C: stop starting nodes and let running ones stop at their next check. Second:
-/// leave at once (the cache stays consistent either way: records are written last).
+/// What the signals of the run asked for: set from the signal thread, read at the run's end.
+#[derive(Clone, Default)]
+struct Interruption {
+    /// Stop starting nodes; what runs stops at its next check (every signal sets it).
+    cancel: Arc<AtomicBool>,
+    /// The first signal was a hangup: leave the cluster's jobs running instead of cancelling.
+    hung_up: Arc<AtomicBool>,
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (`timeout`, systemd, `kill`): stop starting nodes, let running
+/// ones stop at their next check, and cancel the cluster jobs this run follows; a second one
+/// leaves at once (the cache stays consistent either way: records are written last). SIGHUP
+/// (the terminal is gone): stop writing to it and stop the same way, but leave the cluster jobs
+/// queued and running: they are paid for, recorded in the cache, and the next run follows them.
+fn install_signal_handlers(interruption: &Interruption) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    listen(&[SIGINT, SIGTERM, SIGHUP], interruption);
+}
+
+/// `exec-node` (what a cluster job runs): Ctrl-C only, as the first of the signals above;
+/// the scheduler's SIGTERM ends the job at once, as it always did.
 fn install_interrupt_handler(cancel: Arc<AtomicBool>) {
-    let _ = ctrlc::set_handler(move || {
-        if cancel.swap(true, Ordering::SeqCst) {
-            std::process::exit(exit::INTERRUPTED as i32);
+    let interruption = Interruption {
+        cancel,
+        hung_up: Arc::default(),
+    };
+    listen(&[signal_hook::consts::SIGINT], &interruption);
+}
+
+/// Handles `wanted` on a thread of its own, as [`install_signal_handlers`] says.
+fn listen(wanted: &[std::ffi::c_int], interruption: &Interruption) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(wanted) else {
+        return;
+    };
+    let Interruption { cancel, hung_up } = interruption.clone();
+    let _ = std::thread::Builder::new()
+        .name("tpipe-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    silence_terminal();
+                    // Only when nothing asked to cancel first: a Ctrl-C still cancels.
+                    if !cancel.load(Ordering::SeqCst) {
+                        hung_up.store(true, Ordering::SeqCst);
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                    continue;
+                }
+                if cancel.swap(true, Ordering::SeqCst) {
+                    let code = if hung_up.load(Ordering::SeqCst) {
+                        exit::HUNG_UP
+                    } else {
+                        exit::INTERRUPTED
+                    };
+                    std::process::exit(code as i32);
+                }
+                let name = if signal == SIGTERM { "SIGTERM" } else { "Ctrl-C" };
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ninterrupted ({name}): finishing what is running and cancelling this run's cluster jobs; press Ctrl-C again to stop at once"
+                );
+            }
+        });
+}
+
+/// Points standard output and error, where they are the terminal that hung up, at /dev/null:
+/// writing to a lost terminal fails (and `eprintln!` panics on that), while the run still has
+/// to finish its bookkeeping. A redirection to a file keeps receiving the output.
+fn silence_terminal() {
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    for descriptor in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
+        // SAFETY: isatty and dup2 take plain descriptors; `null` stays open for the call, and
+        // dup2 atomically replaces the descriptor, so no other thread sees it closed.
+        unsafe {
+            if libc::isatty(descriptor) == 1 {
+                libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), descriptor);
+            }
         }
-        let _ = writeln!(
-            std::io::stderr(),
-            "\ninterrupted: finishing what is running; press Ctrl-C again to stop at once"
-        );
-    });
+    }
 }

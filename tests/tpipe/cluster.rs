@@ -322,3 +322,59 @@ fn status_lists_the_live_jobs_and_cancel_cancels_them_so_a_rerun_submits_them_ag
     assert_eq!(job_folders(&project), 5);
     succeed(&project, &["cancel", "pipeline.yaml"]);
 }
+
+const SLOW_TRIO: &str = "nodes:
+  \"slow{i}\": { kind: number, matrix: { i: 1..=3 }, value: \"{i}\", sleep_ms: 8000, resources: { local: false } }
+  total: { kind: sum, inputs: { items: \"slow*\" }, resources: { local: false } }
+";
+
+/// Issue 24: a hangup (the terminal closed) leaves the jobs running, recorded: the process
+/// exits with 129 without cancelling them, and the next run follows them instead of
+/// submitting them again.
+#[test]
+fn a_hangup_leaves_the_jobs_running_and_a_rerun_follows_them() {
+    let project = Project::new(SLOW_TRIO);
+    let child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
+    wait_for_jobs(&project, 3);
+    send_signal(&child, "HUP");
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(129), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("processes: hangup: left jobs 1 2 3 queued or running"),
+        "{stderr}"
+    );
+    for id in 1..=3 {
+        let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
+        let exit = std::fs::read_to_string(exit).unwrap_or_default();
+        assert_ne!(exit, "cancelled", "job {id} was cancelled");
+    }
+    let (stdout, stderr) = succeed(&project, ON_THE_CLUSTER);
+    assert!(
+        stderr.contains("processes: 1 job submitted")
+            && stderr.contains("followed 3 jobs submitted earlier"),
+        "{stderr}"
+    );
+    assert!(summary_line(&stdout, "total").contains("= 6"), "{stdout}");
+    assert_eq!(job_folders(&project), 4, "each node submitted once");
+}
+
+/// Issue 24: SIGTERM (what `timeout` and systemd send) cancels like Ctrl-C, in one call.
+#[test]
+fn sigterm_cancels_every_job_the_run_follows_like_ctrl_c() {
+    let project = Project::new(SLOW_TRIO);
+    let child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
+    wait_for_jobs(&project, 3);
+    send_signal(&child, "TERM");
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("processes: cancelled jobs 1 2 3 (kill)"),
+        "{stderr}"
+    );
+    for id in 1..=3 {
+        let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
+        assert_eq!(std::fs::read_to_string(exit).unwrap(), "cancelled");
+    }
+}

@@ -95,6 +95,84 @@ fn a_rerun_finds_live_jobs_by_their_scripts_when_the_ledger_lost_them() {
     assert!(summary_line(&stdout, "total").contains("= 10"), "{stdout}");
 }
 
+/// Starts a run of the slow grid with Slurm's commands counted, waits until its four jobs are
+/// in the queue, and sends it signal `name`; returns what it printed and its exit code.
+fn run_and_signal(
+    cluster: &Cluster,
+    project: &Project,
+    wrappers: &Wrappers,
+    name: &str,
+) -> (String, Option<i32>) {
+    let mut command = cluster.tpipe(project, &["run", "pipeline.yaml", "--executor", "slurm"]);
+    wrappers.apply(&mut command);
+    let child = command.spawn().unwrap();
+    wait_until(60, "the four jobs", || cluster.jobs().len() >= 4);
+    send_signal(&child, name);
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    (format!("{stdout}\n{stderr}"), output.status.code())
+}
+
+#[test]
+fn a_hangup_leaves_the_jobs_running_and_a_rerun_submits_nothing_for_them() {
+    let cluster = cluster();
+    let project = slurm_project(SLOW_GRID);
+    let wrappers = Wrappers::new(&project, &["sbatch", "scancel"]);
+    let (printed, code) = run_and_signal(&cluster, &project, &wrappers, "HUP");
+    assert_eq!(code, Some(129), "{printed}");
+    assert!(printed.contains("slurm: hangup: left jobs"), "{printed}");
+    assert!(wrappers.calls("scancel").is_empty(), "{printed}");
+    assert_eq!(ledger_jobs(&project), 4);
+    assert!(
+        cluster
+            .jobs()
+            .iter()
+            .all(|(_, state, _)| state != "CANCELLED"),
+        "{:?}",
+        cluster.jobs()
+    );
+    let sbatch_before = wrappers.calls("sbatch").len();
+    let mut rerun = cluster.tpipe(&project, &["run", "pipeline.yaml", "--executor", "slurm"]);
+    wrappers.apply(&mut rerun);
+    let output = rerun.output().unwrap();
+    let (stdout, stderr) = text(&output);
+    assert!(output.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("followed 4 jobs submitted earlier"),
+        "{stderr}"
+    );
+    assert!(summary_line(&stdout, "total").contains("= 10"), "{stdout}");
+    // Only `low` and `high` were submitted by the rerun.
+    let jobs = cluster.jobs();
+    assert_eq!(jobs.len(), SLOW_GRID_ON_SLURM, "{jobs:?}");
+    assert!(
+        wrappers.calls("sbatch").len() - sbatch_before <= 2,
+        "{stderr}"
+    );
+}
+
+#[test]
+fn sigterm_cancels_the_runs_jobs_in_one_scancel_and_exits_130() {
+    let cluster = cluster();
+    let project = slurm_project(SLOW_GRID);
+    let wrappers = Wrappers::new(&project, &["scancel"]);
+    let (printed, code) = run_and_signal(&cluster, &project, &wrappers, "TERM");
+    assert_eq!(code, Some(130), "{printed}");
+    assert!(printed.contains("slurm: cancelled jobs "), "{printed}");
+    assert_eq!(wrappers.calls("scancel").len(), 1, "{printed}");
+    wait_until(30, "every job cancelled", || {
+        cluster
+            .jobs()
+            .iter()
+            .all(|(_, state, _)| state == "CANCELLED")
+    });
+    assert_eq!(
+        ledger_jobs(&project),
+        0,
+        "the ledger forgets cancelled jobs"
+    );
+}
+
 /// The ids of the jobs Slurm has queued or running.
 fn live_ids(cluster: &Cluster) -> Vec<String> {
     let mut ids: Vec<String> = cluster
