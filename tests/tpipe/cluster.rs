@@ -167,39 +167,26 @@ fn detach_builds_here_what_builds_here_submits_the_rest_and_a_later_run_waits_fo
     assert!(!planned.contains("queued or running"), "{planned}");
 }
 
-#[test]
-fn ctrl_c_cancels_every_job_the_run_follows() {
+/// Runs three slow jobs on the test double and sends signal `name`: every job is cancelled,
+/// in one call, and the run exits with 130.
+fn a_signal_cancels_every_job_the_run_follows(name: &str) {
     let project = Project::new(
         "nodes:
   \"slow{i}\": { kind: number, matrix: { i: 1..=3 }, value: \"{i}\", sleep_ms: 120000, resources: { local: false } }
 ",
     );
-    let child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
-    let started = |id: u32| {
-        project
-            .path(&format!("cache/process-jobs/{id}/started"))
-            .exists()
-    };
-    let clock = Instant::now();
-    while !(1..=3).all(started) {
-        assert!(
-            clock.elapsed() < Duration::from_secs(30),
-            "the jobs never started"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    send_signal(&child, "INT");
-    let output = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+    let (stdout, stderr, code) = signalled_run(&project, name);
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("processes: cancelled jobs 1 2 3 (kill)"),
         "{stderr}"
     );
-    for id in 1..=3 {
-        let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
-        assert_eq!(std::fs::read_to_string(exit).unwrap(), "cancelled");
-    }
+    assert_eq!(job_exits(&project), ["cancelled"; 3]);
+}
+
+#[test]
+fn ctrl_c_cancels_every_job_the_run_follows() {
+    a_signal_cancels_every_job_the_run_follows("INT");
 }
 
 /// Issue 24: every job is in the cache's ledger from its submission on, so a run killed with
@@ -207,24 +194,12 @@ fn ctrl_c_cancels_every_job_the_run_follows() {
 /// again.
 #[test]
 fn a_killed_run_leaves_its_jobs_recorded_and_a_rerun_follows_them_instead_of_submitting_again() {
-    let project = Project::new(
-        "nodes:
-  \"slow{i}\": { kind: number, matrix: { i: 1..=3 }, value: \"{i}\", sleep_ms: 3000, resources: { local: false } }
-  total: { kind: sum, inputs: { items: \"slow*\" }, resources: { local: false } }
-",
-    );
+    let project = Project::new(SLOW_TRIO);
     let mut child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
     wait_for_jobs(&project, 3);
     child.kill().unwrap();
     child.wait().unwrap();
-    let (stdout, stderr) = succeed(&project, ON_THE_CLUSTER);
-    assert!(
-        stderr.contains("processes: 1 job submitted")
-            && stderr.contains("followed 3 jobs submitted earlier"),
-        "{stderr}"
-    );
-    assert!(summary_line(&stdout, "total").contains("= 6"), "{stdout}");
-    assert_eq!(job_folders(&project), 4, "each node submitted once");
+    a_rerun_follows_the_three_jobs_and_submits_only_total(&project);
 }
 
 /// The job folders of the test double: one per job ever submitted.
@@ -334,47 +309,56 @@ const SLOW_TRIO: &str = "nodes:
 #[test]
 fn a_hangup_leaves_the_jobs_running_and_a_rerun_follows_them() {
     let project = Project::new(SLOW_TRIO);
-    let child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
-    wait_for_jobs(&project, 3);
-    send_signal(&child, "HUP");
-    let output = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(129), "{stdout}\n{stderr}");
+    let (stdout, stderr, code) = signalled_run(&project, "HUP");
+    assert_eq!(code, Some(129), "{stdout}\n{stderr}");
     assert!(
         stderr.contains("processes: hangup: left jobs 1 2 3 queued or running"),
         "{stderr}"
     );
-    for id in 1..=3 {
-        let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
-        let exit = std::fs::read_to_string(exit).unwrap_or_default();
-        assert_ne!(exit, "cancelled", "job {id} was cancelled");
-    }
-    let (stdout, stderr) = succeed(&project, ON_THE_CLUSTER);
+    assert!(
+        job_exits(&project).iter().all(|exit| exit != "cancelled"),
+        "{:?}",
+        job_exits(&project)
+    );
+    a_rerun_follows_the_three_jobs_and_submits_only_total(&project);
+}
+
+/// Issue 24: SIGTERM (what `timeout` and systemd send) cancels like Ctrl-C, in one call.
+#[test]
+fn sigterm_cancels_every_job_the_run_follows_like_ctrl_c() {
+    a_signal_cancels_every_job_the_run_follows("TERM");
+}
+
+/// Runs the project's pipeline on the test double, waits until its jobs 1 to 3 have started,
+/// and sends it signal `name`; returns its stdout, stderr and exit code.
+fn signalled_run(project: &Project, name: &str) -> (String, String, Option<i32>) {
+    let child = tpipe(project, ON_THE_CLUSTER).spawn().unwrap();
+    wait_for_jobs(project, 3);
+    send_signal(&child, name);
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    (stdout, stderr, output.status.code())
+}
+
+/// What the `exit` files of the test double's jobs 1 to 3 say (empty while one runs).
+fn job_exits(project: &Project) -> Vec<String> {
+    (1..=3)
+        .map(|id| {
+            let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
+            std::fs::read_to_string(exit).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A rerun of [`SLOW_TRIO`] follows the three slow jobs an earlier run left and submits only
+/// `total`'s: each node is submitted once over both runs.
+fn a_rerun_follows_the_three_jobs_and_submits_only_total(project: &Project) {
+    let (stdout, stderr) = succeed(project, ON_THE_CLUSTER);
     assert!(
         stderr.contains("processes: 1 job submitted")
             && stderr.contains("followed 3 jobs submitted earlier"),
         "{stderr}"
     );
     assert!(summary_line(&stdout, "total").contains("= 6"), "{stdout}");
-    assert_eq!(job_folders(&project), 4, "each node submitted once");
-}
-
-/// Issue 24: SIGTERM (what `timeout` and systemd send) cancels like Ctrl-C, in one call.
-#[test]
-fn sigterm_cancels_every_job_the_run_follows_like_ctrl_c() {
-    let project = Project::new(SLOW_TRIO);
-    let child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
-    wait_for_jobs(&project, 3);
-    send_signal(&child, "TERM");
-    let output = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("processes: cancelled jobs 1 2 3 (kill)"),
-        "{stderr}"
-    );
-    for id in 1..=3 {
-        let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
-        assert_eq!(std::fs::read_to_string(exit).unwrap(), "cancelled");
-    }
+    assert_eq!(job_folders(project), 4, "each node submitted once");
 }
