@@ -607,16 +607,15 @@ fn listen(wanted: &[std::ffi::c_int], interruption: &Interruption) {
 /// writing to a lost terminal fails (and `eprintln!` panics on that), while the run still has
 /// to finish its bookkeeping. A redirection to a file keeps receiving the output.
 fn silence_terminal() {
+    use std::io::IsTerminal;
     let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
         return;
     };
-    for descriptor in [libc::STDOUT_FILENO, libc::STDERR_FILENO] {
-        // SAFETY: isatty and dup2 take plain descriptors; `null` stays open for the call, and
-        // dup2 atomically replaces the descriptor, so no other thread sees it closed.
-        unsafe {
-            if libc::isatty(descriptor) == 1 {
-                libc::dup2(std::os::fd::AsRawFd::as_raw_fd(&null), descriptor);
-            }
-        }
+    // dup2 replaces the descriptor at once: no other thread ever sees it closed.
+    if std::io::stdout().is_terminal() {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+    if std::io::stderr().is_terminal() {
+        let _ = nix::unistd::dup2_stderr(&null);
     }
 }
