@@ -1,17 +1,16 @@
 //! `tpipe run --executor local|<cluster backend>`: which runner builds the nodes, `--detach`,
 //! and the cluster's end-of-run figures. Nothing here names a backend: they come from
-//! [`crate::cluster::backends`].
+//! [`crate::executors::backends`].
 
 use std::io::Write;
 use std::sync::Arc;
 
-use crate::cluster::detached::DetachedJobs;
 use crate::cluster::{
-    ClusterReport, ClusterRunner, ExecutorChoice, ExecutorConfig, JobCommand, OpenContext,
+    BackendEntry, ClusterBackend, ClusterReport, ClusterRunner, ExecutorChoice, ExecutorConfig,
+    JobCommand, JobsLeft, OpenContext,
 };
 use crate::exec::{LocalRunner, NodeRunner, NodeStatus, RunSummary};
 use crate::executors::backends;
-use crate::plan::{Plan, PlanStatus};
 use crate::remote::config::user_config_path;
 use crate::session::Session;
 
@@ -95,30 +94,27 @@ impl Runner {
         Ok(())
     }
 
-    /// A cluster run waits for the jobs the last `--detach` of this pipeline submitted there.
-    pub fn attach_detached(&self, session: &Session) {
-        if let Runner::Cluster(runner) = self {
-            let detached = DetachedJobs::load(&session.cache, &session.pipeline_id);
-            if detached.backend == runner.entry().name {
-                runner.attach(detached.jobs);
-            }
-        }
-    }
-
-    /// After a run that built everything, the detached jobs are history.
-    pub fn forget_detached(&self, session: &Session) {
-        if let Runner::Cluster(_) = self {
-            DetachedJobs::remove(&session.cache, &session.pipeline_id);
-        }
-    }
-
-    /// Cancels what a cluster still runs for this run (after Ctrl-C) and returns its figures.
-    pub fn finish(&self) -> Option<ClusterReport> {
+    /// Stops following a cluster's jobs, cancelling or leaving what still runs (after Ctrl-C or
+    /// a hangup), and returns its figures.
+    pub fn finish(&self, left: JobsLeft) -> Option<ClusterReport> {
         match self {
             Runner::Local(_) => None,
-            Runner::Cluster(runner) => Some(runner.finish()),
+            Runner::Cluster(runner) => Some(runner.finish(left)),
         }
     }
+}
+
+/// Opens the cluster backend `entry` as the config files set it up, for `status`, `cancel`
+/// and `plan`.
+pub fn open_backend(
+    session: &Session,
+    entry: &BackendEntry,
+) -> Result<Box<dyn ClusterBackend>, crate::cluster::ClusterError> {
+    let config = ExecutorConfig::load(&config_files(session), backends())?;
+    let context = OpenContext {
+        cache_dir: session.cache.root(),
+    };
+    (entry.open)(config.sections_of(entry), &context)
 }
 
 /// The runner for this run: `--executor`, else `executor.default` from the config files.
@@ -159,24 +155,64 @@ pub fn choose(
     Ok(Runner::Cluster(Box::new(runner)))
 }
 
+/// Job ids for a message: all of them, or the first few and how many in all.
+pub fn id_list(ids: &[String]) -> String {
+    const SHOWN: usize = 12;
+    if ids.len() <= SHOWN {
+        return ids.join(" ");
+    }
+    format!("{} … ({} in all)", ids[..SHOWN - 2].join(" "), ids.len())
+}
+
+fn plural(count: usize) -> &'static str {
+    if count == 1 {
+        ""
+    } else {
+        "s"
+    }
+}
+
 /// What the cluster did for this run, on stderr after the progress display.
-pub fn print_report(report: &ClusterReport) {
-    let plural = |count: usize| if count == 1 { "" } else { "s" };
+pub fn print_report(report: &ClusterReport, file: &std::path::Path) {
     let name = report.backend.name;
     let submitted = report.jobs_submitted.len();
-    eprintln!(
-        "{name}: {submitted} job{} submitted, {} {}{}",
-        plural(submitted),
+    let mut line = format!("{name}: {submitted} job{} submitted", plural(submitted));
+    if submitted > 0 && report.submit_calls != submitted {
+        line.push_str(&format!(
+            " in {} {}{}",
+            report.submit_calls,
+            report.backend.submit_noun,
+            plural(report.submit_calls)
+        ));
+    }
+    line.push_str(&format!(
+        ", {} {}{}",
         report.poll_calls,
         report.backend.poll_noun,
         plural(report.poll_calls),
-    );
+    ));
+    let attached = report.jobs_attached.len();
+    if attached > 0 {
+        line.push_str(&format!(
+            "; followed {attached} job{} submitted earlier",
+            plural(attached)
+        ));
+    }
+    eprintln!("{line}");
     if !report.cancelled_jobs.is_empty() {
         eprintln!(
             "{name}: cancelled job{} {} ({}); the next run resumes from what finished",
             plural(report.cancelled_jobs.len()),
-            report.cancelled_jobs.join(" "),
+            id_list(&report.cancelled_jobs),
             report.backend.cancel_noun,
+        );
+    }
+    if !report.left_jobs.is_empty() {
+        eprintln!(
+            "{name}: hangup: left job{} {} queued or running; `tpipe status {}` lists them, and the next run follows them",
+            plural(report.left_jobs.len()),
+            id_list(&report.left_jobs),
+            file.display(),
         );
     }
     for warning in &report.warnings {
@@ -184,9 +220,8 @@ pub fn print_report(report: &ClusterReport) {
     }
 }
 
-/// After a `run --detach`: records the jobs it submitted, for `plan` and a later `run`, and
-/// says how to follow them.
-pub fn record_detached(
+/// After a `run --detach`: how many jobs it left to the cluster, and how to follow them.
+pub fn report_detached(
     session: &Session,
     runner: &Runner,
     summary: &RunSummary,
@@ -195,76 +230,17 @@ pub fn record_detached(
     let Runner::Cluster(runner) = runner else {
         return Ok(());
     };
-    let jobs: std::collections::BTreeMap<String, String> = summary
+    let count = summary
         .nodes
         .iter()
-        .filter_map(|node| match &node.status {
-            NodeStatus::Submitted { job } => Some((node.name.clone(), job.clone())),
-            _ => None,
-        })
-        .collect();
-    let count = jobs.len();
-    let detached = DetachedJobs {
-        pipeline: session.pipeline.file.display().to_string(),
-        backend: runner.entry().name.to_string(),
-        jobs,
-    };
-    detached
-        .save(&session.cache, &session.pipeline_id)
-        .map_err(Failure::failed)?;
+        .filter(|node| matches!(node.status, NodeStatus::Submitted { .. }))
+        .count();
     writeln!(
         out,
-        "\n{count} job{} submitted; `tpipe plan` shows them, and `tpipe run --executor {}` waits for them",
-        if count == 1 { "" } else { "s" },
+        "\n{count} job{} submitted; `tpipe status {}` lists them, and `tpipe run --executor {}` follows them",
+        plural(count),
+        session.pipeline.file.display(),
         runner.entry().name
     )?;
-    Ok(())
-}
-
-/// After `plan`'s table: the nodes still to build that a detached job is working on.
-pub fn write_detached_jobs(
-    session: &Session,
-    planned: &Plan,
-    out: &mut impl Write,
-) -> std::io::Result<()> {
-    let detached = DetachedJobs::load(&session.cache, &session.pipeline_id);
-    let Some(entry) = crate::cluster::backend_named(backends(), &detached.backend) else {
-        return Ok(());
-    };
-    if detached.jobs.is_empty() {
-        return Ok(());
-    }
-    let polled = ExecutorConfig::load(&config_files(session), backends()).and_then(|config| {
-        let context = OpenContext {
-            cache_dir: session.cache.root(),
-        };
-        (entry.open)(config.sections_of(entry), &context)?.poll()
-    });
-    let states = match polled {
-        Ok(states) => states,
-        Err(error) => {
-            writeln!(out, "\n(detached {} jobs: {error})", entry.title)?;
-            return Ok(());
-        }
-    };
-    let mut lines = Vec::new();
-    for node in &planned.nodes {
-        if node.status == PlanStatus::Cached {
-            continue;
-        }
-        if let Some(id) = detached.jobs.get(&node.name) {
-            let state = states
-                .get(id)
-                .map(|status| status.state.as_str())
-                .unwrap_or("no longer listed");
-            lines.push(format!("  {:<24} job {id} {state}", node.name));
-        }
-    }
-    if !lines.is_empty() {
-        writeln!(out, "\non {} (from `run --detach`):", entry.title)?;
-        for line in lines {
-            writeln!(out, "{line}")?;
-        }
-    }
     Ok(())
 }

@@ -4,6 +4,7 @@
 mod cache_commands;
 mod exec_node;
 mod executor;
+mod jobs;
 mod key_commands;
 mod progress;
 mod remote_commands;
@@ -19,6 +20,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use tpipe_backend::Backend;
 
 use crate::cache::Cache;
+use crate::cluster::JobsLeft;
 use crate::exec::{RunOptions, RunSummary};
 use crate::graph::PipelineGraph;
 use crate::kind::{BuildOptions, KindRegistry};
@@ -32,8 +34,10 @@ pub mod exit {
     pub const BUILD_FAILED: u8 = 1;
     /// The pipeline file or the command line is invalid.
     pub const USAGE: u8 = 2;
-    /// Interrupted with Ctrl-C; what finished is cached.
+    /// Interrupted with Ctrl-C or SIGTERM; what finished is cached.
     pub const INTERRUPTED: u8 = 130;
+    /// The terminal hung up (SIGHUP); a cluster's jobs were left running, recorded.
+    pub const HUNG_UP: u8 = 129;
 }
 
 #[derive(Parser, Debug)]
@@ -62,6 +66,14 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Build every node that is not cached yet.
+    ///
+    /// Signals: Ctrl-C (SIGINT) and SIGTERM stop starting nodes, cancel the run's queued and
+    /// running cluster jobs in one call, and exit with 130 (a second one leaves at once). A
+    /// hangup (SIGHUP: the terminal or SSH connection closed) stops writing to the terminal and
+    /// exits with 129, leaving the cluster jobs queued and running: they are paid for. Every
+    /// submitted job is recorded in the cache as soon as the cluster takes it, so after a hangup
+    /// or a kill the next `run` follows the live jobs instead of submitting them again, `tpipe
+    /// status FILE` lists them and `tpipe cancel FILE` cancels them.
     Run(RunArgs),
     /// Show which nodes would run and why, without running anything.
     Plan {
@@ -78,6 +90,26 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value_t = DagFormat::Text)]
         format: DagFormat,
+    },
+    /// List the pipeline's nodes that are queued or running on a cluster: job ids, states,
+    /// reasons and how long they have waited (from the jobs tpipe recorded in the cache, and one
+    /// poll of the cluster).
+    Status {
+        file: PathBuf,
+        /// Only these nodes (globs allowed) and what they need.
+        #[arg(long = "target", value_name = "NODE")]
+        targets: Vec<String>,
+        /// Print one JSON object per job, for scripts.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Cancel the pipeline's queued and running cluster jobs (one call to the cluster); the next
+    /// run submits their nodes again.
+    Cancel {
+        file: PathBuf,
+        /// Only the jobs of these nodes (globs allowed) and of what they need.
+        #[arg(long = "target", value_name = "NODE")]
+        targets: Vec<String>,
     },
     /// Show the cache record of a node: outputs, metrics and provenance, then, for a trained
     /// net, the last epochs of its training curve.
@@ -304,7 +336,7 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                 writeln!(out)?;
             } else {
                 table::write_plan(&mut out, &planned)?;
-                executor::write_detached_jobs(&session, &planned, &mut out)?;
+                jobs::write_queued_jobs(&session, &planned, &mut out)?;
             }
             out.flush()?;
             let code = if planned.count(PlanStatus::Error) > 0 {
@@ -327,6 +359,18 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
             stdout.write_all(text.as_bytes())?;
             std::mem::forget((pipeline, graph, text));
             Ok(exit::SUCCESS)
+        }
+        Command::Status {
+            file,
+            targets,
+            json,
+        } => {
+            let session = open_session(&file, cli.cache.as_deref(), cli.max_nodes, registry)?;
+            jobs::status(&session, &targets, json, &mut stdout)
+        }
+        Command::Cancel { file, targets } => {
+            let session = open_session(&file, cli.cache.as_deref(), cli.max_nodes, registry)?;
+            jobs::cancel(&session, &targets, &mut stdout)
         }
         Command::Show { file, node, json } => {
             let session = open_session(&file, cli.cache.as_deref(), cli.max_nodes, registry)?;
@@ -484,16 +528,15 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
             Some(_) => {}
         }
     }
-    let cancel = Arc::new(AtomicBool::new(false));
-    install_interrupt_handler(cancel.clone());
+    let interruption = Interruption::default();
+    install_signal_handlers(&interruption);
+    let cancel = interruption.cancel.clone();
     let backend = args.backend.map(|backend| backend.word().to_string());
     let remote = remote.map(|remote| remote as Arc<dyn crate::remote::Remote>);
     let mut runner = executor::choose(session, args.executor.as_deref(), backend.clone())?;
     let remote_records_only = runner.use_remote_for_artifacts(remote.as_ref())?;
     if args.detach {
         runner.check_detach()?;
-    } else {
-        runner.attach_detached(session);
     }
     let jobs = args.jobs.unwrap_or_else(|| runner.default_jobs());
     let options = RunOptions {
@@ -512,14 +555,16 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     };
     let observer = progress::TerminalObserver::new(session, &options);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
-    let cluster_report = runner.finish();
-    if !args.detach && summary.as_ref().is_ok_and(RunSummary::all_succeeded) {
-        runner.forget_detached(session);
-    }
+    let hung_up = interruption.hung_up.load(Ordering::SeqCst);
+    let cluster_report = runner.finish(if hung_up {
+        JobsLeft::Keep
+    } else {
+        JobsLeft::Cancel
+    });
     let summary: RunSummary = summary.map_err(Failure::usage)?;
     observer.finish();
     if let Some(report) = cluster_report {
-        executor::print_report(&report);
+        executor::print_report(&report, &session.pipeline.file);
     }
     if args.json {
         serde_json::to_writer_pretty(&mut *stdout, &summary)
@@ -532,9 +577,11 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         buffered.flush()?;
     }
     if args.detach {
-        executor::record_detached(session, &runner, &summary, stdout)?;
+        executor::report_detached(session, &runner, &summary, stdout)?;
     }
-    Ok(if summary.cancelled || cancel.load(Ordering::Relaxed) {
+    Ok(if hung_up {
+        exit::HUNG_UP
+    } else if summary.cancelled || cancel.load(Ordering::Relaxed) {
         exit::INTERRUPTED
     } else if summary.all_succeeded() {
         exit::SUCCESS
@@ -543,16 +590,85 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     })
 }
 
-/// First Ctrl-C: stop starting nodes and let running ones stop at their next check. Second:
-/// leave at once (the cache stays consistent either way: records are written last).
+/// What the signals of the run asked for: set from the signal thread, read at the run's end.
+#[derive(Clone, Default)]
+struct Interruption {
+    /// Stop starting nodes; what runs stops at its next check (every signal sets it).
+    cancel: Arc<AtomicBool>,
+    /// The first signal was a hangup: leave the cluster's jobs running instead of cancelling.
+    hung_up: Arc<AtomicBool>,
+}
+
+/// SIGINT (Ctrl-C) and SIGTERM (`timeout`, systemd, `kill`): stop starting nodes, let running
+/// ones stop at their next check, and cancel the cluster jobs this run follows; a second one
+/// leaves at once (the cache stays consistent either way: records are written last). SIGHUP
+/// (the terminal is gone): stop writing to it and stop the same way, but leave the cluster jobs
+/// queued and running: they are paid for, recorded in the cache, and the next run follows them.
+fn install_signal_handlers(interruption: &Interruption) {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    listen(&[SIGINT, SIGTERM, SIGHUP], interruption);
+}
+
+/// `exec-node` (what a cluster job runs): Ctrl-C only, as the first of the signals above;
+/// the scheduler's SIGTERM ends the job at once, as it always did.
 fn install_interrupt_handler(cancel: Arc<AtomicBool>) {
-    let _ = ctrlc::set_handler(move || {
-        if cancel.swap(true, Ordering::SeqCst) {
-            std::process::exit(exit::INTERRUPTED as i32);
-        }
-        let _ = writeln!(
-            std::io::stderr(),
-            "\ninterrupted: finishing what is running; press Ctrl-C again to stop at once"
-        );
-    });
+    let interruption = Interruption {
+        cancel,
+        hung_up: Arc::default(),
+    };
+    listen(&[signal_hook::consts::SIGINT], &interruption);
+}
+
+/// Handles `wanted` on a thread of its own, as [`install_signal_handlers`] says.
+fn listen(wanted: &[std::ffi::c_int], interruption: &Interruption) {
+    use signal_hook::consts::{SIGHUP, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(wanted) else {
+        return;
+    };
+    let Interruption { cancel, hung_up } = interruption.clone();
+    let _ = std::thread::Builder::new()
+        .name("tpipe-signals".into())
+        .spawn(move || {
+            for signal in signals.forever() {
+                if signal == SIGHUP {
+                    silence_terminal();
+                    // Only when nothing asked to cancel first: a Ctrl-C still cancels.
+                    if !cancel.load(Ordering::SeqCst) {
+                        hung_up.store(true, Ordering::SeqCst);
+                        cancel.store(true, Ordering::SeqCst);
+                    }
+                    continue;
+                }
+                if cancel.swap(true, Ordering::SeqCst) {
+                    let code = if hung_up.load(Ordering::SeqCst) {
+                        exit::HUNG_UP
+                    } else {
+                        exit::INTERRUPTED
+                    };
+                    std::process::exit(code as i32);
+                }
+                let name = if signal == SIGTERM { "SIGTERM" } else { "Ctrl-C" };
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "\ninterrupted ({name}): finishing what is running and cancelling this run's cluster jobs; press Ctrl-C again to stop at once"
+                );
+            }
+        });
+}
+
+/// Points standard output and error, where they are the terminal that hung up, at /dev/null:
+/// writing to a lost terminal fails (and `eprintln!` panics on that), while the run still has
+/// to finish its bookkeeping. A redirection to a file keeps receiving the output.
+fn silence_terminal() {
+    use std::io::IsTerminal;
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return;
+    };
+    // dup2 replaces the descriptor at once: no other thread ever sees it closed.
+    if std::io::stdout().is_terminal() {
+        let _ = nix::unistd::dup2_stdout(&null);
+    }
+    if std::io::stderr().is_terminal() {
+        let _ = nix::unistd::dup2_stderr(&null);
+    }
 }

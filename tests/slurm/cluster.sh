@@ -22,6 +22,8 @@
 #   TPIPE_SLURM_CPUS      CPUs of the node            (default 2)
 #   TPIPE_SLURM_MEM_MB    RealMemory of the node (MB) (default min(4000, 90% of RAM))
 #   TPIPE_SLURM_GPUS      number of fake GPUs         (default 2)
+#   TPIPE_SLURM_MAX_ARRAY_SIZE  MaxArraySize: array indexes go up to one less
+#                         (default Slurm's own, 1001)
 #   TPIPE_SLURM_NODE      NodeName of the single node (default tpipenode)
 #   TPIPE_SLURM_CGROUP    1 = enforce --mem with task/cgroup (cgroup v1 only);
 #                         jobs over --mem then end as OUT_OF_MEMORY. Default 0:
@@ -262,6 +264,7 @@ ReturnToService=2
 InactiveLimit=0
 Waittime=0
 
+${TPIPE_SLURM_MAX_ARRAY_SIZE:+MaxArraySize=$TPIPE_SLURM_MAX_ARRAY_SIZE}
 SelectType=select/cons_tres
 SelectTypeParameters=CR_Core_Memory
 DefMemPerCPU=$defmem

@@ -6,7 +6,7 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{summary_line, text, tpipe_binary, Project};
+use crate::support::{send_signal, summary_line, text, tpipe_binary, Project};
 
 fn tpipe(project: &Project, args: &[&str]) -> Command {
     let mut command = Command::new(tpipe_binary());
@@ -155,7 +155,8 @@ fn detach_builds_here_what_builds_here_submits_the_rest_and_a_later_run_waits_fo
 
     let (planned, _) = succeed(&project, &["plan", "pipeline.yaml"]);
     assert!(
-        planned.contains("on Processes (from `run --detach`):"),
+        planned
+            .contains("on Processes (queued or running; `tpipe status pipeline.yaml` shows more):"),
         "{planned}"
     );
 
@@ -163,44 +164,201 @@ fn detach_builds_here_what_builds_here_submits_the_rest_and_a_later_run_waits_fo
     assert!(stderr.contains("processes: 0 jobs submitted"), "{stderr}");
     assert!(summary_line(&stdout, "light").contains("= 4"), "{stdout}");
     let (planned, _) = succeed(&project, &["plan", "pipeline.yaml"]);
-    assert!(!planned.contains("from `run --detach`"), "{planned}");
+    assert!(!planned.contains("queued or running"), "{planned}");
 }
 
-#[test]
-fn ctrl_c_cancels_every_job_the_run_follows() {
+/// Runs three slow jobs on the test double and sends signal `name`: every job is cancelled,
+/// in one call, and the run exits with 130.
+fn a_signal_cancels_every_job_the_run_follows(name: &str) {
     let project = Project::new(
         "nodes:
   \"slow{i}\": { kind: number, matrix: { i: 1..=3 }, value: \"{i}\", sleep_ms: 120000, resources: { local: false } }
 ",
     );
-    let child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
+    let (stdout, stderr, code) = signalled_run(&project, name);
+    assert_eq!(code, Some(130), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("processes: cancelled jobs 1 2 3 (kill)"),
+        "{stderr}"
+    );
+    assert_eq!(job_exits(&project), ["cancelled"; 3]);
+}
+
+#[test]
+fn ctrl_c_cancels_every_job_the_run_follows() {
+    a_signal_cancels_every_job_the_run_follows("INT");
+}
+
+/// Issue 24: every job is in the cache's ledger from its submission on, so a run killed with
+/// SIGKILL leaves nothing untracked, and its rerun follows the jobs instead of submitting them
+/// again.
+#[test]
+fn a_killed_run_leaves_its_jobs_recorded_and_a_rerun_follows_them_instead_of_submitting_again() {
+    let project = Project::new(SLOW_TRIO);
+    let mut child = tpipe(&project, ON_THE_CLUSTER).spawn().unwrap();
+    wait_for_jobs(&project, 3);
+    child.kill().unwrap();
+    child.wait().unwrap();
+    a_rerun_follows_the_three_jobs_and_submits_only_total(&project);
+}
+
+/// The job folders of the test double: one per job ever submitted.
+fn job_folders(project: &Project) -> usize {
+    std::fs::read_dir(project.path("cache/process-jobs"))
+        .map(|folders| folders.count())
+        .unwrap_or(0)
+}
+
+/// Waits until jobs 1 to `count` of the test double have started.
+fn wait_for_jobs(project: &Project, count: u32) {
     let started = |id: u32| {
         project
             .path(&format!("cache/process-jobs/{id}/started"))
             .exists()
     };
     let clock = Instant::now();
-    while !(1..=3).all(started) {
+    while !(1..=count).all(started) {
         assert!(
             clock.elapsed() < Duration::from_secs(30),
             "the jobs never started"
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    let (stdout, stderr) = text(&output);
-    assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
+}
+
+/// `tpipe status --json`: (node, job) of each job it lists.
+fn listed(project: &Project) -> Vec<(String, String)> {
+    let (stdout, _) = succeed(project, &["status", "pipeline.yaml", "--json"]);
+    let jobs: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    jobs.as_array()
+        .unwrap()
+        .iter()
+        .map(|job| {
+            let field = |name: &str| job[name].as_str().unwrap().to_string();
+            (field("node"), field("job"))
+        })
+        .collect()
+}
+
+/// Issue 24: `tpipe status` lists the live jobs of a pipeline, whichever run submitted them;
+/// `tpipe cancel` cancels them and marks them, so the next run submits their nodes anew.
+#[test]
+fn status_lists_the_live_jobs_and_cancel_cancels_them_so_a_rerun_submits_them_again() {
+    let project = Project::new(
+        "nodes:
+  \"slow{i}\": { kind: number, matrix: { i: 1..=2 }, value: \"{i}\", sleep_ms: 120000, resources: { local: false } }
+  quick: { kind: number, value: 7, resources: { local: false } }
+",
+    );
+    let detach = [
+        "run",
+        "pipeline.yaml",
+        "--executor",
+        "processes",
+        "--detach",
+    ];
+    let (stdout, _) = succeed(&project, &detach);
+    assert!(stdout.contains("3 jobs submitted;"), "{stdout}");
+    // `quick`'s job ends at once; the slow ones stay.
+    let quick = Instant::now();
+    while listed(&project).len() != 2 {
+        assert!(
+            quick.elapsed() < Duration::from_secs(30),
+            "{:?}",
+            listed(&project)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let jobs = listed(&project);
+    let nodes: Vec<&str> = jobs.iter().map(|(node, _)| node.as_str()).collect();
+    assert_eq!(nodes, ["slow1", "slow2"]);
+    let (table, _) = succeed(&project, &["status", "pipeline.yaml"]);
+    assert!(table.contains("2 jobs (2 running)"), "{table}");
+
+    let (stdout, _) = succeed(&project, &["cancel", "pipeline.yaml", "--target", "slow2"]);
+    let slow2 = &jobs[1].1;
     assert!(
-        stderr.contains("processes: cancelled jobs 1 2 3 (kill)"),
+        stdout.contains(&format!(
+            "cancelled 1 Processes job of pipeline.yaml (kill: {slow2})"
+        )),
+        "{stdout}"
+    );
+    assert_eq!(listed(&project), [jobs[0].clone()]);
+    succeed(&project, &["cancel", "pipeline.yaml"]);
+    assert!(listed(&project).is_empty());
+    let (table, _) = succeed(&project, &["status", "pipeline.yaml"]);
+    assert!(
+        table.contains("no job of pipeline.yaml is queued or running"),
+        "{table}"
+    );
+
+    let (stdout, _) = succeed(&project, &detach);
+    assert!(stdout.contains("2 jobs submitted;"), "{stdout}");
+    assert_eq!(job_folders(&project), 5);
+    succeed(&project, &["cancel", "pipeline.yaml"]);
+}
+
+const SLOW_TRIO: &str = "nodes:
+  \"slow{i}\": { kind: number, matrix: { i: 1..=3 }, value: \"{i}\", sleep_ms: 8000, resources: { local: false } }
+  total: { kind: sum, inputs: { items: \"slow*\" }, resources: { local: false } }
+";
+
+/// Issue 24: a hangup (the terminal closed) leaves the jobs running, recorded: the process
+/// exits with 129 without cancelling them, and the next run follows them instead of
+/// submitting them again.
+#[test]
+fn a_hangup_leaves_the_jobs_running_and_a_rerun_follows_them() {
+    let project = Project::new(SLOW_TRIO);
+    let (stdout, stderr, code) = signalled_run(&project, "HUP");
+    assert_eq!(code, Some(129), "{stdout}\n{stderr}");
+    assert!(
+        stderr.contains("processes: hangup: left jobs 1 2 3 queued or running"),
         "{stderr}"
     );
-    for id in 1..=3 {
-        let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
-        assert_eq!(std::fs::read_to_string(exit).unwrap(), "cancelled");
-    }
+    assert!(
+        job_exits(&project).iter().all(|exit| exit != "cancelled"),
+        "{:?}",
+        job_exits(&project)
+    );
+    a_rerun_follows_the_three_jobs_and_submits_only_total(&project);
+}
+
+/// Issue 24: SIGTERM (what `timeout` and systemd send) cancels like Ctrl-C, in one call.
+#[test]
+fn sigterm_cancels_every_job_the_run_follows_like_ctrl_c() {
+    a_signal_cancels_every_job_the_run_follows("TERM");
+}
+
+/// Runs the project's pipeline on the test double, waits until its jobs 1 to 3 have started,
+/// and sends it signal `name`; returns its stdout, stderr and exit code.
+fn signalled_run(project: &Project, name: &str) -> (String, String, Option<i32>) {
+    let child = tpipe(project, ON_THE_CLUSTER).spawn().unwrap();
+    wait_for_jobs(project, 3);
+    send_signal(&child, name);
+    let output = child.wait_with_output().unwrap();
+    let (stdout, stderr) = text(&output);
+    (stdout, stderr, output.status.code())
+}
+
+/// What the `exit` files of the test double's jobs 1 to 3 say (empty while one runs).
+fn job_exits(project: &Project) -> Vec<String> {
+    (1..=3)
+        .map(|id| {
+            let exit = project.path(&format!("cache/process-jobs/{id}/exit"));
+            std::fs::read_to_string(exit).unwrap_or_default()
+        })
+        .collect()
+}
+
+/// A rerun of [`SLOW_TRIO`] follows the three slow jobs an earlier run left and submits only
+/// `total`'s: each node is submitted once over both runs.
+fn a_rerun_follows_the_three_jobs_and_submits_only_total(project: &Project) {
+    let (stdout, stderr) = succeed(project, ON_THE_CLUSTER);
+    assert!(
+        stderr.contains("processes: 1 job submitted")
+            && stderr.contains("followed 3 jobs submitted earlier"),
+        "{stderr}"
+    );
+    assert!(summary_line(&stdout, "total").contains("= 6"), "{stdout}");
+    assert_eq!(job_folders(project), 4, "each node submitted once");
 }

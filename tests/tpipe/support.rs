@@ -149,3 +149,12 @@ pub fn summary_line<'a>(stdout: &'a str, node: &str) -> &'a str {
         .find(|line| line.split_whitespace().next() == Some(node))
         .unwrap_or_else(|| panic!("no line for `{node}` in:\n{stdout}"))
 }
+
+/// Sends signal `name` (`INT`, `TERM`, `HUP`) to a child process.
+pub fn send_signal(child: &std::process::Child, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill -{name}");
+}

@@ -208,6 +208,8 @@ pub struct DetachJob<'a> {
     pub work: DetachedWork,
     /// The jobs of this node's inputs that are not built yet; it must start after them.
     pub after: Vec<String>,
+    /// Set when the run is interrupted (a submission waiting for room stops waiting).
+    pub cancel: &'a AtomicBool,
 }
 
 /// What a detached job builds.
@@ -223,6 +225,8 @@ pub enum DetachedWork {
 pub enum DetachError {
     #[error("`--detach` needs a cluster executor (hint: add `--executor slurm`)")]
     NotACluster,
+    #[error("interrupted before it was submitted")]
+    Cancelled,
     #[error("{0}")]
     Submit(Box<dyn std::error::Error + Send + Sync>),
 }
@@ -610,6 +614,7 @@ impl<'a> Scheduler<'a> {
             node,
             work: DetachedWork::PipelineNode,
             after: pending.jobs,
+            cancel: &self.options.cancel,
         })
     }
 
@@ -628,12 +633,14 @@ impl<'a> Scheduler<'a> {
             node,
             work: DetachedWork::Action { key: resolved.key },
             after: Vec::new(),
+            cancel: &self.options.cancel,
         })
     }
 
     fn detach(&self, job: DetachJob<'_>) -> NodeStatus {
         match self.runner.detach_node(job) {
             Ok(job) => NodeStatus::Submitted { job },
+            Err(DetachError::Cancelled) => NodeStatus::Cancelled,
             Err(error) => NodeStatus::Failed {
                 error: error.to_string(),
             },

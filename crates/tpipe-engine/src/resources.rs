@@ -12,7 +12,8 @@ use std::time::Duration;
 use serde_json::Value;
 
 /// A node's resources; `None` leaves a field to the executor's defaults.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// Hashable, so jobs that ask for the same can share one array.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct Resources {
     pub gpus: Option<Gpus>,
     pub cpus: Option<u32>,
@@ -27,14 +28,14 @@ pub struct Resources {
 }
 
 /// GPUs: a count and, optionally, a type the cluster names (`a100`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Gpus {
     pub count: u32,
     pub gpu_type: Option<String>,
 }
 
 /// An amount of memory, in kibibytes (the smallest unit `mem:` can name).
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Memory {
     pub kibibytes: u64,
 }

@@ -1,6 +1,8 @@
 //! What a cluster job runs: this tpipe binary's `exec-node` (or, for a detached node whose key
 //! waits on its inputs, `exec-pipeline-node`) over the shared cache, as POSIX shell lines that
-//! any scheduler can run.
+//! any scheduler can run, after a comment line that says which key the job builds and for which
+//! cache or remote ([`marker_line`]): what a run reads back from the scheduler to follow a job
+//! that no ledger entry names.
 
 use std::path::{Path, PathBuf};
 
@@ -69,6 +71,45 @@ pub fn exec_node_in_scratch_lines(
     push_backend(&mut line, command);
     line.push_str(&format!(" <<'{terminator}'\n{action_json}\n{terminator}"));
     line
+}
+
+/// Where a job's result lands, as its marker names it: `cache <folder>` (the shared cache
+/// folder) or `remote <url>` (jobs that work through a remote). A run follows a job it finds
+/// only when this matches its own.
+pub fn destination(command: &JobCommand, remote: Option<&str>) -> String {
+    let text = match remote {
+        Some(remote) => format!("remote {remote}"),
+        None => format!("cache {}", command.cache_dir.display()),
+    };
+    text.replace(['\n', '\r'], " ")
+}
+
+const MARKER: &str = "# tpipe-builds ";
+
+/// The comment line that opens the lines of a job building `key` into `destination`.
+pub fn marker_line(key: &str, destination: &str) -> String {
+    format!("{MARKER}{key} into {destination}")
+}
+
+/// A job's marker, read back.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Marker {
+    pub key: String,
+    pub destination: String,
+}
+
+/// The markers of a submitted script, in order: one per job (an array's, in its jobs' order).
+pub fn markers(script: &str) -> Vec<Marker> {
+    script
+        .lines()
+        .filter_map(|line| {
+            let (key, destination) = line.strip_prefix(MARKER)?.split_once(" into ")?;
+            Some(Marker {
+                key: key.to_string(),
+                destination: destination.to_string(),
+            })
+        })
+        .collect()
 }
 
 fn push_backend(line: &mut String, command: &JobCommand) {

@@ -1,13 +1,17 @@
 //! Building nodes on a cluster scheduler.
 //!
 //! A scheduler is a [`ClusterBackend`]: it submits a job (shell lines to run, the jobs it must
-//! wait for, the resources it asks for), polls the states of all jobs in one call, and cancels
-//! jobs in one call. [`ClusterRunner`] turns any backend into the scheduler's
-//! [`NodeRunner`](crate::exec::NodeRunner): it keeps at most `max_jobs` in the queue, follows
-//! every job of a run with one poll per tick, retries, trusts the record in the cache rather
-//! than the job's state, cancels what is left on Ctrl-C, and for `run --detach` submits jobs
-//! that wait on their inputs' jobs. Slurm (`slurm/`) is one backend; the test double in
-//! `processes.rs` runs each job as a local process through the same trait.
+//! wait for, the resources it asks for) or an array of jobs alike, polls the states of all jobs
+//! in one call, and cancels jobs in one call. [`ClusterRunner`] turns any backend into the
+//! scheduler's [`NodeRunner`](crate::exec::NodeRunner): it keeps at most `max_jobs` in the
+//! queue, places new jobs and follows every job of a run once per tick (one poll, then one
+//! submission per group of jobs with the same resources), records every submission in the
+//! cache's [`ledger`] so that a later run follows live jobs of its keys instead of submitting
+//! again, retries, trusts the record in the cache rather than the job's state, backs off when
+//! the scheduler refuses jobs over a limit, cancels what is left on Ctrl-C (or leaves it running
+//! after a hangup), and for `run --detach` submits jobs that wait on their inputs' jobs. Slurm
+//! (`slurm/`) is one backend; the test double in `processes.rs` runs each job as a local
+//! process through the same trait.
 //!
 //! A new backend (Kubernetes Jobs, Flux, Ray) is a module implementing [`ClusterBackend`] with a
 //! [`BackendEntry`] (its names and how it reads its `[executor.<name>]` section), plus one line
@@ -16,7 +20,8 @@
 
 pub mod command;
 pub mod config;
-pub mod detached;
+pub mod ledger;
+mod placement;
 #[cfg(feature = "testing")]
 pub mod processes;
 mod runner;
@@ -29,7 +34,7 @@ use crate::resources::Resources;
 
 pub use command::JobCommand;
 pub use config::{Artifacts, ClusterSettings, ExecutorChoice, ExecutorConfig};
-pub use runner::ClusterRunner;
+pub use runner::{ClusterRunner, JobsLeft};
 
 /// The backends a build knows (`executors::backends`), as the config and the command line
 /// take them.
@@ -66,6 +71,13 @@ pub struct JobRequest<'a> {
 /// A job's state in its scheduler's own words.
 #[derive(Clone, Debug, PartialEq)]
 pub struct JobStatus {
+    /// The job's name (tpipe names its jobs `tpipe-…`).
+    pub name: String,
+    /// The submission the job came from (an array's id for each of its jobs, else the job's
+    /// own id) and its place in that array: with [`ClusterBackend::submitted_script`], which
+    /// key a job builds.
+    pub submission: JobId,
+    pub task: Option<usize>,
     /// `PENDING`, `RUNNING`, `COMPLETED`, `TIMEOUT`, …
     pub state: String,
     /// Why it is in that state, when the scheduler says.
@@ -105,8 +117,35 @@ pub trait ClusterBackend: Send + Sync {
     fn entry(&self) -> &'static BackendEntry;
     /// The settings every backend has (queue limit, polling, defaults of resources).
     fn settings(&self) -> &ClusterSettings;
-    /// Submits one job; returns its id.
+    /// Submits one job; returns its id. A refusal over one of the scheduler's limits is
+    /// [`ClusterError::OverLimit`], so the runner waits and submits again.
     fn submit(&self, job: &JobRequest<'_>) -> Result<JobId, ClusterError>;
+    /// At most how many jobs one [`submit_array`](ClusterBackend::submit_array) takes. 1 (the
+    /// default): the backend has no arrays, and every job is submitted on its own.
+    fn array_limit(&self) -> usize {
+        1
+    }
+    /// Submits jobs with the same resources and `after` in one call, as an array named `name`;
+    /// returns each job's id, in order. Each job's script may begin with a
+    /// [`command::marker_line`]: the array's script keeps them in the jobs' order, so
+    /// [`submitted_script`](ClusterBackend::submitted_script) tells which job builds which key.
+    /// Only called with more than one job, and no more than `array_limit`.
+    fn submit_array(
+        &self,
+        name: &str,
+        jobs: &[JobRequest<'_>],
+    ) -> Result<Vec<JobId>, ClusterError> {
+        let _ = name;
+        jobs.iter().map(|job| self.submit(job)).collect()
+    }
+    /// The script that submission `id` runs, when the scheduler keeps it (`None` otherwise):
+    /// how a run finds live jobs of its keys that no ledger entry names (its submitter was
+    /// killed between submitting and recording, or ran on another machine over the same
+    /// remote).
+    fn submitted_script(&self, id: &JobId) -> Result<Option<String>, ClusterError> {
+        let _ = id;
+        Ok(None)
+    }
     /// Every job of this user the scheduler still knows, ended ones included, in one call: a
     /// run polls once per tick for all its jobs, however many. A job submitted before the call
     /// and missing from the answer is gone.
@@ -142,6 +181,8 @@ pub struct BackendEntry {
     pub job_noun: &'static str,
     /// One poll, for the end-of-run figures: `squeue call`.
     pub poll_noun: &'static str,
+    /// One submission (a job or an array), for the end-of-run figures: `sbatch call`.
+    pub submit_noun: &'static str,
     /// The command that cancels, for the end-of-run figures: `scancel`.
     pub cancel_noun: &'static str,
     /// Reads its sections (lowest precedence first, each with its file, whose name any error
@@ -194,6 +235,20 @@ pub enum ClusterError {
     /// The backend's own error (its client missing, a submission refused, a poll failing).
     #[error("{0}")]
     Backend(Box<dyn std::error::Error + Send + Sync>),
+    /// The scheduler refused a submission over one of its limits: it takes the jobs later (as
+    /// queued ones end) or in smaller arrays. `message` says so in the scheduler's words.
+    #[error("{message}")]
+    OverLimit { limit: SubmitLimit, message: String },
+}
+
+/// A limit a scheduler refuses submissions over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SubmitLimit {
+    /// How many jobs may be queued at once (per user, account or QOS): room comes back as
+    /// jobs end.
+    QueuedJobs,
+    /// How many jobs one array may hold.
+    ArraySize,
 }
 
 /// Figures of a run on a cluster, for the end-of-run lines and the benchmark.
@@ -201,11 +256,30 @@ pub enum ClusterError {
 pub struct ClusterReport {
     pub backend: &'static BackendEntry,
     pub jobs_submitted: Vec<JobId>,
+    /// How many submissions those took (fewer than jobs when arrays held several).
+    pub submit_calls: usize,
+    /// Live jobs of this run's keys that earlier runs had submitted, followed instead of
+    /// submitting again.
+    pub jobs_attached: Vec<JobId>,
     pub poll_calls: usize,
     /// Jobs cancelled when the run was interrupted.
     pub cancelled_jobs: Vec<JobId>,
-    /// Problems that did not fail a node (a failing cancel, say).
+    /// Jobs left queued or running (after a hangup), recorded for the next run.
+    pub left_jobs: Vec<JobId>,
+    /// Problems that did not fail a node (a failing cancel, a limit the scheduler enforced).
     pub warnings: Vec<String>,
+}
+
+/// Job ids in the order a person reads them: by number, an array's jobs by their index.
+pub fn sort_job_ids(ids: &mut [JobId]) {
+    let number = |text: &str| text.parse::<u64>().unwrap_or(u64::MAX);
+    ids.sort_by(|left, right| {
+        let split = |id: &str| match id.split_once('_') {
+            Some((base, index)) => (number(base), number(index)),
+            None => (number(id), 0),
+        };
+        split(left).cmp(&split(right)).then_with(|| left.cmp(right))
+    });
 }
 
 /// The folder a backend's job logs go to for the cache at `cache_dir`: `logs` from its

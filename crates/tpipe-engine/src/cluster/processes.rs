@@ -6,9 +6,9 @@
 //! `--detach` are the same code for both, which is what the tests that use it show. Compiled
 //! only with the `testing` feature.
 //!
-//! A job's folder holds `script` (its lines), `pid` (its process group), `started` (once the
-//! jobs it waits on are done) and `exit` (its exit code, `dependency` when one of those
-//! failed, or `cancelled`).
+//! A job's folder holds `name`, `script` (its lines), `pid` (its process group), `started`
+//! (once the jobs it waits on are done) and `exit` (its exit code, `dependency` when one of
+//! those failed, or `cancelled`).
 
 use std::collections::HashMap;
 use std::os::unix::process::CommandExt;
@@ -29,6 +29,7 @@ pub static ENTRY: BackendEntry = BackendEntry {
     title: "Processes",
     about: "(test builds only) one local process per node, followed like cluster jobs",
     job_noun: "process job",
+    submit_noun: "submission",
     poll_noun: "poll",
     cancel_noun: "kill",
     settings,
@@ -116,12 +117,17 @@ impl Processes {
     fn status(&self, id: u64) -> JobStatus {
         let folder = self.jobs.join(id.to_string());
         let read = |name: &str| std::fs::read_to_string(folder.join(name)).ok();
-        let ended = |state: &str, reason: String| JobStatus {
+        let name = read("name").unwrap_or_default();
+        let status = |state: &str, reason: String, ended: bool| JobStatus {
+            name: name.clone(),
+            submission: id.to_string(),
+            task: None,
             state: state.to_string(),
             reason,
-            ended: true,
+            ended,
             completed: state == "COMPLETED",
         };
+        let ended = |state: &str, reason: String| status(state, reason, true);
         if let Some(exit) = read("exit") {
             return match exit.trim() {
                 "0" => ended("COMPLETED", String::new()),
@@ -136,12 +142,7 @@ impl Processes {
             (true, true) => "RUNNING",
             (true, false) => "PENDING",
         };
-        JobStatus {
-            state: state.to_string(),
-            reason: String::new(),
-            ended: false,
-            completed: false,
-        }
+        status(state, String::new(), false)
     }
 }
 
@@ -156,6 +157,8 @@ impl ClusterBackend for Processes {
 
     fn submit(&self, job: &JobRequest<'_>) -> Result<JobId, ClusterError> {
         let (id, folder) = self.new_job()?;
+        let name = folder.join("name");
+        std::fs::write(&name, job.name).map_err(self.io(&name))?;
         let script = folder.join("script");
         std::fs::write(&script, job.script).map_err(self.io(&script))?;
         let log = job.logs.join(format!("{}-{id}.log", job.log_stem));
@@ -206,6 +209,10 @@ impl ClusterBackend for Processes {
             .into_iter()
             .map(|id| (id.to_string(), self.status(id)))
             .collect())
+    }
+
+    fn submitted_script(&self, id: &JobId) -> Result<Option<String>, ClusterError> {
+        Ok(std::fs::read_to_string(self.jobs.join(id).join("script")).ok())
     }
 
     fn cancel(&self, ids: &[JobId]) -> Result<(), ClusterError> {

@@ -4,22 +4,31 @@
 //! - The record in the cache is the truth, not the scheduler's state: a job counts as built
 //!   only when its record is there, and a record found means built, whatever the job says.
 //! - One poll per tick for all of a run's jobs, with back-off; polling failing is tolerated
-//!   for the backend's `poll_patience` before the waiting nodes fail.
+//!   for the backend's `poll_patience` before the waiting nodes fail. New jobs are placed in
+//!   the tick too: submissions per tick grow with the kinds of resources asked for, not with
+//!   the number of jobs.
+//! - Every job a run submits is in the cache's ledger once the scheduler has answered, and a
+//!   run follows a live job of a key it needs instead of submitting again, whichever process
+//!   submitted it.
 //! - `exec-node` exits at once when the record exists, so a requeued or duplicate job is
 //!   harmless.
 //! - On cancellation every job this run follows and that has not ended is cancelled in one
-//!   call.
+//!   call; after a hangup they are left running, recorded for the next run.
 
-use std::collections::BTreeMap;
+use std::collections::HashSet;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::command::{exec_node_in_scratch_lines, exec_node_line, exec_pipeline_node_line};
-use super::tracker::Tracker;
+use super::command::{
+    destination, exec_node_in_scratch_lines, exec_node_line, exec_pipeline_node_line, marker_line,
+};
+use super::ledger::Ledger;
+use super::placement::{JobToPlace, Placed, Placing};
+use super::tracker::{PlaceError, Tracker};
 use super::{
     log_tail, logs_dir, Artifacts, BackendEntry, ClusterBackend, ClusterError, ClusterReport,
-    Explanation, JobCommand, JobEnd, JobFailure, JobId, JobRequest,
+    Explanation, JobCommand, JobEnd, JobFailure, JobId,
 };
 use crate::build::ActionError;
 use crate::cache::Lookup;
@@ -34,14 +43,24 @@ use crate::resources::{Gpus, Resources};
 use crate::session::Session;
 use crate::spec::NodeSpec;
 
+/// What a run does with its jobs still queued or running when it ends early.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum JobsLeft {
+    /// Cancel them, in one call (Ctrl-C, SIGTERM).
+    Cancel,
+    /// Leave them (a hangup: they are paid for); the ledger has them, and the next run
+    /// follows them.
+    Keep,
+}
+
 pub struct ClusterRunner {
     backend: Arc<dyn ClusterBackend>,
     command: JobCommand,
     logs: std::path::PathBuf,
     tracker: Arc<Tracker>,
-    submitted: Mutex<Vec<JobId>>,
-    /// Jobs an earlier `--detach` submitted, by node: waited for instead of submitted again.
-    attached: Mutex<BTreeMap<String, JobId>>,
+    /// (pipeline id, node) of the jobs earlier runs left in the ledger: such a node waits for
+    /// its job rather than building here.
+    earlier_nodes: HashSet<(String, String)>,
     /// With `artifacts = "remote"`: the remote jobs pull from and push to.
     remote: Option<Arc<dyn Remote>>,
     /// Nodes built here run at most as many at once as this machine has CPUs: the run's
@@ -53,7 +72,7 @@ pub struct ClusterRunner {
 }
 
 impl ClusterRunner {
-    /// Makes the log folder and starts following jobs.
+    /// Makes the log folder, reads the ledger and starts following jobs.
     pub fn new(
         backend: Box<dyn ClusterBackend>,
         command: JobCommand,
@@ -64,14 +83,23 @@ impl ClusterRunner {
             path: logs.clone(),
             source,
         })?;
-        let tracker = Tracker::start(backend.clone());
+        let earlier_nodes = Ledger::open(&command.cache_dir)
+            .entries()
+            .filter(|entry| !entry.cancelled && entry.backend == backend.entry().name)
+            .map(|entry| (entry.pipeline, entry.node))
+            .collect();
+        let placing = Placing {
+            cache_dir: command.cache_dir.clone(),
+            logs: logs.clone(),
+            destination: destination(&command, None),
+        };
+        let tracker = Tracker::start(backend.clone(), placing);
         Ok(ClusterRunner {
             backend,
             command,
             logs,
             tracker,
-            submitted: Mutex::new(Vec::new()),
-            attached: Mutex::new(BTreeMap::new()),
+            earlier_nodes,
             remote: None,
             local_builds: Permits::new(
                 std::thread::available_parallelism()
@@ -88,6 +116,8 @@ impl ClusterRunner {
 
     /// With `artifacts = "remote"`, jobs work in node-local scratch through `remote`.
     pub fn use_remote(&mut self, remote: Arc<dyn Remote>) {
+        self.tracker
+            .set_destination(destination(&self.command, Some(&remote.describe())));
         self.remote = Some(remote);
     }
 
@@ -96,31 +126,37 @@ impl ClusterRunner {
         self.backend.settings().artifacts == Artifacts::Remote
     }
 
-    /// Waits for these jobs of an earlier `--detach` (node → job id) instead of submitting
-    /// their nodes again.
-    pub fn attach(&self, jobs: BTreeMap<String, JobId>) {
-        *self.attached.lock().unwrap() = jobs;
-    }
-
     /// How many of this run's jobs may be in the queue at once.
     pub fn max_jobs(&self) -> usize {
         self.backend.settings().max_jobs
     }
 
-    /// Cancels what is still queued or running (Ctrl-C) and stops polling; returns the figures.
-    pub fn finish(&self) -> ClusterReport {
-        let cancelled = self.tracker.cancel_unfinished();
-        let (poll_calls, warnings) = self.tracker.stop();
+    /// Stops following jobs: cancels what is still queued or running (after Ctrl-C), or
+    /// leaves it (after a hangup); tidies the ledger; returns the figures.
+    pub fn finish(&self, left: JobsLeft) -> ClusterReport {
+        let report = self.tracker.finish(left == JobsLeft::Cancel);
         ClusterReport {
             backend: self.entry(),
-            jobs_submitted: self.submitted.lock().unwrap().clone(),
-            poll_calls,
-            cancelled_jobs: cancelled,
-            warnings,
+            jobs_submitted: report.submitted,
+            submit_calls: report.submit_calls,
+            jobs_attached: report.attached,
+            poll_calls: report.poll_calls,
+            cancelled_jobs: report.cancelled,
+            left_jobs: report.left,
+            warnings: report.warnings,
         }
     }
 
     /// The resources a job asks for: the node's, then the executor's defaults.
+    /// What a job needs in its environment to reach this run's remote (its credentials),
+    /// never written into its script.
+    fn job_environment(&self) -> Vec<(String, String)> {
+        self.remote
+            .as_ref()
+            .map(|remote| remote.job_environment())
+            .unwrap_or_default()
+    }
+
     fn job_resources(&self, resources: &Resources, uses_device: bool) -> Resources {
         let settings = self.backend.settings();
         let defaults = Resources {
@@ -134,10 +170,10 @@ impl ClusterRunner {
         resources.clone().or(&defaults)
     }
 
-    fn submit(&self, request: &JobRequest<'_>) -> Result<JobId, ClusterError> {
-        let id = self.backend.submit(request)?;
-        self.submitted.lock().unwrap().push(id.clone());
-        Ok(id)
+    /// Where this run's jobs leave their results, as their markers say.
+    fn destination(&self) -> String {
+        let remote = self.remote.as_ref().map(|remote| remote.describe());
+        destination(&self.command, remote.as_deref())
     }
 
     fn progress(&self, job: &NodeJob<'_>, message: String) {
@@ -147,7 +183,8 @@ impl ClusterRunner {
         });
     }
 
-    /// Submits the node's job and waits for its end; the record decides whether it was built.
+    /// Places the node's job (a live one of its key, or a new one) and waits for its end; the
+    /// record decides whether it was built.
     fn run_on_cluster(
         &self,
         job: &NodeJob<'_>,
@@ -155,55 +192,58 @@ impl ClusterRunner {
     ) -> Result<Record, ActionError> {
         let job_noun = self.entry().job_noun;
         let node = &job.action.origin.node;
-        let key_prefix = &job.key.to_hex()[..12];
+        let key = job.key.to_hex();
+        let key_prefix = &key[..12];
         let attempts = 1 + resources.retries.unwrap_or(0);
-        // A job an earlier `--detach` submitted for this node: follow it first.
-        let detached = self.attached.lock().unwrap().remove(node.as_str());
-        if let Some(id) = detached {
-            self.progress(job, format!("{job_noun} {id} (detached)"));
-            let end = self.tracker.wait(&id, job.cancel, job.progress);
-            if end == JobEnd::Cancelled {
-                return Err(BuildError::Cancelled.into());
-            }
-            if let Some(record) = self.wait_for_record(job, &end) {
-                return Ok(record);
-            }
-            // It ended without this node's record: build it as if never submitted.
-        }
-        let script = match &self.remote {
+        let lines = match &self.remote {
             Some(remote) => exec_node_in_scratch_lines(
                 &self.command,
-                &job.key.to_hex(),
+                &key,
                 &remote.describe(),
                 &serde_json::to_string(job.action).expect("actions always serialise"),
             ),
-            None => exec_node_line(&self.command, &job.key.to_hex()),
+            None => exec_node_line(&self.command, &key),
         };
         // The job reaches the remote with this run's credentials, through its environment.
-        let environment = self
-            .remote
-            .as_ref()
-            .map(|remote| remote.job_environment())
-            .unwrap_or_default();
-        let request = JobRequest {
-            name: &format!("tpipe-{key_prefix}"),
-            node,
-            script: &script,
-            after: &[],
-            logs: &self.logs,
-            log_stem: key_prefix,
-            resources,
-            environment: &environment,
-        };
+        let environment = self.job_environment();
+        let script = format!("{}\n{lines}", marker_line(&key, &self.destination()));
+        let mut attempt = 0;
+        // Only the first placement may follow a job already there: a retry follows its own.
+        let mut may_attach = true;
         let mut last_error = String::new();
-        for attempt in 1..=attempts {
+        while attempt < attempts {
             let _slot = self.tracker.queue_slot(self.max_jobs(), job.cancel);
             if job.cancel.load(std::sync::atomic::Ordering::Relaxed) {
                 return Err(BuildError::Cancelled.into());
             }
-            let id = self.submit(&request).map_err(BuildError::failed)?;
+            let to_place = JobToPlace {
+                node: node.clone(),
+                key: Some(job.key),
+                pipeline: job.session.pipeline_id,
+                pipeline_file: job.session.pipeline.file.clone(),
+                script: script.clone(),
+                after: Vec::new(),
+                resources: resources.clone(),
+                environment: environment.clone(),
+                log_stem: key_prefix.to_string(),
+                attach: may_attach,
+                follow: true,
+            };
+            may_attach = false;
+            let placed = match self.tracker.place(to_place, job.cancel, job.progress) {
+                Ok(placed) => placed,
+                Err(PlaceError::Cancelled) => return Err(BuildError::Cancelled.into()),
+                Err(PlaceError::Refused(message)) => return Err(BuildError::failed(message).into()),
+            };
+            let id = placed.id().to_string();
+            let attached = matches!(placed, Placed::Attached(_));
+            if attached {
+                self.progress(job, format!("{job_noun} {id} (submitted earlier)"));
+            } else {
+                attempt += 1;
+                self.progress(job, format!("{job_noun} {id}"));
+            }
             let log = self.logs.join(format!("{key_prefix}-{id}.log"));
-            self.progress(job, format!("{job_noun} {id}"));
             let end = self.tracker.wait(&id, job.cancel, job.progress);
             match end {
                 JobEnd::Cancelled => return Err(BuildError::Cancelled.into()),
@@ -213,6 +253,10 @@ impl ClusterRunner {
                     }
                 }
                 JobEnd::PollFailed(_) => {}
+            }
+            if attached {
+                // It ended without this node's record: submit as if it had never been.
+                continue;
             }
             last_error = self.failure_message(&id, &end, &log, resources);
             if attempt < attempts {
@@ -331,11 +375,12 @@ impl NodeRunner for ClusterRunner {
     }
 
     /// A node stays on the submitting machine when its `resources:` say `local: true`, or
-    /// when its kind is light (`NodeKind::runs_on_cluster`) and light kinds stay local, unless a
-    /// detached job is building it.
+    /// when its kind is light (`NodeKind::runs_on_cluster`) and light kinds stay local, unless
+    /// the ledger has a job of an earlier run for it.
     fn builds_here(&self, session: &Session, node: &NodeSpec) -> bool {
-        // A detached job is already on its way for this node, light or not: wait for it.
-        if self.attached.lock().unwrap().contains_key(&node.name) {
+        // A job is already on its way for this node, light or not: follow it.
+        let named = (session.pipeline_id.to_hex(), node.name.clone());
+        if self.earlier_nodes.contains(&named) {
             return false;
         }
         let heavy = session.kind_of(node).runs_on_cluster();
@@ -345,12 +390,19 @@ impl NodeRunner for ClusterRunner {
         node.resources.local.unwrap_or(!heavy && light_here)
     }
 
-    /// Submits the node's job after `job.after` and returns at once.
+    /// Places the node's job after `job.after` (a live one of its key or node, or a new one)
+    /// and returns at once.
     fn detach_node(&self, job: DetachJob<'_>) -> Result<JobId, DetachError> {
-        let (script, stem) = match job.work {
+        let (script, stem, key) = match job.work {
             DetachedWork::Action { key } => {
-                let key = key.to_hex();
-                (exec_node_line(&self.command, &key), key[..12].to_string())
+                let hex = key.to_hex();
+                let marker = marker_line(&hex, &self.destination());
+                let line = exec_node_line(&self.command, &hex);
+                (
+                    format!("{marker}\n{line}"),
+                    hex[..12].to_string(),
+                    Some(key),
+                )
             }
             DetachedWork::PipelineNode => {
                 let snapshot = self.snapshot(job.session)?;
@@ -362,22 +414,27 @@ impl NodeRunner for ClusterRunner {
                     &snapshot.to_hex(),
                     &job.node.name,
                 );
-                (line, job.node.name.clone())
+                (line, job.node.name.clone(), None)
             }
         };
         let uses_device = job.session.kind_of(job.node).uses_device();
-        let resources = self.job_resources(&job.node.resources, uses_device);
-        let request = JobRequest {
-            name: &format!("tpipe-{stem}"),
-            node: &job.node.name,
-            script: &script,
-            after: &job.after,
-            logs: &self.logs,
-            log_stem: &stem,
-            resources: &resources,
-            environment: &[],
+        let to_place = JobToPlace {
+            node: job.node.name.clone(),
+            key,
+            pipeline: job.session.pipeline_id,
+            pipeline_file: job.session.pipeline.file.clone(),
+            script,
+            after: job.after,
+            resources: self.job_resources(&job.node.resources, uses_device),
+            environment: self.job_environment(),
+            log_stem: stem,
+            attach: true,
+            follow: false,
         };
-        self.submit(&request)
-            .map_err(|error| DetachError::Submit(Box::new(error)))
+        match self.tracker.place(to_place, job.cancel, &|_| {}) {
+            Ok(placed) => Ok(placed.id().to_string()),
+            Err(PlaceError::Cancelled) => Err(DetachError::Cancelled),
+            Err(PlaceError::Refused(message)) => Err(DetachError::Submit(message.into())),
+        }
     }
 }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::SlurmConfig;
+use crate::cluster::command::quoted;
 use crate::cluster::JobRequest;
 use crate::resources::{Gpus, Memory};
 
@@ -34,19 +35,12 @@ pub fn format_time(time: Duration) -> String {
     }
 }
 
-/// The script for `job`: its `#SBATCH` lines (name, log, resources, dependencies, the
-/// configured partition, account, QOS and extra arguments), then its lines.
-pub fn job_script(job: &JobRequest<'_>, config: &SlurmConfig) -> String {
-    let mut options: Vec<String> = vec![
-        format!("--job-name={}", job.name),
-        // Slurm puts the job's id where `%j` is: the runner's `<stem>-<id>.log`.
-        format!(
-            "--output={}",
-            job.logs.join(format!("{}-%j.log", job.log_stem)).display()
-        ),
-        // A requeued job would only find its record and stop; tpipe resubmits what failed.
-        "--no-requeue".to_string(),
-    ];
+/// The `#SBATCH` lines every job of `job`'s kind gets after its name and log: no requeue,
+/// the configured partition, account and QOS, its resources, its dependencies and the extra
+/// arguments.
+fn common_options(job: &JobRequest<'_>, config: &SlurmConfig) -> Vec<String> {
+    // A requeued job would only find its record and stop; tpipe resubmits what failed.
+    let mut options = vec!["--no-requeue".to_string()];
     for (flag, value) in [
         ("partition", &config.partition),
         ("account", &config.account),
@@ -75,16 +69,37 @@ pub fn job_script(job: &JobRequest<'_>, config: &SlurmConfig) -> String {
         options.push("--kill-on-invalid-dep=yes".to_string());
     }
     options.extend(config.sbatch_args.iter().cloned());
+    options
+}
+
+fn with_options(options: Vec<String>) -> String {
     let mut script = String::from("#!/bin/sh\n");
     for option in options {
         script.push_str("#SBATCH ");
         script.push_str(&option);
         script.push('\n');
     }
-    script.push_str(&format!(
-        "# tpipe: node `{}`\n",
-        job.node.replace('\n', " ")
-    ));
+    script
+}
+
+fn node_comment(job: &JobRequest<'_>) -> String {
+    format!("# tpipe: node `{}`\n", job.node.replace('\n', " "))
+}
+
+/// The script for `job`: its `#SBATCH` lines (name, log, resources, dependencies, the
+/// configured partition, account, QOS and extra arguments), then its lines.
+pub fn job_script(job: &JobRequest<'_>, config: &SlurmConfig) -> String {
+    let mut options: Vec<String> = vec![
+        format!("--job-name={}", job.name),
+        // Slurm puts the job's id where `%j` is: the runner's `<stem>-<id>.log`.
+        format!(
+            "--output={}",
+            job.logs.join(format!("{}-%j.log", job.log_stem)).display()
+        ),
+    ];
+    options.extend(common_options(job, config));
+    let mut script = with_options(options);
+    script.push_str(&node_comment(job));
     // The build records the job it ran in (`record::ClusterJob`).
     script.push_str(&format!(
         "export {}=\"slurm:$SLURM_JOB_ID\"\n",
@@ -92,6 +107,46 @@ pub fn job_script(job: &JobRequest<'_>, config: &SlurmConfig) -> String {
     ));
     script.push_str(job.script);
     script.push('\n');
+    script
+}
+
+/// The script of an array named `name` of `jobs` (which share resources and dependencies):
+/// `--array=0-N`, then one `case` branch per job, in order, with its lines. Slurm writes each
+/// job's output to `<name>-<array id>_<index>.log`; the branch links the runner's
+/// `<stem>-<array id>_<index>.log` to it, so a job's log is found by its key as for a job of its
+/// own.
+pub fn array_script(name: &str, jobs: &[JobRequest<'_>], config: &SlurmConfig) -> String {
+    let first = &jobs[0];
+    let stem = name.trim_start_matches("tpipe-");
+    let mut options: Vec<String> = vec![
+        format!("--job-name={name}"),
+        format!(
+            "--output={}",
+            first.logs.join(format!("{stem}-%A_%a.log")).display()
+        ),
+        format!("--array=0-{}", jobs.len() - 1),
+    ];
+    options.extend(common_options(first, config));
+    let mut script = with_options(options);
+    script.push_str("job=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"\n");
+    script.push_str(&format!(
+        "export {}=\"slurm:$job\"\n",
+        crate::record::CLUSTER_JOB_VARIABLE
+    ));
+    script.push_str("case \"$SLURM_ARRAY_TASK_ID\" in\n");
+    for (index, job) in jobs.iter().enumerate() {
+        let log = |stem: &str| quoted(&job.logs.join(format!("{stem}-")).to_string_lossy());
+        script.push_str(&format!("{index})\n"));
+        script.push_str(&node_comment(job));
+        script.push_str(&format!(
+            "ln -sf {}\"$job.log\" {}\"$job.log\"\n",
+            quoted(&format!("{stem}-")),
+            log(job.log_stem)
+        ));
+        script.push_str(job.script);
+        script.push_str("\n;;\n");
+    }
+    script.push_str("esac\n");
     script
 }
 
@@ -151,6 +206,64 @@ export TPIPE_CLUSTER_JOB=\"slurm:$SLURM_JOB_ID\"
 exec '/opt/tpipe/bin/tpipe' exec-node 0123456789abcdef --cache '/shared/it'\\''s/cache' --backend 'wgpu'
 ";
         assert_eq!(script, expected);
+    }
+
+    #[test]
+    fn an_array_runs_each_jobs_lines_in_its_branch_and_links_its_log_to_the_jobs_key() {
+        let resources = Resources::parse(&json!({"cpus": 2})).unwrap();
+        let job = |node: &'static str, stem: &'static str, script: &'static str| JobRequest {
+            name: "ignored",
+            node,
+            script,
+            after: &[],
+            logs: Path::new("/shared/logs"),
+            log_stem: stem,
+            resources: &resources,
+            environment: &[],
+        };
+        let jobs = [
+            job(
+                "a",
+                "aaaaaaaaaaaa",
+                "# tpipe-builds aaaa into cache /c\nexec tpipe exec-node aaaa",
+            ),
+            job(
+                "b",
+                "bbbbbbbbbbbb",
+                "# tpipe-builds bbbb into cache /c\nexec tpipe exec-node bbbb",
+            ),
+        ];
+        let script = array_script("tpipe-0123456789ab", &jobs, &SlurmConfig::default());
+        let expected = "#!/bin/sh
+#SBATCH --job-name=tpipe-0123456789ab
+#SBATCH --output=/shared/logs/0123456789ab-%A_%a.log
+#SBATCH --array=0-1
+#SBATCH --no-requeue
+#SBATCH --cpus-per-task=2
+job=\"${SLURM_ARRAY_JOB_ID}_${SLURM_ARRAY_TASK_ID}\"
+export TPIPE_CLUSTER_JOB=\"slurm:$job\"
+case \"$SLURM_ARRAY_TASK_ID\" in
+0)
+# tpipe: node `a`
+ln -sf '0123456789ab-'\"$job.log\" '/shared/logs/aaaaaaaaaaaa-'\"$job.log\"
+# tpipe-builds aaaa into cache /c
+exec tpipe exec-node aaaa
+;;
+1)
+# tpipe: node `b`
+ln -sf '0123456789ab-'\"$job.log\" '/shared/logs/bbbbbbbbbbbb-'\"$job.log\"
+# tpipe-builds bbbb into cache /c
+exec tpipe exec-node bbbb
+;;
+esac
+";
+        assert_eq!(script, expected);
+        // The markers say which job builds which key, in order.
+        let keys: Vec<String> = crate::cluster::command::markers(&script)
+            .into_iter()
+            .map(|marker| marker.key)
+            .collect();
+        assert_eq!(keys, ["aaaa", "bbbb"]);
     }
 
     #[test]

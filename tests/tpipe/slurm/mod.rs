@@ -2,13 +2,17 @@
 //! cluster (munged, slurmctld, slurmd with two fake GPUs) under a temporary folder with
 //! `tests/slurm/cluster.sh`, and stops it when done. A missing install fails with the command
 //! that installs it (scripts/test installs it): a test that quietly skipped would hide a broken
-//! executor.
+//! executor. `jobs` holds the tests of a run outliving its terminal (issue 24), `arrays` those
+//! of sweeps: job arrays and the cluster's limits (issue 22).
 
-use std::path::PathBuf;
+mod arrays;
+mod jobs;
+
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::support::{summary_line, text, tpipe_binary, Project};
+use crate::support::{send_signal, summary_line, text, tpipe_binary, Project};
 
 const CLUSTER_SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/slurm/cluster.sh");
 
@@ -22,6 +26,11 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
+        Cluster::start_with(&[])
+    }
+
+    /// A cluster set up by `tests/slurm/cluster.sh`'s variables (`TPIPE_SLURM_CPUS`, …).
+    fn start_with(settings: &[(&str, &str)]) -> Cluster {
         let dir = tempfile::Builder::new()
             .prefix("tpipe-slurm-")
             .tempdir()
@@ -30,6 +39,7 @@ impl Cluster {
             .arg(CLUSTER_SCRIPT)
             .arg("start")
             .arg(dir.path())
+            .envs(settings.iter().copied())
             .output()
             .expect("run tests/slurm/cluster.sh");
         let stderr = String::from_utf8_lossy(&output.stderr);
@@ -57,11 +67,12 @@ impl Cluster {
         command
     }
 
-    /// Every job the cluster knows, finished ones included: (id, state, name).
+    /// Every job the cluster knows, finished ones included, an array's one by one: (id, state,
+    /// name).
     fn jobs(&self) -> Vec<(String, String, String)> {
         let output = Command::new("squeue")
             .env("SLURM_CONF", &self.conf)
-            .args(["--noheader", "--states=all", "--format=%i|%T|%j"])
+            .args(["--noheader", "--states=all", "--array", "--format=%i|%T|%j"])
             .output()
             .expect("run squeue");
         assert!(
@@ -122,6 +133,75 @@ impl Drop for Cluster {
             .arg(self.dir.path())
             .output();
     }
+}
+
+/// Until `done` says so (checked every 100 ms), at most `seconds`.
+fn wait_until(seconds: u64, what: &str, mut done: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !done() {
+        assert!(
+            started.elapsed() < Duration::from_secs(seconds),
+            "waited {seconds} s for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Wrappers of Slurm's commands that log every call (its arguments, one line) to
+/// `<folder>/<program>.calls` and run the real command.
+struct Wrappers {
+    folder: PathBuf,
+}
+
+impl Wrappers {
+    fn new(project: &Project, programs: &[&str]) -> Wrappers {
+        let folder = project.path("counting-bin");
+        std::fs::create_dir_all(&folder).unwrap();
+        for program in programs {
+            let script = format!(
+                "#!/bin/sh\necho \"$*\" >> {log}\nexec {real} \"$@\"\n",
+                log = folder.join(format!("{program}.calls")).display(),
+                real = real_program(program),
+            );
+            install_script(&folder.join(program), &script);
+        }
+        Wrappers { folder }
+    }
+
+    /// The calls made so far, one line of arguments each (not tpipe's `--version` checks).
+    fn calls(&self, program: &str) -> Vec<String> {
+        std::fs::read_to_string(self.folder.join(format!("{program}.calls")))
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| *line != "--version")
+            .map(str::to_string)
+            .collect()
+    }
+
+    /// Puts the wrappers first on `command`'s PATH.
+    fn apply(&self, command: &mut Command) {
+        with_path_first(command, &self.folder);
+    }
+}
+
+/// Where the real `program` is.
+fn real_program(program: &str) -> String {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .output()
+        .unwrap()
+        .stdout;
+    String::from_utf8(found).unwrap().trim().to_string()
+}
+
+fn install_script(path: &Path, script: &str) {
+    std::fs::write(path, script).unwrap();
+    Command::new("chmod").arg("+x").arg(path).status().unwrap();
+}
+
+fn with_path_first(command: &mut Command, folder: &Path) {
+    let path = format!("{}:{}", folder.display(), std::env::var("PATH").unwrap());
+    command.env("PATH", path);
 }
 
 fn slurm_project(yaml: &str) -> Project {
@@ -367,18 +447,19 @@ fn ctrl_c_cancels_every_job_the_run_submitted() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
+    send_signal(&child, "INT");
     let output = child.wait_with_output().unwrap();
     let (stdout, stderr) = text(&output);
     assert_eq!(output.status.code(), Some(130), "{stdout}\n{stderr}");
-    assert!(
-        stderr.contains("slurm: cancelled jobs 1 2 3 (scancel)"),
-        "{stderr}"
-    );
+    // The three nodes ask for the same resources: one array of three jobs (two, if the
+    // three did not become ready within one gathering pause).
+    let cancelled = stderr
+        .lines()
+        .find_map(|line| line.strip_prefix("slurm: cancelled jobs "))
+        .and_then(|line| line.strip_suffix(" (scancel); the next run resumes from what finished"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert_eq!(cancelled.split(' ').count(), 3, "{stderr}");
+    assert!(cancelled.starts_with("1_0 "), "{stderr}");
     let started = Instant::now();
     loop {
         let jobs = cluster.jobs();
@@ -423,7 +504,7 @@ fn detach_submits_the_whole_graph_and_a_later_run_waits_for_those_jobs() {
         .unwrap();
     let (planned, _) = text(&plan);
     assert!(
-        planned.contains("on Slurm (from `run --detach`):"),
+        planned.contains("on Slurm (queued or running; `tpipe status pipeline.yaml` shows more):"),
         "{planned}"
     );
     for (node, job) in [("one", "1"), ("two", "2"), ("three", "3")] {
