@@ -19,6 +19,7 @@ mod keys;
 mod processes;
 mod remotes;
 mod reruns;
+mod run_page;
 #[cfg(feature = "ml")]
 mod seeds;
 mod slurm;
