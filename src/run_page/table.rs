@@ -48,7 +48,9 @@ pub(super) fn render(page: &mut String, trace: &Trace) {
 fn row(page: &mut String, trace: &Trace, node: &NodeTrace) {
     let _ = write!(page, "<tr class=\"{}\"><td>", escape(&node.status));
     let show = format!("tpipe show {} {}", trace.run.pipeline, node.name);
-    match &node.key {
+    // Only a node with a record has something for `tpipe show` to show.
+    let has_record = matches!(node.status.as_str(), "built" | "cached" | "fetched");
+    match node.key.as_ref().filter(|_| has_record) {
         Some(key) => {
             let _ = write!(
                 page,
