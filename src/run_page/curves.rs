@@ -99,14 +99,10 @@ pub(super) fn render(page: &mut String, nets: &[NetCurves]) {
             &b.name,
         ))
     });
-    // One loss scale for every panel: the largest first-epoch loss (later epochs above it are
-    // clipped, and a net whose loss never falls shows as a flat line at the top).
-    let loss_scale = nets
-        .iter()
-        .filter_map(|net| net.losses.first().copied())
-        .filter(|loss| loss.is_finite())
-        .fold(0.0, f64::max)
-        .max(1e-9);
+    // One loss scale for every panel, from the typical net: 1.5 × the median first-epoch
+    // loss. A net that diverges (or starts far above the others) runs along the top edge
+    // instead of flattening every other curve.
+    let loss_scale = loss_scale(nets);
     let stalled: Vec<&NetCurves> = sorted
         .iter()
         .copied()
@@ -124,7 +120,8 @@ pub(super) fn render(page: &mut String, nets: &[NetCurves]) {
     if !stalled.is_empty() {
         let _ = write!(
             page,
-            "<p class=\"stalled\"><b>{} may not have converged</b> (framed in red): {}</p>",
+            "<details class=\"stalled\"><summary><b>{} may not have converged</b> (framed in \
+             red)</summary><p>{}</p></details>",
             stalled.len(),
             stalled
                 .iter()
@@ -159,6 +156,19 @@ pub(super) fn render(page: &mut String, nets: &[NetCurves]) {
         panel(page, net, loss_scale);
     }
     page.push_str("</div>");
+}
+
+fn loss_scale(nets: &[NetCurves]) -> f64 {
+    let mut first_losses: Vec<f64> = nets
+        .iter()
+        .filter_map(|net| net.losses.first().copied())
+        .filter(|loss| loss.is_finite())
+        .collect();
+    if first_losses.is_empty() {
+        return 1.0;
+    }
+    first_losses.sort_by(f64::total_cmp);
+    (1.5 * first_losses[first_losses.len() / 2]).max(1e-9)
 }
 
 fn panel(page: &mut String, net: &NetCurves, loss_scale: f64) {
