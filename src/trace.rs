@@ -81,6 +81,7 @@ pub struct NodeTrace {
     /// When its build began (on a cluster: the job's build, worked out from its duration);
     /// `null` when it was not built.
     pub started: Option<f64>,
+    /// When the run was done with it (its build, then copying its outputs to `publish:`).
     pub ended: f64,
     /// The build's own duration, as its record says.
     pub build_seconds: Option<f64>,
@@ -312,8 +313,11 @@ impl Observer for TraceRecorder<'_> {
             let mut timings = self.timings.lock().unwrap();
             let timing = timings.entry(outcome.name.clone()).or_default();
             timing.ended = now;
-            // The outcome's seconds run from when the worker took the node up.
-            timing.queued = (now - outcome.seconds).max(0.0);
+            // The outcome's seconds run from when the worker took the node up to its build's
+            // end; copying its outputs to `publish:` comes after, so the difference can fall
+            // after its start.
+            let queued = (now - outcome.seconds).max(0.0);
+            timing.queued = timing.started.map_or(queued, |started| queued.min(started));
             if timing.slot.is_none() {
                 timing.slot = rayon::current_thread_index();
             }

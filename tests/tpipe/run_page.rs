@@ -3,22 +3,12 @@
 //! headless, from a `file://` URL with the network disabled (scripts/test installs it).
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
+use crate::cluster::tpipe;
 use crate::support::{text, tpipe_binary, Project};
 
-fn tpipe(project: &Project, args: &[&str]) -> Command {
-    let mut command = Command::new(tpipe_binary());
-    command
-        .current_dir(project.dir.path())
-        .env("TPIPE_TEST_KINDS", "1")
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    command
-}
-
-/// Runs `args`; returns the exit status's success, stdout and stderr.
+/// Runs `args` (the test kinds offered); returns the exit status's success, stdout and stderr.
 fn run(project: &Project, args: &[&str]) -> (bool, String, String) {
     let output = tpipe(project, args).output().unwrap();
     let (stdout, stderr) = text(&output);
