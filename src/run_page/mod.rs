@@ -106,7 +106,7 @@ pub fn render(input: &PageInput) -> String {
     }
     page.push_str("<h2 id=\"nodes\">Nodes</h2>");
     table::render(&mut page, trace);
-    let _ = write!(page, "<script>{SORT_SCRIPT}</script></body></html>\n");
+    let _ = writeln!(page, "<script>{SORT_SCRIPT}</script></body></html>");
     page
 }
 

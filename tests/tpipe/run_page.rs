@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::cluster::tpipe;
-use crate::support::{text, tpipe_binary, Project};
+use crate::support::{text, Project};
 
 /// Runs `args` (the test kinds offered); returns the exit status's success, stdout and stderr.
 fn run(project: &Project, args: &[&str]) -> (bool, String, String) {
@@ -308,7 +308,7 @@ fn the_quick_pipeline_page_shows_a_bar_per_built_node_and_a_curve_panel_per_trai
             .unwrap();
     let project = Project::new(&quick);
     let quick_run = |extra: &[&str]| {
-        let output = Command::new(tpipe_binary())
+        let output = Command::new(crate::support::tpipe_binary())
             .current_dir(project.dir.path())
             .args(["run", "pipeline.yaml"])
             .args(extra)
