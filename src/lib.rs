@@ -13,3 +13,5 @@ pub mod cli;
 #[cfg(feature = "kinds")]
 pub mod data;
 pub mod kinds;
+pub mod run_page;
+pub mod trace;

@@ -51,6 +51,14 @@ impl Runner {
         }
     }
 
+    /// The executor's word in the run's trace: `local` or the backend's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Runner::Local(_) => "local",
+            Runner::Cluster(runner) => runner.entry().name,
+        }
+    }
+
     /// How many nodes are under way at once unless `--jobs` says: the CPUs here, or on a
     /// cluster as many jobs as may wait in its queue.
     pub fn default_jobs(&self) -> usize {

@@ -21,7 +21,7 @@ use tpipe_backend::Backend;
 
 use crate::cache::Cache;
 use crate::cluster::JobsLeft;
-use crate::exec::{RunOptions, RunSummary};
+use crate::exec::{Observer, RunOptions, RunSummary};
 use crate::graph::PipelineGraph;
 use crate::kind::{BuildOptions, KindRegistry};
 use crate::plan::{plan, PlanStatus};
@@ -128,6 +128,19 @@ enum Command {
     /// The ed25519 keys that sign what `push` uploads.
     #[command(subcommand)]
     Key(KeyCommand),
+    /// Write a self-contained HTML page about the last run of a pipeline (or a given trace):
+    /// a timeline of the builds, a sortable table of the nodes, cache and remote hits, every
+    /// net's training curves and the report's figure and findings.
+    ReportRun {
+        file: PathBuf,
+        /// Read this trace instead of the pipeline's newest (`index/<id>.runs/*.jsonl` in the
+        /// cache).
+        #[arg(long, value_name = "TRACE")]
+        trace: Option<PathBuf>,
+        /// Where to write the page (default: `<pipeline>-run.html` in the current folder).
+        #[arg(long, short = 'o', value_name = "PATH")]
+        output: Option<PathBuf>,
+    },
     /// Build one node from the action stored in the cache under KEY, with no pipeline file:
     /// what a cluster job runs. `tpipe run` stores the action of every node it builds.
     ExecNode {
@@ -199,6 +212,9 @@ struct RunArgs {
     /// return. A later `run` waits for those jobs and builds the rest.
     #[arg(long)]
     detach: bool,
+    /// At the end, write the run's page (as `tpipe report-run` does) to PATH.
+    #[arg(long, value_name = "PATH")]
+    html: Option<PathBuf>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -426,6 +442,25 @@ fn dispatch(cli: Cli, registry: KindRegistry) -> Result<u8, Failure> {
                 }
             }
         }
+        Command::ReportRun {
+            file,
+            trace,
+            output,
+        } => {
+            let session = open_session(&file, cli.cache.as_deref(), cli.max_nodes, registry)?;
+            let trace_path = match trace {
+                Some(path) => path,
+                None => crate::trace::Trace::latest_path(&session).map_err(Failure::failed)?,
+            };
+            let trace = crate::trace::Trace::read(&trace_path).map_err(Failure::failed)?;
+            let output = output.unwrap_or_else(|| {
+                let stem = file.file_stem().unwrap_or_default().to_string_lossy();
+                PathBuf::from(format!("{stem}-run.html"))
+            });
+            write_run_page(&trace, &session, &output)?;
+            writeln!(stdout, "{}", output.display())?;
+            Ok(exit::SUCCESS)
+        }
         Command::Kinds => {
             table::write_kinds(&mut stdout, &registry)?;
             Ok(exit::SUCCESS)
@@ -553,7 +588,8 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         remote_records_only,
         detach: args.detach,
     };
-    let observer = progress::TerminalObserver::new(session, &options);
+    let terminal = progress::TerminalObserver::new(session, &options);
+    let observer = crate::trace::TraceRecorder::new(&terminal);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
     let hung_up = interruption.hung_up.load(Ordering::SeqCst);
     let cluster_report = runner.finish(if hung_up {
@@ -561,8 +597,23 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     } else {
         JobsLeft::Cancel
     });
+    let trace = summary.as_ref().ok().map(|summary| {
+        let context = crate::trace::RunContext {
+            executor: runner.name(),
+            jobs,
+            device_jobs: options.device_jobs,
+            detach: args.detach,
+        };
+        observer.trace(session, summary, &context)
+    });
+    if let Some(trace) = &trace {
+        // A run that cannot leave its trace has still built what it built: say so, go on.
+        if let Err(error) = trace.store(session) {
+            terminal.warning(&error.to_string());
+        }
+    }
     let summary: RunSummary = summary.map_err(Failure::usage)?;
-    observer.finish();
+    terminal.finish();
     if let Some(report) = cluster_report {
         executor::print_report(&report, &session.pipeline.file);
     }
@@ -579,6 +630,9 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     if args.detach {
         executor::report_detached(session, &runner, &summary, stdout)?;
     }
+    if let (Some(path), Some(trace)) = (&args.html, &trace) {
+        write_run_page(trace, session, path)?;
+    }
     Ok(if hung_up {
         exit::HUNG_UP
     } else if summary.cancelled || cancel.load(Ordering::Relaxed) {
@@ -587,6 +641,20 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         exit::SUCCESS
     } else {
         exit::BUILD_FAILED
+    })
+}
+
+/// Writes the page of a run (`report-run`, `run --html`).
+fn write_run_page(
+    trace: &crate::trace::Trace,
+    session: &Session,
+    path: &Path,
+) -> Result<(), Failure> {
+    crate::run_page::write_page(trace, &session.cache, path).map_err(|error| {
+        Failure::failed(format!(
+            "cannot write the run's page `{}`: {error}",
+            path.display()
+        ))
     })
 }
 

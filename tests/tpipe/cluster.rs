@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{send_signal, summary_line, text, tpipe_binary, Project};
 
-fn tpipe(project: &Project, args: &[&str]) -> Command {
+pub(crate) fn tpipe(project: &Project, args: &[&str]) -> Command {
     let mut command = Command::new(tpipe_binary());
     command
         .current_dir(project.dir.path())

@@ -20,6 +20,7 @@ mod processes;
 mod readme;
 mod remotes;
 mod reruns;
+mod run_page;
 #[cfg(feature = "ml")]
 mod seeds;
 mod slurm;

@@ -120,6 +120,7 @@ pub fn build_action(
     };
     let started_at = SystemTime::now();
     let clock = Instant::now();
+    let meter = crate::usage::Meter::start();
     let output = std::panic::catch_unwind(AssertUnwindSafe(|| kind.build(&context)))
         .map_err(|panic| {
             let text = panic
@@ -153,6 +154,13 @@ pub fn build_action(
             other => other,
         })?;
     let duration = clock.elapsed();
+    let bytes_read = action.input_blobs().map(|(.., input)| input.size).sum();
+    let bytes_written = output
+        .outputs
+        .iter()
+        .map(|(_, bytes)| bytes.len() as u64)
+        .sum();
+    let usage = meter.finish(bytes_read, bytes_written);
     // Blobs first, the record last: a crash in between leaves only unreferenced blobs.
     let mut outputs = BTreeMap::new();
     for (name, bytes) in &output.outputs {
@@ -186,6 +194,7 @@ pub fn build_action(
             all_params: params,
             fetched_from: None,
             cluster: crate::record::ClusterJob::of_this_process(),
+            usage: Some(usage),
         },
     };
     cache

@@ -28,6 +28,7 @@ pub mod slurm;
 pub mod spec;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod usage;
 
 /// Adds the engine's test kinds to `registry` when this binary was built for tests (feature
 /// `testing`) and `TPIPE_TEST_KINDS=1` asks for them; in a product build it adds nothing, and

@@ -50,6 +50,10 @@ pub struct Provenance {
     /// backends had a trait call it `slurm` and carry no engine: they were Slurm's.
     #[serde(default, skip_serializing_if = "Option::is_none", alias = "slurm")]
     pub cluster: Option<ClusterJob>,
+    /// CPU time, peak memory and bytes of the build (`usage.rs`); absent in records written
+    /// before tpipe measured builds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<crate::usage::BuildUsage>,
 }
 
 /// The cluster job a node was built in, and the devices its scheduler gave it.

@@ -309,6 +309,18 @@ fn a_grid_through_slurm_builds_what_a_local_run_builds_and_a_second_run_submits_
     assert_eq!(gpu_job["cuda_visible_devices"], "0", "{gpu_job}");
     assert!(slurm_job_of(&on_slurm, &key_of(&slurm_summary, "one"))["job_id"].is_string());
     assert!(slurm_job_of(&on_slurm, &key_of(&slurm_summary, "last")).is_null());
+    // The run's trace (issue 23) names each node's job and host, and the job's own figures.
+    let (run, nodes) = crate::run_page::traces(&on_slurm.path("cache"))
+        .pop()
+        .unwrap();
+    assert_eq!(run["executor"], "slurm");
+    crate::run_page::assert_consistent(&nodes);
+    for node in &nodes {
+        let on_slurm = node["name"] != "last";
+        assert_eq!(node["job"].is_string(), on_slurm, "{node}");
+        assert!(node["host"].is_string(), "{node}");
+        assert!(node["cpu_seconds"].is_number(), "{node}");
+    }
 
     let (stdout, stderr) = run_through_slurm(&cluster, &on_slurm);
     assert!(stdout.contains("4 cached"), "{stdout}");

@@ -131,7 +131,7 @@ pub struct Cache {
 static TEMPORARY_COUNTER: AtomicU64 = AtomicU64::new(0);
 
 /// Writes `bytes` to `destination` so that readers see either the old file or the whole new one.
-pub(crate) fn write_atomically(
+pub fn write_atomically(
     temporary_dir: &Path,
     destination: &Path,
     bytes: &[u8],
