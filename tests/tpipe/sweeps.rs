@@ -61,9 +61,11 @@ fn a_matrix_of_a_million_values_out_of_range_is_one_located_error_in_little_memo
 fn the_typo_of_issue_22_in_paper_yaml_is_one_grouped_error() {
     // `n: 1..=99999` for `1..=7` in the transfers' matrix of the grid the issue was found on
     // (paper.yaml as it was then, kept as benches/paper-180.yaml).
-    let paper =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/benches/paper-180.yaml"))
-            .unwrap();
+    let paper = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/paper-180.yaml"
+    ))
+    .unwrap();
     let transfers = "matrix: { source: [A, B], n: 1..=7, plus: { false: \"\", true: \"+\" }, seed: [0, 1, 2] }\n    inputs: { base: \"base{source}_s{seed}\"";
     assert!(paper.contains(transfers));
     let project =
