@@ -240,6 +240,7 @@ fn fill_cache(project: &Path) -> usize {
             outputs,
             metrics: Metrics::from_value(&json!({ "top1": 0.5 })),
             headline: Some("top-1 50.0%".into()),
+            signatures: Vec::new(),
             provenance: Provenance {
                 tool_version: "bench".into(),
                 pipeline: "pipeline.yaml".into(),
