@@ -13,8 +13,9 @@
 //! - `test`: a matrix of cheap test nodes (`number`), a `sum` over each ten of them (its
 //!   inputs by pattern, `n{g}_*`), and one total over the sums (`group*`). Leaves repeat ten
 //!   values, so the cache holds few records; every node still costs its key and a record read.
-//! - `paper`: pipelines/paper.yaml, the real kinds, with its seed lists widened (122 nodes per
-//!   seed) on synthetic data. Its no-op run needs every node in the cache, so the bench writes
+//! - `paper`: benches/paper-180.yaml (paper.yaml as issue 22 measured it), the real kinds, with
+//!   its seed lists widened (122 nodes per seed) on synthetic data. Its no-op run needs every
+//!   node in the cache, so the bench writes
 //!   a record for every key (all naming one small blob) up to 100k nodes; a million records
 //!   would take 4 GB of disk here, so at 1M only `plan` (of an empty cache: only the data
 //!   set's key is known, the rest wait on it) and `dag` are measured.
@@ -132,11 +133,13 @@ fn test_pipeline(nodes: u64) -> String {
     )
 }
 
-/// pipelines/paper.yaml with its seed lists widened to about `nodes` nodes, on synthetic data.
+/// benches/paper-180.yaml with its seed lists widened to about `nodes` nodes, on synthetic data.
 fn paper_pipeline(nodes: u64) -> String {
-    let paper =
-        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/pipelines/paper.yaml"))
-            .expect("pipelines/paper.yaml");
+    let paper = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/benches/paper-180.yaml"
+    ))
+    .expect("benches/paper-180.yaml");
     let seeds = ((nodes.saturating_sub(2)) as f64 / 122.0).round().max(1.0) as u64;
     paper
         .replace("seed: [0, 1, 2]", &format!("seed: 0..={}", seeds - 1))
