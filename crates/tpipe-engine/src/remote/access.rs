@@ -45,15 +45,21 @@ pub struct AccessSettings {
     pub require_signatures: Vec<Named<bool>>,
 }
 
-/// The keys of a config file this module reads (see `config::ConfigFile`).
-#[derive(Debug, Default)]
+/// The keys of a config file this module reads (`config::ConfigFile::access`).
+#[derive(Debug, Default, serde::Deserialize)]
 pub struct AccessKeys {
+    /// A TOML file of credentials per host (user's config only; see `credentials`).
     pub credentials: Option<PathBuf>,
+    /// A PEM bundle of certificate authorities to trust besides the system's.
     pub ca_bundle: Option<PathBuf>,
+    /// A client certificate and its key (PEM), for servers that ask for one.
     pub client_certificate: Option<PathBuf>,
     pub client_key: Option<PathBuf>,
+    /// The secret key `push` signs with (`tpipe key generate` writes one).
     pub signing_key: Option<PathBuf>,
+    /// Public keys (`name:base64`) whose signature makes a fetched record usable.
     pub trusted_keys: Option<Vec<String>>,
+    /// Whether a fetched record needs a trusted signature (default: as soon as a key is trusted).
     pub require_signatures: Option<bool>,
 }
 

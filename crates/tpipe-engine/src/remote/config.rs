@@ -24,33 +24,10 @@ pub struct RemoteSpec {
 pub struct ConfigFile {
     pub remote: Option<String>,
     pub remote_read_only: Option<bool>,
-    /// A TOML file of credentials per host (user's config only; see `credentials`).
-    pub credentials: Option<PathBuf>,
-    /// A PEM bundle of certificate authorities to trust besides the system's.
-    pub ca_bundle: Option<PathBuf>,
-    /// A client certificate and its key (PEM), for servers that ask for one.
-    pub client_certificate: Option<PathBuf>,
-    pub client_key: Option<PathBuf>,
-    /// The secret key `push` signs with (`tpipe key generate` writes one).
-    pub signing_key: Option<PathBuf>,
-    /// Public keys (`name:base64`) whose signature makes a fetched record usable.
-    pub trusted_keys: Option<Vec<String>>,
-    /// Whether a fetched record needs a trusted signature (default: as soon as a key is trusted).
-    pub require_signatures: Option<bool>,
-}
-
-impl ConfigFile {
-    fn access_keys(&mut self) -> AccessKeys {
-        AccessKeys {
-            credentials: self.credentials.take(),
-            ca_bundle: self.ca_bundle.take(),
-            client_certificate: self.client_certificate.take(),
-            client_key: self.client_key.take(),
-            signing_key: self.signing_key.take(),
-            trusted_keys: self.trusted_keys.take(),
-            require_signatures: self.require_signatures.take(),
-        }
-    }
+    /// Credentials, CAs and keys: read from the same text as their own type, so `access`
+    /// holds them once (a `#[serde(flatten)]` would lose TOML's error locations).
+    #[serde(skip)]
+    pub access: AccessKeys,
 }
 
 impl ConfigFile {
@@ -66,12 +43,13 @@ impl ConfigFile {
                 })
             }
         };
-        toml::from_str(&text)
-            .map(Some)
-            .map_err(|error| RemoteError::Config {
-                remote: path.display().to_string(),
-                reason: Box::new(ConfigProblem::Toml(error)),
-            })
+        let malformed = |error| RemoteError::Config {
+            remote: path.display().to_string(),
+            reason: Box::new(ConfigProblem::Toml(error)),
+        };
+        let mut config: ConfigFile = toml::from_str(&text).map_err(malformed)?;
+        config.access = toml::from_str(&text).map_err(malformed)?;
+        Ok(Some(config))
     }
 }
 
@@ -177,7 +155,7 @@ impl RemoteChoice {
             if let Some(mut config) = ConfigFile::load(path)? {
                 settings
                     .access
-                    .add_config_file(path, owner, config.access_keys())
+                    .add_config_file(path, owner, std::mem::take(&mut config.access))
                     .map_err(|reason| RemoteError::Config {
                         remote: path.display().to_string(),
                         reason: Box::new(reason),
