@@ -5,8 +5,8 @@
 //! cancels, and the interval is Student's t across units, mean ± t(1 − α/2, u − 1) · sd / √u.
 //! Two independent groups of units (the dissimilar splits against the similar ones) are
 //! compared with Welch's interval. Chance level is a one-sided binomial test of a run's correct
-//! count against 1/k. Quantiles come from statrs, so any level works (a Bonferroni-corrected
-//! 1 − 0.05/3 as well as 95%) and any degrees of freedom.
+//! count against 1/k. Quantiles come from statrs, so any level works (a Holm-adjusted one as
+//! well as 95%) and any degrees of freedom, fractional ones (Satterthwaite, Welch) included.
 
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::beta::beta_reg;
