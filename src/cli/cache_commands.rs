@@ -136,6 +136,8 @@ fn training_curve(
     let losses = series("epoch_losses")?;
     let accuracies = series("epoch_accuracies").unwrap_or_default();
     let rates = series("epoch_learning_rates").unwrap_or_default();
+    // Only trainings whose split has validation images score them.
+    let validation = series("epoch_validation_accuracies").filter(|values| !values.is_empty());
     let first = losses.len().saturating_sub(epochs);
     let heading = format!(
         "training curve, last {} of {} epochs (training mode: dropout and augmentation on):",
@@ -148,6 +150,9 @@ fn training_curve(
         "loss".into(),
         "train accuracy".into(),
     ]];
+    if validation.is_some() {
+        rows[0].push("validation accuracy".into());
+    }
     for (index, loss) in losses.iter().enumerate().skip(first) {
         let optional = |values: &[f64], digits: usize| {
             values
@@ -164,6 +169,11 @@ fn training_curve(
             format!("{loss:.4}"),
             optional(&accuracies, 4),
         ]);
+        if let Some(validation) = &validation {
+            rows.last_mut()
+                .expect("a row was just pushed")
+                .push(optional(validation, 4));
+        }
     }
     Some((heading, rows))
 }
@@ -460,5 +470,19 @@ mod tests {
         let (_, rows) = training_curve(&json!({ "epoch_losses": [0.5] }), 3).unwrap();
         assert_eq!(rows[1], ["1", "—", "0.5000", "—"]);
         assert_eq!(training_curve(&json!({ "top1": 0.9 }), 3), None);
+    }
+
+    #[test]
+    fn a_training_that_scored_validation_images_shows_them_in_a_column_of_their_own() {
+        let metrics = json!({
+            "epoch_losses": [0.9, 0.5],
+            "epoch_accuracies": [0.6, 0.8],
+            "epoch_learning_rates": [0.01, 0.001],
+            "epoch_validation_accuracies": [0.55, 0.75],
+        });
+        let (_, rows) = training_curve(&metrics, 4).unwrap();
+        assert_eq!(rows[0].last().unwrap(), "validation accuracy");
+        assert_eq!(rows[1], ["1", "0.01", "0.9000", "0.6000", "0.5500"]);
+        assert_eq!(rows[2], ["2", "0.001", "0.5000", "0.8000", "0.7500"]);
     }
 }

@@ -259,14 +259,17 @@ fn check_net(net: &NetParams) -> Vec<ParamProblem> {
     problems
 }
 
-/// A training reads only its images from the split, so relabelling a split retrains nothing.
+/// A training reads only images from the split: its training images and, where the split has
+/// them, the validation images it scores after every epoch (a split without them keys its
+/// trainings as before). Relabelling a split retrains nothing.
 fn training_split_input() -> InputSlot {
     InputSlot {
         name: "data",
         arity: Arity::One,
         accepts: &["split"],
-        doc: "the split whose task to train on",
-        reads: &["a_train", "b_train"],
+        doc: "the split whose task to train on (and whose validation images, if any, to score \
+              after every epoch)",
+        reads: &["a_train", "b_train", "a_validation", "b_validation"],
         names_in_key: false,
     }
 }
@@ -765,8 +768,20 @@ mod backend {
             progress: Some(&report),
             ..Default::default()
         };
-        let outcome =
-            tpipe_ml::train(&net, &config, &data, transfer, &options).map_err(ml_error)?;
+        let validation_blob = task_blob(task, "validation");
+        let validation = context
+            .input("data")?
+            .outputs
+            .contains_key(&validation_blob)
+            .then(|| image_set(context, task, "validation"))
+            .transpose()?;
+        let outcome = match &validation {
+            Some(validation) => tpipe_ml::train_with_validation(
+                &net, &config, &data, validation, transfer, &options,
+            ),
+            None => tpipe_ml::train(&net, &config, &data, transfer, &options),
+        }
+        .map_err(ml_error)?;
         let lineage = lineage(task, training.seed, kind, net_params.init, base_lineage);
         let metadata = BTreeMap::from([(Lineage::METADATA.to_string(), lineage.to_metadata())]);
         let weights = tpipe_ml::with_metadata(&outcome.weights, &metadata).map_err(ml_error)?;
@@ -780,6 +795,13 @@ mod backend {
             "epoch_learning_rates".into(),
             json!(outcome.epoch_learning_rates),
         );
+        if let Some(validation) = &validation {
+            metrics.insert(
+                "epoch_validation_accuracies".into(),
+                json!(outcome.epoch_validation_accuracies),
+            );
+            metrics.insert("validation_images".into(), json!(validation.count));
+        }
         metrics.insert("train_accuracy".into(), json!(outcome.train_accuracy));
         metrics.insert("images_per_second".into(), json!(outcome.images_per_second));
         metrics.insert("train_images".into(), json!(data.count));

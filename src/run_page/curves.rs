@@ -113,7 +113,8 @@ pub(super) fn render(page: &mut String, nets: &[NetCurves]) {
         "<p class=\"legend\">{count} trained nets. \
          <span><i style=\"background:#d62728\"></i>loss (0 to {loss_scale:.2}, all panels)</span>\
          <span><i style=\"background:#1f77b4\"></i>train accuracy (0 to 1)</span>\
-         <span><i style=\"background:#2ca02c\"></i>validation accuracy</span>\
+         <span><i style=\"background:#2ca02c\"></i>validation accuracy (0 to 1, where the split \
+         has validation images)</span>\
          <span><i style=\"background:#999\"></i>learning rate (its own maximum)</span></p>",
         count = nets.len(),
     );
@@ -227,7 +228,12 @@ fn panel(page: &mut String, net: &NetCurves, loss_scale: f64) {
         .train_accuracy
         .or(net.accuracies.last().copied())
         .map(|accuracy| format!(" · acc {accuracy:.2}"))
-        .unwrap_or_default();
+        .unwrap_or_default()
+        + &net
+            .validation_accuracies
+            .last()
+            .map(|accuracy| format!(" · val {accuracy:.2}"))
+            .unwrap_or_default();
     let _ = write!(
         page,
         "<title>{name}: {epochs} epochs, loss {first:.3} → {last:.3}{accuracy}{problem}</title></svg>\
@@ -268,6 +274,22 @@ mod tests {
             .not_converged()
             .unwrap()
             .contains("loss fell only"));
+    }
+
+    #[test]
+    fn a_net_that_scored_validation_images_gets_their_curve_and_last_figure() {
+        let mut page = String::new();
+        let mut scored = net(&[1.6, 0.4], 0.9);
+        panel(&mut page, &scored, 2.4);
+        assert!(!page.contains("#2ca02c"), "{page}");
+        scored.validation_accuracies = vec![0.5, 0.75];
+        page.clear();
+        panel(&mut page, &scored, 2.4);
+        assert!(
+            page.contains("<polyline fill=\"none\" stroke=\"#2ca02c\""),
+            "{page}"
+        );
+        assert!(page.contains("acc 0.90 · val 0.75</figcaption>"), "{page}");
     }
 
     #[test]

@@ -121,6 +121,17 @@ fn conv1_spread(weights: &[u8]) -> f64 {
     (values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / values.len() as f64).sqrt()
 }
 
+fn evaluation_top1(
+    project: &std::path::Path,
+    summary: &serde_json::Value,
+    node: &str,
+) -> serde_json::Value {
+    let evaluation = record(project, summary, node);
+    let evaluation: serde_json::Value =
+        serde_json::from_slice(&blob(project, &evaluation, "evaluation.json")).unwrap();
+    evaluation["scores"]["top1"].clone()
+}
+
 #[test]
 fn validation_images_long_bases_and_random_inits_reach_their_artifacts() {
     let project = tempfile::tempdir().unwrap();
@@ -143,6 +154,25 @@ fn validation_images_long_bases_and_random_inits_reach_their_artifacts() {
         serde_json::from_slice(&blob(project.path(), &test, "evaluation.json")).unwrap();
     assert_eq!(evaluation["data"]["images"], "test");
     assert_eq!(evaluation["scores"]["count"], 24);
+
+    // Trainings on a split with validation images score them after every epoch; the last
+    // epoch's figure is what evaluating the trained net on them gives.
+    let base = record(project.path(), &summary, "baseB").metrics.to_value();
+    assert_eq!(base["validation_images"], 15);
+    let validation_top1 = evaluation_top1(project.path(), &summary, "eval_baseB_validation");
+    assert_eq!(
+        base["epoch_validation_accuracies"],
+        serde_json::json!([validation_top1])
+    );
+    let long = record(project.path(), &summary, "longbaseB")
+        .metrics
+        .to_value();
+    let per_epoch = long["epoch_validation_accuracies"].as_array().unwrap();
+    assert_eq!(per_epoch.len(), 2, "{per_epoch:?}");
+    assert_eq!(
+        per_epoch[1],
+        evaluation_top1(project.path(), &summary, "eval_longbaseB_validation")
+    );
 
     // The long base is named as a control; the random controls carry their init.
     let long = record(project.path(), &summary, "eval_longbaseB_test");

@@ -63,6 +63,8 @@ pub use error::MlError;
 pub use evaluate::{evaluate, Evaluation};
 pub use options::{Numerics, RunOptions, TrainProgress};
 pub use trace::{trace_training, TraceOptions, TracedStep, TrainingTrace};
-pub use train::{initial_weights, train, TrainOutcome, Transfer, TransferMode};
+pub use train::{
+    initial_weights, train, train_with_validation, TrainOutcome, Transfer, TransferMode,
+};
 pub use trainer::{LayerState, PhaseTimes, TrainingState};
 pub use weights::{net_config_of_weights, weights_metadata, with_metadata};

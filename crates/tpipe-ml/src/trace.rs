@@ -77,7 +77,7 @@ pub fn trace_training(
         trace,
         steps: Vec::new(),
     };
-    let outcome = train_observed(net, config, data, transfer, options, &mut recorder)?;
+    let outcome = train_observed(net, config, data, None, transfer, options, &mut recorder)?;
     Ok(TrainingTrace {
         start: TrainingState {
             layers: start

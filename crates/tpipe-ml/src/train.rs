@@ -6,13 +6,14 @@ use std::time::Instant;
 use crate::backend::{self, ResolvedBackend};
 use crate::burn_trainer::BurnTrainer;
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
-use crate::data::{Augmentation, ImageSet, Normalization};
+use crate::data::{fill_batch, Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::native::NativeTrainer;
 use crate::options::{Numerics, RunOptions, TrainProgress};
 use crate::rng::{Purpose, Rng};
 use crate::trainer::{
-    build_feature_cache, feature_cache_end, Batch, BatchBuffers, BatchSource, Trainer,
+    build_feature_cache, feature_cache_end, rank_of, Batch, BatchBuffers, BatchSource, Trainer,
+    FORWARD_CHUNK,
 };
 use crate::weights::{init_weights, HostWeights};
 
@@ -54,11 +55,15 @@ pub struct TrainOutcome {
     pub epoch_accuracies: Vec<f64>,
     /// The weights' learning rate in each epoch (the step schedule).
     pub epoch_learning_rates: Vec<f64>,
+    /// Top-1 accuracy on the validation images after each epoch (evaluation mode: no dropout,
+    /// no augmentation); empty when the training was given none.
+    pub epoch_validation_accuracies: Vec<f64>,
     /// Share of training images classified right during the last epoch, in training mode
     /// (dropout and augmentation on), as the batches went by.
     pub train_accuracy: f64,
     /// Training images per second of wall time over the whole loop (data preparation and the
-    /// frozen-feature pass included, set-up and the final read-back excluded).
+    /// frozen-feature pass included; set-up, validation scoring and the final read-back
+    /// excluded).
     pub images_per_second: f64,
     /// The backend that ran: `flex` or `wgpu (<adapter>)`.
     pub backend: String,
@@ -86,7 +91,31 @@ pub fn train(
     transfer: Option<Transfer<'_>>,
     options: &RunOptions<'_>,
 ) -> Result<TrainOutcome, MlError> {
-    train_observed(net, config, data, transfer, options, &mut NoObserver)
+    train_observed(net, config, data, None, transfer, options, &mut NoObserver)
+}
+
+/// `train`, scoring the net on `validation` after every epoch
+/// (`TrainOutcome::epoch_validation_accuracies`).
+///
+/// Scoring is a forward pass only: it draws nothing from the training's random streams and
+/// changes no weight or momentum, so the weights are the bytes `train` gives without it.
+pub fn train_with_validation(
+    net: &NetConfig,
+    config: &TrainConfig,
+    data: &ImageSet,
+    validation: &ImageSet,
+    transfer: Option<Transfer<'_>>,
+    options: &RunOptions<'_>,
+) -> Result<TrainOutcome, MlError> {
+    train_observed(
+        net,
+        config,
+        data,
+        Some(validation),
+        transfer,
+        options,
+        &mut NoObserver,
+    )
 }
 
 /// What an observer of a training sees after each step.
@@ -145,16 +174,28 @@ pub(crate) fn new_trainer(
     })
 }
 
-/// `train`, calling `observer` around every step (and stopping early when it says so).
+/// `train`, scoring `validation` after every epoch when given, calling `observer` around every
+/// step (and stopping early when it says so).
 pub(crate) fn train_observed(
     net: &NetConfig,
     config: &TrainConfig,
     data: &ImageSet,
+    validation: Option<&ImageSet>,
     transfer: Option<Transfer<'_>>,
     options: &RunOptions<'_>,
     observer: &mut dyn StepObserver,
 ) -> Result<TrainOutcome, MlError> {
     let geometry = net.geometry()?;
+    if let Some(validation) = validation {
+        validation
+            .check_for(&geometry, net.num_classes)
+            .map_err(|error| match error {
+                MlError::InvalidData(problem) => {
+                    MlError::InvalidData(format!("the validation images: {problem}"))
+                }
+                other => other,
+            })?;
+    }
     let Start {
         weights,
         normalization,
@@ -201,6 +242,8 @@ pub(crate) fn train_observed(
     let mut epoch_losses = Vec::with_capacity(config.epochs);
     let mut epoch_accuracies = Vec::with_capacity(config.epochs);
     let mut epoch_learning_rates = Vec::with_capacity(config.epochs);
+    let mut epoch_validation_accuracies = Vec::new();
+    let mut scoring_time = std::time::Duration::ZERO;
     'epochs: for epoch in 0..config.epochs {
         // Each epoch's order is a shuffle of the identity, so it does not depend on earlier ones.
         order.iter_mut().enumerate().for_each(|(i, slot)| *slot = i);
@@ -270,8 +313,19 @@ pub(crate) fn train_observed(
         epoch_losses.push(loss_sum / data.count as f64);
         epoch_accuracies.push(correct as f64 / data.count as f64);
         epoch_learning_rates.push(learning_rate);
+        if let Some(validation) = validation {
+            let clock = Instant::now();
+            epoch_validation_accuracies.push(top1_of(
+                trainer.as_mut(),
+                validation,
+                &tables,
+                net.num_classes,
+                options,
+            )?);
+            scoring_time += clock.elapsed();
+        }
     }
-    let elapsed = started.elapsed().as_secs_f64();
+    let elapsed = (started.elapsed() - scoring_time).as_secs_f64();
 
     let trained = HostWeights {
         layers: trainer.layers()?,
@@ -291,9 +345,40 @@ pub(crate) fn train_observed(
         train_accuracy: epoch_accuracies.last().copied().unwrap_or_default(),
         epoch_accuracies,
         epoch_learning_rates,
+        epoch_validation_accuracies,
         images_per_second: (config.epochs * data.count) as f64 / elapsed.max(1e-9),
         backend: backend.name,
     })
+}
+
+/// Top-1 accuracy of the trainer's net as it stands on `data`, in evaluation mode (no dropout,
+/// no augmentation), with the training's input normalisation.
+fn top1_of(
+    trainer: &mut dyn Trainer,
+    data: &ImageSet,
+    tables: &[[f32; 256]],
+    num_classes: usize,
+    options: &RunOptions<'_>,
+) -> Result<f64, MlError> {
+    let indices: Vec<usize> = (0..data.count).collect();
+    let (mut pixels, mut logits, mut hits) = (Vec::new(), Vec::new(), 0usize);
+    for chunk in indices.chunks(FORWARD_CHUNK) {
+        if options
+            .cancel
+            .is_some_and(|flag| flag.load(Ordering::Relaxed))
+        {
+            return Err(MlError::Cancelled);
+        }
+        fill_batch(data, chunk, tables, None, &mut pixels);
+        logits.clear();
+        trainer.forward_to(&pixels, chunk.len(), LAYER_COUNT, &mut logits)?;
+        hits += logits
+            .chunks_exact(num_classes)
+            .zip(chunk)
+            .filter(|(row, &index)| rank_of(row, data.labels[index] as usize) == 0)
+            .count();
+    }
+    Ok(hits as f64 / data.count.max(1) as f64)
 }
 
 /// Where a training starts: every layer's values (copied or fresh), the input normalisation

@@ -28,7 +28,8 @@ const FEATURE_CACHE_LIMIT: usize = 1 << 30;
 pub(crate) trait Trainer {
     /// Runs layers `0..end` over `batch` normalised NCHW images, without dropout or gradients,
     /// and appends each image's input of layer `end` (image after image, in the layout
-    /// `Geometry::input_shape(end)` gives) to `out`.
+    /// `Geometry::input_shape(end)` gives; `end` = `LAYER_COUNT` gives the logits) to `out`.
+    /// The layers' values, momenta and random streams stay as they were.
     fn forward_to(
         &mut self,
         pixels: &[f32],

@@ -194,8 +194,9 @@ impl NativeNet {
                 );
             }
             5 => out.copy_from_slice(&self.work.fc_in[0][..batch * item_len]),
-            6 | 7 => out.copy_from_slice(&self.work.fc_out[end - 6][..batch * item_len]),
-            _ => unreachable!("a cache ends below fc8"),
+            // 8: the logits, for scoring a validation set during training.
+            6..=8 => out.copy_from_slice(&self.work.fc_out[end - 6][..batch * item_len]),
+            _ => unreachable!("a net has {LAYER_COUNT} layers"),
         }
     }
 

@@ -3,7 +3,10 @@
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use tpipe_ml::{evaluate, train, MlError, Numerics, RunOptions, TrainConfig, TrainProgress};
+use tpipe_ml::{
+    evaluate, initial_weights, train, train_with_validation, BackendChoice, MlError, Numerics,
+    RunOptions, TrainConfig, TrainProgress, Transfer, TransferMode,
+};
 
 use crate::support::{
     cpu_backends, flex, floats, layer_tensor_names, metadata, quadrant_images, quick_config,
@@ -347,4 +350,63 @@ fn conv1_as_a_matmul_trains_like_the_convolution() {
             );
         }
     }
+}
+
+/// Scoring validation images after every epoch is a forward pass only: the weights and losses
+/// are the bytes of a training without it, there is one accuracy per epoch, and the last one is
+/// what `evaluate` gives for the trained net. Checked from scratch and for a frozen transfer
+/// whose steps start from cached features (the scoring pass must still run every layer).
+#[test]
+fn validation_accuracy_per_epoch_leaves_the_training_unchanged() {
+    let net = tiny_net(1);
+    let data = quadrant_images(64, 1, 3, 250);
+    let validation = quadrant_images(40, 1, 11, 250);
+    let source = initial_weights(&net, 8).unwrap();
+    let frozen = Transfer {
+        source_weights: &source,
+        layers_copied: 3,
+        mode: TransferMode::Frozen,
+    };
+    let native = RunOptions {
+        backend: BackendChoice::Native,
+        ..RunOptions::default()
+    };
+    for options in cpu_backends().iter().chain([&native]) {
+        for transfer in [None, Some(frozen)] {
+            let config = quick_config(4);
+            let plain = train(&net, &config, &data, transfer, options).unwrap();
+            let scored =
+                train_with_validation(&net, &config, &data, &validation, transfer, options)
+                    .unwrap();
+            let case = format!("{:?}, transfer {}", options.backend, transfer.is_some());
+            assert!(plain.weights == scored.weights, "{case}: weights differ");
+            assert_eq!(plain.epoch_losses, scored.epoch_losses, "{case}");
+            assert!(plain.epoch_validation_accuracies.is_empty(), "{case}");
+            assert_eq!(
+                scored.epoch_validation_accuracies.len(),
+                config.epochs,
+                "{case}"
+            );
+            let last = evaluate(&net, &scored.weights, &validation, options).unwrap();
+            assert_eq!(
+                scored.epoch_validation_accuracies.last(),
+                Some(&last.top1),
+                "{case}: {:?}",
+                scored.epoch_validation_accuracies
+            );
+        }
+    }
+}
+
+#[test]
+fn a_validation_set_of_another_shape_is_refused_before_training() {
+    let net = tiny_net(1);
+    let data = quadrant_images(32, 1, 3, 250);
+    let colour = quadrant_images(8, 3, 3, 250);
+    let error =
+        train_with_validation(&net, &quick_config(1), &data, &colour, None, &flex()).unwrap_err();
+    assert!(
+        matches!(&error, MlError::InvalidData(problem) if problem.starts_with("the validation images")),
+        "{error:?}"
+    );
 }
