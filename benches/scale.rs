@@ -7,6 +7,7 @@
 //! cargo bench --no-default-features --features kinds --bench scale -- --sizes 1000,10000 --rounds 5
 //! cargo bench --no-default-features --features kinds --bench scale -- --large-rounds 1  # one round past 100k
 //! cargo bench --no-default-features --features kinds --bench scale -- --families paper --binary OLD/tpipe --out before
+//! cargo bench --no-default-features --features kinds --bench scale -- --sizes 100000 --keep  # to profile
 //! ```
 //!
 //! Two families of pipelines:
@@ -26,7 +27,8 @@
 //! (default `target/scale-bench`). The figure shows CPU time rather than wall time because
 //! CPU time barely moves when other work shares the machine. `--binary` measures another
 //! build of tpipe (an older one, to compare; the `test` family needs a test build, which
-//! offers the test kinds), `--families` picks the families.
+//! offers the test kinds), `--families` picks the families, and `--keep` leaves each generated
+//! project (its pipeline and cache) in place and prints where, to profile a command on it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -83,6 +85,8 @@ struct Options {
     families: Vec<Family>,
     /// The tpipe binary to measure.
     binary: PathBuf,
+    /// Leave each generated project (pipeline and filled cache) in place, to profile.
+    keep: bool,
 }
 
 fn options() -> Options {
@@ -93,6 +97,7 @@ fn options() -> Options {
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale-bench")),
         families: vec![Family::Test, Family::Paper],
         binary: PathBuf::from(env!("CARGO_BIN_EXE_tpipe")),
+        keep: false,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -108,6 +113,7 @@ fn options() -> Options {
             "--large-rounds" => options.large_rounds = value().parse().expect("rounds is a number"),
             "--out" => options.out = PathBuf::from(value()),
             "--binary" => options.binary = PathBuf::from(value()),
+            "--keep" => options.keep = true,
             "--families" => {
                 options.families = value()
                     .split(',')
@@ -256,7 +262,7 @@ fn fill_cache(project: &Path) -> usize {
         Ok::<_, std::convert::Infallible>((Some(Arc::new(record.head())), ()))
     };
     let Ok(walked) = session.walk_keys(&order, &lookup, None);
-    walked.len()
+    walked.count()
 }
 
 fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
@@ -285,7 +291,13 @@ fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
     (project, count)
 }
 
-fn bench(binary: &Path, family: Family, nodes: u64, rounds: usize, rows: &mut Vec<Row>) {
+fn bench(options: &Options, family: Family, nodes: u64, rows: &mut Vec<Row>) {
+    let binary = options.binary.as_path();
+    let rounds = if nodes > 100_000 {
+        options.large_rounds
+    } else {
+        options.rounds
+    };
     let (project, count) = project_for(family, nodes);
     let dir = project.path();
     let mut record = |command: &'static str,
@@ -337,6 +349,9 @@ fn bench(binary: &Path, family: Family, nodes: u64, rounds: usize, rows: &mut Ve
             "no-op run",
             measure_rounds(binary, dir, &["run", "pipeline.yaml"], rounds),
         );
+    }
+    if options.keep {
+        println!("kept {}", project.keep().display());
     }
 }
 
@@ -497,12 +512,7 @@ fn main() {
     let mut rows = Vec::new();
     for &family in &options.families {
         for &nodes in &options.sizes {
-            let rounds = if nodes > 100_000 {
-                options.large_rounds
-            } else {
-                options.rounds
-            };
-            bench(&options.binary, family, nodes, rounds, &mut rows);
+            bench(&options, family, nodes, &mut rows);
         }
     }
     let mut csv = String::from("family,nodes,command,wall_seconds,cpu_seconds,peak_rss_kib\n");
