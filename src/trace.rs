@@ -198,8 +198,6 @@ impl<'a> TraceRecorder<'a> {
                 let built_record = match outcome.status {
                     NodeStatus::Built => outcome
                         .key
-                        .as_deref()
-                        .and_then(|key| key.parse().ok())
                         .and_then(|key| session.cache.read_record(&key).ok().flatten()),
                     _ => None,
                 };
@@ -266,8 +264,8 @@ fn node_trace(
         .and_then(|value| value.as_f64());
     NodeTrace {
         name: outcome.name.clone(),
-        kind: outcome.kind.clone(),
-        key: outcome.key.clone(),
+        kind: outcome.kind.to_string(),
+        key: outcome.key.map(|key| key.to_hex()),
         status: outcome.status.word().to_string(),
         error,
         remote,

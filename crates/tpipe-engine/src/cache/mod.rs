@@ -476,15 +476,29 @@ impl Cache {
             .unwrap_or_default()
     }
 
-    pub fn update_index(
+    /// Sets the last key of each node in `updates`; writes the index only when one changed.
+    pub fn update_index<'a>(
         &self,
         pipeline: &ContentHash,
-        updates: &BTreeMap<String, ContentHash>,
+        updates: impl IntoIterator<Item = (&'a str, ContentHash)>,
     ) -> Result<(), CacheError> {
         let mut index = self.read_index(pipeline);
-        let before = index.clone();
-        index.extend(updates.iter().map(|(name, key)| (name.clone(), *key)));
-        if index == before {
+        let mut changed = false;
+        for (name, key) in updates {
+            // Looked up first: a no-op run changes nothing and copies no name.
+            match index.get_mut(name) {
+                Some(last) if *last == key => {}
+                Some(last) => {
+                    *last = key;
+                    changed = true;
+                }
+                None => {
+                    index.insert(name.to_string(), key);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
             return Ok(());
         }
         let path = self.index_path(pipeline);
