@@ -105,7 +105,7 @@ impl Project {
             .unwrap();
         self.session()
             .cache
-            .read_record(&key.parse().unwrap())
+            .read_record(&key)
             .unwrap()
             .unwrap_or_else(|| panic!("`{node}` is not cached"))
     }
