@@ -136,6 +136,16 @@ pub fn write_atomically(
     destination: &Path,
     bytes: &[u8],
 ) -> std::io::Result<()> {
+    write_atomically_with(temporary_dir, destination, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomically`], for a file written piece by piece by `write` (a trace of a
+/// million nodes is not held in memory whole first).
+pub fn write_atomically_with(
+    temporary_dir: &Path,
+    destination: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let unique = format!(
         "{}-{}-{}",
         std::process::id(),
@@ -148,7 +158,7 @@ pub fn write_atomically(
     let temporary = temporary_dir.join(unique);
     let result = (|| {
         let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
         std::fs::rename(&temporary, destination)
     })();
