@@ -309,18 +309,6 @@ enum Upstream {
     Pending(Pending),
 }
 
-/// The records of a node's inputs, sorted by name (a report may read thousands of inputs).
-struct InputRecords<'n>(Vec<(&'n str, Arc<RecordHead>)>);
-
-impl InputRecords<'_> {
-    fn record_of(&self, name: &str) -> Option<Arc<RecordHead>> {
-        self.0
-            .binary_search_by_key(&name, |(own, _)| *own)
-            .ok()
-            .map(|index| self.0[index].1.clone())
-    }
-}
-
 /// `--detach`: the inputs of a node that are on their way.
 #[derive(Default)]
 struct Pending {
@@ -527,7 +515,7 @@ impl<'a> Scheduler<'a> {
         }
         let resolved = match self
             .session
-            .resolve_key(node, &|name| upstream.record_of(name))
+            .resolve_key(node, &|index| upstream.get(index).cloned())
         {
             Ok(resolved) => resolved,
             Err(error) => {
@@ -577,14 +565,15 @@ impl<'a> Scheduler<'a> {
 
     /// The records of `node`'s inputs, or why it cannot be built now: an input failed or was
     /// skipped (or the run was interrupted), or (`--detach`) inputs are on their way.
-    fn upstream_records<'n>(&self, node: &'n NodeSpec) -> Result<InputRecords<'n>, Upstream> {
+    /// The records come in the order of `node.inputs`, slot by slot.
+    fn upstream_records(&self, node: &NodeSpec) -> Result<Vec<Arc<RecordHead>>, Upstream> {
         let state = self.state.lock().unwrap();
         let mut pending = Pending::default();
         let mut records = Vec::new();
         for source in node.inputs.values().flatten() {
             let source_position = self.session.position_of(source).expect("inputs exist");
             if let Some(record) = &state.records[source_position] {
-                records.push((source.as_str(), record.clone()));
+                records.push(record.clone());
                 continue;
             }
             let status = state.outcomes[source_position]
@@ -611,8 +600,7 @@ impl<'a> Scheduler<'a> {
             return Err(Upstream::Pending(pending));
         }
         // Only this node's inputs: cloning every record so far would make a run quadratic.
-        records.sort_unstable_by_key(|(name, _)| *name);
-        Ok(InputRecords(records))
+        Ok(records)
     }
 
     /// `--detach`, some inputs still on their way: a node that builds here waits for a later

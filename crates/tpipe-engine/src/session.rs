@@ -197,13 +197,14 @@ impl Session {
             .collect()
     }
 
-    /// The action that builds `node`, and its key, given the records of the nodes it reads
-    /// (`upstream` gives the record of an input by name, if it has one). `plan`, `run`,
-    /// `cache push`/`pull` and `gc` all derive keys here.
+    /// The action that builds `node`, and its key, given the records of the nodes it reads:
+    /// `upstream(index)` is the record of its input number `index` (counting the inputs of
+    /// `node.inputs` slot by slot, in order), if it has one. `plan`, `run`, `cache push`/`pull`
+    /// and `gc` all derive keys here.
     pub fn resolve_key(
         &self,
         node: &NodeSpec,
-        upstream: &dyn Fn(&str) -> Option<Arc<RecordHead>>,
+        upstream: &dyn Fn(usize) -> Option<Arc<RecordHead>>,
     ) -> Result<ResolvedKey, KeyError> {
         let kind = self.kind_of(node);
         let params = self.key_params(node);
@@ -216,13 +217,16 @@ impl Session {
         let slots = kind.inputs();
         let mut origin_inputs = Vec::new();
         let mut inputs: BTreeMap<String, Vec<ActionInput>> = BTreeMap::new();
+        let mut input_index = 0;
         for (slot, sources) in &node.inputs {
             let declared = slots
                 .iter()
                 .find(|declared| declared.name == slot)
                 .expect("the spec layer only admits declared slots");
             for source in sources {
-                let record = upstream(source).ok_or_else(|| KeyError::InputNotBuilt {
+                let record = upstream(input_index);
+                input_index += 1;
+                let record = record.ok_or_else(|| KeyError::InputNotBuilt {
                     node: node.name.clone(),
                     input: source.clone(),
                 })?;
@@ -287,12 +291,29 @@ impl Session {
         pool: Option<&rayon::ThreadPool>,
     ) -> Result<WalkedKeys<T>, E> {
         let nodes = &self.pipeline.nodes;
+        // The positions of each selected node's inputs, in the order of its `inputs`, found
+        // by name once (one list for all: `input_span[position]` is its part of it). As u32:
+        // half the memory, and the node limit keeps a pipeline far below 4 billion of either.
+        let small =
+            |number: usize| u32::try_from(number).expect("fewer than 2^32 nodes and inputs");
+        let mut input_span: Vec<(u32, u32)> = vec![(0, 0); nodes.len()];
+        let mut input_list: Vec<u32> = Vec::with_capacity(selection.len());
+        for &position in selection {
+            let start = small(input_list.len());
+            input_list.extend(
+                nodes[position]
+                    .inputs
+                    .values()
+                    .flatten()
+                    .map(|source| small(self.position_of(source).expect("inputs exist"))),
+            );
+            input_span[position] = (start, small(input_list.len()));
+        }
         let input_positions = |position: usize| {
-            nodes[position]
-                .inputs
-                .values()
-                .flatten()
-                .map(|source| self.position_of(source).expect("inputs exist"))
+            let (start, end) = input_span[position];
+            input_list[start as usize..end as usize]
+                .iter()
+                .map(|&source| source as usize)
         };
         // Depth in the selection (inputs first, so each input's depth is known before); nodes
         // outside the selection have none.
@@ -336,12 +357,12 @@ impl Session {
                     ready.push(position);
                 }
             }
-            let upstream = |name: &str| {
-                self.position_of(name)
-                    .and_then(|position| records[position].clone())
-            };
             let look = |position: usize| {
                 let node = &nodes[position];
+                let upstream = |index: usize| {
+                    let (start, _) = input_span[position];
+                    records[input_list[start as usize + index] as usize].clone()
+                };
                 let result = match self.resolve_key(node, &upstream) {
                     Ok(resolved) => lookup(node, &resolved).map(|(record, status)| {
                         (
