@@ -16,10 +16,9 @@
 //!   values, so the cache holds few records; every node still costs its key and a record read.
 //! - `paper`: benches/paper-180.yaml (paper.yaml as issue 22 measured it), the real kinds, with
 //!   its seed lists widened (122 nodes per seed) on synthetic data. Its no-op run needs every
-//!   node in the cache, so the bench writes
-//!   a record for every key (all naming one small blob) up to 100k nodes; a million records
-//!   would take 4 GB of disk here, so at 1M only `plan` (of an empty cache: only the data
-//!   set's key is known, the rest wait on it) and `dag` are measured.
+//!   node in the cache, so the bench writes a record for every key (all naming one small blob;
+//!   about 2.2 KB each, so 2.2 GB of disk at a million nodes, written side by side on the
+//!   machine's cores).
 //!
 //! Each command runs `--rounds` times (3 by default) in a process of its own; the bench prints
 //! the medians of wall time, CPU time (user + system) and peak RSS, and writes `scale.csv` and
@@ -42,7 +41,7 @@ use tpipe::key::outputs_digest;
 use tpipe::record::{Metrics, OutputRef, Provenance, Record, RECORD_FORMAT};
 
 /// The largest paper grid whose cache the bench fills for a no-op run (see the module docs).
-const MOST_RECORDS_WRITTEN: u64 = 200_000;
+const MOST_RECORDS_WRITTEN: u64 = 1_100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Family {
@@ -261,7 +260,8 @@ fn fill_cache(project: &Path) -> usize {
         std::fs::write(session.cache.record_path(&resolved.key), bytes).unwrap();
         Ok::<_, std::convert::Infallible>((Some(Arc::new(record.head())), ()))
     };
-    let Ok(walked) = session.walk_keys(&order, &lookup, None);
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let Ok(walked) = session.walk_keys(&order, &lookup, Some(&pool));
     walked.count()
 }
 
