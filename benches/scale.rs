@@ -214,6 +214,9 @@ fn measure_rounds(
     )
 }
 
+/// Records written so far, for unique temporary names.
+static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Writes a record for every node of the pipeline in `project`, each naming one small blob,
 /// so that a run finds everything cached (written without fsync: this is a bench's cache).
 fn fill_cache(project: &Path) -> usize {
@@ -257,7 +260,13 @@ fn fill_cache(project: &Path) -> usize {
             },
         };
         let bytes = serde_json::to_vec_pretty(&record).unwrap();
-        std::fs::write(session.cache.record_path(&resolved.key), bytes).unwrap();
+        // Nodes of a wave are filled side by side, and two nodes may share a key: each writes
+        // a file of its own and renames it into place (the same bytes, whichever lands last).
+        let path = session.cache.record_path(&resolved.key);
+        let unique = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = path.with_extension(format!("{unique}.part"));
+        std::fs::write(&temporary, bytes).unwrap();
+        std::fs::rename(&temporary, &path).unwrap();
         Ok::<_, std::convert::Infallible>((Some(Arc::new(record.head())), ()))
     };
     let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
@@ -333,6 +342,9 @@ fn bench(options: &Options, family: Family, nodes: u64, rows: &mut Vec<Row>) {
         }
         Family::Paper if nodes <= MOST_RECORDS_WRITTEN => {
             fill_cache(dir);
+            // A child's peak RSS counts this process's memory until it execs (the spawn shares
+            // it): give back what the fill's threads freed, or it shows in every figure after.
+            unsafe { libc::malloc_trim(0) };
             // Writes the index of last keys and warms the stat cache, as a first run would.
             measure(binary, dir, &["run", "pipeline.yaml"]);
             true
