@@ -286,6 +286,15 @@ fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
         Family::Paper => paper_pipeline(nodes),
     };
     std::fs::write(project.path().join("pipeline.yaml"), yaml).unwrap();
+    let count = in_helper(&["--count-nodes", family.name()], project.path())
+        .trim()
+        .parse()
+        .expect("a count of nodes");
+    (project, count)
+}
+
+/// The number of nodes of the pipeline in `project`.
+fn count_nodes(family: Family, project: &Path) -> usize {
     let registry = match family {
         Family::Test => tpipe_engine::testing::registry(),
         Family::Paper => tpipe::kinds::builtin_registry(),
@@ -293,11 +302,45 @@ fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
     let limits = tpipe::spec::Limits {
         max_nodes: u64::MAX,
     };
-    let count = tpipe::spec::load_with(&project.path().join("pipeline.yaml"), &registry, &limits)
+    tpipe::spec::load_with(&project.join("pipeline.yaml"), &registry, &limits)
         .expect("the generated pipeline is valid")
         .nodes
-        .len();
-    (project, count)
+        .len()
+}
+
+/// Runs this bench binary with `arguments` and `project` in a process of its own, and returns
+/// what it printed. What loads a large pipeline runs there, not here: a measured command is
+/// spawned from this process, and Linux counts the peak RSS of the spawning process in the
+/// child's (until it execs), so a bench grown large would show in the small pipelines' figures.
+fn in_helper(arguments: &[&str], project: &Path) -> String {
+    let output = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .args(arguments)
+        .arg(project)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the bench's helper starts");
+    assert!(output.status.success(), "the bench's helper failed");
+    String::from_utf8(output.stdout).expect("the helper prints text")
+}
+
+/// `--count-nodes FAMILY DIR` and `--fill-cache DIR`: the helper's side of [`in_helper`].
+fn run_helper(arguments: &[String]) -> bool {
+    match arguments {
+        [flag, family, project] if flag == "--count-nodes" => {
+            let family = if family == "test" {
+                Family::Test
+            } else {
+                Family::Paper
+            };
+            println!("{}", count_nodes(family, Path::new(project)));
+            true
+        }
+        [flag, project] if flag == "--fill-cache" => {
+            println!("{}", fill_cache(Path::new(project)));
+            true
+        }
+        _ => false,
+    }
 }
 
 fn bench(options: &Options, family: Family, nodes: u64, rows: &mut Vec<Row>) {
@@ -341,10 +384,7 @@ fn bench(options: &Options, family: Family, nodes: u64, rows: &mut Vec<Row>) {
             true
         }
         Family::Paper if nodes <= MOST_RECORDS_WRITTEN => {
-            fill_cache(dir);
-            // A child's peak RSS counts this process's memory until it execs (the spawn shares
-            // it): give back what the fill's threads freed, or it shows in every figure after.
-            unsafe { libc::malloc_trim(0) };
+            in_helper(&["--fill-cache"], dir);
             // Writes the index of last keys and warms the stat cache, as a first run would.
             measure(binary, dir, &["run", "pipeline.yaml"]);
             true
@@ -519,6 +559,10 @@ where
 }
 
 fn main() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if run_helper(&arguments) {
+        return;
+    }
     let options = options();
     std::fs::create_dir_all(&options.out).expect("the output folder");
     let mut rows = Vec::new();
