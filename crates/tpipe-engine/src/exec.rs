@@ -474,15 +474,16 @@ impl<'a> Scheduler<'a> {
         }
         self.observer.node_finished(&outcome);
         let mut ready = Vec::new();
+        // Worked out before the lock, which the other workers wait for.
+        let dependents = self
+            .session
+            .graph
+            .dependents(&self.session.pipeline, position);
         {
             let mut state = self.state.lock().unwrap();
             state.records[position] = record;
             state.outcomes[position] = Some(outcome);
-            for dependent in self
-                .session
-                .graph
-                .dependents(&self.session.pipeline, position)
-            {
+            for dependent in dependents {
                 // A dependent outside the selection waits on nothing here.
                 let waiting = &mut state.waiting_on[dependent];
                 if *waiting > 0 {
@@ -567,11 +568,22 @@ impl<'a> Scheduler<'a> {
     /// skipped (or the run was interrupted), or (`--detach`) inputs are on their way.
     /// The records come in the order of `node.inputs`, slot by slot.
     fn upstream_records(&self, node: &NodeSpec) -> Result<Vec<Arc<RecordHead>>, Upstream> {
+        // Found by name before the lock, which the other workers wait for.
+        let sources: Vec<(&String, usize)> = node
+            .inputs
+            .values()
+            .flatten()
+            .map(|source| {
+                (
+                    source,
+                    self.session.position_of(source).expect("inputs exist"),
+                )
+            })
+            .collect();
         let state = self.state.lock().unwrap();
         let mut pending = Pending::default();
-        let mut records = Vec::new();
-        for source in node.inputs.values().flatten() {
-            let source_position = self.session.position_of(source).expect("inputs exist");
+        let mut records = Vec::with_capacity(sources.len());
+        for (source, source_position) in sources {
             if let Some(record) = &state.records[source_position] {
                 records.push(record.clone());
                 continue;
