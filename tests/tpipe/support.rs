@@ -101,7 +101,6 @@ impl Project {
             .find(|planned| planned.name == node)
             .unwrap_or_else(|| panic!("no node `{node}`"))
             .key
-            .clone()
             .unwrap();
         self.session()
             .cache
