@@ -7,6 +7,7 @@
 //! cargo bench --no-default-features --features kinds --bench scale -- --sizes 1000,10000 --rounds 5
 //! cargo bench --no-default-features --features kinds --bench scale -- --large-rounds 1  # one round past 100k
 //! cargo bench --no-default-features --features kinds --bench scale -- --families paper --binary OLD/tpipe --out before
+//! cargo bench --no-default-features --features kinds --bench scale -- --sizes 100000 --keep  # to profile
 //! ```
 //!
 //! Two families of pipelines:
@@ -15,10 +16,9 @@
 //!   values, so the cache holds few records; every node still costs its key and a record read.
 //! - `paper`: benches/paper-180.yaml (paper.yaml as issue 22 measured it), the real kinds, with
 //!   its seed lists widened (122 nodes per seed) on synthetic data. Its no-op run needs every
-//!   node in the cache, so the bench writes
-//!   a record for every key (all naming one small blob) up to 100k nodes; a million records
-//!   would take 4 GB of disk here, so at 1M only `plan` (of an empty cache: only the data
-//!   set's key is known, the rest wait on it) and `dag` are measured.
+//!   node in the cache, so the bench writes a record for every key (all naming one small blob;
+//!   about 2.2 KB each, so 2.2 GB of disk at a million nodes, written side by side on the
+//!   machine's cores).
 //!
 //! Each command runs `--rounds` times (3 by default) in a process of its own; the bench prints
 //! the medians of wall time, CPU time (user + system) and peak RSS, and writes `scale.csv` and
@@ -26,7 +26,8 @@
 //! (default `target/scale-bench`). The figure shows CPU time rather than wall time because
 //! CPU time barely moves when other work shares the machine. `--binary` measures another
 //! build of tpipe (an older one, to compare; the `test` family needs a test build, which
-//! offers the test kinds), `--families` picks the families.
+//! offers the test kinds), `--families` picks the families, and `--keep` leaves each generated
+//! project (its pipeline and cache) in place and prints where, to profile a command on it.
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -40,7 +41,7 @@ use tpipe::key::outputs_digest;
 use tpipe::record::{Metrics, OutputRef, Provenance, Record, RECORD_FORMAT};
 
 /// The largest paper grid whose cache the bench fills for a no-op run (see the module docs).
-const MOST_RECORDS_WRITTEN: u64 = 200_000;
+const MOST_RECORDS_WRITTEN: u64 = 1_100_000;
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Family {
@@ -83,6 +84,8 @@ struct Options {
     families: Vec<Family>,
     /// The tpipe binary to measure.
     binary: PathBuf,
+    /// Leave each generated project (pipeline and filled cache) in place, to profile.
+    keep: bool,
 }
 
 fn options() -> Options {
@@ -93,6 +96,7 @@ fn options() -> Options {
         out: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/target/scale-bench")),
         families: vec![Family::Test, Family::Paper],
         binary: PathBuf::from(env!("CARGO_BIN_EXE_tpipe")),
+        keep: false,
     };
     let mut arguments = std::env::args().skip(1);
     while let Some(argument) = arguments.next() {
@@ -108,6 +112,7 @@ fn options() -> Options {
             "--large-rounds" => options.large_rounds = value().parse().expect("rounds is a number"),
             "--out" => options.out = PathBuf::from(value()),
             "--binary" => options.binary = PathBuf::from(value()),
+            "--keep" => options.keep = true,
             "--families" => {
                 options.families = value()
                     .split(',')
@@ -209,6 +214,9 @@ fn measure_rounds(
     )
 }
 
+/// Records written so far, for unique temporary names.
+static WRITTEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Writes a record for every node of the pipeline in `project`, each naming one small blob,
 /// so that a run finds everything cached (written without fsync: this is a bench's cache).
 fn fill_cache(project: &Path) -> usize {
@@ -252,11 +260,18 @@ fn fill_cache(project: &Path) -> usize {
             },
         };
         let bytes = serde_json::to_vec_pretty(&record).unwrap();
-        std::fs::write(session.cache.record_path(&resolved.key), bytes).unwrap();
+        // Nodes of a wave are filled side by side, and two nodes may share a key: each writes
+        // a file of its own and renames it into place (the same bytes, whichever lands last).
+        let path = session.cache.record_path(&resolved.key);
+        let unique = WRITTEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let temporary = path.with_extension(format!("{unique}.part"));
+        std::fs::write(&temporary, bytes).unwrap();
+        std::fs::rename(&temporary, &path).unwrap();
         Ok::<_, std::convert::Infallible>((Some(Arc::new(record.head())), ()))
     };
-    let Ok(walked) = session.walk_keys(&order, &lookup, None);
-    walked.len()
+    let pool = rayon::ThreadPoolBuilder::new().build().unwrap();
+    let Ok(walked) = session.walk_keys(&order, &lookup, Some(&pool));
+    walked.count()
 }
 
 fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
@@ -271,6 +286,15 @@ fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
         Family::Paper => paper_pipeline(nodes),
     };
     std::fs::write(project.path().join("pipeline.yaml"), yaml).unwrap();
+    let count = in_helper(&["--count-nodes", family.name()], project.path())
+        .trim()
+        .parse()
+        .expect("a count of nodes");
+    (project, count)
+}
+
+/// The number of nodes of the pipeline in `project`.
+fn count_nodes(family: Family, project: &Path) -> usize {
     let registry = match family {
         Family::Test => tpipe_engine::testing::registry(),
         Family::Paper => tpipe::kinds::builtin_registry(),
@@ -278,14 +302,54 @@ fn project_for(family: Family, nodes: u64) -> (tempfile::TempDir, usize) {
     let limits = tpipe::spec::Limits {
         max_nodes: u64::MAX,
     };
-    let count = tpipe::spec::load_with(&project.path().join("pipeline.yaml"), &registry, &limits)
+    tpipe::spec::load_with(&project.join("pipeline.yaml"), &registry, &limits)
         .expect("the generated pipeline is valid")
         .nodes
-        .len();
-    (project, count)
+        .len()
 }
 
-fn bench(binary: &Path, family: Family, nodes: u64, rounds: usize, rows: &mut Vec<Row>) {
+/// Runs this bench binary with `arguments` and `project` in a process of its own, and returns
+/// what it printed. What loads a large pipeline runs there, not here: a measured command is
+/// spawned from this process, and Linux counts the peak RSS of the spawning process in the
+/// child's (until it execs), so a bench grown large would show in the small pipelines' figures.
+fn in_helper(arguments: &[&str], project: &Path) -> String {
+    let output = Command::new(std::env::current_exe().expect("the bench's own path"))
+        .args(arguments)
+        .arg(project)
+        .stderr(Stdio::inherit())
+        .output()
+        .expect("the bench's helper starts");
+    assert!(output.status.success(), "the bench's helper failed");
+    String::from_utf8(output.stdout).expect("the helper prints text")
+}
+
+/// `--count-nodes FAMILY DIR` and `--fill-cache DIR`: the helper's side of [`in_helper`].
+fn run_helper(arguments: &[String]) -> bool {
+    match arguments {
+        [flag, family, project] if flag == "--count-nodes" => {
+            let family = if family == "test" {
+                Family::Test
+            } else {
+                Family::Paper
+            };
+            println!("{}", count_nodes(family, Path::new(project)));
+            true
+        }
+        [flag, project] if flag == "--fill-cache" => {
+            println!("{}", fill_cache(Path::new(project)));
+            true
+        }
+        _ => false,
+    }
+}
+
+fn bench(options: &Options, family: Family, nodes: u64, rows: &mut Vec<Row>) {
+    let binary = options.binary.as_path();
+    let rounds = if nodes > 100_000 {
+        options.large_rounds
+    } else {
+        options.rounds
+    };
     let (project, count) = project_for(family, nodes);
     let dir = project.path();
     let mut record = |command: &'static str,
@@ -320,7 +384,7 @@ fn bench(binary: &Path, family: Family, nodes: u64, rounds: usize, rows: &mut Ve
             true
         }
         Family::Paper if nodes <= MOST_RECORDS_WRITTEN => {
-            fill_cache(dir);
+            in_helper(&["--fill-cache"], dir);
             // Writes the index of last keys and warms the stat cache, as a first run would.
             measure(binary, dir, &["run", "pipeline.yaml"]);
             true
@@ -337,6 +401,9 @@ fn bench(binary: &Path, family: Family, nodes: u64, rounds: usize, rows: &mut Ve
             "no-op run",
             measure_rounds(binary, dir, &["run", "pipeline.yaml"], rounds),
         );
+    }
+    if options.keep {
+        println!("kept {}", project.keep().display());
     }
 }
 
@@ -492,17 +559,16 @@ where
 }
 
 fn main() {
+    let arguments: Vec<String> = std::env::args().skip(1).collect();
+    if run_helper(&arguments) {
+        return;
+    }
     let options = options();
     std::fs::create_dir_all(&options.out).expect("the output folder");
     let mut rows = Vec::new();
     for &family in &options.families {
         for &nodes in &options.sizes {
-            let rounds = if nodes > 100_000 {
-                options.large_rounds
-            } else {
-                options.rounds
-            };
-            bench(&options.binary, family, nodes, rounds, &mut rows);
+            bench(&options, family, nodes, &mut rows);
         }
     }
     let mut csv = String::from("family,nodes,command,wall_seconds,cpu_seconds,peak_rss_kib\n");

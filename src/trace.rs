@@ -9,8 +9,8 @@
 //! a run"). Both refuse unknown fields and carry every field (`null` when empty), so a
 //! renamed field is a load error, never a silent default.
 
-use std::collections::HashMap;
-use std::io::BufRead;
+use std::borrow::Borrow;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::{Instant, SystemTime};
@@ -151,18 +151,21 @@ struct Timing {
 /// which worker slot, and passes everything on to `inner`.
 pub struct TraceRecorder<'a> {
     inner: &'a dyn Observer,
+    session: &'a Session,
     clock: Instant,
     started_at: SystemTime,
-    timings: Mutex<HashMap<String, Timing>>,
+    /// By the position of the node in the pipeline (not by a copy of its name).
+    timings: Mutex<Vec<Option<Timing>>>,
 }
 
 impl<'a> TraceRecorder<'a> {
-    pub fn new(inner: &'a dyn Observer) -> TraceRecorder<'a> {
+    pub fn new(inner: &'a dyn Observer, session: &'a Session) -> TraceRecorder<'a> {
         TraceRecorder {
             inner,
+            session,
             clock: Instant::now(),
             started_at: SystemTime::now(),
-            timings: Mutex::new(HashMap::new()),
+            timings: Mutex::new(vec![None; session.pipeline.nodes.len()]),
         }
     }
 
@@ -170,62 +173,88 @@ impl<'a> TraceRecorder<'a> {
         self.clock.elapsed().as_secs_f64()
     }
 
+    /// Changes the timing of node `name`, which starts empty.
+    fn note(&self, name: &str, change: impl FnOnce(&mut Timing)) {
+        let Some(position) = self.session.position_of(name) else {
+            return;
+        };
+        let mut timings = self.timings.lock().unwrap();
+        change(timings[position].get_or_insert_with(Timing::default));
+    }
+
     /// The trace of the finished run: the observed times, and for each node built in this run
     /// what its record says of the build.
-    pub fn trace(&self, session: &Session, summary: &RunSummary, context: &RunContext) -> Trace {
+    pub fn trace(&self, summary: &RunSummary, context: &RunContext) -> Trace {
         let seconds = self.now();
-        let timings = self.timings.lock().unwrap();
-        // By name, once: a lookup per node would make the trace quadratic in the nodes.
-        let specs: HashMap<&str, &crate::spec::NodeSpec> = session
-            .pipeline
-            .nodes
-            .iter()
-            .map(|node| (node.name.as_str(), node))
-            .collect();
-        let nodes = summary
-            .nodes
-            .iter()
-            .map(|outcome| {
-                let timing = timings.get(&outcome.name).copied().unwrap_or(Timing {
+        Trace {
+            run: self.run_line(summary, context, seconds),
+            nodes: self.node_lines(summary, seconds).collect(),
+        }
+    }
+
+    /// Stores the trace of the finished run in the cache (as [`Trace::store`] would store
+    /// [`TraceRecorder::trace`]'s), a line at a time: a run of a million nodes never holds
+    /// its trace whole.
+    pub fn store(&self, summary: &RunSummary, context: &RunContext) -> Result<PathBuf, TraceError> {
+        let seconds = self.now();
+        store_lines(
+            self.session,
+            &self.run_line(summary, context, seconds),
+            self.node_lines(summary, seconds),
+        )
+    }
+
+    /// A node line per node of `summary`; a node the run never saw ended at `seconds`.
+    fn node_lines<'s>(
+        &'s self,
+        summary: &'s RunSummary,
+        seconds: f64,
+    ) -> impl Iterator<Item = NodeTrace> + 's {
+        let session = self.session;
+        summary.nodes.iter().map(move |outcome| {
+            let position = session.position_of(&outcome.name);
+            let timing = position
+                .and_then(|position| self.timings.lock().unwrap()[position])
+                .unwrap_or(Timing {
                     ended: seconds,
                     queued: seconds,
                     ..Timing::default()
                 });
-                let inputs = specs
-                    .get(outcome.name.as_str())
-                    .map(|node| node.inputs.values().flatten().cloned().collect())
-                    .unwrap_or_default();
-                let built_record = match outcome.status {
-                    NodeStatus::Built => outcome
-                        .key
-                        .as_deref()
-                        .and_then(|key| key.parse().ok())
-                        .and_then(|key| session.cache.read_record(&key).ok().flatten()),
-                    _ => None,
-                };
-                node_trace(outcome, timing, inputs, built_record.as_ref())
-            })
-            .collect();
-        Trace {
-            run: RunTrace {
-                format: TRACE_FORMAT,
-                pipeline: session.pipeline.file.display().to_string(),
-                pipeline_id: session.pipeline_id.to_hex(),
-                cache: std::path::absolute(session.cache.root())
-                    .unwrap_or_else(|_| session.cache.root().to_path_buf())
-                    .display()
-                    .to_string(),
-                started_at: humantime::format_rfc3339_millis(self.started_at).to_string(),
-                seconds,
-                host: gethostname::gethostname().to_string_lossy().into_owned(),
-                tpipe_version: env!("CARGO_PKG_VERSION").to_string(),
-                executor: context.executor.to_string(),
-                jobs: context.jobs,
-                device_jobs: context.device_jobs,
-                detach: context.detach,
-                cancelled: summary.cancelled,
-            },
-            nodes,
+            let inputs = position
+                .map(|position| {
+                    let node = &session.pipeline.nodes[position];
+                    node.inputs.values().flatten().cloned().collect()
+                })
+                .unwrap_or_default();
+            let built_record = match outcome.status {
+                NodeStatus::Built => outcome
+                    .key
+                    .and_then(|key| session.cache.read_record(&key).ok().flatten()),
+                _ => None,
+            };
+            node_trace(outcome, timing, inputs, built_record.as_ref())
+        })
+    }
+
+    fn run_line(&self, summary: &RunSummary, context: &RunContext, seconds: f64) -> RunTrace {
+        let session = self.session;
+        RunTrace {
+            format: TRACE_FORMAT,
+            pipeline: session.pipeline.file.display().to_string(),
+            pipeline_id: session.pipeline_id.to_hex(),
+            cache: std::path::absolute(session.cache.root())
+                .unwrap_or_else(|_| session.cache.root().to_path_buf())
+                .display()
+                .to_string(),
+            started_at: humantime::format_rfc3339_millis(self.started_at).to_string(),
+            seconds,
+            host: gethostname::gethostname().to_string_lossy().into_owned(),
+            tpipe_version: env!("CARGO_PKG_VERSION").to_string(),
+            executor: context.executor.to_string(),
+            jobs: context.jobs,
+            device_jobs: context.device_jobs,
+            detach: context.detach,
+            cancelled: summary.cancelled,
         }
     }
 }
@@ -266,8 +295,8 @@ fn node_trace(
         .and_then(|value| value.as_f64());
     NodeTrace {
         name: outcome.name.clone(),
-        kind: outcome.kind.clone(),
-        key: outcome.key.clone(),
+        kind: outcome.kind.to_string(),
+        key: outcome.key.map(|key| key.to_hex()),
         status: outcome.status.word().to_string(),
         error,
         remote,
@@ -293,13 +322,11 @@ fn node_trace(
 impl Observer for TraceRecorder<'_> {
     fn node_started(&self, name: &str, kind: &str) {
         let now = self.now();
-        {
-            let mut timings = self.timings.lock().unwrap();
-            let timing = timings.entry(name.to_string()).or_default();
+        self.note(name, |timing| {
             timing.started = Some(now);
             // The scheduler calls this on the worker that handles the node.
             timing.slot = rayon::current_thread_index();
-        }
+        });
         self.inner.node_started(name, kind);
     }
 
@@ -309,9 +336,7 @@ impl Observer for TraceRecorder<'_> {
 
     fn node_finished(&self, outcome: &NodeOutcome) {
         let now = self.now();
-        {
-            let mut timings = self.timings.lock().unwrap();
-            let timing = timings.entry(outcome.name.clone()).or_default();
+        self.note(&outcome.name, |timing| {
             timing.ended = now;
             // The outcome's seconds run from when the worker took the node up to its build's
             // end; copying its outputs to `publish:` comes after, so the difference can fall
@@ -321,7 +346,7 @@ impl Observer for TraceRecorder<'_> {
             if timing.slot.is_none() {
                 timing.slot = rayon::current_thread_index();
             }
-        }
+        });
         self.inner.node_finished(outcome);
     }
 
@@ -335,40 +360,64 @@ pub fn traces_dir(cache_root: &Path, pipeline_id: &str) -> PathBuf {
     cache_root.join("index").join(format!("{pipeline_id}.runs"))
 }
 
+/// Writes a trace of `run` and `nodes` into the cache (atomically) and removes the oldest
+/// beyond [`TRACES_KEPT`]; returns its path.
+fn store_lines<N: Borrow<NodeTrace>>(
+    session: &Session,
+    run: &RunTrace,
+    nodes: impl IntoIterator<Item = N>,
+) -> Result<PathBuf, TraceError> {
+    let folder = traces_dir(session.cache.root(), &run.pipeline_id);
+    let write_error = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| TraceError::Write { path, source }
+    };
+    std::fs::create_dir_all(&folder).map_err(write_error(&folder))?;
+    // Sortable by name: the newest last. Two runs in the same millisecond are told apart
+    // by the process id.
+    let stamp = run.started_at.replace(':', "");
+    let path = folder.join(format!("{stamp}-{}.jsonl", std::process::id()));
+    crate::cache::write_atomically_with(&session.cache.temporary_dir(), &path, |file| {
+        let mut out = std::io::BufWriter::new(file);
+        write_lines(&mut out, run, nodes)?;
+        out.flush()
+    })
+    .map_err(write_error(&path))?;
+    let mut older = trace_files(&folder);
+    if older.len() > TRACES_KEPT {
+        older.truncate(older.len() - TRACES_KEPT);
+        for old in older {
+            let _ = std::fs::remove_file(old);
+        }
+    }
+    Ok(path)
+}
+
+/// The JSON lines of a trace: the run, then a line per node.
+fn write_lines<N: Borrow<NodeTrace>>(
+    out: &mut impl Write,
+    run: &RunTrace,
+    nodes: impl IntoIterator<Item = N>,
+) -> std::io::Result<()> {
+    serde_json::to_writer(&mut *out, run)?;
+    out.write_all(b"\n")?;
+    for node in nodes {
+        serde_json::to_writer(&mut *out, node.borrow())?;
+        out.write_all(b"\n")?;
+    }
+    Ok(())
+}
+
 impl Trace {
     /// Writes the trace into the cache (atomically) and removes the oldest beyond
     /// [`TRACES_KEPT`]; returns its path.
     pub fn store(&self, session: &Session) -> Result<PathBuf, TraceError> {
-        let folder = traces_dir(session.cache.root(), &self.run.pipeline_id);
-        let write_error = |path: &Path| {
-            let path = path.to_path_buf();
-            move |source| TraceError::Write { path, source }
-        };
-        std::fs::create_dir_all(&folder).map_err(write_error(&folder))?;
-        // Sortable by name: the newest last. Two runs in the same millisecond are told apart
-        // by the process id.
-        let stamp = self.run.started_at.replace(':', "");
-        let path = folder.join(format!("{stamp}-{}.jsonl", std::process::id()));
-        crate::cache::write_atomically(&session.cache.temporary_dir(), &path, &self.to_bytes())
-            .map_err(write_error(&path))?;
-        let mut older = trace_files(&folder);
-        if older.len() > TRACES_KEPT {
-            older.truncate(older.len() - TRACES_KEPT);
-            for old in older {
-                let _ = std::fs::remove_file(old);
-            }
-        }
-        Ok(path)
+        store_lines(session, &self.run, &self.nodes)
     }
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut bytes = Vec::new();
-        serde_json::to_writer(&mut bytes, &self.run).expect("traces always serialise");
-        bytes.push(b'\n');
-        for node in &self.nodes {
-            serde_json::to_writer(&mut bytes, node).expect("traces always serialise");
-            bytes.push(b'\n');
-        }
+        write_lines(&mut bytes, &self.run, &self.nodes).expect("a Vec takes every write");
         bytes
     }
 

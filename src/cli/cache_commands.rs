@@ -37,9 +37,7 @@ pub fn show(
         .find(|node| node.name == name)
         .expect("the target is planned");
     let key = match (&node_plan.status, &node_plan.key) {
-        (PlanStatus::Cached, Some(key)) => {
-            key.parse::<ContentHash>().expect("plans hold valid keys")
-        }
+        (PlanStatus::Cached, Some(key)) => *key,
         _ => {
             let why = node_plan.error.clone().unwrap_or_else(|| {
                 node_plan
@@ -54,8 +52,8 @@ pub fn show(
                 "node `{name}` ({}) is not built: {why}",
                 session.pipeline.nodes[position].kind
             )?;
-            if let Some(key) = node_plan.key.as_deref().and_then(|key| key.parse().ok()) {
-                show_job_log(session, &key, name, out)?;
+            if let Some(key) = &node_plan.key {
+                show_job_log(session, key, name, out)?;
             }
             return Ok(exit::BUILD_FAILED);
         }
@@ -335,12 +333,7 @@ pub fn gc(sessions: &[Session], dry_run: bool, out: &mut impl Write) -> Result<u
         let everything = session.selection(&[]).map_err(Failure::usage)?;
         for node in plan(session, &everything, &[]).nodes {
             if node.status == PlanStatus::Cached {
-                live_keys.insert(
-                    node.key
-                        .expect("cached nodes have keys")
-                        .parse::<ContentHash>()
-                        .expect("valid key"),
-                );
+                live_keys.insert(node.key.expect("cached nodes have keys"));
             }
         }
     }

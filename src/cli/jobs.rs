@@ -43,10 +43,7 @@ fn live_jobs(session: &Session, planned: &Plan) -> Result<Vec<BackendJobs>, Fail
     let nodes: Vec<(&str, Option<crate::hash::ContentHash>)> = planned
         .nodes
         .iter()
-        .map(|node| {
-            let key = node.key.as_deref().and_then(|key| key.parse().ok());
-            (node.name.as_str(), key)
-        })
+        .map(|node| (node.name.as_str(), node.key))
         .collect();
     let mut by_backend: BTreeMap<String, Vec<_>> = BTreeMap::new();
     for (node, entry) in ledger.jobs_of(&session.pipeline_id, &nodes) {
@@ -56,6 +53,9 @@ fn live_jobs(session: &Session, planned: &Plan) -> Result<Vec<BackendJobs>, Fail
                 .or_default()
                 .push((node, entry));
         }
+    }
+    if by_backend.is_empty() {
+        return Ok(Vec::new());
     }
     let order: BTreeMap<&str, usize> = planned
         .nodes
@@ -234,6 +234,9 @@ pub fn write_queued_jobs(
             return Ok(());
         }
     };
+    if found.is_empty() {
+        return Ok(());
+    }
     let cached: HashSet<&str> = planned
         .nodes
         .iter()

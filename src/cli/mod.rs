@@ -589,7 +589,7 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
         detach: args.detach,
     };
     let terminal = progress::TerminalObserver::new(session, &options);
-    let observer = crate::trace::TraceRecorder::new(&terminal);
+    let observer = crate::trace::TraceRecorder::new(&terminal, session);
     let summary = crate::exec::run_with(session, &options, &observer, runner.as_node_runner());
     let hung_up = interruption.hung_up.load(Ordering::SeqCst);
     let cluster_report = runner.finish(if hung_up {
@@ -597,18 +597,26 @@ fn run_command(session: &Session, args: RunArgs, stdout: &mut impl Write) -> Res
     } else {
         JobsLeft::Cancel
     });
-    let trace = summary.as_ref().ok().map(|summary| {
-        let context = crate::trace::RunContext {
-            executor: runner.name(),
-            jobs,
-            device_jobs: options.device_jobs,
-            detach: args.detach,
+    let context = crate::trace::RunContext {
+        executor: runner.name(),
+        jobs,
+        device_jobs: options.device_jobs,
+        detach: args.detach,
+    };
+    // The trace is held whole only for the run's page; otherwise it goes to the cache a line
+    // at a time.
+    let mut trace = None;
+    if let Ok(summary) = &summary {
+        let stored = if args.html.is_some() {
+            let whole = observer.trace(summary, &context);
+            let stored = whole.store(session);
+            trace = Some(whole);
+            stored
+        } else {
+            observer.store(summary, &context)
         };
-        observer.trace(session, summary, &context)
-    });
-    if let Some(trace) = &trace {
         // A run that cannot leave its trace has still built what it built: say so, go on.
-        if let Err(error) = trace.store(session) {
+        if let Err(error) = stored {
             terminal.warning(&error.to_string());
         }
     }

@@ -131,7 +131,7 @@ pub fn write_summary(out: &mut impl Write, summary: &RunSummary) -> std::io::Res
                 _ => node.headline.clone().unwrap_or_default(),
             };
             let time = format_seconds(node.seconds);
-            row([&node.name, &node.kind, &status, &time, &result])?;
+            row([&node.name, node.kind, &status, &time, &result])?;
         }
         Ok(())
     })?;

@@ -46,8 +46,8 @@ fn a_missing_blob_or_torn_record_is_rebuilt() {
     std::fs::remove_file(blob_of(&project, "two")).unwrap();
     assert_eq!(named(&project.run(), "built"), vec!["two".to_string()]);
     let session = project.session();
-    let key = project.plan().nodes[0].key.clone().unwrap();
-    let record_path = session.cache.record_path(&key.parse().unwrap());
+    let key = project.plan().nodes[0].key.unwrap();
+    let record_path = session.cache.record_path(&key);
     let text = std::fs::read(&record_path).unwrap();
     std::fs::write(&record_path, &text[..text.len() / 2]).unwrap();
     assert!(project

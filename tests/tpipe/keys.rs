@@ -15,7 +15,7 @@ fn golden_keys() {
         .plan()
         .nodes
         .iter()
-        .map(|node| format!("{} {}", node.name, node.key.clone().unwrap()))
+        .map(|node| format!("{} {}", node.name, node.key.unwrap()))
         .collect();
     expect![[r#"
         one a959c955f7570219b469e489e7815f353e250fe3b20b48b224c43fc8c7734666

@@ -282,17 +282,7 @@ fn parallel_runs_respect_dependencies() {
     let session = project.session();
     let total = session
         .cache
-        .read_record(
-            &summary
-                .nodes
-                .last()
-                .unwrap()
-                .key
-                .as_ref()
-                .unwrap()
-                .parse()
-                .unwrap(),
-        )
+        .read_record(&summary.nodes.last().unwrap().key.unwrap())
         .unwrap()
         .unwrap();
     assert_eq!(total.metrics.to_value()["value"], 78);

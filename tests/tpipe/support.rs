@@ -101,11 +101,10 @@ impl Project {
             .find(|planned| planned.name == node)
             .unwrap_or_else(|| panic!("no node `{node}`"))
             .key
-            .clone()
             .unwrap();
         self.session()
             .cache
-            .read_record(&key.parse().unwrap())
+            .read_record(&key)
             .unwrap()
             .unwrap_or_else(|| panic!("`{node}` is not cached"))
     }

@@ -3,7 +3,6 @@
 //! Deciding *what* to build (keys, cache lookups, failure propagation) happens here; *how* a
 //! node is built sits behind [`NodeRunner`], so a cluster runner can replace the local one.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -79,12 +78,13 @@ impl NodeStatus {
 #[derive(Clone, Debug, Serialize)]
 pub struct NodeOutcome {
     pub name: String,
-    pub kind: String,
+    pub kind: &'static str,
     #[serde(flatten)]
     pub status: NodeStatus,
     pub seconds: f64,
     pub headline: Option<String>,
-    pub key: Option<String>,
+    /// Kept as its 32 bytes, written as hex.
+    pub key: Option<ContentHash>,
 }
 
 #[derive(Clone, Debug, Default, Serialize)]
@@ -320,11 +320,13 @@ struct Pending {
     deferred: bool,
 }
 
+/// What the run knows so far, each by the position of its node in the pipeline (not by a copy
+/// of its name: a run of a million nodes would hold a million copies).
 struct State {
     /// Dependencies not finished yet, per selected position.
-    waiting_on: BTreeMap<usize, usize>,
-    records: BTreeMap<String, Arc<RecordHead>>,
-    outcomes: BTreeMap<usize, NodeOutcome>,
+    waiting_on: Vec<usize>,
+    records: Vec<Option<Arc<RecordHead>>>,
+    outcomes: Vec<Option<NodeOutcome>>,
 }
 
 struct Scheduler<'a> {
@@ -376,18 +378,17 @@ pub fn run_with(
     // Looked up for every node: sorted, so `--force '*'` stays linear.
     forced.sort_unstable();
     forced.dedup();
-    let waiting_on = selected
-        .iter()
-        .map(|&position| {
-            (
-                position,
-                session
-                    .graph
-                    .dependencies(&session.pipeline, position)
-                    .len(),
-            )
-        })
-        .collect();
+    let node_count = session.pipeline.nodes.len();
+    // Nodes outside the selection wait on nothing and are never handed a dependent.
+    let mut waiting_on = vec![0; node_count];
+    for &position in &selected {
+        waiting_on[position] = session
+            .graph
+            .dependencies(&session.pipeline, position)
+            .len();
+    }
+    let mut outcomes = Vec::with_capacity(node_count);
+    outcomes.resize_with(node_count, || None);
     let scheduler = Scheduler {
         session,
         options,
@@ -397,8 +398,8 @@ pub fn run_with(
         device: Permits::new(options.device_jobs),
         state: Mutex::new(State {
             waiting_on,
-            records: BTreeMap::new(),
-            outcomes: BTreeMap::new(),
+            records: vec![None; node_count],
+            outcomes,
         }),
     };
     let pool = rayon::ThreadPoolBuilder::new()
@@ -412,7 +413,7 @@ pub fn run_with(
             selected
                 .iter()
                 .copied()
-                .filter(|position| state.waiting_on[position] == 0)
+                .filter(|&position| state.waiting_on[position] == 0)
                 .collect()
         };
         for position in ready {
@@ -421,14 +422,17 @@ pub fn run_with(
         }
     });
     let state = scheduler.state.into_inner().unwrap();
-    let index_updates: BTreeMap<String, ContentHash> = state
+    let index_updates = state
         .records
         .iter()
-        .map(|(name, record)| (name.clone(), record.key))
-        .collect();
+        .enumerate()
+        .filter_map(|(position, record)| {
+            let record = record.as_ref()?;
+            Some((session.pipeline.nodes[position].name.as_str(), record.key))
+        });
     if let Err(error) = session
         .cache
-        .update_index(&session.pipeline_id, &index_updates)
+        .update_index(&session.pipeline_id, index_updates)
     {
         observer.warning(&format!("could not update the cache index: {error}"));
     }
@@ -438,7 +442,7 @@ pub fn run_with(
     let mut outcomes = state.outcomes;
     let nodes = selected
         .iter()
-        .filter_map(|position| outcomes.remove(position))
+        .filter_map(|&position| outcomes[position].take())
         .collect();
     Ok(RunSummary {
         nodes,
@@ -453,11 +457,11 @@ impl<'a> Scheduler<'a> {
         let (status, record, key) = self.decide_and_build(node, position);
         let outcome = NodeOutcome {
             name: node.name.clone(),
-            kind: node.kind.to_string(),
+            kind: node.kind,
             headline: record.as_ref().and_then(|record| record.headline.clone()),
             status,
             seconds: clock.elapsed().as_secs_f64(),
-            key: key.map(|key| key.to_hex()),
+            key,
         };
         if let (Some(record), Some(publish)) = (&record, &node.publish) {
             if let Err(error) = self.publish(record, &self.session.project_dir.join(publish)) {
@@ -470,18 +474,19 @@ impl<'a> Scheduler<'a> {
         }
         self.observer.node_finished(&outcome);
         let mut ready = Vec::new();
+        // Worked out before the lock, which the other workers wait for.
+        let dependents = self
+            .session
+            .graph
+            .dependents(&self.session.pipeline, position);
         {
             let mut state = self.state.lock().unwrap();
-            if let Some(record) = record {
-                state.records.insert(node.name.clone(), record);
-            }
-            state.outcomes.insert(position, outcome);
-            for dependent in self
-                .session
-                .graph
-                .dependents(&self.session.pipeline, position)
-            {
-                if let Some(waiting) = state.waiting_on.get_mut(&dependent) {
+            state.records[position] = record;
+            state.outcomes[position] = Some(outcome);
+            for dependent in dependents {
+                // A dependent outside the selection waits on nothing here.
+                let waiting = &mut state.waiting_on[dependent];
+                if *waiting > 0 {
                     *waiting -= 1;
                     if *waiting == 0 {
                         ready.push(dependent);
@@ -509,7 +514,10 @@ impl<'a> Scheduler<'a> {
         if self.options.cancel.load(Ordering::Relaxed) {
             return (NodeStatus::Cancelled, None, None);
         }
-        let resolved = match self.session.resolve_key(node, &upstream) {
+        let resolved = match self
+            .session
+            .resolve_key(node, &|index| upstream.get(index).cloned())
+        {
             Ok(resolved) => resolved,
             Err(error) => {
                 let error = error.to_string();
@@ -558,20 +566,30 @@ impl<'a> Scheduler<'a> {
 
     /// The records of `node`'s inputs, or why it cannot be built now: an input failed or was
     /// skipped (or the run was interrupted), or (`--detach`) inputs are on their way.
-    fn upstream_records(
-        &self,
-        node: &NodeSpec,
-    ) -> Result<BTreeMap<String, Arc<RecordHead>>, Upstream> {
+    /// The records come in the order of `node.inputs`, slot by slot.
+    fn upstream_records(&self, node: &NodeSpec) -> Result<Vec<Arc<RecordHead>>, Upstream> {
+        // Found by name before the lock, which the other workers wait for.
+        let sources: Vec<(&String, usize)> = node
+            .inputs
+            .values()
+            .flatten()
+            .map(|source| {
+                (
+                    source,
+                    self.session.position_of(source).expect("inputs exist"),
+                )
+            })
+            .collect();
         let state = self.state.lock().unwrap();
         let mut pending = Pending::default();
-        for source in node.inputs.values().flatten() {
-            if state.records.contains_key(source) {
+        let mut records = Vec::with_capacity(sources.len());
+        for (source, source_position) in sources {
+            if let Some(record) = &state.records[source_position] {
+                records.push(record.clone());
                 continue;
             }
-            let source_position = self.session.position_of(source).expect("inputs exist");
-            let status = state
-                .outcomes
-                .get(&source_position)
+            let status = state.outcomes[source_position]
+                .as_ref()
                 .map(|outcome| &outcome.status);
             match status {
                 Some(NodeStatus::Submitted { job }) => pending.jobs.push(job.clone()),
@@ -594,12 +612,7 @@ impl<'a> Scheduler<'a> {
             return Err(Upstream::Pending(pending));
         }
         // Only this node's inputs: cloning every record so far would make a run quadratic.
-        Ok(node
-            .inputs
-            .values()
-            .flatten()
-            .map(|source| (source.clone(), state.records[source].clone()))
-            .collect())
+        Ok(records)
     }
 
     /// `--detach`, some inputs still on their way: a node that builds here waits for a later

@@ -57,7 +57,8 @@ impl ContentHash {
 
 impl fmt::Display for ContentHash {
     fn fmt(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
-        formatter.write_str(&self.to_hex())
+        let hex = self.hex_bytes();
+        formatter.write_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 
@@ -91,16 +92,29 @@ impl FromStr for ContentHash {
     }
 }
 
+// Written and read as 64 hex digits without an allocation: a plan or a no-op run writes and
+// reads a few of them per node.
 impl serde::Serialize for ContentHash {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.serialize_str(&self.to_hex())
+        let hex = self.hex_bytes();
+        serializer.serialize_str(std::str::from_utf8(&hex).expect("hex digits are ASCII"))
     }
 }
 
 impl<'de> serde::Deserialize<'de> for ContentHash {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        text.parse().map_err(serde::de::Error::custom)
+        struct HexDigits;
+        impl serde::de::Visitor<'_> for HexDigits {
+            type Value = ContentHash;
+            fn expecting(&self, formatter: &mut fmt::Formatter<'_>) -> fmt::Result {
+                // What `String` says, so a damaged record reads as it did.
+                formatter.write_str("a string")
+            }
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<ContentHash, E> {
+                text.parse().map_err(E::custom)
+            }
+        }
+        deserializer.deserialize_str(HexDigits)
     }
 }
 

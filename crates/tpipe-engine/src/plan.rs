@@ -1,7 +1,7 @@
 //! `tpipe plan`: what a run would do and why, without building anything.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -109,8 +109,8 @@ pub enum PlanStatus {
 pub struct PlannedNode {
     pub name: String,
     pub kind: &'static str,
-    /// Known unless an upstream node must run first.
-    pub key: Option<String>,
+    /// Known unless an upstream node must run first. Kept as its 32 bytes, written as hex.
+    pub key: Option<ContentHash>,
     pub status: PlanStatus,
     pub reasons: Vec<Reason>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -265,9 +265,12 @@ fn written_by_older_tpipe(session: &Session, key: &ContentHash) -> bool {
         .is_some_and(|format| format < u64::from(crate::record::RECORD_FORMAT))
 }
 
-/// Plans the selected nodes. `forced` nodes are planned to run even when cached.
+/// Plans the selected nodes. `forced` nodes are planned to run even when cached. One wave's
+/// nodes are looked up side by side, on as many threads as the machine has cores.
 pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
-    let index = session.cache.read_index(&session.pipeline_id);
+    // The last keys explain misses only: a plan that finds everything cached never reads them.
+    let index: OnceLock<BTreeMap<String, ContentHash>> = OnceLock::new();
+    let index = || index.get_or_init(|| session.cache.read_index(&session.pipeline_id));
     let forced: std::collections::HashSet<&str> = forced
         .iter()
         .map(|position| session.pipeline.nodes[*position].name.as_str())
@@ -291,13 +294,18 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
                 None,
                 (
                     PlanStatus::WillRun,
-                    reasons_for_miss(session, &node.name, resolved, &index),
+                    reasons_for_miss(session, &node.name, resolved, index()),
                 ),
             ),
         };
         Ok::<_, std::convert::Infallible>(found)
     };
-    let Ok(mut walked) = session.walk_keys(selection, &lookup, None);
+    // Without threads (the system refuses them), the same walk runs on this one.
+    let pool = rayon::ThreadPoolBuilder::new()
+        .thread_name(|index| format!("tpipe-plan-{index}"))
+        .build()
+        .ok();
+    let Ok(mut walked) = session.walk_keys(selection, &lookup, pool.as_ref());
     let nodes = selection
         .iter()
         .map(|position| {
@@ -311,14 +319,14 @@ pub fn plan(session: &Session, selection: &[usize], forced: &[usize]) -> Plan {
                 error: None,
             };
             match walked
-                .remove(position)
+                .take(*position)
                 .expect("every selected node is walked")
             {
                 Walked::Resolved {
                     key,
                     status: (status, reasons),
                 } => {
-                    planned.key = Some(key.to_hex());
+                    planned.key = Some(key);
                     planned.status = status;
                     planned.reasons = reasons;
                 }

@@ -1,7 +1,7 @@
 //! What `plan` and `run` share: a loaded pipeline, its graph, its cache, and the way a node's
 //! key is derived from its parameters, its inputs' content and its external files.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -73,6 +73,21 @@ pub enum Walked<T> {
     After { node: String },
     /// Its key cannot be derived (a data file is missing, say).
     Failed { error: KeyError },
+}
+
+/// What [`Session::walk_keys`] found, by the position of each node in the pipeline.
+pub struct WalkedKeys<T>(Vec<Option<Walked<T>>>);
+
+impl<T> WalkedKeys<T> {
+    /// What the walk found for the node at `position`, once; `None` when it was not selected.
+    pub fn take(&mut self, position: usize) -> Option<Walked<T>> {
+        self.0.get_mut(position).and_then(Option::take)
+    }
+
+    /// How many nodes the walk visited.
+    pub fn count(&self) -> usize {
+        self.0.iter().filter(|walked| walked.is_some()).count()
+    }
 }
 
 /// The lookup a walk asks for each node whose key is known: the record it has (if any), and
@@ -182,12 +197,14 @@ impl Session {
             .collect()
     }
 
-    /// The action that builds `node`, and its key, given the records of the nodes it reads.
-    /// `plan`, `run`, `cache push`/`pull` and `gc` all derive keys here.
+    /// The action that builds `node`, and its key, given the records of the nodes it reads:
+    /// `upstream(index)` is the record of its input number `index` (counting the inputs of
+    /// `node.inputs` slot by slot, in order), if it has one. `plan`, `run`, `cache push`/`pull`
+    /// and `gc` all derive keys here.
     pub fn resolve_key(
         &self,
         node: &NodeSpec,
-        upstream: &BTreeMap<String, Arc<RecordHead>>,
+        upstream: &dyn Fn(usize) -> Option<Arc<RecordHead>>,
     ) -> Result<ResolvedKey, KeyError> {
         let kind = self.kind_of(node);
         let params = self.key_params(node);
@@ -200,18 +217,19 @@ impl Session {
         let slots = kind.inputs();
         let mut origin_inputs = Vec::new();
         let mut inputs: BTreeMap<String, Vec<ActionInput>> = BTreeMap::new();
+        let mut input_index = 0;
         for (slot, sources) in &node.inputs {
             let declared = slots
                 .iter()
                 .find(|declared| declared.name == slot)
                 .expect("the spec layer only admits declared slots");
             for source in sources {
-                let record = upstream
-                    .get(source)
-                    .ok_or_else(|| KeyError::InputNotBuilt {
-                        node: node.name.clone(),
-                        input: source.clone(),
-                    })?;
+                let record = upstream(input_index);
+                input_index += 1;
+                let record = record.ok_or_else(|| KeyError::InputNotBuilt {
+                    node: node.name.clone(),
+                    input: source.clone(),
+                })?;
                 origin_inputs.push(RecordInput {
                     slot: slot.to_string(),
                     node: source.clone(),
@@ -265,65 +283,87 @@ impl Session {
     ///
     /// A wave is a depth in the graph (one more than the deepest input's), worked out in one
     /// pass over the selection, so each node is visited once however deep the pipeline is.
+    /// What the walk keeps per node is indexed by its position, never by a copy of its name.
     pub fn walk_keys<T: Send, E: Send>(
         &self,
         selection: &[usize],
         lookup: &KeyLookup<'_, T, E>,
         pool: Option<&rayon::ThreadPool>,
-    ) -> Result<BTreeMap<usize, Walked<T>>, E> {
+    ) -> Result<WalkedKeys<T>, E> {
         let nodes = &self.pipeline.nodes;
-        // Depth in the selection (inputs first, so each input's depth is known before).
-        let mut depth: HashMap<usize, usize> = HashMap::with_capacity(selection.len());
+        // The positions of each selected node's inputs, in the order of its `inputs`, found
+        // by name once (one list for all: `input_span[position]` is its part of it). As u32:
+        // half the memory, and the node limit keeps a pipeline far below 4 billion of either.
+        let small =
+            |number: usize| u32::try_from(number).expect("fewer than 2^32 nodes and inputs");
+        let mut input_span: Vec<(u32, u32)> = vec![(0, 0); nodes.len()];
+        let mut input_list: Vec<u32> = Vec::with_capacity(selection.len());
+        for &position in selection {
+            let start = small(input_list.len());
+            input_list.extend(
+                nodes[position]
+                    .inputs
+                    .values()
+                    .flatten()
+                    .map(|source| small(self.position_of(source).expect("inputs exist"))),
+            );
+            input_span[position] = (start, small(input_list.len()));
+        }
+        let input_positions = |position: usize| {
+            let (start, end) = input_span[position];
+            input_list[start as usize..end as usize]
+                .iter()
+                .map(|&source| source as usize)
+        };
+        // Depth in the selection (inputs first, so each input's depth is known before); nodes
+        // outside the selection have none.
+        let mut depth: Vec<Option<u32>> = vec![None; nodes.len()];
         let mut waves: Vec<Vec<usize>> = Vec::new();
         for &position in selection {
-            let node_depth = nodes[position]
-                .inputs
-                .values()
-                .flatten()
-                .filter_map(|source| self.position_of(source))
-                .filter_map(|source| depth.get(&source))
+            let node_depth = input_positions(position)
+                .filter_map(|source| depth[source])
                 .map(|source_depth| source_depth + 1)
                 .max()
                 .unwrap_or(0);
-            depth.insert(position, node_depth);
-            if waves.len() <= node_depth {
-                waves.resize_with(node_depth + 1, Vec::new);
+            depth[position] = Some(node_depth);
+            let wave = node_depth as usize;
+            if waves.len() <= wave {
+                waves.resize_with(wave + 1, Vec::new);
             }
-            waves[node_depth].push(position);
+            waves[wave].push(position);
         }
         drop(depth);
-        let mut records: BTreeMap<String, Arc<RecordHead>> = BTreeMap::new();
+        let mut records: Vec<Option<Arc<RecordHead>>> = vec![None; nodes.len()];
         // For each node that has no record, the first node upstream of it without one.
-        let mut waits_on: HashMap<&str, String> = HashMap::new();
-        let mut walked: BTreeMap<usize, Walked<T>> = BTreeMap::new();
+        let mut waits_on: Vec<Option<usize>> = vec![None; nodes.len()];
+        let mut walked: Vec<Option<Walked<T>>> = Vec::with_capacity(nodes.len());
+        walked.resize_with(nodes.len(), || None);
         for wave in waves {
             let mut ready = Vec::new();
             for position in wave {
-                let node = &nodes[position];
-                let mut sources = node.inputs.values().flatten();
-                if let Some(after) = sources
-                    .clone()
-                    .find_map(|source| waits_on.get(source.as_str()).cloned())
-                {
-                    waits_on.insert(&node.name, after.clone());
-                    walked.insert(position, Walked::After { node: after });
-                } else if let Some(missing) = sources.find(|source| !records.contains_key(*source))
-                {
+                let mut sources = input_positions(position);
+                if let Some(after) = sources.clone().find_map(|source| waits_on[source]) {
+                    waits_on[position] = Some(after);
+                    walked[position] = Some(Walked::After {
+                        node: nodes[after].name.clone(),
+                    });
+                } else if let Some(missing) = sources.find(|&source| records[source].is_none()) {
                     // An input outside the selection, with no record: wait on it.
-                    waits_on.insert(&node.name, node.name.clone());
-                    walked.insert(
-                        position,
-                        Walked::After {
-                            node: missing.clone(),
-                        },
-                    );
+                    waits_on[position] = Some(position);
+                    walked[position] = Some(Walked::After {
+                        node: nodes[missing].name.clone(),
+                    });
                 } else {
                     ready.push(position);
                 }
             }
             let look = |position: usize| {
                 let node = &nodes[position];
-                let result = match self.resolve_key(node, &records) {
+                let upstream = |index: usize| {
+                    let (start, _) = input_span[position];
+                    records[input_list[start as usize + index] as usize].clone()
+                };
+                let result = match self.resolve_key(node, &upstream) {
                     Ok(resolved) => lookup(node, &resolved).map(|(record, status)| {
                         (
                             record,
@@ -345,20 +385,15 @@ impl Session {
                 None => ready.iter().map(|&position| look(position)).collect(),
             };
             for (position, result) in results {
-                let name = &nodes[position].name;
                 let (record, found) = result?;
                 match record {
-                    Some(record) => {
-                        records.insert(name.clone(), record);
-                    }
-                    None => {
-                        waits_on.insert(name, name.clone());
-                    }
+                    Some(record) => records[position] = Some(record),
+                    None => waits_on[position] = Some(position),
                 }
-                walked.insert(position, found);
+                walked[position] = Some(found);
             }
         }
-        Ok(walked)
+        Ok(WalkedKeys(walked))
     }
 
     /// Positions to consider: the targets and what they need, or every node.

@@ -669,7 +669,7 @@ fn resources_never_change_a_key() {
     let with_resources = Project::new(
         "defaults:\n  number: { resources: { time: 60 } }\nnodes:\n  one: { kind: number, value: 1, resources: { gpus: a100:2, cpus: 8, mem: 64G, retries: 3, local: false } }\n",
     );
-    let key = |project: &Project| project.plan().nodes[0].key.clone().unwrap();
+    let key = |project: &Project| project.plan().nodes[0].key.unwrap();
     assert_eq!(key(&plain), key(&with_resources));
     let session = with_resources.session();
     let resources = &session.pipeline.nodes[0].resources;

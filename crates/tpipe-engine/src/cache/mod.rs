@@ -136,6 +136,16 @@ pub fn write_atomically(
     destination: &Path,
     bytes: &[u8],
 ) -> std::io::Result<()> {
+    write_atomically_with(temporary_dir, destination, |file| file.write_all(bytes))
+}
+
+/// Like [`write_atomically`], for a file written piece by piece by `write` (a trace of a
+/// million nodes is not held in memory whole first).
+pub fn write_atomically_with(
+    temporary_dir: &Path,
+    destination: &Path,
+    write: impl FnOnce(&mut File) -> std::io::Result<()>,
+) -> std::io::Result<()> {
     let unique = format!(
         "{}-{}-{}",
         std::process::id(),
@@ -148,7 +158,7 @@ pub fn write_atomically(
     let temporary = temporary_dir.join(unique);
     let result = (|| {
         let mut file = File::create(&temporary)?;
-        file.write_all(bytes)?;
+        write(&mut file)?;
         file.sync_all()?;
         std::fs::rename(&temporary, destination)
     })();
@@ -476,15 +486,29 @@ impl Cache {
             .unwrap_or_default()
     }
 
-    pub fn update_index(
+    /// Sets the last key of each node in `updates`; writes the index only when one changed.
+    pub fn update_index<'a>(
         &self,
         pipeline: &ContentHash,
-        updates: &BTreeMap<String, ContentHash>,
+        updates: impl IntoIterator<Item = (&'a str, ContentHash)>,
     ) -> Result<(), CacheError> {
         let mut index = self.read_index(pipeline);
-        let before = index.clone();
-        index.extend(updates.iter().map(|(name, key)| (name.clone(), *key)));
-        if index == before {
+        let mut changed = false;
+        for (name, key) in updates {
+            // Looked up first: a no-op run changes nothing and copies no name.
+            match index.get_mut(name) {
+                Some(last) if *last == key => {}
+                Some(last) => {
+                    *last = key;
+                    changed = true;
+                }
+                None => {
+                    index.insert(name.to_string(), key);
+                    changed = true;
+                }
+            }
+        }
+        if !changed {
             return Ok(());
         }
         let path = self.index_path(pipeline);

@@ -67,7 +67,7 @@ pub fn cached_keys(session: &Session) -> Result<Vec<ContentHash>, SelectionError
         .nodes
         .into_iter()
         .filter(|node| node.status == PlanStatus::Cached)
-        .filter_map(|node| node.key.and_then(|key| key.parse().ok()))
+        .filter_map(|node| node.key)
         .collect())
 }
 
@@ -231,7 +231,7 @@ pub(crate) fn walk_keys(
         .iter()
         .map(|position| {
             let name = session.pipeline.nodes[*position].name.clone();
-            match walked.remove(position).expect("every node is walked") {
+            match walked.take(*position).expect("every node is walked") {
                 Walked::Resolved { key, status } => (name, Some(key), status),
                 Walked::After { node } => {
                     observer.advance(&name);
@@ -287,7 +287,10 @@ pub fn pull(
         .filter_map(|(name, key, _)| key.map(|key| (name.clone(), key)))
         .collect();
     // Like a run, a pull records the keys it reached so `plan` can explain later changes.
-    let _ = cache.update_index(&session.pipeline_id, &updates);
+    let _ = cache.update_index(
+        &session.pipeline_id,
+        updates.iter().map(|(name, key)| (name.as_str(), *key)),
+    );
     let _ = cache.save_stat_cache();
     Ok(PullReport {
         nodes: walked
