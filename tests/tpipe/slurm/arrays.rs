@@ -67,10 +67,10 @@ fn several_hundred_ready_nodes_go_to_slurm_in_a_few_sbatch_calls() {
     );
     let jobs = tpipe_jobs(&cluster);
     assert_eq!(jobs.len(), 300);
-    assert!(
-        jobs.iter().all(|id| id.contains('_')),
-        "array jobs: {jobs:?}"
-    );
+    // A tick that gathered a single ready node submits it alone, with no array index (when
+    // it happens depends on timing); each such job took a call of its own.
+    let alone = jobs.iter().filter(|id| !id.contains('_')).count();
+    assert!(alone < calls, "{alone} jobs outside arrays: {jobs:?}");
 }
 
 #[test]
