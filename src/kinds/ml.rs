@@ -775,12 +775,14 @@ mod backend {
             .contains_key(&validation_blob)
             .then(|| image_set(context, task, "validation"))
             .transpose()?;
-        let outcome = match &validation {
-            Some(validation) => tpipe_ml::train_with_validation(
-                &net, &config, &data, validation, transfer, &options,
-            ),
-            None => tpipe_ml::train(&net, &config, &data, transfer, &options),
-        }
+        let outcome = tpipe_ml::train_with_validation(
+            &net,
+            &config,
+            &data,
+            validation.as_ref(),
+            transfer,
+            &options,
+        )
         .map_err(ml_error)?;
         let lineage = lineage(task, training.seed, kind, net_params.init, base_lineage);
         let metadata = BTreeMap::from([(Lineage::METADATA.to_string(), lineage.to_metadata())]);

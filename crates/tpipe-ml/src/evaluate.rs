@@ -1,19 +1,14 @@
 //! Scoring trained weights on a labelled image set.
 
-use std::sync::atomic::Ordering;
-
 use crate::backend;
 use crate::config::NetConfig;
-use crate::data::{fill_batch, images_tensor, ImageSet};
+use crate::data::{images_tensor, ImageSet};
 use crate::error::MlError;
 use crate::native::{NativeNet, ThreadPlan};
 use crate::network::{read_back, Network, Tracking};
 use crate::options::RunOptions;
-use crate::trainer::rank_of;
+use crate::trainer::{for_each_chunk, rank_of};
 use crate::weights::HostWeights;
-
-/// Images per forward pass in evaluation (no gradients, so larger than a training batch).
-const EVALUATION_BATCH: usize = crate::trainer::FORWARD_CHUNK;
 
 /// The forward pass of the resolved backend.
 enum Scorer {
@@ -86,21 +81,12 @@ pub fn evaluate(
     let classes = net.num_classes;
     let mut confusion = vec![vec![0u64; classes]; classes];
     let (mut top1_hits, mut top5_hits) = (0usize, 0usize);
-    let indices: Vec<usize> = (0..data.count).collect();
-    let mut pixels = Vec::new();
-    for chunk in indices.chunks(EVALUATION_BATCH) {
-        if options
-            .cancel
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-        {
-            return Err(MlError::Cancelled);
-        }
-        fill_batch(data, chunk, &tables, None, &mut pixels);
+    for_each_chunk(data, &tables, options.cancel, |pixels, chunk| {
         let burn_logits;
         let logits: &[f32] = match &mut scorer {
-            Scorer::Native(net, plan) => plan.run(|| net.logits(&pixels, chunk.len())),
+            Scorer::Native(net, plan) => plan.run(|| net.logits(pixels, chunk.len())),
             Scorer::Burn(network) => {
-                let input = images_tensor(pixels.clone(), chunk.len(), &geometry, &backend.device);
+                let input = images_tensor(pixels.to_vec(), chunk.len(), &geometry, &backend.device);
                 burn_logits =
                     read_back(network.forward(input, Tracking::Off, None), &backend.name)?;
                 &burn_logits
@@ -114,7 +100,8 @@ pub fn evaluate(
             let predicted = argmax(row);
             confusion[label][predicted] += 1;
         }
-    }
+        Ok(())
+    })?;
 
     let per_class_accuracy = confusion
         .iter()

@@ -6,14 +6,14 @@ use std::time::Instant;
 use crate::backend::{self, ResolvedBackend};
 use crate::burn_trainer::BurnTrainer;
 use crate::config::{NetConfig, TrainConfig, LAYER_COUNT};
-use crate::data::{fill_batch, Augmentation, ImageSet, Normalization};
+use crate::data::{Augmentation, ImageSet, Normalization};
 use crate::error::MlError;
 use crate::native::NativeTrainer;
 use crate::options::{Numerics, RunOptions, TrainProgress};
 use crate::rng::{Purpose, Rng};
 use crate::trainer::{
-    build_feature_cache, feature_cache_end, rank_of, Batch, BatchBuffers, BatchSource, Trainer,
-    FORWARD_CHUNK,
+    build_feature_cache, feature_cache_end, for_each_chunk, rank_of, Batch, BatchBuffers,
+    BatchSource, Trainer,
 };
 use crate::weights::{init_weights, HostWeights};
 
@@ -94,7 +94,7 @@ pub fn train(
     train_observed(net, config, data, None, transfer, options, &mut NoObserver)
 }
 
-/// `train`, scoring the net on `validation` after every epoch
+/// `train`, scoring the net on `validation` (when given) after every epoch
 /// (`TrainOutcome::epoch_validation_accuracies`).
 ///
 /// Scoring is a forward pass only: it draws nothing from the training's random streams and
@@ -103,7 +103,7 @@ pub fn train_with_validation(
     net: &NetConfig,
     config: &TrainConfig,
     data: &ImageSet,
-    validation: &ImageSet,
+    validation: Option<&ImageSet>,
     transfer: Option<Transfer<'_>>,
     options: &RunOptions<'_>,
 ) -> Result<TrainOutcome, MlError> {
@@ -111,7 +111,7 @@ pub fn train_with_validation(
         net,
         config,
         data,
-        Some(validation),
+        validation,
         transfer,
         options,
         &mut NoObserver,
@@ -360,25 +360,18 @@ fn top1_of(
     num_classes: usize,
     options: &RunOptions<'_>,
 ) -> Result<f64, MlError> {
-    let indices: Vec<usize> = (0..data.count).collect();
-    let (mut pixels, mut logits, mut hits) = (Vec::new(), Vec::new(), 0usize);
-    for chunk in indices.chunks(FORWARD_CHUNK) {
-        if options
-            .cancel
-            .is_some_and(|flag| flag.load(Ordering::Relaxed))
-        {
-            return Err(MlError::Cancelled);
-        }
-        fill_batch(data, chunk, tables, None, &mut pixels);
+    let (mut logits, mut hits) = (Vec::new(), 0usize);
+    for_each_chunk(data, tables, options.cancel, |pixels, chunk| {
         logits.clear();
-        trainer.forward_to(&pixels, chunk.len(), LAYER_COUNT, &mut logits)?;
+        trainer.forward_to(pixels, chunk.len(), LAYER_COUNT, &mut logits)?;
         hits += logits
             .chunks_exact(num_classes)
             .zip(chunk)
             .filter(|(row, &index)| rank_of(row, data.labels[index] as usize) == 0)
             .count();
-    }
-    Ok(hits as f64 / data.count.max(1) as f64)
+        Ok(())
+    })?;
+    Ok(hits as f64 / data.count as f64)
 }
 
 /// Where a training starts: every layer's values (copied or fresh), the input normalisation

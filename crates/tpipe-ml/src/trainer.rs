@@ -327,6 +327,22 @@ pub(crate) fn build_feature_cache(
         return Ok(None);
     }
     let mut values = Vec::with_capacity(data.count * item_len);
+    for_each_chunk(data, tables, cancel, |pixels, chunk| {
+        trainer.forward_to(pixels, chunk.len(), end, &mut values)
+    })?;
+    Ok(Some(FeatureCache { end, values }))
+}
+
+/// Hands every image of `data`, in order, to `forward` in chunks of `FORWARD_CHUNK`: the
+/// chunk's normalised pixels (no augmentation) and the indices of its images. Stops with
+/// `MlError::Cancelled` between chunks once `cancel` is set. The one loop of every forward-only
+/// pass: the feature cache, validation scoring, evaluation.
+pub(crate) fn for_each_chunk(
+    data: &ImageSet,
+    tables: &[[f32; 256]],
+    cancel: Option<&AtomicBool>,
+    mut forward: impl FnMut(&[f32], &[usize]) -> Result<(), MlError>,
+) -> Result<(), MlError> {
     let indices: Vec<usize> = (0..data.count).collect();
     let mut pixels = Vec::new();
     for chunk in indices.chunks(FORWARD_CHUNK) {
@@ -334,7 +350,7 @@ pub(crate) fn build_feature_cache(
             return Err(MlError::Cancelled);
         }
         fill_batch(data, chunk, tables, None, &mut pixels);
-        trainer.forward_to(&pixels, chunk.len(), end, &mut values)?;
+        forward(&pixels, chunk)?;
     }
-    Ok(Some(FeatureCache { end, values }))
+    Ok(())
 }

@@ -376,7 +376,7 @@ fn validation_accuracy_per_epoch_leaves_the_training_unchanged() {
             let config = quick_config(4);
             let plain = train(&net, &config, &data, transfer, options).unwrap();
             let scored =
-                train_with_validation(&net, &config, &data, &validation, transfer, options)
+                train_with_validation(&net, &config, &data, Some(&validation), transfer, options)
                     .unwrap();
             let case = format!("{:?}, transfer {}", options.backend, transfer.is_some());
             assert!(plain.weights == scored.weights, "{case}: weights differ");
@@ -403,8 +403,8 @@ fn a_validation_set_of_another_shape_is_refused_before_training() {
     let net = tiny_net(1);
     let data = quadrant_images(32, 1, 3, 250);
     let colour = quadrant_images(8, 3, 3, 250);
-    let error =
-        train_with_validation(&net, &quick_config(1), &data, &colour, None, &flex()).unwrap_err();
+    let error = train_with_validation(&net, &quick_config(1), &data, Some(&colour), None, &flex())
+        .unwrap_err();
     assert!(
         matches!(&error, MlError::InvalidData(problem) if problem.starts_with("the validation images")),
         "{error:?}"
